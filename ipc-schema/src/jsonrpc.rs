@@ -1,0 +1,160 @@
+//! The JSON-RPC 2.0 envelope.
+//!
+//! Requests are parsed in two steps: first this envelope, then the params
+//! against the method named in it (see [`crate::methods`]). That way an
+//! unknown method and a malformed params object get distinct, precise errors
+//! instead of one opaque "could not deserialize".
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ErrorCode, RpcError};
+
+/// A request id: a number or a string, echoed back in the response.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Id {
+    /// A numeric id.
+    Num(i64),
+    /// A string id.
+    Str(String),
+}
+
+/// A request as received, before its params are checked.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Request {
+    /// Always `"2.0"`.
+    pub jsonrpc: String,
+    /// Echoed in the response. Notifications (no id) are not used by this
+    /// protocol and are answered with `bad_request`.
+    #[serde(default)]
+    pub id: Option<Id>,
+    /// The method name, for example `token.get`.
+    pub method: String,
+    /// The method's params object; absent means `{}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+}
+
+/// A response: exactly one of `result` or `error` is present.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Response {
+    /// Always `"2.0"`.
+    pub jsonrpc: String,
+    /// The request's id, or `null` when the request could not be read.
+    pub id: Option<Id>,
+    /// The method's result on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The error on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcError>,
+}
+
+impl Response {
+    /// A success response.
+    pub fn ok(id: Option<Id>, result: Value) -> Self {
+        Self {
+            jsonrpc: "2.0".into(),
+            id,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    /// An error response.
+    pub fn err(id: Option<Id>, error: RpcError) -> Self {
+        Self {
+            jsonrpc: "2.0".into(),
+            id,
+            result: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// Parses one frame into a request, or the error response to send back.
+///
+/// The id is recovered where possible so that even a bad request is answered
+/// on the right id.
+pub fn parse_request(frame: &[u8]) -> Result<Request, Box<Response>> {
+    let value: Value = serde_json::from_slice(frame).map_err(|e| {
+        Box::new(Response::err(
+            None,
+            RpcError::new(
+                ErrorCode::ParseError,
+                format!("frame is not valid JSON: {e}; send one UTF-8 JSON object per line"),
+            ),
+        ))
+    })?;
+    let id = value
+        .get("id")
+        .and_then(|v| serde_json::from_value::<Id>(v.clone()).ok());
+    let bad = |why: String| {
+        Box::new(Response::err(
+            id.clone(),
+            RpcError::new(ErrorCode::BadRequest, why),
+        ))
+    };
+    let req: Request = serde_json::from_value(value)
+        .map_err(|e| bad(format!("not a JSON-RPC 2.0 request: {e}")))?;
+    if req.jsonrpc != "2.0" {
+        return Err(bad(format!(
+            "\"jsonrpc\" must be \"2.0\", got {:?}",
+            req.jsonrpc
+        )));
+    }
+    if req.id.is_none() {
+        return Err(bad(
+            "every request needs an \"id\"; notifications are not supported".into(),
+        ));
+    }
+    if let Some(p) = &req.params {
+        if !p.is_object() {
+            return Err(bad("\"params\" must be an object".into()));
+        }
+    }
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_name(r: Result<Request, Box<Response>>) -> (Option<Id>, String) {
+        let resp = r.expect_err("should fail");
+        let e = resp.error.expect("has error");
+        (resp.id, e.name().to_owned())
+    }
+
+    #[test]
+    fn accepts_a_well_formed_request() {
+        let r = parse_request(br#"{"jsonrpc":"2.0","id":7,"method":"whoami"}"#).expect("ok");
+        assert_eq!(r.id, Some(Id::Num(7)));
+        assert_eq!(r.method, "whoami");
+    }
+
+    #[test]
+    fn rejects_garbage_with_precise_codes() {
+        assert_eq!(err_name(parse_request(b"{nope")).1, "parse_error");
+        assert_eq!(err_name(parse_request(&[0xff, 0xfe, b'{'])).1, "parse_error");
+        let (id, name) = err_name(parse_request(br#"{"jsonrpc":"1.0","id":"a","method":"x"}"#));
+        assert_eq!((id, name.as_str()), (Some(Id::Str("a".into())), "bad_request"));
+        assert_eq!(
+            err_name(parse_request(br#"{"jsonrpc":"2.0","method":"x"}"#)).1,
+            "bad_request"
+        );
+        assert_eq!(
+            err_name(parse_request(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#)).1,
+            "bad_request"
+        );
+        assert_eq!(err_name(parse_request(b"[]")).1, "bad_request");
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(err_name(parse_request(deep.as_bytes())).1, "parse_error");
+    }
+}

@@ -1,0 +1,38 @@
+//! The Valet Key agent protocol: the one place that defines what crosses the
+//! agent socket.
+//!
+//! Both sides (the daemon in `src-daemon` and every Rust client) link this
+//! crate, so the wire format, the frame cap, the protocol version, the error
+//! codes and the default socket path cannot drift apart. Agents written in
+//! other languages use `PROTOCOL.md` and the JSON Schema in `schema/`, which a
+//! test regenerates from these types and compares on every run.
+//!
+//! * [`codec`]: newline-delimited frames with a hard size cap.
+//! * [`jsonrpc`]: the JSON-RPC 2.0 envelope.
+//! * [`error`]: stable, named error codes agents can branch on.
+//! * [`methods`]: one type per method with its params and result.
+//! * [`paths`]: where the socket lives.
+//! * [`client`]: an async client for Rust agents.
+//! * [`schema`]: the JSON Schema generator.
+
+pub mod client;
+pub mod codec;
+pub mod error;
+pub mod jsonrpc;
+pub mod methods;
+pub mod paths;
+pub mod schema;
+pub mod secret;
+
+/// The protocol version spoken by this build. `hello` must carry exactly this
+/// number; a change to the wire format that an old client cannot understand
+/// bumps it. It is never derived from crate versions.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side accepts, in bytes, counting the terminating
+/// newline. A peer that sends more gets `frame_too_large` and is disconnected.
+pub const MAX_FRAME_LEN: usize = 64 * 1024;
+
+pub use client::{Client, ClientError};
+pub use error::{ErrorCode, RpcError};
+pub use secret::AccessToken;

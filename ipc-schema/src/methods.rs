@@ -1,0 +1,291 @@
+//! One type per method, each naming its params and result.
+//!
+//! A method is a zero-sized marker implementing [`Method`]; the client calls
+//! `client.call::<TokenGet>(params)` and gets the matching result type back,
+//! and the daemon's dispatcher matches on [`Method::NAME`]. Adding a method
+//! means adding a marker here, a handler in the daemon, and regenerating the
+//! schema (a test fails until you do).
+
+use schemars::JsonSchema;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::secret::AccessToken;
+
+/// A protocol method: its wire name and its params and result types.
+pub trait Method {
+    /// The wire name, for example `token.get`.
+    const NAME: &'static str;
+    /// The `params` object.
+    type Params: Serialize + DeserializeOwned + JsonSchema;
+    /// The `result` object.
+    type Result: Serialize + DeserializeOwned + JsonSchema;
+}
+
+/// How an agent describes itself in `hello`. Shown to the user next to the
+/// facts the daemon attested, never trusted on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentInfo {
+    /// A short stable name, 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
+    pub name: String,
+    /// The agent's own version string (free text, at most 64 characters).
+    #[serde(default)]
+    pub version: String,
+    /// Why it wants access, for a person to read (at most 256 characters).
+    #[serde(default)]
+    pub purpose: String,
+}
+
+impl AgentInfo {
+    /// Checks the limits above; the error says what to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = &self.name;
+        if n.is_empty() || n.len() > 64 {
+            return Err(format!("agent.name must be 1 to 64 characters, got {}", n.len()));
+        }
+        if !n
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(format!(
+                "agent.name {n:?} may only use letters, digits, '.', '_' and '-'"
+            ));
+        }
+        if self.version.chars().count() > 64 {
+            return Err("agent.version must be at most 64 characters".into());
+        }
+        if self.purpose.chars().count() > 256 {
+            return Err("agent.purpose must be at most 256 characters".into());
+        }
+        if self.purpose.chars().chain(self.version.chars()).any(char::is_control) {
+            return Err("agent.version and agent.purpose may not hold control characters".into());
+        }
+        Ok(())
+    }
+}
+
+/// Checks a list of OAuth scopes (RFC 6749 §3.3 scope-tokens, 1 to 32 of them).
+pub fn validate_scopes(scopes: &[String]) -> Result<(), String> {
+    if scopes.is_empty() || scopes.len() > 32 {
+        return Err(format!("scopes must list 1 to 32 scopes, got {}", scopes.len()));
+    }
+    for s in scopes {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !ok {
+            return Err(format!("{s:?} is not a valid OAuth scope (RFC 6749 §3.3)"));
+        }
+    }
+    Ok(())
+}
+
+/// What the daemon learned about the calling process from the socket and
+/// `/proc`, not from anything the process said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PeerIdentity {
+    /// The peer's effective uid (always the daemon's own uid).
+    pub uid: u32,
+    /// The peer's pid at connect time.
+    pub pid: u32,
+    /// The resolved path of the peer's executable.
+    pub exe: String,
+    /// Lowercase hex SHA-256 of that executable.
+    pub sha256: String,
+    /// The process start time in clock ticks since boot (`/proc/PID/stat`
+    /// field 22); with `pid` it names the process uniquely.
+    pub start_time: u64,
+    /// The parent chain, nearest first, up to 8 levels.
+    pub parents: Vec<ProcessInfo>,
+}
+
+/// One ancestor of the peer process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProcessInfo {
+    /// Its pid.
+    pub pid: u32,
+    /// Its executable path, when readable.
+    pub exe: Option<String>,
+}
+
+/// `hello`: must be the first call on every connection.
+pub struct Hello;
+
+/// Params of `hello`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HelloParams {
+    /// Must equal the daemon's protocol version (currently 1).
+    pub protocol: u32,
+    /// The agent's self-description.
+    pub agent: AgentInfo,
+}
+
+/// Result of `hello`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HelloResult {
+    /// The protocol version the daemon speaks.
+    pub protocol: u32,
+    /// The daemon's version, for diagnostics.
+    pub daemon_version: String,
+    /// The registry id of this agent (stable across connections).
+    pub agent_id: i64,
+    /// What the daemon attested about the caller.
+    pub identity: PeerIdentity,
+}
+
+impl Method for Hello {
+    const NAME: &'static str = "hello";
+    type Params = HelloParams;
+    type Result = HelloResult;
+}
+
+/// `token.get`: a short-lived access token for exactly the asked scopes.
+pub struct TokenGet;
+
+/// Params of `token.get`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TokenGetParams {
+    /// A configured provider name (see `providers.list`).
+    pub provider: String,
+    /// The scopes wanted; the token carries exactly these.
+    pub scopes: Vec<String>,
+    /// An RFC 8707 resource indicator; defaults to the provider's configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+/// Result of `token.get`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TokenGetResult {
+    /// The access token. Use it, never log it.
+    pub access_token: AccessToken,
+    /// Usually `Bearer`.
+    pub token_type: String,
+    /// Unix time (seconds) after which the token is invalid.
+    pub expires_at: u64,
+    /// The scopes the token carries.
+    pub scopes: Vec<String>,
+    /// The resource the token is for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The provider that issued it.
+    pub provider: String,
+}
+
+impl Method for TokenGet {
+    const NAME: &'static str = "token.get";
+    type Params = TokenGetParams;
+    type Result = TokenGetResult;
+}
+
+/// `providers.list`: the configured providers and their login state.
+pub struct ProvidersList;
+
+/// Params of `providers.list` and `whoami` (none).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// Result of `providers.list`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ProvidersListResult {
+    /// One entry per configured provider.
+    pub providers: Vec<ProviderSummary>,
+}
+
+/// A provider as agents see it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ProviderSummary {
+    /// The name to pass to `token.get`.
+    pub name: String,
+    /// The issuer URL.
+    pub issuer: String,
+    /// Whether a refresh token is stored for it.
+    pub logged_in: bool,
+    /// Whether the user must run `valetkey login NAME` again.
+    pub login_required: bool,
+    /// Scopes the config allows agents to ask for.
+    pub allowed_scopes: Vec<String>,
+    /// Whether the provider can issue a narrower token on refresh.
+    pub narrows_on_refresh: bool,
+}
+
+impl Method for ProvidersList {
+    const NAME: &'static str = "providers.list";
+    type Params = NoParams;
+    type Result = ProvidersListResult;
+}
+
+/// `whoami`: who the daemon thinks the caller is, and its grants.
+pub struct Whoami;
+
+/// Result of `whoami`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct WhoamiResult {
+    /// The registry id.
+    pub agent_id: i64,
+    /// What the agent said in `hello`.
+    pub agent: AgentInfo,
+    /// What the daemon attested.
+    pub identity: PeerIdentity,
+    /// The agent's grants that match its current binary.
+    pub grants: Vec<GrantSummary>,
+}
+
+/// A standing grant as the agent sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct GrantSummary {
+    /// The provider.
+    pub provider: String,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+    /// Unix time the grant ends, or absent for "until revoked".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+}
+
+impl Method for Whoami {
+    const NAME: &'static str = "whoami";
+    type Params = NoParams;
+    type Result = WhoamiResult;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(name: &str) -> AgentInfo {
+        AgentInfo {
+            name: name.into(),
+            version: "1".into(),
+            purpose: "test".into(),
+        }
+    }
+
+    #[test]
+    fn agent_names_are_checked() {
+        assert!(agent("code-bot_2.x").validate().is_ok());
+        assert!(agent("").validate().is_err());
+        assert!(agent("has space").validate().is_err());
+        assert!(agent(&"a".repeat(65)).validate().is_err());
+        let mut a = agent("ok");
+        a.purpose = "line\nbreak".into();
+        assert!(a.validate().is_err());
+    }
+
+    #[test]
+    fn scopes_follow_rfc6749() {
+        assert!(validate_scopes(&["repo:read".into(), "openid".into()]).is_ok());
+        assert!(validate_scopes(&[]).is_err());
+        assert!(validate_scopes(&["two words".into()]).is_err());
+        assert!(validate_scopes(&["quote\"".into()]).is_err());
+        assert!(validate_scopes(&vec!["a".to_string(); 33]).is_err());
+    }
+
+    #[test]
+    fn no_params_rejects_unknown_fields() {
+        assert!(serde_json::from_str::<NoParams>("{}").is_ok());
+        assert!(serde_json::from_str::<NoParams>(r#"{"x":1}"#).is_err());
+    }
+}

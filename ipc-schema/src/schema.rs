@@ -1,0 +1,93 @@
+//! Generates the JSON Schema of the agent protocol from the Rust types.
+//!
+//! The committed copy lives at `ipc-schema/schema/agent-protocol.json`; the
+//! test below regenerates it and fails when the two differ, so the document
+//! other-language clients read can never drift from the code.
+
+use schemars::{generate::SchemaSettings, JsonSchema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+use crate::error::{ErrorCode, RpcError};
+use crate::jsonrpc::{Request, Response};
+use crate::methods::{Hello, Method, ProvidersList, TokenGet, Whoami};
+use crate::{MAX_FRAME_LEN, PROTOCOL_VERSION};
+
+fn method_entry<M: Method>(gen: &mut SchemaGenerator, methods: &mut Map<String, Value>) {
+    let params = gen.subschema_for::<M::Params>();
+    let result = gen.subschema_for::<M::Result>();
+    methods.insert(
+        M::NAME.to_owned(),
+        json!({ "params": params, "result": result }),
+    );
+}
+
+fn defs_of<T: JsonSchema>(gen: &mut SchemaGenerator) -> Value {
+    gen.subschema_for::<T>().to_value()
+}
+
+/// The whole protocol as one JSON document (pretty-printed, stable order).
+pub fn agent_protocol_schema() -> String {
+    let mut gen = SchemaSettings::draft2020_12().into_generator();
+    let mut methods = Map::new();
+    method_entry::<Hello>(&mut gen, &mut methods);
+    method_entry::<TokenGet>(&mut gen, &mut methods);
+    method_entry::<ProvidersList>(&mut gen, &mut methods);
+    method_entry::<Whoami>(&mut gen, &mut methods);
+    let request = defs_of::<Request>(&mut gen);
+    let response = defs_of::<Response>(&mut gen);
+    let error = defs_of::<RpcError>(&mut gen);
+    let errors: Vec<Value> = ErrorCode::ALL
+        .iter()
+        .map(|c| json!({"code": c.code(), "name": c.name(), "description": c.description()}))
+        .collect();
+    let doc = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://valetkey.invalid/schema/agent-protocol.json",
+        "title": "Valet Key agent protocol",
+        "description": "JSON-RPC 2.0 over a Unix socket, one JSON object per line. See PROTOCOL.md.",
+        "x-protocol-version": PROTOCOL_VERSION,
+        "x-max-frame-bytes": MAX_FRAME_LEN,
+        "x-request": request,
+        "x-response": response,
+        "x-error-object": error,
+        "x-methods": methods,
+        "x-errors": errors,
+        "$defs": gen.take_definitions(true),
+    });
+    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_schema_matches_the_types() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/agent-protocol.json");
+        let fresh = agent_protocol_schema();
+        if std::env::var_os("VALETKEY_BLESS").is_some() {
+            std::fs::write(path, &fresh).expect("write schema");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "ipc-schema/schema/agent-protocol.json is out of date with the Rust types.\n\
+             Regenerate it with: VALETKEY_BLESS=1 cargo test -p valetkey-ipc schema"
+        );
+    }
+
+    #[test]
+    fn schema_names_every_method_and_error() {
+        let v: Value = serde_json::from_str(&agent_protocol_schema()).expect("valid JSON");
+        for m in ["hello", "token.get", "providers.list", "whoami"] {
+            assert!(v["x-methods"][m]["params"].is_object(), "{m} params");
+        }
+        assert_eq!(
+            v["x-errors"].as_array().map(Vec::len),
+            Some(ErrorCode::ALL.len())
+        );
+        assert!(v["$defs"]["TokenGetParams"]["properties"]["scopes"].is_object());
+    }
+}
