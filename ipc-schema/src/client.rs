@@ -124,7 +124,8 @@ impl Client {
     pub async fn call_raw(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        let req = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let req =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         self.send_frame(Bytes::from(req.to_string())).await?;
         let resp = self.recv_response().await?;
         if resp.id != Some(Id::Num(id)) {

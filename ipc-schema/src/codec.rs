@@ -143,10 +143,16 @@ mod tests {
     #[test]
     fn frame_of_exactly_the_cap_passes_and_one_more_byte_fails() {
         let mut c = FrameCodec::new(8);
-        assert_eq!(decode_all(&mut c, b"1234567\n"), vec![Ok(b"1234567".to_vec())]);
+        assert_eq!(
+            decode_all(&mut c, b"1234567\n"),
+            vec![Ok(b"1234567".to_vec())]
+        );
         let mut c = FrameCodec::new(8);
         let got = decode_all(&mut c, b"12345678\n");
-        assert!(matches!(&got[..], [Err(e)] if e.contains("8-byte")), "{got:?}");
+        assert!(
+            matches!(&got[..], [Err(e)] if e.contains("8-byte")),
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -186,7 +192,8 @@ mod tests {
     fn encoder_refuses_frames_over_the_cap() {
         let mut c = FrameCodec::new(4);
         let mut dst = BytesMut::new();
-        c.encode(Bytes::from_static(b"abc"), &mut dst).expect("fits");
+        c.encode(Bytes::from_static(b"abc"), &mut dst)
+            .expect("fits");
         assert_eq!(&dst[..], b"abc\n");
         assert!(c.encode(Bytes::from_static(b"abcd"), &mut dst).is_err());
     }

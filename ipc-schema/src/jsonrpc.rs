@@ -138,15 +138,24 @@ mod tests {
     #[test]
     fn rejects_garbage_with_precise_codes() {
         assert_eq!(err_name(parse_request(b"{nope")).1, "parse_error");
-        assert_eq!(err_name(parse_request(&[0xff, 0xfe, b'{'])).1, "parse_error");
+        assert_eq!(
+            err_name(parse_request(&[0xff, 0xfe, b'{'])).1,
+            "parse_error"
+        );
         let (id, name) = err_name(parse_request(br#"{"jsonrpc":"1.0","id":"a","method":"x"}"#));
-        assert_eq!((id, name.as_str()), (Some(Id::Str("a".into())), "bad_request"));
+        assert_eq!(
+            (id, name.as_str()),
+            (Some(Id::Str("a".into())), "bad_request")
+        );
         assert_eq!(
             err_name(parse_request(br#"{"jsonrpc":"2.0","method":"x"}"#)).1,
             "bad_request"
         );
         assert_eq!(
-            err_name(parse_request(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#)).1,
+            err_name(parse_request(
+                br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#
+            ))
+            .1,
             "bad_request"
         );
         assert_eq!(err_name(parse_request(b"[]")).1, "bad_request");

@@ -40,7 +40,10 @@ impl AgentInfo {
     pub fn validate(&self) -> Result<(), String> {
         let n = &self.name;
         if n.is_empty() || n.len() > 64 {
-            return Err(format!("agent.name must be 1 to 64 characters, got {}", n.len()));
+            return Err(format!(
+                "agent.name must be 1 to 64 characters, got {}",
+                n.len()
+            ));
         }
         if !n
             .bytes()
@@ -56,7 +59,12 @@ impl AgentInfo {
         if self.purpose.chars().count() > 256 {
             return Err("agent.purpose must be at most 256 characters".into());
         }
-        if self.purpose.chars().chain(self.version.chars()).any(char::is_control) {
+        if self
+            .purpose
+            .chars()
+            .chain(self.version.chars())
+            .any(char::is_control)
+        {
             return Err("agent.version and agent.purpose may not hold control characters".into());
         }
         Ok(())
@@ -66,13 +74,15 @@ impl AgentInfo {
 /// Checks a list of OAuth scopes (RFC 6749 §3.3 scope-tokens, 1 to 32 of them).
 pub fn validate_scopes(scopes: &[String]) -> Result<(), String> {
     if scopes.is_empty() || scopes.len() > 32 {
-        return Err(format!("scopes must list 1 to 32 scopes, got {}", scopes.len()));
+        return Err(format!(
+            "scopes must list 1 to 32 scopes, got {}",
+            scopes.len()
+        ));
     }
     for s in scopes {
         let ok = !s.is_empty()
             && s.len() <= 128
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
         if !ok {
             return Err(format!("{s:?} is not a valid OAuth scope (RFC 6749 §3.3)"));

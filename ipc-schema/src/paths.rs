@@ -14,10 +14,7 @@ pub const SOCKET_ENV: &str = "VALETKEY_SOCKET";
 pub fn runtime_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("valetkey"),
-        _ => std::env::temp_dir().join(format!(
-            "valetkey-{}",
-            rustix::process::getuid().as_raw()
-        )),
+        _ => std::env::temp_dir().join(format!("valetkey-{}", rustix::process::getuid().as_raw())),
     }
 }
 

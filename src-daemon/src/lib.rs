@@ -1,1 +1,29 @@
+//! Valet Key: a local credential broker for AI agents.
+//!
+//! `valetkeyd` keeps OAuth refresh tokens in the OS keychain and hands each
+//! agent a short-lived, down-scoped access token over a local socket. The
+//! modules follow a request's path:
+//!
+//! * [`server`]: the socket, peer credentials, framing, dispatch;
+//! * [`attest`]: who the peer process is (exe, hash, start time, parents);
+//! * [`handlers`]: one per protocol method;
+//! * [`store`]: providers' login state, the agent registry, grants (SQLite);
+//! * [`tokens`]: the access-token cache and single-flight refresh;
+//! * [`oauth`]: discovery, refresh, login, revocation against providers;
+//! * [`keychain`]: refresh tokens and client secrets in the Secret Service;
+//! * [`config`], [`dirs`]: where things are and how providers are set up;
+//! * [`cli`]: the `valetkey` command.
 
+pub mod attest;
+pub mod cli;
+pub mod config;
+pub mod dirs;
+pub mod error;
+pub mod handlers;
+pub mod keychain;
+pub mod oauth;
+pub mod secret;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod tokens;

@@ -1,1 +1,80 @@
-fn main(){}
+//! `valetkeyd`: the Valet Key daemon.
+//!
+//! Binds the agent socket, then serves until SIGTERM or SIGINT. The socket is
+//! ready (and "ready" is logged) before the first accept, so a supervisor or
+//! test can connect as soon as it sees that line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
+
+use valetkey::config::Config;
+use valetkey::state::State;
+use valetkey::store::Store;
+
+/// valetkeyd: hands local AI agents short-lived, down-scoped OAuth tokens.
+#[derive(Debug, Parser)]
+#[command(name = "valetkeyd", version, about)]
+struct Args {
+    /// The agent socket [env: VALETKEY_SOCKET; default: $XDG_RUNTIME_DIR/valetkey/agent.sock].
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// The config file [default: $XDG_CONFIG_HOME/valetkey/config.toml].
+    #[arg(long, env = "VALETKEY_CONFIG")]
+    config: Option<PathBuf>,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let default = match args.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config_path = args
+        .config
+        .unwrap_or_else(|| valetkey::dirs::config_dir().join("config.toml"));
+    let config = Config::load(&config_path)?;
+    let socket = args
+        .socket
+        .or_else(|| std::env::var_os(valetkey_ipc::paths::SOCKET_ENV).map(PathBuf::from))
+        .or_else(|| config.socket.clone())
+        .unwrap_or_else(valetkey_ipc::paths::agent_socket_path);
+    let db = valetkey::dirs::db_path();
+    let store = Store::open(&db)?;
+    let providers = config.providers.len();
+    let daemon = State::new(config, store);
+    let listener = valetkey::server::listener::bind(&socket)?;
+    tracing::info!(socket = %socket.display(), db = %db.display(), config = %config_path.display(), providers, "ready");
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    valetkey::server::run(daemon, listener, shutdown).await;
+    tracing::info!("stopped");
+    Ok(())
+}

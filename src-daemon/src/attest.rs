@@ -1,0 +1,228 @@
+//! Who is on the other end of the socket, from the kernel's point of view.
+//!
+//! The peer's uid and pid come from `SO_PEERCRED`; everything else is read
+//! from `/proc/PID`: the executable (path and SHA-256 of the file the process
+//! is actually running, via `/proc/PID/exe`), the start time (so a recycled
+//! pid is not mistaken for the original process), and the parent chain. The
+//! start time is read before and after the hash; if it changed, the pid was
+//! reused while we looked and the peer is refused.
+//!
+//! Hashes are cached by (device, inode, size, mtime, ctime), so an agent
+//! reconnecting does not re-hash its binary. Linux only; other platforms get
+//! a clear error from this one module (the place to port).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use valetkey_ipc::methods::{PeerIdentity, ProcessInfo};
+
+/// Largest executable that is hashed (bigger ones are refused).
+pub const MAX_EXE_BYTES: u64 = 512 * 1024 * 1024;
+/// How many ancestors are recorded.
+pub const MAX_PARENTS: usize = 8;
+
+/// Why a peer could not be attested.
+#[derive(Debug, thiserror::Error)]
+pub enum AttestError {
+    /// The process is gone or `/proc` is unreadable.
+    #[error("cannot inspect process {pid}: {why}")]
+    Unreadable {
+        /// The pid.
+        pid: u32,
+        /// What failed.
+        why: String,
+    },
+    /// The pid now names a different process.
+    #[error("process {0} was replaced while being attested (pid reuse); reconnect")]
+    PidReused(u32),
+    /// The executable is larger than [`MAX_EXE_BYTES`].
+    #[error("executable of process {0} is larger than 512 MiB; refusing to hash it")]
+    TooLarge(u32),
+    /// No `/proc` on this platform.
+    #[error("process attestation is not implemented on this platform")]
+    Unsupported,
+}
+
+type FileKey = (u64, u64, u64, i64, i64);
+
+/// Attests peers; holds the hash cache.
+#[derive(Default)]
+pub struct Attestor {
+    hashes: Mutex<HashMap<FileKey, String>>,
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+
+    pub(super) struct Stat {
+        pub ppid: u32,
+        pub start_time: u64,
+    }
+
+    pub(super) fn read_stat(pid: u32) -> Result<Stat, AttestError> {
+        let unreadable = |why: String| AttestError::Unreadable { pid, why };
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_err(|e| unreadable(e.to_string()))?;
+        // `comm` may hold spaces and parens; fields resume after the last ')'.
+        let rest = text
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .ok_or_else(|| unreadable("malformed stat".into()))?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .ok_or_else(|| unreadable("malformed stat".into()))
+        };
+        // fields[0] is field 3 (state): ppid is field 4, starttime field 22.
+        Ok(Stat {
+            ppid: field(1)? as u32,
+            start_time: field(19)?,
+        })
+    }
+
+    pub(super) fn exe_path(pid: u32) -> Option<String> {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    pub(super) fn hash_exe(a: &Attestor, pid: u32) -> Result<String, AttestError> {
+        let unreadable = |why: String| AttestError::Unreadable { pid, why };
+        let mut file = std::fs::File::open(format!("/proc/{pid}/exe"))
+            .map_err(|e| unreadable(format!("executable: {e}")))?;
+        let m = file.metadata().map_err(|e| unreadable(e.to_string()))?;
+        if m.len() > MAX_EXE_BYTES {
+            return Err(AttestError::TooLarge(pid));
+        }
+        let key = (m.dev(), m.ino(), m.size(), m.mtime(), m.ctime());
+        if let Some(h) = a.hashes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(h.clone());
+        }
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = file.read(&mut buf).map_err(|e| unreadable(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > MAX_EXE_BYTES {
+                return Err(AttestError::TooLarge(pid));
+            }
+            ctx.update(&buf[..n]);
+        }
+        let hex = hex(ctx.finish().as_ref());
+        a.hashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, hex.clone());
+        Ok(hex)
+    }
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Attestor {
+    /// Attests process `pid` running as `uid`. Blocking (reads `/proc`,
+    /// may hash a file): call from a blocking thread.
+    #[cfg(target_os = "linux")]
+    pub fn attest(&self, pid: u32, uid: u32) -> Result<PeerIdentity, AttestError> {
+        let before = linux::read_stat(pid)?;
+        let exe = linux::exe_path(pid).ok_or_else(|| AttestError::Unreadable {
+            pid,
+            why: "executable path unreadable".into(),
+        })?;
+        let sha256 = linux::hash_exe(self, pid)?;
+        let after = linux::read_stat(pid)?;
+        if after.start_time != before.start_time {
+            return Err(AttestError::PidReused(pid));
+        }
+        let mut parents = Vec::new();
+        let mut next = before.ppid;
+        while next != 0 && parents.len() < MAX_PARENTS {
+            parents.push(ProcessInfo {
+                pid: next,
+                exe: linux::exe_path(next),
+            });
+            next = match linux::read_stat(next) {
+                Ok(s) => s.ppid,
+                Err(_) => 0,
+            };
+        }
+        Ok(PeerIdentity {
+            uid,
+            pid,
+            exe,
+            sha256,
+            start_time: before.start_time,
+            parents,
+        })
+    }
+
+    /// Whether `pid` still names the process that started at `start_time`.
+    #[cfg(target_os = "linux")]
+    pub fn still_same(pid: u32, start_time: u64) -> bool {
+        linux::read_stat(pid).is_ok_and(|s| s.start_time == start_time)
+    }
+
+    /// Attestation is Linux-only for now.
+    #[cfg(not(target_os = "linux"))]
+    pub fn attest(&self, _pid: u32, _uid: u32) -> Result<PeerIdentity, AttestError> {
+        Err(AttestError::Unsupported)
+    }
+
+    /// Attestation is Linux-only for now.
+    #[cfg(not(target_os = "linux"))]
+    pub fn still_same(_pid: u32, _start_time: u64) -> bool {
+        false
+    }
+}
+
+/// SHA-256 of a file, hex (for `valetkey grant add --binary`).
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    let bytes = std::fs::read(path)?;
+    Ok(hex(
+        ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()
+    ))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attests_this_test_process() {
+        let a = Attestor::default();
+        let me = std::process::id();
+        let uid = rustix::process::getuid().as_raw();
+        let id = a.attest(me, uid).expect("attest self");
+        let exe = std::env::current_exe().expect("exe");
+        assert_eq!(id.exe, exe.to_string_lossy());
+        assert_eq!(id.sha256, sha256_file(&exe).expect("hash"));
+        assert!(!id.parents.is_empty());
+        assert!(Attestor::still_same(me, id.start_time));
+        assert!(!Attestor::still_same(me, id.start_time + 1));
+        // Second call hits the cache and agrees.
+        assert_eq!(a.attest(me, uid).expect("again").sha256, id.sha256);
+    }
+
+    #[test]
+    fn a_dead_pid_is_unreadable() {
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = child.id();
+        child.wait().expect("wait");
+        assert!(matches!(
+            Attestor::default().attest(pid, 0),
+            Err(AttestError::Unreadable { .. })
+        ));
+    }
+}

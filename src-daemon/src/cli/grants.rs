@@ -1,0 +1,206 @@
+//! `valetkey grant`, `agents`, `providers`: the registry and grants, read
+//! and written straight in the state database (WAL lets the daemon run
+//! meanwhile; it reads grants on every request, so changes apply at once).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::{when, Cli, Failure};
+use crate::store::{NewGrant, Store};
+
+/// `valetkey grant …`.
+#[derive(Debug, Subcommand)]
+pub enum GrantCmd {
+    /// Allow an agent scopes on a provider (binds to the agent's binary).
+    Add {
+        /// Agent name (as it says in hello).
+        agent: String,
+        /// Provider name.
+        provider: String,
+        /// Scopes to grant.
+        #[arg(required = true)]
+        scopes: Vec<String>,
+        /// How long the grant lasts (e.g. 15m, 1h, 8h); default: until revoked.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+        /// Bind to this executable instead of the one the agent last ran as.
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
+    /// List grants.
+    List {
+        /// Only this agent's.
+        agent: Option<String>,
+        /// Include expired grants.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke an agent's grants (one provider, or all).
+    Revoke {
+        /// Agent name.
+        agent: String,
+        /// Provider name (default: every provider).
+        provider: Option<String>,
+    },
+}
+
+fn store() -> Result<Store, Failure> {
+    Ok(Store::open(&crate::dirs::db_path())?)
+}
+
+/// Runs a grant subcommand.
+pub fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
+    let s = store()?;
+    match cmd {
+        GrantCmd::Add {
+            agent,
+            provider,
+            scopes,
+            ttl,
+            binary,
+        } => {
+            let cfg = cli.load_config()?;
+            let p = cfg.provider(provider).ok_or_else(|| {
+                Failure::from(format!(
+                    "no provider named {provider:?} in {}",
+                    cfg.path.display()
+                ))
+            })?;
+            valetkey_ipc::methods::validate_scopes(scopes)?;
+            let outside: Vec<&String> = scopes
+                .iter()
+                .filter(|x| !p.allowed_scopes.contains(x))
+                .collect();
+            if !outside.is_empty() {
+                return Err(Failure::from(format!(
+                    "{provider} does not allow {}; allowed_scopes in the config: {}",
+                    outside
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    p.allowed_scopes.join(" ")
+                )));
+            }
+            let (agent_id, sha, exe) = match binary {
+                Some(path) => {
+                    let path = std::fs::canonicalize(path)?;
+                    let sha = crate::attest::sha256_file(&path)?;
+                    let exe = path.to_string_lossy().into_owned();
+                    (s.ensure_agent(agent, &exe, &sha)?, sha, exe)
+                }
+                None => {
+                    let row = s.agent_by_name(agent)?.ok_or_else(|| Failure::from(format!(
+                        "agent {agent:?} has not connected yet, so its binary is unknown; run it once, or pass --binary PATH"
+                    )))?;
+                    let b = s
+                        .agent_binaries(row.id)?
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| {
+                            Failure::from(format!(
+                                "agent {agent:?} has no recorded binary; pass --binary PATH"
+                            ))
+                        })?;
+                    (row.id, b.sha256, b.exe)
+                }
+            };
+            let expires_at = ttl.map(|d| crate::store::now() + d.as_secs() as i64);
+            s.upsert_grant(&NewGrant {
+                agent_id,
+                provider,
+                scopes,
+                binary_sha256: &sha,
+                expires_at,
+            })?;
+            println!(
+                "Granted {agent} ({exe}, sha256 {}…) {} on {provider}, until {}.",
+                &sha[..12],
+                scopes.join(" "),
+                expires_at
+                    .map(|t| when(Some(t)))
+                    .unwrap_or_else(|| "revoked".into())
+            );
+        }
+        GrantCmd::List { agent, all } => {
+            let rows = s.list_grants(agent.as_deref(), *all)?;
+            if rows.is_empty() {
+                println!("No grants.");
+            }
+            println!(
+                "{:<20} {:<12} {:<30} {:<22} {:<22} BINARY",
+                "AGENT", "PROVIDER", "SCOPES", "EXPIRES", "LAST USED"
+            );
+            for g in rows {
+                println!(
+                    "{:<20} {:<12} {:<30} {:<22} {:<22} {}…",
+                    g.agent_name,
+                    g.provider,
+                    g.scopes.join(" "),
+                    g.expires_at
+                        .map(|t| when(Some(t)))
+                        .unwrap_or_else(|| "until revoked".into()),
+                    when(g.last_used_at),
+                    &g.binary_sha256[..12.min(g.binary_sha256.len())]
+                );
+            }
+        }
+        GrantCmd::Revoke { agent, provider } => {
+            let n = s.revoke_grants(agent, provider.as_deref())?;
+            if n == 0 {
+                return Err(Failure::from(format!("{agent} has no grants to revoke")));
+            }
+            println!("Revoked {n} grant(s) of {agent}. Its next token request is refused.");
+        }
+    }
+    Ok(())
+}
+
+/// `valetkey agents`.
+pub fn agents(_cli: &Cli) -> Result<(), Failure> {
+    let s = store()?;
+    let agents = s.list_agents()?;
+    if agents.is_empty() {
+        println!("No agent has connected yet.");
+    }
+    for a in agents {
+        println!("{} (id {}) v{:?}: {}", a.name, a.id, a.version, a.purpose);
+        println!(
+            "  first seen {}, last seen {}",
+            when(Some(a.created_at)),
+            when(Some(a.last_seen))
+        );
+        for b in s.agent_binaries(a.id)? {
+            println!("  binary {} sha256 {}", b.exe, b.sha256);
+        }
+    }
+    Ok(())
+}
+
+/// `valetkey providers`.
+pub fn providers(cli: &Cli) -> Result<(), Failure> {
+    let cfg = cli.load_config()?;
+    if cfg.providers.is_empty() {
+        println!("No providers configured in {}.", cfg.path.display());
+        return Ok(());
+    }
+    let s = store()?;
+    for p in cfg.providers.values() {
+        let st = s.provider_state(&p.name)?;
+        let login = match (st.logged_in_at, st.login_required) {
+            (_, true) => "login required (rejected by provider)".to_string(),
+            (Some(t), false) => format!("logged in {}", when(Some(t))),
+            (None, false) => "not logged in".to_string(),
+        };
+        println!(
+            "{:<12} {:<24} {}; allowed: {}; narrows on refresh: {}",
+            p.name,
+            p.display_name,
+            login,
+            p.allowed_scopes.join(" "),
+            if p.narrows_on_refresh { "yes" } else { "no" }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! `valetkey login`, `logout` and `provider set-secret`: the only commands
+//! that handle refresh tokens, always straight between provider and keychain.
+
+use std::io::Read;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::{Cli, Failure};
+use crate::keychain::{Item, Keychain};
+use crate::oauth::login::{login_loopback, LoginOptions};
+use crate::oauth::Upstream;
+use crate::secret::Secret;
+use crate::store::Store;
+use crate::tokens::TokenService;
+
+/// `valetkey login` options.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The provider name from config.toml.
+    pub provider: String,
+    /// Only print the URL; do not try to open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Passed to the provider as `login_hint`.
+    #[arg(long)]
+    pub login_hint: Option<String>,
+    /// How long to wait for the browser, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// `valetkey provider …`.
+#[derive(Debug, Subcommand)]
+pub enum ProviderCmd {
+    /// Store a confidential client's secret in the keychain (read from stdin).
+    SetSecret {
+        /// The provider name.
+        provider: String,
+    },
+}
+
+fn provider<'a>(
+    cfg: &'a crate::config::Config,
+    name: &str,
+) -> Result<&'a crate::config::Provider, Failure> {
+    cfg.provider(name).ok_or_else(|| Failure {
+        code: 1,
+        message: format!(
+            "no provider named {name:?} in {}; configured: {}",
+            cfg.path.display(),
+            cfg.providers.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+/// Runs the browser login and stores the refresh token.
+pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
+    let cfg = cli.load_config()?;
+    let p = provider(&cfg, &a.provider)?;
+    let keychain = Keychain::new();
+    let secret = TokenService::client_secret(&keychain, p)
+        .await
+        .map_err(|e| Failure::from(valetkey_ipc::RpcError::from(e).message))?;
+    let upstream = Upstream::new();
+    let opts = LoginOptions {
+        open_browser: !a.no_browser,
+        login_hint: a.login_hint.clone(),
+        timeout: Duration::from_secs(a.timeout),
+    };
+    let tokens = login_loopback(&upstream, p, secret.as_ref(), &opts).await?;
+    let rt = tokens.refresh_token.ok_or_else(|| Failure::from(format!(
+        "{} returned no refresh token; the login must ask for offline access (add offline_access to login_scopes_extra, or access_type=offline to extra_auth_params)",
+        p.name
+    )))?;
+    keychain.set(Item::RefreshToken(&p.name), &rt).await?;
+    let scopes = tokens.scopes.unwrap_or_else(|| p.login_scopes.clone());
+    let store = Store::open(&crate::dirs::db_path())?;
+    store.record_login(&p.name, &scopes)?;
+    println!(
+        "Logged in to {}. The refresh token is in the OS keychain (service={}, username={}).\nGranted scopes: {}",
+        p.display_name,
+        crate::keychain::SERVICE,
+        Item::RefreshToken(&p.name).user(),
+        scopes.join(" ")
+    );
+    Ok(())
+}
+
+/// Revokes at the provider, then deletes locally.
+pub async fn logout(cli: &Cli, name: &str) -> Result<(), Failure> {
+    let cfg = cli.load_config()?;
+    let p = provider(&cfg, name)?;
+    let keychain = Keychain::new();
+    let store = Store::open(&crate::dirs::db_path())?;
+    let mut failed = None;
+    match keychain.get(Item::RefreshToken(&p.name)).await? {
+        None => println!("No refresh token for {} in the keychain.", p.name),
+        Some(rt) => {
+            let secret = TokenService::client_secret(&keychain, p)
+                .await
+                .ok()
+                .flatten();
+            match Upstream::new().revoke(p, &rt, secret.as_ref()).await {
+                Ok(true) => println!("Revoked the refresh token at {} (RFC 7009).", p.display_name),
+                Ok(false) => println!(
+                    "{} has no revocation endpoint: the token is deleted here but stays valid there until it expires; revoke the app in the provider's settings.",
+                    p.display_name
+                ),
+                Err(e) => failed = Some(format!("revocation at {} failed: {e}. The token was deleted locally but may still be valid at the provider", p.display_name)),
+            }
+        }
+    }
+    keychain.delete(Item::RefreshToken(&p.name)).await?;
+    store.record_logout(&p.name)?;
+    println!("Deleted the {} login from the keychain.", p.name);
+    match failed {
+        Some(m) => Err(Failure::from(m)),
+        None => Ok(()),
+    }
+}
+
+/// `provider set-secret`.
+pub async fn provider_cmd(cli: &Cli, c: &ProviderCmd) -> Result<(), Failure> {
+    let ProviderCmd::SetSecret { provider: name } = c;
+    let cfg = cli.load_config()?;
+    let p = provider(&cfg, name)?;
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let value = input.trim();
+    if value.is_empty() {
+        return Err(Failure::from(
+            "no secret on stdin; pipe it in, e.g. `valetkey provider set-secret NAME < secret.txt`",
+        ));
+    }
+    Keychain::new()
+        .set(Item::ClientSecret(&p.name), &Secret::new(value.to_owned()))
+        .await?;
+    println!(
+        "Stored the client secret for {} in the OS keychain.",
+        p.name
+    );
+    Ok(())
+}

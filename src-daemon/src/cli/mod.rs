@@ -1,0 +1,132 @@
+//! The `valetkey` command: log in to providers, manage grants, and act as an
+//! agent (`valetkey token`). Raw arguments are parsed by clap into [`Cli`];
+//! each subcommand family lives in its own file.
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage error, 3 `consent_required`,
+//! 69 the daemon is not reachable.
+
+mod grants;
+mod login;
+mod token;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Exit code when the daemon cannot be reached (sysexits EX_UNAVAILABLE).
+pub const EXIT_UNAVAILABLE: i32 = 69;
+/// Exit code for `consent_required`.
+pub const EXIT_CONSENT: i32 = 3;
+
+/// Valet Key: short-lived, down-scoped OAuth tokens for local AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "valetkey", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The agent socket [env: VALETKEY_SOCKET; default: $XDG_RUNTIME_DIR/valetkey/agent.sock].
+    #[arg(long, global = true)]
+    pub socket: Option<PathBuf>,
+    /// The config file [default: $XDG_CONFIG_HOME/valetkey/config.toml].
+    #[arg(long, global = true, env = "VALETKEY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show whether the daemon runs, and each provider's login state.
+    Status,
+    /// Log in to a provider and store its refresh token in the OS keychain.
+    Login(login::LoginArgs),
+    /// Revoke a provider's refresh token (RFC 7009) and delete it from the keychain.
+    Logout {
+        /// The provider name from config.toml.
+        provider: String,
+    },
+    /// List configured providers.
+    Providers,
+    /// List agents the daemon has seen, with their binaries.
+    Agents,
+    /// Add, list or revoke grants.
+    #[command(subcommand)]
+    Grant(grants::GrantCmd),
+    /// Provider administration.
+    #[command(subcommand)]
+    Provider(login::ProviderCmd),
+    /// Get a token as an agent (prints the token, or JSON with --json).
+    Token(token::TokenArgs),
+}
+
+/// A CLI failure with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: i32,
+    /// What to print.
+    pub message: String,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Cli {
+    fn config_path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| crate::dirs::config_dir().join("config.toml"))
+    }
+
+    fn load_config(&self) -> Result<Config, Failure> {
+        Ok(Config::load(&self.config_path())?)
+    }
+
+    fn socket_path(&self, cfg: Option<&Config>) -> PathBuf {
+        self.socket
+            .clone()
+            .or_else(|| std::env::var_os(valetkey_ipc::paths::SOCKET_ENV).map(PathBuf::from))
+            .or_else(|| cfg.and_then(|c| c.socket.clone()))
+            .unwrap_or_else(valetkey_ipc::paths::agent_socket_path)
+    }
+}
+
+/// Runs the CLI; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let outcome = match &cli.command {
+        Command::Status => token::status(&cli).await,
+        Command::Login(a) => login::login(&cli, a).await,
+        Command::Logout { provider } => login::logout(&cli, provider).await,
+        Command::Provider(c) => login::provider_cmd(&cli, c).await,
+        Command::Providers => grants::providers(&cli),
+        Command::Agents => grants::agents(&cli),
+        Command::Grant(g) => grants::grant(&cli, g),
+        Command::Token(a) => token::token(&cli, a).await,
+    };
+    match outcome {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("valetkey: {}", f.message);
+            f.code
+        }
+    }
+}
+
+/// Formats unix seconds as a UTC timestamp, or "never".
+pub fn when(t: Option<i64>) -> String {
+    match t {
+        Some(t) if t > 0 => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64),
+        )
+        .to_string(),
+        _ => "never".into(),
+    }
+}

@@ -1,0 +1,112 @@
+//! `valetkey token` (the CLI acting as an agent) and `valetkey status`.
+
+use clap::Args;
+use valetkey_ipc::methods::{AgentInfo, ProvidersList, TokenGet, TokenGetParams};
+use valetkey_ipc::{Client, ClientError, ErrorCode};
+
+use super::{Cli, Failure, EXIT_CONSENT, EXIT_UNAVAILABLE};
+
+/// `valetkey token` options.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Provider name.
+    pub provider: String,
+    /// A scope to ask for (repeatable, or space-separated).
+    #[arg(long = "scope", short = 's', required = true)]
+    pub scopes: Vec<String>,
+    /// RFC 8707 resource indicator.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// The agent name to say hello as.
+    #[arg(long, default_value = "valetkey-cli", env = "VALETKEY_AGENT")]
+    pub agent: String,
+    /// The purpose to declare.
+    #[arg(long, default_value = "command-line token request")]
+    pub purpose: String,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn client_failure(e: ClientError) -> Failure {
+    let code = match &e {
+        ClientError::Connect { .. } => EXIT_UNAVAILABLE,
+        ClientError::Rpc(r) if r.kind() == Some(ErrorCode::ConsentRequired) => EXIT_CONSENT,
+        _ => 1,
+    };
+    Failure {
+        code,
+        message: e.to_string(),
+    }
+}
+
+/// Gets a token through the daemon, as an agent would.
+pub async fn token(cli: &Cli, a: &TokenArgs) -> Result<(), Failure> {
+    let cfg = cli.load_config().ok();
+    let mut c = Client::connect(cli.socket_path(cfg.as_ref()))
+        .await
+        .map_err(client_failure)?;
+    c.hello(AgentInfo {
+        name: a.agent.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        purpose: a.purpose.clone(),
+    })
+    .await
+    .map_err(client_failure)?;
+    let scopes = a
+        .scopes
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .map(str::to_owned)
+        .collect();
+    let r = c
+        .call::<TokenGet>(&TokenGetParams {
+            provider: a.provider.clone(),
+            scopes,
+            resource: a.resource.clone(),
+        })
+        .await
+        .map_err(client_failure)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("{}", r.access_token.expose());
+    }
+    Ok(())
+}
+
+/// Daemon reachability and provider state.
+pub async fn status(cli: &Cli) -> Result<(), Failure> {
+    let cfg = cli.load_config()?;
+    let socket = cli.socket_path(Some(&cfg));
+    println!("config:  {}", cfg.path.display());
+    println!("state:   {}", crate::dirs::db_path().display());
+    print!("daemon:  {} ", socket.display());
+    let daemon = async {
+        let mut c = Client::connect(&socket).await?;
+        let h = c
+            .hello(AgentInfo {
+                name: "valetkey-status".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                purpose: "status check".into(),
+            })
+            .await?;
+        let p = c.call::<ProvidersList>(&Default::default()).await?;
+        Ok::<_, ClientError>((h, p))
+    };
+    match daemon.await {
+        Ok((h, _)) => println!(
+            "running (valetkeyd {}, protocol {})",
+            h.daemon_version, h.protocol
+        ),
+        Err(e) => {
+            println!("not reachable");
+            super::grants::providers(cli)?;
+            return Err(Failure {
+                code: EXIT_UNAVAILABLE,
+                message: e.to_string(),
+            });
+        }
+    }
+    super::grants::providers(cli)
+}

@@ -1,0 +1,377 @@
+//! `config.toml`: which providers exist and how to talk to them.
+//!
+//! Raw TOML is parsed into [`ConfigFile`] (every field optional), merged
+//! with a preset from `presets.toml`, and validated into a typed
+//! [`Provider`]. Everything downstream only ever sees the validated form,
+//! so a bad config fails at start-up with a message naming the field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// Why the config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax or an unknown field.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A provider section is incomplete or contradictory.
+    #[error("provider '{provider}' in {path}: {message}")]
+    Provider {
+        /// The file.
+        path: PathBuf,
+        /// The provider name.
+        provider: String,
+        /// What to fix.
+        message: String,
+    },
+}
+
+/// `config.toml` as written by the user.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[daemon]` settings.
+    #[serde(default)]
+    pub daemon: DaemonSection,
+    /// `[providers.NAME]` sections.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderFile>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSection {
+    /// Agent socket path (overridden by `--socket` and `VALETKEY_SOCKET`).
+    pub socket: Option<PathBuf>,
+}
+
+/// `[providers.NAME]` (and a preset entry): every field optional until merged.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFile {
+    /// A preset name from `presets.toml`.
+    pub preset: Option<String>,
+    /// Name shown to people.
+    pub display_name: Option<String>,
+    /// Issuer URL; enables discovery (OIDC / RFC 8414).
+    pub issuer: Option<Url>,
+    /// Explicit endpoints; each wins over discovery.
+    pub authorization_endpoint: Option<Url>,
+    /// Token endpoint.
+    pub token_endpoint: Option<Url>,
+    /// RFC 7009 revocation endpoint.
+    pub revocation_endpoint: Option<Url>,
+    /// RFC 8628 device authorization endpoint.
+    pub device_authorization_endpoint: Option<Url>,
+    /// OAuth client id.
+    pub client_id: Option<String>,
+    /// `true` for a confidential client whose secret is in the keychain
+    /// (store it with `valetkey provider set-secret NAME`).
+    pub confidential: Option<bool>,
+    /// Scopes agents may be granted.
+    pub allowed_scopes: Option<Vec<String>>,
+    /// Extra scopes asked for at login only (for example `offline_access`).
+    pub login_scopes_extra: Option<Vec<String>>,
+    /// RFC 8707 resource indicator sent at login and on refresh.
+    pub resource: Option<String>,
+    /// Whether the provider narrows scopes on refresh.
+    pub narrows_on_refresh: Option<bool>,
+    /// Accept a full-scope token where the provider cannot narrow.
+    pub allow_full_scope: Option<bool>,
+    /// Extra authorization-request parameters.
+    pub extra_auth_params: Option<BTreeMap<String, String>>,
+    /// A PEM file of extra CA certificates to trust for this provider.
+    pub ca_file: Option<PathBuf>,
+    /// Per-request timeout for the provider, in seconds (default 10).
+    pub timeout_secs: Option<u64>,
+    /// Free text about the provider's behaviour.
+    pub notes: Option<String>,
+}
+
+impl ProviderFile {
+    /// Fields set in `self` win over `base`.
+    fn over(self, base: ProviderFile) -> ProviderFile {
+        macro_rules! pick { ($($f:ident),*) => { ProviderFile { $($f: self.$f.or(base.$f),)* } } }
+        pick!(
+            preset,
+            display_name,
+            issuer,
+            authorization_endpoint,
+            token_endpoint,
+            revocation_endpoint,
+            device_authorization_endpoint,
+            client_id,
+            confidential,
+            allowed_scopes,
+            login_scopes_extra,
+            resource,
+            narrows_on_refresh,
+            allow_full_scope,
+            extra_auth_params,
+            ca_file,
+            timeout_secs,
+            notes
+        )
+    }
+}
+
+/// A validated provider.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Its name in the config (what agents pass to `token.get`).
+    pub name: String,
+    /// Name shown to people.
+    pub display_name: String,
+    /// Issuer, when discovery is used or known.
+    pub issuer: Option<Url>,
+    /// Endpoints given explicitly (discovery fills the rest at run time).
+    pub endpoints: Endpoints,
+    /// OAuth client id.
+    pub client_id: String,
+    /// Whether a client secret is kept in the keychain.
+    pub confidential: bool,
+    /// Scopes agents may be granted.
+    pub allowed_scopes: Vec<String>,
+    /// Scopes asked for at login: allowed plus extras.
+    pub login_scopes: Vec<String>,
+    /// RFC 8707 resource.
+    pub resource: Option<String>,
+    /// Whether narrower refreshes work.
+    pub narrows_on_refresh: bool,
+    /// Whether a full-scope token may stand in for a narrower one.
+    pub allow_full_scope: bool,
+    /// Extra authorization parameters.
+    pub extra_auth_params: BTreeMap<String, String>,
+    /// Extra CA file.
+    pub ca_file: Option<PathBuf>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// OAuth endpoints; `None` means "ask discovery".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Authorization endpoint.
+    pub authorization: Option<Url>,
+    /// Token endpoint.
+    pub token: Option<Url>,
+    /// RFC 7009 revocation endpoint.
+    pub revocation: Option<Url>,
+    /// RFC 8628 device authorization endpoint.
+    pub device_authorization: Option<Url>,
+}
+
+/// The whole validated config.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Agent socket from `[daemon] socket`, if set.
+    pub socket: Option<PathBuf>,
+    /// Providers by name.
+    pub providers: BTreeMap<String, Provider>,
+}
+
+/// The built-in presets.
+pub fn presets() -> BTreeMap<String, ProviderFile> {
+    // The file is part of the binary and covered by a test, so this cannot fail at run time.
+    toml::from_str(include_str!("presets.toml")).unwrap_or_default()
+}
+
+impl Config {
+    /// Reads `path`; a missing file is an empty config.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let presets = presets();
+        let mut providers = BTreeMap::new();
+        for (name, raw) in file.providers {
+            let err = |message: String| ConfigError::Provider {
+                path: path.to_owned(),
+                provider: name.clone(),
+                message,
+            };
+            let merged = match raw.preset.as_deref() {
+                None => raw,
+                Some(p) => {
+                    let base = presets.get(p).cloned().ok_or_else(|| {
+                        err(format!(
+                            "unknown preset '{p}'; known presets: {}",
+                            presets.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ))
+                    })?;
+                    raw.over(base)
+                }
+            };
+            providers.insert(name.clone(), validate(&name, merged).map_err(err)?);
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            socket: file.daemon.socket,
+            providers,
+        })
+    }
+
+    /// A provider by name, or an error message listing the known ones.
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.get(name)
+    }
+}
+
+fn check_https(field: &str, url: &Option<Url>) -> Result<(), String> {
+    match url {
+        Some(u) if u.scheme() != "https" => Err(format!("{field} must be an https URL, got {u}")),
+        _ => Ok(()),
+    }
+}
+
+fn validate(name: &str, f: ProviderFile) -> Result<Provider, String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err("provider names may only use letters, digits, '-' and '_'".into());
+    }
+    let client_id = f
+        .client_id
+        .filter(|c| !c.is_empty())
+        .ok_or("client_id is required (the OAuth client registered for Valet Key)")?;
+    let allowed_scopes = f
+        .allowed_scopes
+        .filter(|s| !s.is_empty())
+        .ok_or("allowed_scopes is required: list the scopes agents may be granted")?;
+    valetkey_ipc::methods::validate_scopes(&allowed_scopes)
+        .map_err(|e| format!("allowed_scopes: {e}"))?;
+    let endpoints = Endpoints {
+        authorization: f.authorization_endpoint,
+        token: f.token_endpoint,
+        revocation: f.revocation_endpoint,
+        device_authorization: f.device_authorization_endpoint,
+    };
+    if f.issuer.is_none() && endpoints.token.is_none() {
+        return Err("set either issuer (for discovery) or token_endpoint".into());
+    }
+    check_https("issuer", &f.issuer)?;
+    check_https("authorization_endpoint", &endpoints.authorization)?;
+    check_https("token_endpoint", &endpoints.token)?;
+    check_https("revocation_endpoint", &endpoints.revocation)?;
+    check_https(
+        "device_authorization_endpoint",
+        &endpoints.device_authorization,
+    )?;
+    let mut login_scopes = allowed_scopes.clone();
+    for s in f.login_scopes_extra.unwrap_or_default() {
+        if !login_scopes.contains(&s) {
+            login_scopes.push(s);
+        }
+    }
+    Ok(Provider {
+        name: name.to_owned(),
+        display_name: f.display_name.unwrap_or_else(|| name.to_owned()),
+        issuer: f.issuer,
+        endpoints,
+        client_id,
+        confidential: f.confidential.unwrap_or(false),
+        allowed_scopes,
+        login_scopes,
+        resource: f.resource,
+        narrows_on_refresh: f.narrows_on_refresh.unwrap_or(false),
+        allow_full_scope: f.allow_full_scope.unwrap_or(false),
+        extra_auth_params: f.extra_auth_params.unwrap_or_default(),
+        ca_file: f.ca_file,
+        timeout: Duration::from_secs(f.timeout_secs.unwrap_or(10).clamp(1, 300)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("config.toml"), text)
+    }
+
+    #[test]
+    fn every_preset_parses_and_validates_with_a_client_id() {
+        let presets = presets();
+        for name in ["github", "google", "microsoft", "gitlab", "slack"] {
+            assert!(presets.contains_key(name), "missing preset {name}");
+            let cfg = parse(&format!(
+                "[providers.p]\npreset = \"{name}\"\nclient_id = \"x\"\nallowed_scopes = [\"a\"]\n"
+            ))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let p = &cfg.providers["p"];
+            assert!(p.issuer.is_some() || p.endpoints.token.is_some());
+        }
+        assert!(presets["google"].narrows_on_refresh == Some(true));
+        assert!(presets["github"].narrows_on_refresh == Some(false));
+    }
+
+    #[test]
+    fn user_fields_win_over_the_preset() {
+        let cfg = parse(
+            "[providers.gh]\npreset = \"github\"\nclient_id = \"abc\"\nallowed_scopes = [\"repo\"]\nnarrows_on_refresh = true\n",
+        )
+        .expect("valid");
+        assert!(cfg.providers["gh"].narrows_on_refresh);
+        assert_eq!(cfg.providers["gh"].display_name, "GitHub");
+    }
+
+    #[test]
+    fn errors_name_the_field_to_fix() {
+        let e = parse("[providers.x]\nissuer = \"https://a\"\nallowed_scopes=[\"a\"]\n")
+            .expect_err("no client id");
+        assert!(e.to_string().contains("client_id is required"), "{e}");
+        let e = parse("[providers.x]\nclient_id=\"c\"\nallowed_scopes=[\"a\"]\ntoken_endpoint=\"http://a/t\"\n").expect_err("http");
+        assert!(e.to_string().contains("https"), "{e}");
+        let e = parse("[providers.x]\npreset=\"nope\"\n").expect_err("preset");
+        assert!(e.to_string().contains("known presets"), "{e}");
+        let e = parse("[providers.x]\nclientid=\"c\"\n").expect_err("typo");
+        assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn login_scopes_add_extras_once() {
+        let cfg = parse("[providers.x]\nissuer=\"https://i\"\nclient_id=\"c\"\nallowed_scopes=[\"a\",\"b\"]\nlogin_scopes_extra=[\"offline_access\",\"a\"]\n").expect("ok");
+        assert_eq!(
+            cfg.providers["x"].login_scopes,
+            vec!["a", "b", "offline_access"]
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! `hello`: checks the protocol version, validates the self-description and
+//! binds the declared name to the attested binary in the registry.
+
+use valetkey_ipc::methods::{HelloParams, HelloResult};
+use valetkey_ipc::{ErrorCode, RpcError, PROTOCOL_VERSION};
+
+use crate::error::BrokerError;
+use crate::server::Session;
+use crate::state::Daemon;
+
+/// Handles `hello`.
+pub fn handle(d: &Daemon, s: &mut Session, p: HelloParams) -> Result<HelloResult, BrokerError> {
+    if s.agent.is_some() {
+        return Err(BrokerError::rpc(
+            ErrorCode::AlreadyGreeted,
+            "hello was already sent on this connection; open a new connection to change identity",
+        ));
+    }
+    if p.protocol != PROTOCOL_VERSION {
+        return Err(RpcError::new(
+            ErrorCode::ProtocolMismatch,
+            format!(
+                "this valetkeyd speaks protocol {PROTOCOL_VERSION}, the client sent {}; upgrade the older side",
+                p.protocol
+            ),
+        )
+        .with("supported", [PROTOCOL_VERSION])
+        .into());
+    }
+    p.agent
+        .validate()
+        .map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
+    let agent_id = d.store.upsert_agent_seen(
+        &p.agent.name,
+        &p.agent.purpose,
+        &p.agent.version,
+        &s.identity.exe,
+        &s.identity.sha256,
+    )?;
+    tracing::Span::current().record("agent", p.agent.name.as_str());
+    tracing::info!(exe = %s.identity.exe, "agent said hello");
+    s.agent = Some((agent_id, p.agent));
+    Ok(HelloResult {
+        protocol: PROTOCOL_VERSION,
+        daemon_version: env!("CARGO_PKG_VERSION").into(),
+        agent_id,
+        identity: s.identity.clone(),
+    })
+}

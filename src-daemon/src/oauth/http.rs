@@ -1,0 +1,117 @@
+//! The HTTP transport under `oauth2`, with failures classified so the
+//! caller knows what is safe to retry.
+
+use std::time::Duration;
+
+use super::UpstreamError;
+use crate::config::Provider;
+
+/// Transport-level failure of one HTTP exchange.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The request never reached the server (safe to retry).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// No answer in time (the server may have acted on it: not retried).
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The server answered with a 5xx or 429 status.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl HttpError {
+    /// Whether a retry cannot cause a refresh token to be used twice:
+    /// the request was not delivered, or the server says it did not act
+    /// (429, 502, 503, 504). A 500 or a timeout is not retried, since the
+    /// server may already have rotated the refresh token.
+    pub fn retryable(&self) -> bool {
+        match self {
+            HttpError::Connect(_) => true,
+            HttpError::Status(s) => matches!(s, 429 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+}
+
+pub(super) fn build_client(p: &Provider) -> Result<reqwest::Client, UpstreamError> {
+    let config = |detail: String| UpstreamError::Config {
+        provider: p.name.clone(),
+        detail,
+    };
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(p.timeout)
+        .connect_timeout(p.timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("valetkey/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &p.ca_file {
+        let pem =
+            std::fs::read(ca).map_err(|e| config(format!("ca_file {}: {e}", ca.display())))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| config(format!("ca_file {}: {e}", ca.display())))?
+        {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build().map_err(|e| config(format!("HTTP client: {e}")))
+}
+
+/// The `oauth2` HTTP client: a reqwest client plus the provider's timeout.
+/// A named type (not a closure) so its future is `Send` for any lifetime.
+pub(super) struct Transport {
+    pub client: reqwest::Client,
+    pub timeout: Duration,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Transport {
+    type Error = HttpError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send(&self.client, self.timeout, request))
+    }
+}
+
+/// Sends one `oauth2` request with `client`.
+async fn send(
+    client: &reqwest::Client,
+    timeout: Duration,
+    req: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, HttpError> {
+    let (parts, body) = req.into_parts();
+    let url = parts.uri.to_string();
+    let resp = client
+        .request(parts.method, &url)
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| classify(e, timeout))?;
+    let status = resp.status();
+    if status.is_server_error() || status.as_u16() == 429 {
+        return Err(HttpError::Status(status.as_u16()));
+    }
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.map_err(|e| classify(e, timeout))?;
+    let mut out = http::Response::builder().status(status);
+    if let Some(h) = out.headers_mut() {
+        *h = headers;
+    }
+    out.body(bytes.to_vec())
+        .map_err(|e| HttpError::Other(e.to_string()))
+}
+
+fn classify(e: reqwest::Error, timeout: Duration) -> HttpError {
+    if e.is_timeout() {
+        HttpError::Timeout(timeout)
+    } else if e.is_connect() {
+        HttpError::Connect(e.without_url().to_string())
+    } else {
+        HttpError::Other(e.without_url().to_string())
+    }
+}

@@ -1,0 +1,204 @@
+//! `valetkey login`: authorization code + PKCE with a loopback redirect on
+//! 127.0.0.1 and an ephemeral port (RFC 8252 §7.3).
+//!
+//! The browser is `$BROWSER` (the usual convention: a command, `%s` is
+//! replaced by the URL, or the URL is appended) or `xdg-open`; the URL is
+//! always printed too, so a headless user can paste it anywhere.
+
+use std::time::Duration;
+
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::{TokenSet, Upstream, UpstreamError};
+use crate::config::Provider;
+use crate::secret::Secret;
+
+/// Why a login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The provider failed.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// Nobody completed the login in time.
+    #[error("no login completed within {0:?}; run the command again")]
+    Timeout(Duration),
+    /// The redirect carried a different `state` (possible CSRF).
+    #[error("the login redirect did not match this login attempt (state mismatch); run the command again")]
+    StateMismatch,
+    /// The user or provider refused.
+    #[error("the provider refused the login: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Denied {
+        /// OAuth error code.
+        error: String,
+        /// Description.
+        description: Option<String>,
+    },
+    /// Local socket failure.
+    #[error("loopback listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Options for [`login_loopback`].
+#[derive(Debug, Clone)]
+pub struct LoginOptions {
+    /// Try to open a browser (else only print the URL).
+    pub open_browser: bool,
+    /// Passed as `login_hint`.
+    pub login_hint: Option<String>,
+    /// How long to wait for the redirect.
+    pub timeout: Duration,
+}
+
+/// Runs the whole browser login and returns the provider's tokens.
+pub async fn login_loopback(
+    up: &Upstream,
+    p: &Provider,
+    client_secret: Option<&Secret>,
+    opts: &LoginOptions,
+) -> Result<TokenSet, LoginError> {
+    let endpoints = up.endpoints(p).await?;
+    let auth = endpoints
+        .authorization
+        .ok_or_else(|| UpstreamError::Config {
+            provider: p.name.clone(),
+            detail: "no authorization endpoint (set authorization_endpoint or issuer)".into(),
+        })?;
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let port = listener.local_addr()?.port();
+    let redirect = RedirectUrl::new(format!("http://127.0.0.1:{port}/callback")).map_err(|e| {
+        UpstreamError::Config {
+            provider: p.name.clone(),
+            detail: e.to_string(),
+        }
+    })?;
+    let client = BasicClient::new(ClientId::new(p.client_id.clone()))
+        .set_auth_uri(AuthUrl::from_url(auth))
+        .set_redirect_uri(redirect.clone());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut req = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(p.login_scopes.iter().map(|s| Scope::new(s.clone())))
+        .set_pkce_challenge(challenge);
+    if let Some(r) = &p.resource {
+        req = req.add_extra_param("resource", r.clone());
+    }
+    for (k, v) in &p.extra_auth_params {
+        req = req.add_extra_param(k.clone(), v.clone());
+    }
+    if let Some(h) = &opts.login_hint {
+        req = req.add_extra_param("login_hint", h.clone());
+    }
+    let (url, state) = req.url();
+    eprintln!(
+        "Log in to {} in your browser. If it does not open, visit:\n\n  {url}\n",
+        p.display_name
+    );
+    if opts.open_browser {
+        open_browser(url.as_str());
+    }
+    let code = tokio::time::timeout(opts.timeout, wait_for_code(&listener, state.secret()))
+        .await
+        .map_err(|_| LoginError::Timeout(opts.timeout))??;
+    Ok(up
+        .exchange_code(p, client_secret, code, verifier, redirect)
+        .await?)
+}
+
+fn open_browser(url: &str) {
+    let spawn = |cmd: &str| -> bool {
+        let mut parts: Vec<String> = cmd.split_whitespace().map(str::to_owned).collect();
+        if parts.is_empty() {
+            return false;
+        }
+        if parts.iter().any(|p| p.contains("%s")) {
+            parts.iter_mut().for_each(|p| *p = p.replace("%s", url));
+        } else {
+            parts.push(url.to_owned());
+        }
+        std::process::Command::new(&parts[0])
+            .args(&parts[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .is_ok()
+    };
+    let browsers = std::env::var("BROWSER").unwrap_or_default();
+    if browsers.split(':').any(spawn) {
+        return;
+    }
+    if !spawn("xdg-open") {
+        eprintln!("(no browser could be opened; use the URL above)");
+    }
+}
+
+/// Serves the loopback redirect until a request with our `state` arrives.
+async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<String, LoginError> {
+    loop {
+        let (mut sock, _) = listener.accept().await?;
+        let mut buf = vec![0u8; 8192];
+        let mut len = 0;
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            while len < buf.len() {
+                let n = sock.read(&mut buf[len..]).await?;
+                if n == 0 {
+                    break;
+                }
+                len += n;
+                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+        if !matches!(read, Ok(Ok(()))) {
+            continue;
+        }
+        let head = String::from_utf8_lossy(&buf[..len]).into_owned();
+        let target = head.split_whitespace().nth(1).unwrap_or("");
+        let Ok(url) = url::Url::parse(&format!("http://127.0.0.1{target}")) else {
+            continue;
+        };
+        if url.path() != "/callback" {
+            let _ = sock
+                .write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
+                .await;
+            continue;
+        }
+        let param = |k: &str| {
+            url.query_pairs()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.into_owned())
+        };
+        let outcome = if param("state").as_deref() != Some(state) {
+            Err(LoginError::StateMismatch)
+        } else if let Some(error) = param("error") {
+            Err(LoginError::Denied {
+                error,
+                description: param("error_description"),
+            })
+        } else if let Some(code) = param("code") {
+            Ok(code)
+        } else {
+            Err(LoginError::Denied {
+                error: "invalid_response".into(),
+                description: Some("the redirect carried no code".into()),
+            })
+        };
+        let body = match &outcome {
+            Ok(_) => "Valet Key: login complete. You can close this tab.",
+            Err(_) => "Valet Key: login failed. See the terminal for details.",
+        };
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = sock.write_all(resp.as_bytes()).await;
+        return outcome;
+    }
+}

@@ -1,0 +1,116 @@
+//! One agent connection: identity from the socket, then a frame loop.
+//!
+//! The peer's uid and pid come from `SO_PEERCRED` before a byte is read. A
+//! peer of another uid, or one that cannot be attested, gets one error
+//! frame (`peer_rejected`, id `null`) and is disconnected. An oversized
+//! frame gets `frame_too_large` and a close; malformed JSON only gets an
+//! error, and the connection continues.
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use interprocess::local_socket::tokio::{prelude::*, Stream};
+use tokio::sync::watch;
+use tokio_util::codec::Framed;
+use tracing::Instrument;
+use valetkey_ipc::codec::{FrameCodec, FrameError};
+use valetkey_ipc::jsonrpc::Response;
+use valetkey_ipc::methods::PeerIdentity;
+use valetkey_ipc::{ErrorCode, RpcError};
+
+use super::dispatch;
+use crate::state::Daemon;
+
+/// Per-connection session state.
+pub struct Session {
+    /// Connection number, for logs.
+    pub conn_id: u64,
+    /// What attestation found.
+    pub identity: PeerIdentity,
+    /// Set by `hello`: registry id and self-description.
+    pub agent: Option<(i64, valetkey_ipc::methods::AgentInfo)>,
+}
+
+type Conn = Framed<Stream, FrameCodec>;
+
+async fn send(framed: &mut Conn, resp: &Response) -> bool {
+    match serde_json::to_vec(resp) {
+        Ok(v) => framed.send(Bytes::from(v)).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn reject(mut framed: Conn, err: RpcError) {
+    tracing::warn!(error = %err, "peer rejected");
+    let _ = send(&mut framed, &Response::err(None, err)).await;
+}
+
+/// Serves one connection until it closes or the daemon stops.
+pub async fn serve(daemon: Daemon, stream: Stream, conn_id: u64, mut stop: watch::Receiver<bool>) {
+    let creds = stream.peer_creds();
+    let framed = Framed::new(stream, FrameCodec::default());
+    let (uid, pid) = match &creds {
+        Ok(c) => (c.euid(), c.pid()),
+        Err(_) => (None, None),
+    };
+    let span = tracing::info_span!(
+        "conn",
+        id = conn_id,
+        uid,
+        pid,
+        agent = tracing::field::Empty
+    );
+    async move {
+        let me = rustix::process::geteuid().as_raw();
+        let (Some(uid), Some(pid)) = (uid, pid) else {
+            return reject(framed, RpcError::new(ErrorCode::PeerRejected, "cannot read the peer's credentials from the socket")).await;
+        };
+        if uid != me {
+            return reject(framed, RpcError::new(ErrorCode::PeerRejected, format!(
+                "this valetkeyd serves uid {me}; connections from uid {uid} are refused. Run your own daemon as your own user"
+            ))).await;
+        }
+        let d = daemon.clone();
+        let attested = tokio::task::spawn_blocking(move || d.attestor.attest(pid as u32, uid)).await;
+        let identity = match attested {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => return reject(framed, RpcError::new(ErrorCode::PeerRejected, format!("{e}"))).await,
+            Err(e) => return reject(framed, RpcError::new(ErrorCode::Internal, format!("attestation task failed: {e}"))).await,
+        };
+        tracing::debug!(exe = %identity.exe, sha256 = %identity.sha256, "peer attested");
+        let mut session = Session { conn_id, identity, agent: None };
+        frame_loop(&daemon, framed, &mut session, &mut stop).await;
+        tracing::debug!("connection closed");
+    }
+    .instrument(span)
+    .await
+}
+
+async fn frame_loop(
+    daemon: &Daemon,
+    mut framed: Conn,
+    session: &mut Session,
+    stop: &mut watch::Receiver<bool>,
+) {
+    loop {
+        let frame = tokio::select! {
+            f = framed.next() => f,
+            _ = stop.changed() => return,
+        };
+        let resp = match frame {
+            Some(Ok(bytes)) => dispatch::dispatch(daemon, session, &bytes).await,
+            Some(Err(FrameError::TooLarge { limit })) => {
+                let err = RpcError::new(
+                    ErrorCode::FrameTooLarge,
+                    format!("a frame exceeded {limit} bytes; the connection is closed. Keep each JSON-RPC message under {limit} bytes including its newline"),
+                );
+                tracing::warn!("oversized frame; closing");
+                let _ = send(&mut framed, &Response::err(None, err)).await;
+                return;
+            }
+            Some(Err(_)) | None => return,
+        };
+        if !send(&mut framed, &resp).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Standing grants: agent × binary × provider → scopes, with an optional end.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{now, Store, StoreError};
+
+/// A grant as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    /// Stable id.
+    pub id: i64,
+    /// The agent's id.
+    pub agent_id: i64,
+    /// The agent's name.
+    pub agent_name: String,
+    /// Provider name.
+    pub provider: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// The binary the grant is bound to.
+    pub binary_sha256: String,
+    /// Created (unix seconds).
+    pub created_at: i64,
+    /// End (unix seconds), or `None` for "until revoked".
+    pub expires_at: Option<i64>,
+    /// Last token handed out under it.
+    pub last_used_at: Option<i64>,
+}
+
+/// A grant to create.
+#[derive(Debug, Clone)]
+pub struct NewGrant<'a> {
+    /// The agent's id.
+    pub agent_id: i64,
+    /// Provider name.
+    pub provider: &'a str,
+    /// Scopes.
+    pub scopes: &'a [String],
+    /// Bound binary.
+    pub binary_sha256: &'a str,
+    /// End, if any.
+    pub expires_at: Option<i64>,
+}
+
+const GRANT_COLS: &str = "g.id, g.agent_id, a.name, g.provider, g.scopes, g.binary_sha256, g.created_at, g.expires_at, g.last_used_at";
+
+fn grant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
+    let scopes: String = r.get(4)?;
+    Ok(GrantRow {
+        id: r.get(0)?,
+        agent_id: r.get(1)?,
+        agent_name: r.get(2)?,
+        provider: r.get(3)?,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        binary_sha256: r.get(5)?,
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        last_used_at: r.get(8)?,
+    })
+}
+
+impl Store {
+    /// Creates or replaces the grant for (agent, provider, binary).
+    pub fn upsert_grant(&self, g: &NewGrant<'_>) -> Result<i64, StoreError> {
+        let mut scopes = g.scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
+        let id = self.conn().query_row(
+            "INSERT INTO grants (agent_id, provider, scopes, binary_sha256, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(agent_id, provider, binary_sha256)
+             DO UPDATE SET scopes = ?3, created_at = ?5, expires_at = ?6
+             RETURNING id",
+            params![
+                g.agent_id,
+                g.provider,
+                scopes.join(" "),
+                g.binary_sha256,
+                now(),
+                g.expires_at
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(id)
+    }
+
+    /// The live grant for this agent, binary and provider, if any.
+    pub fn live_grant(
+        &self,
+        agent_id: i64,
+        provider: &str,
+        binary_sha256: &str,
+    ) -> Result<Option<GrantRow>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .prepare_cached(&format!(
+                "SELECT {GRANT_COLS} FROM grants g JOIN agents a ON a.id = g.agent_id
+                 WHERE g.agent_id = ?1 AND g.provider = ?2 AND g.binary_sha256 = ?3
+                   AND (g.expires_at IS NULL OR g.expires_at > ?4)"
+            ))?
+            .query_row(
+                params![agent_id, provider, binary_sha256, now()],
+                grant_from_row,
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Grants, optionally only one agent's, live ones only unless `all`.
+    pub fn list_grants(&self, agent: Option<&str>, all: bool) -> Result<Vec<GrantRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {GRANT_COLS} FROM grants g JOIN agents a ON a.id = g.agent_id
+             WHERE (?1 IS NULL OR a.name = ?1) AND (?2 OR g.expires_at IS NULL OR g.expires_at > ?3)
+             ORDER BY a.name, g.provider"
+        ))?;
+        let rows = stmt
+            .query_map(params![agent, all, now()], grant_from_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Whether the agent holds any grant for the provider (for any binary).
+    pub fn has_any_grant(&self, agent_id: i64, provider: &str) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let n: i64 = conn
+            .prepare_cached("SELECT count(*) FROM grants WHERE agent_id = ?1 AND provider = ?2")?
+            .query_row(params![agent_id, provider], |r| r.get(0))?;
+        Ok(n > 0)
+    }
+
+    /// Deletes an agent's grants for a provider (or all providers); returns how many.
+    pub fn revoke_grants(&self, agent: &str, provider: Option<&str>) -> Result<usize, StoreError> {
+        let n = self.conn().execute(
+            "DELETE FROM grants WHERE agent_id = (SELECT id FROM agents WHERE name = ?1)
+               AND (?2 IS NULL OR provider = ?2)",
+            params![agent, provider],
+        )?;
+        Ok(n)
+    }
+
+    /// Notes that a token was handed out under a grant.
+    pub fn touch_grant(&self, grant_id: i64) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("UPDATE grants SET last_used_at = ?2 WHERE id = ?1")?
+            .execute(params![grant_id, now()])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_bind_to_binary_and_expire() {
+        let s = Store::open_in_memory().expect("db");
+        let id = s
+            .upsert_agent_seen("bot", "p", "1", "/bin/bot", "aa")
+            .expect("agent");
+        let scopes = vec!["repo:read".to_string()];
+        s.upsert_grant(&NewGrant {
+            agent_id: id,
+            provider: "gh",
+            scopes: &scopes,
+            binary_sha256: "aa",
+            expires_at: None,
+        })
+        .expect("grant");
+        assert!(s.live_grant(id, "gh", "aa").expect("q").is_some());
+        assert!(
+            s.live_grant(id, "gh", "bb").expect("q").is_none(),
+            "other binary"
+        );
+        assert!(s.has_any_grant(id, "gh").expect("q"));
+
+        s.upsert_grant(&NewGrant {
+            agent_id: id,
+            provider: "gh",
+            scopes: &scopes,
+            binary_sha256: "aa",
+            expires_at: Some(now() - 1),
+        })
+        .expect("replace");
+        assert!(
+            s.live_grant(id, "gh", "aa").expect("q").is_none(),
+            "expired"
+        );
+        assert_eq!(s.list_grants(Some("bot"), false).expect("q").len(), 0);
+        assert_eq!(s.list_grants(Some("bot"), true).expect("q").len(), 1);
+
+        assert_eq!(s.revoke_grants("bot", Some("gh")).expect("revoke"), 1);
+        assert!(!s.has_any_grant(id, "gh").expect("q"));
+    }
+
+    #[test]
+    fn provider_generation_moves_on_login_and_logout() {
+        let s = Store::open_in_memory().expect("db");
+        assert_eq!(
+            s.provider_state("p").expect("q"),
+            crate::store::ProviderState::default()
+        );
+        s.record_login("p", &["a".into(), "b".into()])
+            .expect("login");
+        let st = s.provider_state("p").expect("q");
+        assert_eq!(st.login_scopes, vec!["a", "b"]);
+        let g = st.generation;
+        s.mark_login_required("p").expect("mark");
+        let st = s.provider_state("p").expect("q");
+        assert!(st.login_required && st.generation > g);
+        s.record_login("p", &["a".into()]).expect("again");
+        assert!(!s.provider_state("p").expect("q").login_required);
+    }
+}

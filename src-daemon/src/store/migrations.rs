@@ -1,0 +1,89 @@
+//! Numbered schema migrations. Append only: never edit a shipped step.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const STEPS: &[&str] = &[
+    // 1: providers, agents, binaries, grants.
+    "CREATE TABLE providers (
+        name            TEXT PRIMARY KEY,
+        logged_in_at    INTEGER,
+        login_scopes    TEXT NOT NULL DEFAULT '',
+        login_required  INTEGER NOT NULL DEFAULT 0,
+        generation      INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE agents (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        purpose     TEXT NOT NULL DEFAULT '',
+        version     TEXT NOT NULL DEFAULT '',
+        created_at  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL
+     );
+     CREATE TABLE agent_binaries (
+        agent_id    INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+        sha256      TEXT NOT NULL,
+        exe         TEXT NOT NULL,
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, sha256)
+     );
+     CREATE TABLE grants (
+        id             INTEGER PRIMARY KEY,
+        agent_id       INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+        provider       TEXT NOT NULL,
+        scopes         TEXT NOT NULL,
+        binary_sha256  TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER,
+        last_used_at   INTEGER,
+        UNIQUE (agent_id, provider, binary_sha256)
+     );
+     CREATE INDEX grants_by_agent ON grants (agent_id, provider);",
+];
+
+/// Brings the schema up to date inside one transaction per step.
+pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = STEPS.len() as i64;
+    if current > known {
+        return Err(StoreError::TooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, step) in STEPS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_is_idempotent() {
+        let mut c = Connection::open_in_memory().expect("db");
+        run(&mut c).expect("first");
+        run(&mut c).expect("second");
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("v");
+        assert_eq!(v, STEPS.len() as i64);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let mut c = Connection::open_in_memory().expect("db");
+        c.pragma_update(None, "user_version", 99).expect("set");
+        assert!(matches!(
+            run(&mut c),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+}

@@ -1,0 +1,100 @@
+//! The state database: providers' login state, the agent registry and
+//! grants. Never tokens: those live in the keychain (refresh tokens) and in
+//! memory (access tokens).
+//!
+//! SQLite in WAL mode, so the CLI can read and write grants while the daemon
+//! runs. Schema changes go through numbered migrations keyed on
+//! `PRAGMA user_version`. The connection sits behind a std `Mutex` that is
+//! only ever held for one statement or transaction, never across an
+//! `.await`.
+
+mod agents;
+mod grants;
+mod migrations;
+mod providers;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use agents::{AgentRow, BinaryRow};
+pub use grants::{GrantRow, NewGrant};
+pub use providers::ProviderState;
+
+/// Why the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("state database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file or its directory could not be prepared.
+    #[error("cannot open state database {path}: {source}")]
+    Open {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A row the caller named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The database was written by a newer Valet Key.
+    #[error("state database schema version {found} is newer than this build understands ({known}); upgrade valetkey")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+}
+
+/// A handle to the state database.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            crate::dirs::ensure_dir(dir).map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory database, for unit tests.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrations::run(&mut conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Locks the connection. A poisoned lock only means another thread
+    /// panicked mid-statement; SQLite's own transactions keep the data
+    /// consistent, so the connection is still safe to use.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,8 @@
+//! The token service: the in-memory access-token cache and the
+//! single-flight, rotation-safe refresh in front of the provider.
+
+mod cache;
+pub mod service;
+
+pub use cache::{CacheKey, CachedToken, TokenCache};
+pub use service::TokenService;

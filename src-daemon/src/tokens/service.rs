@@ -1,0 +1,221 @@
+//! Turning a validated request into an access token.
+//!
+//! Providers rotate refresh tokens, and a reused one revokes the whole
+//! grant (two concurrent refreshes with the same token kill it for both).
+//! So refreshes are single-flight per provider: one tokio mutex per
+//! provider, held across the upstream call, with the cache re-checked after
+//! it is acquired, so 100 concurrent cold requests make one refresh. A
+//! rotated refresh token is written to the keychain before any access token
+//! goes out; if that write fails, the new token is kept in memory
+//! (`pending`) and used for the next refresh, so it is never lost.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use valetkey_ipc::ErrorCode;
+
+use super::{CacheKey, CachedToken, TokenCache};
+use crate::config::Provider;
+use crate::error::BrokerError;
+use crate::keychain::{Item, Keychain};
+use crate::oauth::Upstream;
+use crate::secret::Secret;
+use crate::store::Store;
+
+/// Default lifetime assumed when a provider omits `expires_in`.
+const DEFAULT_LIFETIME_SECS: u64 = 600;
+
+/// The cache plus the refresh machinery.
+#[derive(Default)]
+pub struct TokenService {
+    /// Live access tokens.
+    pub cache: TokenCache,
+    /// One async mutex per provider: the single-flight gate.
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Rotated refresh tokens the keychain refused to store yet.
+    pending: Mutex<HashMap<String, Secret>>,
+    /// Upstream refreshes made (for `status` and tests).
+    refreshes: AtomicU64,
+}
+
+/// What a request needs besides the provider.
+pub struct Request<'a> {
+    /// Sorted, deduplicated scopes.
+    pub scopes: &'a [String],
+    /// Resource indicator.
+    pub resource: Option<&'a str>,
+    /// Provider login generation.
+    pub generation: i64,
+}
+
+/// Shared parts the service uses.
+pub struct Deps<'a> {
+    /// The state DB.
+    pub store: &'a Store,
+    /// The keychain.
+    pub keychain: &'a Keychain,
+    /// Provider access.
+    pub upstream: &'a Upstream,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl TokenService {
+    /// Upstream refreshes so far.
+    pub fn refresh_count(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    fn flight(&self, provider: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(provider.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// A token from the cache, or from one upstream refresh.
+    pub async fn get(
+        &self,
+        deps: &Deps<'_>,
+        p: &Provider,
+        req: &Request<'_>,
+    ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
+        let key = CacheKey::new(&p.name, req.scopes, req.resource);
+        if let Some(t) = self.cache.get(&key, req.generation, unix_now()) {
+            return Ok((t, true));
+        }
+        let gate = self.flight(&p.name);
+        let _flight = gate.lock().await;
+        if let Some(t) = self.cache.get(&key, req.generation, unix_now()) {
+            return Ok((t, true));
+        }
+        let token = self.refresh(deps, p, req).await?;
+        self.cache.insert(key, token.clone());
+        Ok((token, false))
+    }
+
+    async fn refresh_token(&self, deps: &Deps<'_>, p: &Provider) -> Result<Secret, BrokerError> {
+        let pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&p.name)
+            .cloned();
+        if let Some(rt) = pending {
+            return Ok(rt);
+        }
+        deps.keychain
+            .get(Item::RefreshToken(&p.name))
+            .await?
+            .ok_or_else(|| {
+                BrokerError::rpc(
+                    ErrorCode::ProviderLoginRequired,
+                    format!(
+                        "no login for {0} in the keychain; run `valetkey login {0}`",
+                        p.name
+                    ),
+                )
+            })
+    }
+
+    /// The client secret of a confidential client.
+    pub async fn client_secret(
+        keychain: &Keychain,
+        p: &Provider,
+    ) -> Result<Option<Secret>, BrokerError> {
+        if !p.confidential {
+            return Ok(None);
+        }
+        match keychain.get(Item::ClientSecret(&p.name)).await? {
+            Some(s) => Ok(Some(s)),
+            None => Err(BrokerError::rpc(
+                ErrorCode::ProviderRejected,
+                format!(
+                    "{0} is a confidential client but its secret is not in the keychain; run `valetkey provider set-secret {0}`",
+                    p.name
+                ),
+            )),
+        }
+    }
+
+    async fn refresh(
+        &self,
+        deps: &Deps<'_>,
+        p: &Provider,
+        req: &Request<'_>,
+    ) -> Result<Arc<CachedToken>, BrokerError> {
+        let rt = self.refresh_token(deps, p).await?;
+        let secret = Self::client_secret(deps.keychain, p).await?;
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let got = match deps
+            .upstream
+            .refresh(p, &rt, secret.as_ref(), req.scopes, req.resource)
+            .await
+        {
+            Ok(t) => t,
+            Err(e @ crate::oauth::UpstreamError::InvalidGrant { .. }) => {
+                tracing::warn!(provider = %p.name, "provider rejected the refresh token; login required");
+                deps.store.mark_login_required(&p.name)?;
+                self.cache.clear_provider(&p.name);
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&p.name);
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(new_rt) = &got.refresh_token {
+            if let Err(e) = deps.keychain.set(Item::RefreshToken(&p.name), new_rt).await {
+                tracing::error!(provider = %p.name, error = %e, "could not store the rotated refresh token; keeping it in memory");
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(p.name.clone(), new_rt.clone());
+                return Err(e.into());
+            }
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&p.name);
+            tracing::info!(provider = %p.name, "refresh token rotated and stored");
+        }
+        let scopes = got.scopes.clone().unwrap_or_else(|| req.scopes.to_vec());
+        let extra: Vec<&String> = scopes.iter().filter(|s| !req.scopes.contains(s)).collect();
+        if !extra.is_empty() && !p.allow_full_scope {
+            return Err(BrokerError::rpc(
+                ErrorCode::ScopeNotAllowed,
+                format!(
+                    "{} returned a token with more scopes than asked ({}); it was not handed out. \
+                     Set allow_full_scope = true for this provider to accept that",
+                    p.name,
+                    extra
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            ));
+        }
+        let lifetime = got
+            .expires_in
+            .map(|d| d.as_secs())
+            .unwrap_or(DEFAULT_LIFETIME_SECS);
+        Ok(Arc::new(CachedToken {
+            token: got.access_token,
+            token_type: got.token_type,
+            expires_at: unix_now() + lifetime,
+            scopes,
+            generation: req.generation,
+        }))
+    }
+}
