@@ -126,8 +126,25 @@ impl Client {
         self.next_id += 1;
         let req =
             serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.send_frame(Bytes::from(req.to_string())).await?;
+        if let Err(e) = self.send_frame(Bytes::from(req.to_string())).await {
+            // The daemon may have refused the connection and closed it
+            // before our write landed; its reason is still readable.
+            let pending =
+                tokio::time::timeout(std::time::Duration::from_secs(1), self.recv_response()).await;
+            if let Ok(Ok(Response {
+                error: Some(err), ..
+            })) = pending
+            {
+                return Err(ClientError::Rpc(err));
+            }
+            return Err(e);
+        }
         let resp = self.recv_response().await?;
+        // An error with id null is about the connection itself (for example
+        // `peer_rejected` or `frame_too_large`): surface it as such.
+        if let (None, Some(e)) = (&resp.id, &resp.error) {
+            return Err(ClientError::Rpc(e.clone()));
+        }
         if resp.id != Some(Id::Num(id)) {
             return Err(ClientError::Protocol(format!(
                 "response id {:?} does not match request id {id}",

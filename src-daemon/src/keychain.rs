@@ -67,7 +67,37 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// A handle to the keychain. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Keychain {
-    store: Arc<Mutex<Option<Arc<SsStore>>>>,
+    store: Arc<Mutex<Slot>>,
+}
+
+/// Holds the store connection. Dropping the store blocks on its own
+/// runtime, which panics on a tokio thread, so a drop that happens inside a
+/// runtime is moved to a plain thread.
+#[derive(Default)]
+struct Slot(Option<Arc<SsStore>>);
+
+impl Slot {
+    fn clear(&mut self) {
+        if let Some(store) = self.0.take() {
+            drop_off_runtime(store);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+fn drop_off_runtime(store: Arc<SsStore>) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let _ = std::thread::Builder::new()
+            .name("keychain-drop".into())
+            .spawn(move || drop(store));
+    } else {
+        drop(store);
+    }
 }
 
 fn map_err(e: KrError) -> KeychainError {
@@ -86,16 +116,16 @@ impl Keychain {
 
     fn store(&self) -> Result<Arc<SsStore>, KeychainError> {
         let mut slot = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = slot.as_ref() {
+        if let Some(s) = slot.0.as_ref() {
             return Ok(s.clone());
         }
         let s = SsStore::new().map_err(map_err)?;
-        *slot = Some(s.clone());
+        slot.0 = Some(s.clone());
         Ok(s)
     }
 
     fn forget_connection(&self) {
-        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.store.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Builds an entry. Blocking: call only inside [`Keychain::run`].

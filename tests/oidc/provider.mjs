@@ -16,7 +16,7 @@
 //   OIDC_AT_TTL        access-token lifetime in seconds (default 600)
 //
 // Control endpoints (test-only, 127.0.0.1, never part of the provider):
-//   GET  /stats          {"refreshes": n, "refresh_errors": n, "revocations": n}
+//   GET  /stats          {"refreshes", "refresh_errors", "revocations", "grants_revoked"}
 //   POST /outage/start   close the TLS listener and drop open connections
 //   POST /outage/end     listen again on the same port (state is kept)
 //   POST /slow?ms=N      delay every token-endpoint response by N ms (0 = off)
@@ -38,7 +38,7 @@ const accessTokenTtl = Number(process.env.OIDC_AT_TTL || 600);
 export const API = 'https://api.valetkey.test';
 const API_SCOPES = 'repo:read repo:write issues:read issues:write';
 
-const stats = { refreshes: 0, refresh_errors: 0, revocations: 0, last_refresh_error: null };
+const stats = { refreshes: 0, refresh_errors: 0, revocations: 0, grants_revoked: 0, last_refresh_error: null };
 const faults = { slowMs: 0, failStatus: 0 };
 
 const provider = new Provider(issuer, {
@@ -116,7 +116,9 @@ provider.on('grant.error', (ctx, err) => {
   }
   console.error(`grant.error ${ctx.oidc.params?.grant_type}: ${err.error} ${err.error_description || ''}`);
 });
-provider.on('revocation.success', () => { stats.revocations += 1; });
+// oidc-provider has no revocation.success event: count successful /token/revocation
+// responses, and grants revoked for any reason separately.
+provider.on('grant.revoked', () => { stats.grants_revoked += 1; });
 
 // The stand-in for a person at the login and consent pages.
 async function interaction(req, res) {
@@ -150,6 +152,9 @@ async function handle(req, res) {
         res.writeHead(faults.failStatus, { 'content-type': 'application/json' });
         return res.end(JSON.stringify({ error: 'server_error', error_description: 'injected fault' }));
       }
+    }
+    if (req.url.startsWith('/token/revocation')) {
+      res.on('finish', () => { if (res.statusCode === 200) stats.revocations += 1; });
     }
     return callback(req, res);
   } catch (err) {

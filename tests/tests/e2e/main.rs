@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `valetkeyd` and `valetkey` binaries against a
+//! real Secret Service (gnome-keyring on a private bus) and a real OIDC
+//! provider (`oidc-provider`) over TLS. Set up the machine first with
+//! `scripts/setup.sh`; build with `cargo build --workspace --bins`.
+
+mod harness;
+
+mod core_flow;
+mod faults;
+mod socket;

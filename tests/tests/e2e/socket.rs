@@ -1,0 +1,215 @@
+//! The socket itself: framing abuse, identity, and daemon lifecycle.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use bytes_free::raw_client;
+use valetkey_ipc::Client;
+
+use crate::harness::{bin, wait_until, TestEnv};
+
+mod bytes_free {
+    //! A raw line client, so tests can send exactly the bytes they mean.
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::UnixStream;
+
+    pub struct Raw {
+        pub r: BufReader<tokio::net::unix::OwnedReadHalf>,
+        pub w: tokio::net::unix::OwnedWriteHalf,
+    }
+
+    pub async fn raw_client(path: &std::path::Path) -> Raw {
+        let s = UnixStream::connect(path).await.expect("connect");
+        let (r, w) = s.into_split();
+        Raw {
+            r: BufReader::new(r),
+            w,
+        }
+    }
+
+    impl Raw {
+        pub async fn send(&mut self, bytes: &[u8]) {
+            self.w.write_all(bytes).await.expect("write");
+        }
+        /// The next response, or None at EOF.
+        pub async fn recv(&mut self) -> Option<serde_json::Value> {
+            let mut line = String::new();
+            let n = self.r.read_line(&mut line).await.ok()?;
+            (n > 0).then(|| serde_json::from_str(&line).expect("daemon sends JSON"))
+        }
+    }
+}
+
+fn name(v: &serde_json::Value) -> &str {
+    v["error"]["data"]["name"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_frames_get_errors_and_others_keep_being_served() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    env.login();
+    env.grant_self("bystander", &["repo:read"]);
+    let mut good = env.agent("bystander").await;
+    good.token("local", &["repo:read"]).await.expect("token");
+
+    let mut raw = raw_client(&env.socket).await;
+    raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"token.get\",\"params\":{}}\n")
+        .await;
+    assert_eq!(name(&raw.recv().await.expect("reply")), "hello_required");
+    raw.send(b"this is not json\n").await;
+    let v = raw.recv().await.expect("reply");
+    assert_eq!((name(&v), v["id"].is_null()), ("parse_error", true));
+    raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"hello\",\"params\":{\"protocol\":99,\"agent\":{\"name\":\"x\"}}}\n").await;
+    let v = raw.recv().await.expect("reply");
+    assert_eq!(name(&v), "protocol_mismatch");
+    assert_eq!(v["id"], 2);
+    raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"hello\",\"params\":{\"protocol\":1,\"agent\":{\"name\":\"raw\"}}}\n").await;
+    assert!(raw.recv().await.expect("reply")["result"]["identity"]["sha256"].is_string());
+    raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tokens.steal\"}\n")
+        .await;
+    assert_eq!(name(&raw.recv().await.expect("reply")), "unknown_method");
+    raw.send(&[0xff, 0xfe, b'\n']).await;
+    assert_eq!(name(&raw.recv().await.expect("reply")), "parse_error");
+    let deep = format!("{}\n", "[".repeat(60_000));
+    raw.send(deep.as_bytes()).await;
+    assert_eq!(name(&raw.recv().await.expect("reply")), "parse_error");
+
+    // 70 KiB without a newline: frame_too_large, then the daemon hangs up.
+    raw.send(&vec![b'a'; 70 * 1024]).await;
+    let v = raw.recv().await.expect("error before close");
+    assert_eq!(name(&v), "frame_too_large");
+    assert!(
+        raw.recv().await.is_none(),
+        "connection closed after an oversized frame"
+    );
+
+    // The well-behaved agent never noticed.
+    good.token("local", &["repo:read"])
+        .await
+        .expect("still served");
+    assert!(env.daemon_alive());
+}
+
+#[tokio::test]
+async fn a_peer_with_another_uid_is_refused() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    // A real second user.
+    let _ = Command::new("useradd")
+        .args(["--system", "--no-create-home", "vk-other"])
+        .output();
+    let uid = String::from_utf8_lossy(
+        &Command::new("id")
+            .args(["-u", "vk-other"])
+            .output()
+            .expect("id")
+            .stdout,
+    )
+    .trim()
+    .to_owned();
+    assert!(!uid.is_empty(), "could not create user vk-other");
+    // A copy of the CLI it can execute.
+    let pub_dir = tempfile::Builder::new()
+        .prefix("vk-other")
+        .tempdir_in("/tmp")
+        .expect("dir");
+    std::fs::set_permissions(pub_dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let cli = pub_dir.path().join("valetkey");
+    std::fs::copy(bin("valetkey"), &cli).expect("copy");
+    let run_as_other = || {
+        Command::new("setpriv")
+            .args(["--reuid", &uid, "--regid", &uid, "--clear-groups", "--"])
+            .arg(&cli)
+            .args(["--socket"])
+            .arg(&env.socket)
+            .args(["token", "local", "--scope", "repo:read"])
+            .env_clear()
+            .output()
+            .expect("setpriv")
+    };
+
+    // With the default 0700 runtime dir the kernel refuses the connection.
+    let o = run_as_other();
+    assert_eq!(
+        o.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
+
+    // Even if the permissions were loosened, the daemon itself refuses.
+    let rundir = env.socket.parent().expect("dir").to_owned();
+    std::fs::set_permissions(env.path("run"), std::fs::Permissions::from_mode(0o711))
+        .expect("chmod");
+    std::fs::set_permissions(&rundir, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    std::fs::set_permissions(&env.socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let o = run_as_other();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("peer_rejected") && err.contains(&format!("uid {uid}")),
+        "{err}"
+    );
+    assert!(env.daemon_alive());
+}
+
+#[tokio::test]
+async fn second_daemon_refuses_stale_socket_is_reclaimed_and_sigterm_is_graceful() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("first daemon");
+
+    // A second daemon on the same socket refuses with a clear message.
+    let mut cmd = Command::new(bin("valetkeyd"));
+    cmd.env_clear()
+        .envs(env.envs())
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let o = cmd.output().expect("second daemon");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("another valetkeyd is already serving"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Client::connect(&env.socket)
+        .await
+        .expect("first daemon still serves");
+
+    // SIGTERM: clean exit, socket removed.
+    let pid = env.daemon().expect("daemon").id();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let status = env.daemon().expect("daemon").wait().expect("wait");
+    assert!(status.success(), "graceful exit: {status:?}");
+    assert!(!env.socket.exists(), "socket removed on shutdown");
+    assert!(env.log().contains("SIGTERM received"));
+
+    // kill -9 leaves a stale socket; the next daemon cleans it up.
+    env.start_daemon().expect("restart");
+    let pid = env.daemon().expect("daemon").id();
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let _ = env.daemon().expect("daemon").wait();
+    assert!(env.socket.exists(), "stale socket left behind by kill -9");
+    env.start_daemon().expect("starts over a stale socket");
+    assert!(env.log().contains("removing stale socket"));
+    wait_until(std::time::Duration::from_secs(5), || env.socket.exists()).expect("socket");
+
+    // A symlink planted at the socket path is refused.
+    let mut other = TestEnv::new().expect("env2");
+    std::fs::create_dir_all(other.socket.parent().expect("dir")).expect("mkdir");
+    std::fs::set_permissions(
+        other.socket.parent().expect("dir"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod");
+    std::os::unix::fs::symlink("/tmp/elsewhere.sock", &other.socket).expect("symlink");
+    assert!(other.start_daemon().is_err());
+    assert!(other.log().contains("is a symlink"), "{}", other.log());
+}
