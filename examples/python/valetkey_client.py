@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""A Valet Key agent in ~60 lines of stdlib Python, written from PROTOCOL.md.
+
+Usage: valetkey_client.py AGENT_NAME PROVIDER SCOPE [SCOPE...]
+Prints the JSON result of token.get, or the error (exit 3 on consent_required).
+"""
+import json
+import os
+import socket
+import sys
+
+
+def socket_path():
+    if os.environ.get("VALETKEY_SOCKET"):
+        return os.environ["VALETKEY_SOCKET"]
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/valetkey-{os.getuid()}"
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(runtime, "agent.sock")
+    return os.path.join(runtime, "valetkey", "agent.sock")
+
+
+class ValetKey:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.reader = self.sock.makefile("rb")
+        self.next_id = 1
+
+    def call(self, method, params):
+        req = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}
+        self.next_id += 1
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        resp = json.loads(self.reader.readline())
+        if "error" in resp:
+            raise RuntimeError(resp["error"])
+        return resp["result"]
+
+
+def main():
+    name, provider, scopes = sys.argv[1], sys.argv[2], sys.argv[3:]
+    vk = ValetKey(socket_path())
+    try:
+        vk.call("hello", {"protocol": 1, "agent": {"name": name, "version": "1.0",
+                                                     "purpose": "demo: read repositories"}})
+        result = vk.call("token.get", {"provider": provider, "scopes": scopes})
+    except RuntimeError as e:
+        err = e.args[0]
+        print(f"refused: {err['data']['name']} ({err['code']}): {err['message']}", file=sys.stderr)
+        sys.exit(3 if err["data"]["name"] == "consent_required" else 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

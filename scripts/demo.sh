@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The run command. Builds Valet Key and, on a machine with no desktop, runs
+# a complete session against real parts in a throwaway directory:
+#   a private D-Bus + unlocked gnome-keyring, the oidc-provider IdP over TLS,
+#   valetkeyd, a login, and a Python agent getting a down-scoped token that
+#   the provider's introspection confirms.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+if [ -z "${VK_DEMO_INNER:-}" ]; then
+  bash scripts/setup.sh
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/valetkey-target}"
+  cargo build --workspace --bins --quiet
+  export VK_DEMO_BIN="$CARGO_TARGET_DIR/debug"
+  work=$(mktemp -d /tmp/valetkey-demo.XXXXXX)
+  export HOME="$work/home" XDG_RUNTIME_DIR="$work/run" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
+  mkdir -p "$HOME" "$XDG_CONFIG_HOME/valetkey" "$XDG_DATA_HOME"
+  install -d -m 700 "$XDG_RUNTIME_DIR"
+  export VK_DEMO_INNER=1 VK_DEMO_WORK="$work"
+  exec dbus-run-session -- bash "$0"
+fi
+
+work=$VK_DEMO_WORK
+bin=$VK_DEMO_BIN
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
+trap cleanup EXIT
+
+step "Keychain: gnome-keyring (Secret Service) on a private session bus"
+eval "$(printf %s demo-pass | gnome-keyring-daemon --unlock --components=secrets)"
+until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+  org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do sleep 0.1; done
+echo "unlocked"
+
+step "Identity provider: oidc-provider over TLS with a fresh test CA"
+"$repo/tests/oidc/make-certs.sh" "$work/certs"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+OIDC_PORT=$port OIDC_TLS_CERT="$work/certs/leaf.pem" OIDC_TLS_KEY="$work/certs/leaf.key" \
+  node "$repo/tests/oidc/provider.mjs" > "$work/provider.out" 2> "$work/provider.log" &
+pids+=($!)
+until grep -q '"ready":true' "$work/provider.out" 2>/dev/null; do sleep 0.1; done
+echo "issuer https://127.0.0.1:$port"
+
+cat > "$XDG_CONFIG_HOME/valetkey/config.toml" <<TOML
+[providers.local]
+display_name = "Local demo IdP"
+issuer = "https://127.0.0.1:$port"
+client_id = "valetkey-cli"
+allowed_scopes = ["repo:read", "repo:write", "issues:read"]
+login_scopes_extra = ["openid", "offline_access"]
+resource = "https://api.valetkey.test"
+narrows_on_refresh = true
+extra_auth_params = { prompt = "consent" }
+ca_file = "$work/certs/ca.pem"
+TOML
+
+step "Daemon: valetkeyd"
+"$bin/valetkeyd" 2> "$work/valetkeyd.log" &
+pids+=($!)
+until [ -S "$XDG_RUNTIME_DIR/valetkey/agent.sock" ]; do sleep 0.05; done
+echo "listening on $XDG_RUNTIME_DIR/valetkey/agent.sock"
+
+step "valetkey login local (the 'browser' is curl following the provider's redirects)"
+export VK_TEST_CA="$work/certs/ca.pem" BROWSER="$repo/tests/oidc/fake-browser.sh"
+"$bin/valetkey" login local --login-hint alice
+rt=$(secret-tool lookup service valetkey username refresh-token:local)
+echo "secret-tool sees a ${#rt}-character refresh token in the keychain (not printed)"
+
+agent="$repo/examples/python/valetkey_client.py"
+step "An agent nobody approved asks for repo:read"
+python3 "$agent" demo-agent local repo:read || echo "(exit $? = consent_required, as expected)"
+
+step "The user grants it repo:read for 1 hour"
+"$bin/valetkey" grant add demo-agent local repo:read --ttl 1h
+
+step "The agent asks again"
+result=$(python3 "$agent" demo-agent local repo:read)
+echo "$result" | python3 -c 'import json,sys; r=json.load(sys.stdin); t=r.pop("access_token"); print(json.dumps(r)); print("access_token: %s... (%d chars)" % (t[:6], len(t)))'
+at=$(echo "$result" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+
+step "The provider's own introspection of that token"
+curl -sS --cacert "$work/certs/ca.pem" -u resource-server:resource-server-test-secret \
+  "https://127.0.0.1:$port/token/introspection" -d "token=$at" | python3 -m json.tool
+
+step "Escalation: the same agent asks for repo:write"
+python3 "$agent" demo-agent local repo:write || true
+
+step "State"
+"$bin/valetkey" grant list
+echo
+echo "Demo files (logs, config, database) are in $work"
