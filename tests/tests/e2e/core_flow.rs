@@ -105,11 +105,7 @@ async fn login_then_agent_process_gets_a_downscoped_token_confirmed_by_introspec
 
 #[tokio::test]
 async fn scopes_outside_the_grant_or_config_are_refused_with_distinct_codes() {
-    let mut env = TestEnv::new().expect("env");
-    env.start_daemon().expect("daemon");
-    env.login();
-    env.grant_self("scoped", &["repo:read"]);
-    let mut c = env.agent("scoped").await;
+    let (env, mut c) = TestEnv::with_agent("scoped", &["repo:read"]).await;
 
     let e = c
         .token("local", &["repo:read", "repo:write"])
@@ -218,11 +214,7 @@ async fn a_hundred_concurrent_cold_requests_make_exactly_one_refresh() {
 
 #[tokio::test]
 async fn logout_revokes_at_the_provider_and_deletes_the_keychain_item() {
-    let mut env = TestEnv::new().expect("env");
-    env.start_daemon().expect("daemon");
-    env.login();
-    env.grant_self("short", &["repo:read"]);
-    let mut c = env.agent("short").await;
+    let (env, mut c) = TestEnv::with_agent("short", &["repo:read"]).await;
     let t = c.token("local", &["repo:read"]).await.expect("token");
     assert_eq!(
         env.introspect(t.access_token.expose()).await["active"],

@@ -6,11 +6,7 @@ use crate::harness::TestEnv;
 
 #[tokio::test]
 async fn provider_down_gives_provider_unavailable_then_recovers() {
-    let mut env = TestEnv::new().expect("env");
-    env.start_daemon().expect("daemon");
-    env.login();
-    env.grant_self("weather", &["repo:read", "issues:read"]);
-    let mut c = env.agent("weather").await;
+    let (mut env, mut c) = TestEnv::with_agent("weather", &["repo:read", "issues:read"]).await;
     let cached = c
         .token("local", &["repo:read"])
         .await
@@ -114,11 +110,7 @@ async fn a_revoked_grant_at_the_provider_means_login_required_not_a_loop() {
 
 #[tokio::test]
 async fn locked_keychain_gives_keychain_locked_and_the_daemon_keeps_serving() {
-    let mut env = TestEnv::new().expect("env");
-    env.start_daemon().expect("daemon");
-    env.login();
-    env.grant_self("locksmith", &["repo:read", "issues:read"]);
-    let mut c = env.agent("locksmith").await;
+    let (mut env, mut c) = TestEnv::with_agent("locksmith", &["repo:read", "issues:read"]).await;
     let warm = c.token("local", &["repo:read"]).await.expect("warm token");
 
     env.lock_keychain().expect("lock");
@@ -142,11 +134,7 @@ async fn locked_keychain_gives_keychain_locked_and_the_daemon_keeps_serving() {
 
 #[tokio::test]
 async fn vanished_keychain_gives_keychain_unavailable_then_recovers() {
-    let mut env = TestEnv::new().expect("env");
-    env.start_daemon().expect("daemon");
-    env.login();
-    env.grant_self("nomad", &["repo:read", "issues:read"]);
-    let mut c = env.agent("nomad").await;
+    let (mut env, mut c) = TestEnv::with_agent("nomad", &["repo:read", "issues:read"]).await;
 
     env.kill_keyring();
     let e = c

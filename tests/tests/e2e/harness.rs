@@ -439,6 +439,17 @@ timeout_secs = 3
         c
     }
 
+    /// The usual start: daemon up, logged in, this test binary granted
+    /// `scopes` as agent `name`, and a greeted client for it.
+    pub async fn with_agent(name: &str, scopes: &[&str]) -> (TestEnv, Client) {
+        let mut env = TestEnv::new().expect("env");
+        env.start_daemon().expect("daemon");
+        env.login();
+        env.grant_self(name, scopes);
+        let c = env.agent(name).await;
+        (env, c)
+    }
+
     /// Grants this test binary (as agent `name`) scopes on `local`.
     pub fn grant_self(&self, name: &str, scopes: &[&str]) {
         let exe = std::env::current_exe().expect("exe");

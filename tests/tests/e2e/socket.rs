@@ -46,11 +46,7 @@ fn name(v: &serde_json::Value) -> &str {
 
 #[tokio::test]
 async fn malformed_and_oversized_frames_get_errors_and_others_keep_being_served() {
-    let mut env = TestEnv::new().expect("env");
-    env.start_daemon().expect("daemon");
-    env.login();
-    env.grant_self("bystander", &["repo:read"]);
-    let mut good = env.agent("bystander").await;
+    let (mut env, mut good) = TestEnv::with_agent("bystander", &["repo:read"]).await;
     good.token("local", &["repo:read"]).await.expect("token");
 
     let mut raw = raw_client(&env.socket).await;
