@@ -54,7 +54,6 @@ pub struct Attestor {
 #[cfg(target_os = "linux")]
 mod linux {
     use super::*;
-    use std::io::Read;
     use std::os::unix::fs::MetadataExt;
 
     pub(super) struct Stat {
@@ -103,21 +102,9 @@ mod linux {
         if let Some(h) = a.hashes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(h.clone());
         }
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = file.read(&mut buf).map_err(|e| unreadable(e.to_string()))?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-            if total > MAX_EXE_BYTES {
-                return Err(AttestError::TooLarge(pid));
-            }
-            ctx.update(&buf[..n]);
-        }
-        let hex = hex(ctx.finish().as_ref());
+        let hex = sha256_bounded(&mut file)
+            .map_err(|e| unreadable(e.to_string()))?
+            .ok_or(AttestError::TooLarge(pid))?;
         a.hashes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -187,12 +174,29 @@ impl Attestor {
     }
 }
 
-/// SHA-256 of a file, hex (for `valetkey grant add --binary`).
+/// Streams `r` through SHA-256; `Ok(None)` when it exceeds [`MAX_EXE_BYTES`].
+pub fn sha256_bounded(r: &mut impl std::io::Read) -> std::io::Result<Option<String>> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(Some(hex(ctx.finish().as_ref())));
+        }
+        total += n as u64;
+        if total > MAX_EXE_BYTES {
+            return Ok(None);
+        }
+        ctx.update(&buf[..n]);
+    }
+}
+
+/// SHA-256 of a file, hex (for `valetkey grant add --binary`), with the
+/// same 512 MiB bound attestation uses.
 pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
-    let bytes = std::fs::read(path)?;
-    Ok(hex(
-        ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()
-    ))
+    sha256_bounded(&mut std::fs::File::open(path)?)?
+        .ok_or_else(|| std::io::Error::other(format!("{} is larger than 512 MiB", path.display())))
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -66,6 +66,26 @@ pub fn config_dir() -> PathBuf {
     xdg("XDG_CONFIG_HOME", "VALETKEY_CONFIG_DIR", ".config")
 }
 
+/// The config file: `--config`, else `config_dir()/config.toml`.
+pub fn config_file(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_owned)
+        .unwrap_or_else(|| config_dir().join("config.toml"))
+}
+
+/// The agent socket, for the daemon and the CLI alike: `--socket`, else
+/// `$VALETKEY_SOCKET`, else `[daemon] socket` in the config, else the
+/// default under the runtime dir ([`valetkey_ipc::paths::runtime_dir`]).
+pub fn agent_socket(flag: Option<&Path>, config_socket: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_owned)
+        .or_else(|| {
+            std::env::var_os(valetkey_ipc::paths::SOCKET_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(|| config_socket.map(Path::to_owned))
+        .unwrap_or_else(|| valetkey_ipc::paths::runtime_dir().join("agent.sock"))
+}
+
 /// The data directory (holds `state.db`).
 pub fn data_dir() -> PathBuf {
     xdg("XDG_DATA_HOME", "VALETKEY_DATA_DIR", ".local/share")
@@ -133,6 +153,25 @@ pub fn ensure_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_precedence_is_flag_then_env_then_config_then_default() {
+        let flag = Path::new("/f.sock");
+        let cfg = Path::new("/c.sock");
+        assert_eq!(agent_socket(Some(flag), Some(cfg)), flag);
+        if std::env::var_os(valetkey_ipc::paths::SOCKET_ENV).is_none() {
+            assert_eq!(agent_socket(None, Some(cfg)), cfg);
+            assert_eq!(
+                agent_socket(None, None),
+                valetkey_ipc::paths::runtime_dir().join("agent.sock")
+            );
+            // The daemon's default is the one every client computes.
+            assert_eq!(
+                agent_socket(None, None),
+                valetkey_ipc::paths::agent_socket_path()
+            );
+        }
+    }
 
     #[test]
     fn creates_private_dir_and_refuses_loose_modes_and_symlinks() {

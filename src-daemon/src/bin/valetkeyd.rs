@@ -51,15 +51,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config_path = args
-        .config
-        .unwrap_or_else(|| valetkey::dirs::config_dir().join("config.toml"));
+    let config_path = valetkey::dirs::config_file(args.config.as_deref());
     let config = Config::load(&config_path)?;
-    let socket = args
-        .socket
-        .or_else(|| std::env::var_os(valetkey_ipc::paths::SOCKET_ENV).map(PathBuf::from))
-        .or_else(|| config.socket.clone())
-        .unwrap_or_else(valetkey_ipc::paths::agent_socket_path);
+    let socket = valetkey::dirs::agent_socket(args.socket.as_deref(), config.socket.as_deref());
     let db = valetkey::dirs::db_path();
     let store = Store::open(&db)?;
     let providers = config.providers.len();

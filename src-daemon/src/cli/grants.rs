@@ -126,7 +126,8 @@ pub fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
         GrantCmd::List { agent, all } => {
             let rows = s.list_grants(agent.as_deref(), *all)?;
             if rows.is_empty() {
-                println!("No grants.");
+                println!("No grants. Add one with `valetkey grant add AGENT PROVIDER SCOPE…`.");
+                return Ok(());
             }
             println!(
                 "{:<20} {:<12} {:<30} {:<22} {:<22} BINARY",

@@ -59,9 +59,7 @@ pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
     let cfg = cli.load_config()?;
     let p = provider(&cfg, &a.provider)?;
     let keychain = Keychain::new();
-    let secret = TokenService::client_secret(&keychain, p)
-        .await
-        .map_err(|e| Failure::from(valetkey_ipc::RpcError::from(e).message))?;
+    let secret = TokenService::client_secret(&keychain, p).await?;
     let upstream = Upstream::new();
     let opts = LoginOptions {
         open_browser: !a.no_browser,

@@ -80,22 +80,17 @@ impl<E: std::fmt::Display> From<E> for Failure {
 }
 
 impl Cli {
-    fn config_path(&self) -> PathBuf {
-        self.config
-            .clone()
-            .unwrap_or_else(|| crate::dirs::config_dir().join("config.toml"))
-    }
-
     fn load_config(&self) -> Result<Config, Failure> {
-        Ok(Config::load(&self.config_path())?)
+        Ok(Config::load(&crate::dirs::config_file(
+            self.config.as_deref(),
+        ))?)
     }
 
     fn socket_path(&self, cfg: Option<&Config>) -> PathBuf {
-        self.socket
-            .clone()
-            .or_else(|| std::env::var_os(valetkey_ipc::paths::SOCKET_ENV).map(PathBuf::from))
-            .or_else(|| cfg.and_then(|c| c.socket.clone()))
-            .unwrap_or_else(valetkey_ipc::paths::agent_socket_path)
+        crate::dirs::agent_socket(
+            self.socket.as_deref(),
+            cfg.and_then(|c| c.socket.as_deref()),
+        )
     }
 }
 

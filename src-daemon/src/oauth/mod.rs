@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 pub use http::HttpError;
-pub use ops::{Refreshed, TokenSet};
+pub use ops::TokenSet;
 
 use crate::config::{Endpoints, Provider};
 

@@ -31,9 +31,6 @@ pub struct TokenSet {
     pub refresh_token: Option<Secret>,
 }
 
-/// Alias used by the refresh path.
-pub type Refreshed = TokenSet;
-
 const ATTEMPTS: u32 = 3;
 
 fn token_set<R>(r: &R) -> TokenSet
@@ -121,7 +118,7 @@ impl Upstream {
         client_secret: Option<&Secret>,
         scopes: &[String],
         resource: Option<&str>,
-    ) -> Result<Refreshed, UpstreamError> {
+    ) -> Result<TokenSet, UpstreamError> {
         let endpoints = self.endpoints(p).await?;
         let token_url = self.token_url(p, endpoints.token)?;
         let http = self.client(p)?;

@@ -61,13 +61,15 @@ pub async fn dispatch(d: &Daemon, s: &mut Session, frame: &[u8]) -> Response {
                 Ok(_) => result(handlers::whoami::handle(d, s)),
                 Err(e) => Err(e),
             },
-            other => Err(BrokerError::rpc(
-                ErrorCode::UnknownMethod,
-                format!(
-                    "unknown method {other:?}; methods: hello, token.get, providers.list, whoami"
-                ),
-            )
-            .into_rpc_with("method", other)),
+            other => Err(BrokerError::Rpc(
+                RpcError::new(
+                    ErrorCode::UnknownMethod,
+                    format!(
+                        "unknown method {other:?}; methods: hello, token.get, providers.list, whoami"
+                    ),
+                )
+                .with("method", other),
+            )),
         }
     };
     match outcome {
@@ -77,15 +79,5 @@ pub async fn dispatch(d: &Daemon, s: &mut Session, frame: &[u8]) -> Response {
             tracing::info!(code = err.name(), method, "request refused");
             Response::err(id, err)
         }
-    }
-}
-
-trait WithField {
-    fn into_rpc_with(self, key: &str, value: &str) -> BrokerError;
-}
-
-impl WithField for BrokerError {
-    fn into_rpc_with(self, key: &str, value: &str) -> BrokerError {
-        BrokerError::Rpc(RpcError::from(self).with(key, value))
     }
 }

@@ -2,7 +2,7 @@
 //! down, failing or has revoked the grant. Each gets its own error code, the
 //! daemon keeps serving, and it recovers when the fault clears.
 
-use crate::harness::TestEnv;
+use crate::harness::{https_client, TestEnv};
 
 #[tokio::test]
 async fn provider_down_gives_provider_unavailable_then_recovers() {
@@ -56,22 +56,7 @@ async fn a_revoked_grant_at_the_provider_means_login_required_not_a_loop() {
     // Revoke the refresh token behind the daemon's back (as a user would in
     // the provider's settings).
     let rt = env.keychain_refresh_token().expect("rt");
-    let ca = reqwest::Certificate::from_pem(
-        &std::fs::read(
-            env.envs()
-                .iter()
-                .find(|(k, _)| k == "VK_TEST_CA")
-                .map(|(_, v)| v.clone())
-                .expect("ca"),
-        )
-        .expect("read"),
-    )
-    .expect("pem");
-    let http = reqwest::Client::builder()
-        .add_root_certificate(ca)
-        .build()
-        .expect("client");
-    let r = http
+    let r = https_client()
         .post(format!("{}/token/revocation", env.issuer()))
         .form(&[("token", rt.as_str()), ("client_id", "valetkey-cli")])
         .send()

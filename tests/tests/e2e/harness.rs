@@ -408,14 +408,8 @@ timeout_secs = 3
 
     /// RFC 7662 introspection of `token` as the resource server.
     pub async fn introspect(&self, token: &str) -> serde_json::Value {
-        let ca =
-            reqwest::Certificate::from_pem(&std::fs::read(certs().join("ca.pem")).expect("ca"))
-                .expect("pem");
-        let c = reqwest::Client::builder()
-            .add_root_certificate(ca)
-            .build()
-            .expect("client");
-        c.post(format!("{}/token/introspection", self.issuer()))
+        https_client()
+            .post(format!("{}/token/introspection", self.issuer()))
             .basic_auth("resource-server", Some("resource-server-test-secret"))
             .form(&[("token", token)])
             .send()
@@ -490,6 +484,17 @@ timeout_secs = 3
             }
         }
     }
+}
+
+/// An HTTPS client that trusts the test CA, for talking to the provider
+/// directly (as a resource server, or as a user revoking an app).
+pub fn https_client() -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs().join("ca.pem")).expect("ca"))
+        .expect("pem");
+    reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .expect("client")
 }
 
 /// Polls `f` every 20 ms until it holds or `limit` passes.
