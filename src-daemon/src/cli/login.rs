@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::{Cli, Failure};
 use crate::keychain::{Item, Keychain};
+use crate::oauth::device::login_device;
 use crate::oauth::login::{login_loopback, LoginOptions};
 use crate::oauth::Upstream;
 use crate::secret::Secret;
@@ -25,7 +26,11 @@ pub struct LoginArgs {
     /// Passed to the provider as `login_hint`.
     #[arg(long)]
     pub login_hint: Option<String>,
-    /// How long to wait for the browser, in seconds.
+    /// Use the device authorization grant (RFC 8628): print a code to
+    /// approve from any other device. For SSH sessions and headless machines.
+    #[arg(long, conflicts_with_all = ["no_browser", "login_hint"])]
+    pub device: bool,
+    /// How long to wait for the login to complete, in seconds.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
 }
@@ -61,12 +66,30 @@ pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
     let keychain = Keychain::new();
     let secret = TokenService::client_secret(&keychain, p).await?;
     let upstream = Upstream::new();
-    let opts = LoginOptions {
-        open_browser: !a.no_browser,
-        login_hint: a.login_hint.clone(),
-        timeout: Duration::from_secs(a.timeout),
+    let timeout = Duration::from_secs(a.timeout);
+    let tokens = if a.device {
+        login_device(&upstream, p, secret.as_ref(), timeout, |d| {
+            eprintln!(
+                "To log in to {}, visit\n\n  {}\n\nand enter the code\n\n  {}\n",
+                p.display_name, d.verification_uri, d.user_code
+            );
+            if let Some(c) = &d.verification_uri_complete {
+                eprintln!("(or open {c} directly)");
+            }
+            eprintln!(
+                "The code expires in {}. Waiting for approval…",
+                humantime::format_duration(d.expires_in)
+            );
+        })
+        .await?
+    } else {
+        let opts = LoginOptions {
+            open_browser: !a.no_browser,
+            login_hint: a.login_hint.clone(),
+            timeout,
+        };
+        login_loopback(&upstream, p, secret.as_ref(), &opts).await?
     };
-    let tokens = login_loopback(&upstream, p, secret.as_ref(), &opts).await?;
     let rt = tokens.refresh_token.ok_or_else(|| Failure::from(format!(
         "{} returned no refresh token; the login must ask for offline access (add offline_access to login_scopes_extra, or access_type=offline to extra_auth_params)",
         p.name

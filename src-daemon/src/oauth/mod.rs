@@ -6,6 +6,7 @@
 //! Every failure is classified into [`UpstreamError`], whose variants map
 //! one-to-one onto the wire error codes agents see.
 
+pub mod device;
 mod discovery;
 mod http;
 pub mod login;
@@ -71,7 +72,7 @@ impl Upstream {
         Self::default()
     }
 
-    fn client(&self, p: &Provider) -> Result<reqwest::Client, UpstreamError> {
+    pub(super) fn client(&self, p: &Provider) -> Result<reqwest::Client, UpstreamError> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(&p.name) {
             return Ok(c.clone());

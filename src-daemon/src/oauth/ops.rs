@@ -33,7 +33,7 @@ pub struct TokenSet {
 
 const ATTEMPTS: u32 = 3;
 
-fn token_set<R>(r: &R) -> TokenSet
+pub(super) fn token_set<R>(r: &R) -> TokenSet
 where
     R: TokenResponse<TokenType = BasicTokenType>,
 {

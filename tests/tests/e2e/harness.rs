@@ -271,7 +271,14 @@ impl TestEnv {
             .spawn()
             .context("node (run scripts/setup.sh)")?;
         let mut line = String::new();
-        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let mut out = BufReader::new(child.stdout.take().context("stdout")?);
+        out.read_line(&mut line)?;
+        // Keep draining: oidc-provider logs notices to stdout, and a closed
+        // pipe would kill it with EPIPE mid-test.
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path("logs/provider.log"))?;
+        std::thread::spawn(move || std::io::copy(&mut out, &mut log));
         if !line.contains("\"ready\":true") {
             bail!(
                 "provider did not start: {line:?}; see {}",
@@ -349,6 +356,24 @@ timeout_secs = 3
             .args(args)
             .output()
             .expect("run valetkey")
+    }
+
+    /// Starts the CLI with piped stdout and stderr, for interactive commands.
+    pub fn spawn_cli(&self, args: &[&str]) -> Child {
+        self.command(bin("valetkey"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn valetkey")
+    }
+
+    /// Runs a helper script from `tests/oidc` (the stand-ins for a person).
+    pub fn run_script(&self, name: &str, args: &[&str]) -> Output {
+        self.command(repo().join("oidc").join(name))
+            .args(args)
+            .output()
+            .expect("run helper script")
     }
 
     /// Runs the CLI and insists it succeeds; returns stdout.

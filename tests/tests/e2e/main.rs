@@ -6,5 +6,6 @@
 mod harness;
 
 mod core_flow;
+mod device_login;
 mod faults;
 mod socket;
