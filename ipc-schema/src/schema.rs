@@ -65,7 +65,12 @@ mod tests {
 
     #[test]
     fn committed_schema_matches_the_types() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/agent-protocol.json");
+        // The runtime variable, not env!(): a build reused from another
+        // checkout of the same commit would otherwise read that checkout.
+        let dir = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+        let path = format!("{dir}/schema/agent-protocol.json");
+        let path = path.as_str();
         let fresh = agent_protocol_schema();
         if std::env::var_os("VALETKEY_BLESS").is_some() {
             std::fs::write(path, &fresh).expect("write schema");

@@ -38,7 +38,11 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_owned()
+    // Runtime first: a build reused from another checkout must not run
+    // that checkout's scripts.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_owned())
 }
 
 /// The test CA and leaf, made once per test binary.
