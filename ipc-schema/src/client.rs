@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -20,6 +21,7 @@ use serde_json::Value;
 use tokio_util::codec::Framed;
 
 use crate::codec::{FrameCodec, FrameError};
+use crate::control::{Event, EVENT_METHOD};
 use crate::error::RpcError;
 use crate::jsonrpc::{Id, Response};
 use crate::methods::{
@@ -66,6 +68,9 @@ impl ClientError {
 pub struct Client {
     framed: Framed<Stream, FrameCodec>,
     next_id: i64,
+    /// Events pushed by the daemon (control socket) that arrived while a
+    /// call was waiting for its response.
+    events: VecDeque<Value>,
 }
 
 impl Client {
@@ -81,6 +86,7 @@ impl Client {
         Ok(Self {
             framed: Framed::new(stream, FrameCodec::default()),
             next_id: 1,
+            events: VecDeque::new(),
         })
     }
 
@@ -104,12 +110,8 @@ impl Client {
         provider: &str,
         scopes: &[&str],
     ) -> Result<TokenGetResult, ClientError> {
-        self.call::<TokenGet>(&TokenGetParams {
-            provider: provider.into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            resource: None,
-        })
-        .await
+        self.call::<TokenGet>(&TokenGetParams::new(provider, scopes))
+            .await
     }
 
     /// Calls a typed method.
@@ -164,9 +166,39 @@ impl Client {
         Ok(())
     }
 
-    /// Reads the next response frame.
+    /// Reads the next response frame, setting pushed events aside.
     pub async fn recv_response(&mut self) -> Result<Response, ClientError> {
-        let frame = self.framed.next().await.ok_or(ClientError::Closed)??;
-        serde_json::from_slice(&frame).map_err(|e| ClientError::Protocol(e.to_string()))
+        loop {
+            let frame = self.framed.next().await.ok_or(ClientError::Closed)??;
+            let v: Value =
+                serde_json::from_slice(&frame).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if let Some(params) = Self::as_event(&v) {
+                self.events.push_back(params);
+                continue;
+            }
+            return serde_json::from_value(v).map_err(|e| ClientError::Protocol(e.to_string()));
+        }
+    }
+
+    fn as_event(v: &Value) -> Option<Value> {
+        (v.get("id").is_none() && v.get("method").and_then(Value::as_str) == Some(EVENT_METHOD))
+            .then(|| v.get("params").cloned().unwrap_or(Value::Null))
+    }
+
+    /// The next event pushed by the daemon after `events.subscribe` (control
+    /// socket only). Waits for one if none is buffered.
+    pub async fn next_event(&mut self) -> Result<Event, ClientError> {
+        let v = match self.events.pop_front() {
+            Some(v) => v,
+            None => {
+                let frame = self.framed.next().await.ok_or(ClientError::Closed)??;
+                let v: Value = serde_json::from_slice(&frame)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                Self::as_event(&v).ok_or_else(|| {
+                    ClientError::Protocol("a response arrived with no call waiting".into())
+                })?
+            }
+        };
+        serde_json::from_value(v).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 }

@@ -76,6 +76,16 @@ error_codes! {
     ScopeNotAllowed = (2004, "scope_not_allowed"),
     /// The agent is suspended.
     AgentSuspended = (2005, "agent_suspended"),
+    /// The agent asked for too many consents too quickly; the user was told.
+    ConsentRateLimited = (2006, "consent_rate_limited"),
+    /// The user is away (session locked) and the config refuses consents then.
+    UserAway = (2007, "user_away"),
+    /// Nobody decided within the consent timeout; nothing was granted.
+    ConsentTimeout = (2008, "consent_timeout"),
+    /// The user paused all issuing; `valetkey resume` or the tray resumes it.
+    IssuingPaused = (2009, "issuing_paused"),
+    /// No pending or recently decided consent has that id for this agent.
+    UnknownConsent = (2010, "unknown_consent"),
     /// The OS keychain is locked; unlock it and retry.
     KeychainLocked = (3000, "keychain_locked"),
     /// No OS keychain (Secret Service) is reachable.
@@ -88,6 +98,10 @@ error_codes! {
     ProviderRejected = (3004, "provider_rejected"),
     /// The daemon's state database failed; nothing was issued.
     StateUnavailable = (3005, "state_unavailable"),
+    /// Control socket: the session is locked, so no consent can be given.
+    SessionLocked = (4000, "session_locked"),
+    /// Control socket: no agent, grant or consent matches.
+    NotFound = (4001, "not_found"),
 }
 
 /// A JSON-RPC error object as it appears on the wire.

@@ -10,13 +10,15 @@
 //! * [`codec`]: newline-delimited frames with a hard size cap.
 //! * [`jsonrpc`]: the JSON-RPC 2.0 envelope.
 //! * [`error`]: stable, named error codes agents can branch on.
-//! * [`methods`]: one type per method with its params and result.
+//! * [`methods`]: one type per agent method with its params and result.
+//! * [`control`]: the control socket's methods and pushed events (tray, CLI).
 //! * [`paths`]: where the socket lives.
 //! * [`client`]: an async client for Rust agents.
 //! * [`schema`]: the JSON Schema generator.
 
 pub mod client;
 pub mod codec;
+pub mod control;
 pub mod error;
 pub mod jsonrpc;
 pub mod methods;

@@ -163,6 +163,46 @@ pub struct TokenGetParams {
     /// An RFC 8707 resource indicator; defaults to the provider's configured one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// Without a grant: `true` (the default) waits for the user's decision,
+    /// up to the daemon's consent timeout; `false` returns `consent_required`
+    /// at once with `data.consent_id`, to pass to `consent.wait` later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<bool>,
+    /// How long the agent would like access for, in seconds: shown to the
+    /// user in the prompt as a hint. The user decides the real duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u64>,
+}
+
+impl TokenGetParams {
+    /// A request for `scopes` at `provider`, waiting for consent if needed.
+    pub fn new(provider: &str, scopes: &[&str]) -> Self {
+        Self {
+            provider: provider.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            resource: None,
+            wait: None,
+            duration_secs: None,
+        }
+    }
+}
+
+/// `consent.wait`: waits for the decision on a consent that `token.get`
+/// with `wait: false` created, and returns the token once allowed.
+pub struct ConsentWait;
+
+/// Params of `consent.wait`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentWaitParams {
+    /// `data.consent_id` from the `consent_required` error.
+    pub consent_id: String,
+}
+
+impl Method for ConsentWait {
+    const NAME: &'static str = "consent.wait";
+    type Params = ConsentWaitParams;
+    type Result = TokenGetResult;
 }
 
 /// Result of `token.get`.

@@ -25,3 +25,19 @@ pub fn agent_socket_path() -> PathBuf {
         _ => runtime_dir().join("agent.sock"),
     }
 }
+
+/// File name of the control socket, always next to the agent socket.
+pub const CONTROL_SOCKET_NAME: &str = "control.sock";
+
+/// The control socket that sits next to the agent socket `agent`.
+pub fn control_socket_for(agent: &std::path::Path) -> PathBuf {
+    agent
+        .parent()
+        .map(|d| d.join(CONTROL_SOCKET_NAME))
+        .unwrap_or_else(|| runtime_dir().join(CONTROL_SOCKET_NAME))
+}
+
+/// The default control socket: next to [`agent_socket_path`].
+pub fn control_socket_path() -> PathBuf {
+    control_socket_for(&agent_socket_path())
+}

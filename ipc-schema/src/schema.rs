@@ -7,9 +7,13 @@
 use schemars::{generate::SchemaSettings, JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
+use crate::control::{
+    ActivityList, AgentsList, AgentsReinstate, ConsentDecide, ConsentList, Event, EventsSubscribe,
+    IssuingSet, Revoke, Status,
+};
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
-use crate::methods::{Hello, Method, ProvidersList, TokenGet, Whoami};
+use crate::methods::{ConsentWait, Hello, Method, ProvidersList, TokenGet, Whoami};
 use crate::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 
 fn method_entry<M: Method>(gen: &mut SchemaGenerator, methods: &mut Map<String, Value>) {
@@ -25,14 +29,57 @@ fn defs_of<T: JsonSchema>(gen: &mut SchemaGenerator) -> Value {
     gen.subschema_for::<T>().to_value()
 }
 
-/// The whole protocol as one JSON document (pretty-printed, stable order).
+/// The whole agent protocol as one JSON document (pretty-printed, stable order).
 pub fn agent_protocol_schema() -> String {
     let mut gen = SchemaSettings::draft2020_12().into_generator();
     let mut methods = Map::new();
     method_entry::<Hello>(&mut gen, &mut methods);
     method_entry::<TokenGet>(&mut gen, &mut methods);
+    method_entry::<ConsentWait>(&mut gen, &mut methods);
     method_entry::<ProvidersList>(&mut gen, &mut methods);
     method_entry::<Whoami>(&mut gen, &mut methods);
+    document(
+        gen,
+        methods,
+        "agent-protocol.json",
+        "Valet Key agent protocol",
+        "JSON-RPC 2.0 over a Unix socket (agent.sock), one JSON object per line. See PROTOCOL.md.",
+        None,
+    )
+}
+
+/// The control protocol (tray app and CLI) as one JSON document.
+pub fn control_protocol_schema() -> String {
+    let mut gen = SchemaSettings::draft2020_12().into_generator();
+    let mut methods = Map::new();
+    method_entry::<ConsentList>(&mut gen, &mut methods);
+    method_entry::<ConsentDecide>(&mut gen, &mut methods);
+    method_entry::<AgentsList>(&mut gen, &mut methods);
+    method_entry::<AgentsReinstate>(&mut gen, &mut methods);
+    method_entry::<Revoke>(&mut gen, &mut methods);
+    method_entry::<IssuingSet>(&mut gen, &mut methods);
+    method_entry::<Status>(&mut gen, &mut methods);
+    method_entry::<ActivityList>(&mut gen, &mut methods);
+    method_entry::<EventsSubscribe>(&mut gen, &mut methods);
+    let event = defs_of::<Event>(&mut gen);
+    document(
+        gen,
+        methods,
+        "control-protocol.json",
+        "Valet Key control protocol",
+        "JSON-RPC 2.0 over a Unix socket (control.sock), one JSON object per line; events are pushed as notifications with method \"event\". See PROTOCOL.md.",
+        Some(event),
+    )
+}
+
+fn document(
+    mut gen: SchemaGenerator,
+    methods: Map<String, Value>,
+    file: &str,
+    title: &str,
+    description: &str,
+    event: Option<Value>,
+) -> String {
     let request = defs_of::<Request>(&mut gen);
     let response = defs_of::<Response>(&mut gen);
     let error = defs_of::<RpcError>(&mut gen);
@@ -42,9 +89,9 @@ pub fn agent_protocol_schema() -> String {
         .collect();
     let doc = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://valetkey.invalid/schema/agent-protocol.json",
-        "title": "Valet Key agent protocol",
-        "description": "JSON-RPC 2.0 over a Unix socket, one JSON object per line. See PROTOCOL.md.",
+        "$id": format!("https://valetkey.invalid/schema/{file}"),
+        "title": title,
+        "description": description,
         "x-protocol-version": PROTOCOL_VERSION,
         "x-max-frame-bytes": MAX_FRAME_LEN,
         "x-request": request,
@@ -52,6 +99,7 @@ pub fn agent_protocol_schema() -> String {
         "x-error-object": error,
         "x-methods": methods,
         "x-errors": errors,
+        "x-event": event,
         "$defs": gen.take_definitions(true),
     });
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
@@ -63,24 +111,42 @@ pub fn agent_protocol_schema() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn committed_schema_matches_the_types() {
+    fn check_committed(file: &str, fresh: String) {
         // The runtime variable, not env!(): a build reused from another
         // checkout of the same commit would otherwise read that checkout.
         let dir = std::env::var("CARGO_MANIFEST_DIR")
             .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
-        let path = format!("{dir}/schema/agent-protocol.json");
-        let path = path.as_str();
-        let fresh = agent_protocol_schema();
+        let path = format!("{dir}/schema/{file}");
         if std::env::var_os("VALETKEY_BLESS").is_some() {
-            std::fs::write(path, &fresh).expect("write schema");
+            std::fs::write(&path, &fresh).expect("write schema");
         }
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             committed == fresh,
-            "ipc-schema/schema/agent-protocol.json is out of date with the Rust types.\n\
+            "ipc-schema/schema/{file} is out of date with the Rust types.\n\
              Regenerate it with: VALETKEY_BLESS=1 cargo test -p valetkey-ipc schema"
         );
+    }
+
+    #[test]
+    fn committed_schema_matches_the_types() {
+        check_committed("agent-protocol.json", agent_protocol_schema());
+    }
+
+    #[test]
+    fn committed_control_schema_matches_the_types() {
+        check_committed("control-protocol.json", control_protocol_schema());
+        let v: Value = serde_json::from_str(&control_protocol_schema()).expect("valid JSON");
+        for m in [
+            "consent.list",
+            "consent.decide",
+            "revoke",
+            "issuing.set",
+            "events.subscribe",
+        ] {
+            assert!(v["x-methods"][m]["params"].is_object(), "{m} params");
+        }
+        assert!(v["x-event"].is_object());
     }
 
     #[test]

@@ -50,9 +50,108 @@ pub struct ConfigFile {
     /// `[daemon]` settings.
     #[serde(default)]
     pub daemon: DaemonSection,
+    /// `[consent]` settings.
+    #[serde(default)]
+    pub consent: ConsentSection,
+    /// `[control]` settings.
+    #[serde(default)]
+    pub control: ControlSection,
     /// `[providers.NAME]` sections.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
+}
+
+/// What happens to consents while the session is locked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLock {
+    /// Keep them pending (they still time out); decide after unlocking.
+    #[default]
+    Hold,
+    /// Refuse them, and new ones, with `user_away`.
+    Refuse,
+}
+
+impl OnLock {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnLock::Hold => "hold",
+            OnLock::Refuse => "refuse",
+        }
+    }
+}
+
+/// Which bus carries logind's `Lock`/`Unlock` signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Login1Bus {
+    /// The system bus (the real logind).
+    #[default]
+    System,
+    /// The session bus (tests run their own stand-in there).
+    Session,
+    /// Do not watch logind.
+    None,
+}
+
+/// `[consent]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentSection {
+    /// How long an agent's `token.get` waits for a decision, e.g. "120s".
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// `hold` or `refuse` consents while the session is locked.
+    pub on_lock: OnLock,
+    /// Where to watch logind.
+    pub login1_bus: Login1Bus,
+    /// Send desktop notifications for consents and revocations.
+    pub notify: bool,
+    /// Offer Allow/Deny buttons in notifications (servers with actions only).
+    pub notify_actions: bool,
+    /// Distinct pending consents one agent may have at once.
+    pub max_pending_per_agent: usize,
+    /// New prompts one agent may cause per minute.
+    pub max_prompts_per_minute: usize,
+}
+
+impl Default for ConsentSection {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(120),
+            on_lock: OnLock::Hold,
+            login1_bus: Login1Bus::System,
+            notify: true,
+            notify_actions: true,
+            max_pending_per_agent: 3,
+            max_prompts_per_minute: 10,
+        }
+    }
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlSection {
+    /// Executables allowed on the control socket besides `valetkey` and
+    /// `valetkey-tray` installed next to `valetkeyd`.
+    pub allowed_clients: Vec<PathBuf>,
+}
+
+/// Durations written as "120s", "2m".
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        let v = humantime::parse_duration(&s).map_err(serde::de::Error::custom)?;
+        if v < Duration::from_secs(1) || v > Duration::from_secs(3600) {
+            return Err(serde::de::Error::custom("must be between 1s and 1h"));
+        }
+        Ok(v)
+    }
 }
 
 /// `[daemon]`.
@@ -102,6 +201,11 @@ pub struct ProviderFile {
     pub ca_file: Option<PathBuf>,
     /// Per-request timeout for the provider, in seconds (default 10).
     pub timeout_secs: Option<u64>,
+    /// On one-click revocation, also revoke the agent's live access tokens
+    /// at the provider (RFC 7009). Off by default: at many providers
+    /// (Google, oidc-provider) revoking an access token also revokes the
+    /// refresh token, which would end the login for every agent.
+    pub revoke_agent_tokens: Option<bool>,
     /// Free text about the provider's behaviour.
     pub notes: Option<String>,
 }
@@ -128,6 +232,7 @@ impl ProviderFile {
             extra_auth_params,
             ca_file,
             timeout_secs,
+            revoke_agent_tokens,
             notes
         )
     }
@@ -164,6 +269,8 @@ pub struct Provider {
     pub ca_file: Option<PathBuf>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Revoke an agent's access tokens at the provider on revocation.
+    pub revoke_agent_tokens: bool,
 }
 
 /// OAuth endpoints; `None` means "ask discovery".
@@ -186,6 +293,10 @@ pub struct Config {
     pub path: PathBuf,
     /// Agent socket from `[daemon] socket`, if set.
     pub socket: Option<PathBuf>,
+    /// `[consent]`.
+    pub consent: ConsentSection,
+    /// `[control]`.
+    pub control: ControlSection,
     /// Providers by name.
     pub providers: BTreeMap<String, Provider>,
 }
@@ -243,6 +354,8 @@ impl Config {
         Ok(Config {
             path: path.to_owned(),
             socket: file.daemon.socket,
+            consent: file.consent,
+            control: file.control,
             providers,
         })
     }
@@ -316,6 +429,7 @@ fn validate(name: &str, f: ProviderFile) -> Result<Provider, String> {
         extra_auth_params: f.extra_auth_params.unwrap_or_default(),
         ca_file: f.ca_file,
         timeout: Duration::from_secs(f.timeout_secs.unwrap_or(10).clamp(1, 300)),
+        revoke_agent_tokens: f.revoke_agent_tokens.unwrap_or(false),
     })
 }
 

@@ -9,6 +9,9 @@
 //! * [`handlers`]: one per protocol method;
 //! * [`store`]: providers' login state, the agent registry, grants (SQLite);
 //! * [`tokens`]: the access-token cache and single-flight refresh;
+//! * [`consent`]: pending consents, decisions, one-click revocation;
+//! * [`events`], [`notify`], [`session`]: the activity log and tray events,
+//!   desktop notifications, and the session lock watcher;
 //! * [`oauth`]: discovery, refresh, login, revocation against providers;
 //! * [`keychain`]: refresh tokens and client secrets in the Secret Service;
 //! * [`config`], [`dirs`]: where things are and how providers are set up;
@@ -17,13 +20,17 @@
 pub mod attest;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod dirs;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod keychain;
+pub mod notify;
 pub mod oauth;
 pub mod secret;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod store;
 pub mod tokens;

@@ -58,8 +58,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::open(&db)?;
     let providers = config.providers.len();
     let daemon = State::new(config, store);
-    let listener = valetkey::server::listener::bind(&socket)?;
-    tracing::info!(socket = %socket.display(), db = %db.display(), config = %config_path.display(), providers, "ready");
+    let control = valetkey_ipc::paths::control_socket_for(&socket);
+    // Control first: once agent.sock accepts, control.sock does too.
+    let control_listener = valetkey::server::listener::bind(&control)?;
+    let listeners = valetkey::server::Listeners {
+        agent: valetkey::server::listener::bind(&socket)?,
+        control: control_listener,
+    };
+    tracing::info!(socket = %socket.display(), control = %control.display(), db = %db.display(), config = %config_path.display(), providers, "ready");
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let shutdown = async move {
@@ -68,7 +74,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     };
-    valetkey::server::run(daemon, listener, shutdown).await;
+    valetkey::server::run(daemon, listeners, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
+use valetkey_ipc::control::RevokeTarget;
+
 use super::{when, Cli, Failure};
 use crate::store::{NewGrant, Store};
 
@@ -50,7 +52,7 @@ fn store() -> Result<Store, Failure> {
 }
 
 /// Runs a grant subcommand.
-pub fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
+pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
     let s = store()?;
     match cmd {
         GrantCmd::Add {
@@ -148,11 +150,37 @@ pub fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
             }
         }
         GrantCmd::Revoke { agent, provider } => {
-            let n = s.revoke_grants(agent, provider.as_deref())?;
-            if n == 0 {
+            let ids: Vec<i64> = s
+                .list_grants(Some(agent), true)?
+                .into_iter()
+                .filter(|g| provider.as_deref().is_none_or(|p| g.provider == p))
+                .map(|g| g.id)
+                .collect();
+            if ids.is_empty() {
                 return Err(Failure::from(format!("{agent} has no grants to revoke")));
             }
-            println!("Revoked {n} grant(s) of {agent}. Its next token request is refused.");
+            // Through the daemon when it runs, so its cached tokens and open
+            // connections go too; straight in the database otherwise.
+            let mut via_daemon = 0;
+            for id in &ids {
+                match super::control::revoke_target(cli, RevokeTarget::Grant { id: *id }).await {
+                    Ok(_) => via_daemon += 1,
+                    Err(f) if f.code == super::EXIT_UNAVAILABLE => {
+                        s.revoke_grants(agent, provider.as_deref())?;
+                        break;
+                    }
+                    Err(f) => return Err(f),
+                }
+            }
+            println!(
+                "Revoked {} grant(s) of {agent}{}. Its next token request is refused.",
+                ids.len(),
+                if via_daemon > 0 {
+                    ""
+                } else {
+                    " (daemon not running)"
+                }
+            );
         }
     }
     Ok(())

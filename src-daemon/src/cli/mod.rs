@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 `consent_required`,
 //! 69 the daemon is not reachable.
 
+mod control;
 mod grants;
 mod login;
 mod token;
@@ -59,6 +60,21 @@ pub enum Command {
     Provider(login::ProviderCmd),
     /// Get a token as an agent (prints the token, or JSON with --json).
     Token(token::TokenArgs),
+    /// List and decide pending consents.
+    #[command(subcommand)]
+    Consent(control::ConsentCmd),
+    /// Revoke a grant, an agent, or everything, at once.
+    #[command(subcommand)]
+    Revoke(control::RevokeCmd),
+    /// Pause issuing: every agent is refused until `resume`.
+    Pause,
+    /// Resume issuing.
+    Resume,
+    /// Lift an agent's suspension and forget its remembered denials.
+    Reinstate {
+        /// Agent name.
+        name: String,
+    },
 }
 
 /// A CLI failure with its exit code.
@@ -103,8 +119,13 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Provider(c) => login::provider_cmd(&cli, c).await,
         Command::Providers => grants::providers(&cli),
         Command::Agents => grants::agents(&cli),
-        Command::Grant(g) => grants::grant(&cli, g),
+        Command::Grant(g) => grants::grant(&cli, g).await,
         Command::Token(a) => token::token(&cli, a).await,
+        Command::Consent(c) => control::consent(&cli, c).await,
+        Command::Revoke(r) => control::revoke(&cli, r).await,
+        Command::Pause => control::set_paused(&cli, true).await,
+        Command::Resume => control::set_paused(&cli, false).await,
+        Command::Reinstate { name } => control::reinstate(&cli, name).await,
     };
     match outcome {
         Ok(()) => 0,
@@ -123,5 +144,14 @@ pub fn when(t: Option<i64>) -> String {
         )
         .to_string(),
         _ => "never".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -26,6 +26,13 @@ pub struct TokenArgs {
     /// Print the whole result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Without a grant, fail at once (exit 3, with the consent id) instead of
+    /// waiting for the user's decision.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long access is wanted (shown in the prompt), e.g. `1h`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
 }
 
 fn client_failure(e: ClientError) -> Failure {
@@ -64,6 +71,8 @@ pub async fn token(cli: &Cli, a: &TokenArgs) -> Result<(), Failure> {
             provider: a.provider.clone(),
             scopes,
             resource: a.resource.clone(),
+            wait: Some(!a.no_wait),
+            duration_secs: a.duration.map(|d| d.as_secs()),
         })
         .await
         .map_err(client_failure)?;

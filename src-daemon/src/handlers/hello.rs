@@ -39,6 +39,13 @@ pub fn handle(d: &Daemon, s: &mut Session, p: HelloParams) -> Result<HelloResult
     )?;
     tracing::Span::current().record("agent", p.agent.name.as_str());
     tracing::info!(exe = %s.identity.exe, "agent said hello");
+    d.events.emit(
+        &d.store,
+        valetkey_ipc::control::Event::AgentSeen {
+            agent: p.agent.name.clone(),
+            exe: s.identity.exe.clone(),
+        },
+    );
     s.agent = Some((agent_id, p.agent));
     Ok(HelloResult {
         protocol: PROTOCOL_VERSION,

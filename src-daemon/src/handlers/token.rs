@@ -4,19 +4,28 @@
 //! 1. params: valid scopes (`invalid_params`);
 //! 2. the provider exists (`unknown_provider`) and allows the scopes and
 //!    resource (`scope_not_allowed`);
-//! 3. the provider has a working login (`provider_login_required`);
-//! 4. a live grant binds this agent and this binary to the provider
-//!    (`consent_required`) and covers every scope (`scope_not_granted`);
-//! 5. the provider can narrow, or the user accepted full-scope tokens
+//! 3. issuing is not paused (`issuing_paused`) and the agent is not
+//!    suspended (`agent_suspended`);
+//! 4. the provider has a working login (`provider_login_required`);
+//! 5. a live grant binds this agent and this binary to the provider and
+//!    covers every scope (`scope_not_granted`); without one, a remembered
+//!    denial refuses at once (`consent_denied`), else the user is asked
+//!    (see [`crate::consent::flow`]) and the agent waits or gets
+//!    `consent_required` with a consent id;
+//! 6. the provider can narrow, or the user accepted full-scope tokens
 //!    (`scope_not_allowed`);
-//! 6. then the token service: cache or one single-flight refresh.
+//! 7. then the token service: cache or one single-flight refresh.
 
-use valetkey_ipc::methods::{validate_scopes, TokenGetParams, TokenGetResult};
+use valetkey_ipc::control::Event;
+use valetkey_ipc::methods::{validate_scopes, ConsentWaitParams, TokenGetParams, TokenGetResult};
 use valetkey_ipc::{AccessToken, ErrorCode, RpcError};
 
+use crate::config::Provider;
+use crate::consent::flow::{self, Ask};
 use crate::error::BrokerError;
 use crate::server::Session;
 use crate::state::Daemon;
+use crate::store::ProviderState;
 use crate::tokens::service::{Deps, Request};
 
 fn missing<'a>(want: &'a [String], have: &[String]) -> Vec<&'a str> {
@@ -82,6 +91,112 @@ pub async fn handle(
     }
     let resource = p.resource.as_deref().or(provider.resource.as_deref());
 
+    if d.paused() {
+        return Err(BrokerError::rpc(
+            ErrorCode::IssuingPaused,
+            "the user paused all issuing; nothing is handed out until they resume (tray menu, or `valetkey resume`)",
+        ));
+    }
+    if d.store.agent_suspended(*agent_id)? {
+        return Err(RpcError::new(
+            ErrorCode::AgentSuspended,
+            format!(
+                "agent {:?} was revoked by the user; it gets nothing until they reinstate it (`valetkey agents reinstate {}`)",
+                agent.name, agent.name
+            ),
+        )
+        .into());
+    }
+    let state = login_state(d, provider)?;
+
+    let grant = d
+        .store
+        .live_grant(*agent_id, &provider.name, &s.identity.sha256)?;
+    let (scopes, grant_id, last_used) = match grant {
+        Some(grant) => {
+            let not_granted = missing(&scopes, &grant.scopes);
+            if !not_granted.is_empty() {
+                return Err(RpcError::new(
+                    ErrorCode::ScopeNotGranted,
+                    format!(
+                        "agent {:?} was granted {} on {}, not {}; ask for less, or have the user widen the grant",
+                        agent.name,
+                        grant.scopes.join(" "),
+                        provider.name,
+                        not_granted.join(" ")
+                    ),
+                )
+                .with("missing", &not_granted)
+                .with("granted", &grant.scopes)
+                .into());
+            }
+            (scopes, Some(grant.id), grant.last_used_at)
+        }
+        None => {
+            if d.store
+                .denied(*agent_id, &provider.name, &s.identity.sha256)?
+            {
+                return Err(RpcError::new(
+                    ErrorCode::ConsentDenied,
+                    format!(
+                        "the user denied {:?} access to {} and asked to remember it; `valetkey agents reinstate {}` forgets that",
+                        agent.name, provider.name, agent.name
+                    ),
+                )
+                .with("remembered", true)
+                .into());
+            }
+            let allowed = flow::ask(
+                d,
+                s,
+                Ask {
+                    provider,
+                    scopes: &scopes,
+                    resource,
+                    duration_secs: p.duration_secs,
+                    wait: p.wait.unwrap_or(true),
+                },
+            )
+            .await?;
+            // The user may have narrowed; the token carries what was allowed.
+            (allowed, None, None)
+        }
+    };
+    issue(
+        d, s, provider, &state, &scopes, resource, grant_id, last_used,
+    )
+    .await
+}
+
+/// Handles `consent.wait`: waits for a consent `token.get` opened with
+/// `wait: false`, then issues what the user allowed.
+pub async fn handle_wait(
+    d: &Daemon,
+    s: &Session,
+    p: ConsentWaitParams,
+) -> Result<TokenGetResult, BrokerError> {
+    let (scopes, req) = flow::wait_by_id(d, s, &p.consent_id).await?;
+    let provider = d.config.provider(&req.provider).ok_or_else(|| {
+        BrokerError::rpc(
+            ErrorCode::UnknownProvider,
+            format!("provider {} is no longer configured", req.provider),
+        )
+    })?;
+    let state = login_state(d, provider)?;
+    issue(
+        d,
+        s,
+        provider,
+        &state,
+        &scopes,
+        req.resource.as_deref(),
+        None,
+        None,
+    )
+    .await
+}
+
+fn login_state(d: &Daemon, provider: &Provider) -> Result<ProviderState, BrokerError> {
     let state = d.store.provider_state(&provider.name)?;
     let login_needed = |why: &str| {
         BrokerError::Rpc(
@@ -104,56 +219,41 @@ pub async fn handle(
             provider.name
         )));
     }
+    Ok(state)
+}
 
-    let grant = d
-        .store
-        .live_grant(*agent_id, &provider.name, &s.identity.sha256)?;
-    let Some(grant) = grant else {
-        let reason = if d.store.has_any_grant(*agent_id, &provider.name)? {
-            "binary_changed_or_expired"
-        } else {
-            "no_grant"
-        };
-        return Err(RpcError::new(
-            ErrorCode::ConsentRequired,
-            format!(
-                "agent {:?} (binary {}) has no live grant for {}; the user can allow it with `valetkey grant add {} {} {}`",
-                agent.name,
-                &s.identity.sha256[..12.min(s.identity.sha256.len())],
-                provider.name,
-                agent.name,
-                provider.name,
-                scopes.join(" ")
-            ),
-        )
-        .with("reason", reason)
-        .with("provider", &provider.name)
-        .with("scopes", &scopes)
-        .into());
-    };
-    let not_granted = missing(&scopes, &grant.scopes);
-    if !not_granted.is_empty() {
-        return Err(RpcError::new(
-            ErrorCode::ScopeNotGranted,
-            format!(
-                "agent {:?} was granted {} on {}, not {}; ask for less, or have the user widen the grant",
-                agent.name,
-                grant.scopes.join(" "),
-                provider.name,
-                not_granted.join(" ")
-            ),
-        )
-        .with("missing", &not_granted)
-        .with("granted", &grant.scopes)
-        .into());
-    }
+/// The last step: scopes are allowed; check the login covers them and get
+/// the token.
+#[allow(clippy::too_many_arguments)]
+async fn issue(
+    d: &Daemon,
+    s: &Session,
+    provider: &Provider,
+    state: &ProviderState,
+    scopes: &[String],
+    resource: Option<&str>,
+    grant_id: Option<i64>,
+    last_used: Option<i64>,
+) -> Result<TokenGetResult, BrokerError> {
+    let (agent_id, agent) = s
+        .agent
+        .as_ref()
+        .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))?;
+    let scopes = scopes.to_vec();
     let not_in_login = missing(&scopes, &state.login_scopes);
     if !state.login_scopes.is_empty() && !not_in_login.is_empty() {
-        return Err(login_needed(&format!(
-            "the login to {} does not include {}",
-            provider.name,
-            not_in_login.join(" ")
-        )));
+        return Err(BrokerError::Rpc(
+            RpcError::new(
+                ErrorCode::ProviderLoginRequired,
+                format!(
+                    "the login to {} does not include {}; run `valetkey login {}`",
+                    provider.name,
+                    not_in_login.join(" "),
+                    provider.name
+                ),
+            )
+            .with("provider", &provider.name),
+        ));
     }
     if !provider.narrows_on_refresh && !provider.allow_full_scope {
         let full: Vec<String> = {
@@ -184,14 +284,26 @@ pub async fn handle(
         upstream: &d.upstream,
     };
     let req = Request {
+        agent_id: *agent_id,
         scopes: &scopes,
         resource,
         generation: state.generation,
     };
     let (tok, cached) = d.tokens.get(&deps, provider, &req).await?;
     let now = crate::store::now();
-    if !cached || grant.last_used_at.is_none_or(|t| now - t >= 60) {
-        d.store.touch_grant(grant.id)?;
+    // Keep the hot path free of writes: record use at most once a minute.
+    if !cached || last_used.is_none_or(|t| now - t >= 60) {
+        if let Some(g) = grant_id {
+            d.store.touch_grant(g)?;
+        }
+        d.events.emit(
+            &d.store,
+            Event::TokenIssued {
+                agent: agent.name.clone(),
+                provider: provider.name.clone(),
+                scopes: tok.scopes.clone(),
+            },
+        );
     }
     tracing::info!(provider = %provider.name, scopes = %scopes.join(" "), cached, "token issued");
     Ok(TokenGetResult {

@@ -196,6 +196,31 @@ impl Upstream {
         refresh_token: &Secret,
         client_secret: Option<&Secret>,
     ) -> Result<bool, UpstreamError> {
+        let token = StandardRevocableToken::RefreshToken(RefreshToken::new(
+            refresh_token.expose().to_owned(),
+        ));
+        self.revoke_token(p, token, client_secret).await
+    }
+
+    /// Revokes one access token (RFC 7009, `token_type_hint=access_token`).
+    pub async fn revoke_access_token(
+        &self,
+        p: &Provider,
+        access_token: &Secret,
+        client_secret: Option<&Secret>,
+    ) -> Result<bool, UpstreamError> {
+        let token = StandardRevocableToken::AccessToken(oauth2::AccessToken::new(
+            access_token.expose().to_owned(),
+        ));
+        self.revoke_token(p, token, client_secret).await
+    }
+
+    async fn revoke_token(
+        &self,
+        p: &Provider,
+        token: StandardRevocableToken,
+        client_secret: Option<&Secret>,
+    ) -> Result<bool, UpstreamError> {
         let endpoints = self.endpoints(p).await?;
         let Some(url) = endpoints.revocation else {
             return Ok(false);
@@ -210,9 +235,6 @@ impl Upstream {
             client: http,
             timeout: p.timeout,
         };
-        let token = StandardRevocableToken::RefreshToken(RefreshToken::new(
-            refresh_token.expose().to_owned(),
-        ));
         let req = client
             .revoke_token(token)
             .map_err(|e| UpstreamError::Config {

@@ -1,4 +1,4 @@
-//! One agent connection: identity from the socket, then a frame loop.
+//! One connection: identity from the socket, then a frame loop.
 //!
 //! The peer's uid and pid come from `SO_PEERCRED` before a byte is read. A
 //! peer of another uid, or one that cannot be attested, gets one error
@@ -21,6 +21,15 @@ use super::dispatch;
 use crate::state::Daemon;
 
 /// Per-connection session state.
+/// Which socket a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `agent.sock`.
+    Agent,
+    /// `control.sock`: only allow-listed executables.
+    Control,
+}
+
 pub struct Session {
     /// Connection number, for logs.
     pub conn_id: u64,
@@ -30,9 +39,9 @@ pub struct Session {
     pub agent: Option<(i64, valetkey_ipc::methods::AgentInfo)>,
 }
 
-type Conn = Framed<Stream, FrameCodec>;
+pub(super) type Conn = Framed<Stream, FrameCodec>;
 
-async fn send(framed: &mut Conn, resp: &Response) -> bool {
+pub(super) async fn send(framed: &mut Conn, resp: &Response) -> bool {
     match serde_json::to_vec(resp) {
         Ok(v) => framed.send(Bytes::from(v)).await.is_ok(),
         Err(_) => false,
@@ -45,7 +54,13 @@ async fn reject(mut framed: Conn, err: RpcError) {
 }
 
 /// Serves one connection until it closes or the daemon stops.
-pub async fn serve(daemon: Daemon, stream: Stream, conn_id: u64, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    daemon: Daemon,
+    stream: Stream,
+    role: Role,
+    conn_id: u64,
+    mut stop: watch::Receiver<bool>,
+) {
     let creds = stream.peer_creds();
     let framed = Framed::new(stream, FrameCodec::default());
     let (uid, pid) = match &creds {
@@ -55,6 +70,7 @@ pub async fn serve(daemon: Daemon, stream: Stream, conn_id: u64, mut stop: watch
     let span = tracing::info_span!(
         "conn",
         id = conn_id,
+        ?role,
         uid,
         pid,
         agent = tracing::field::Empty
@@ -77,8 +93,17 @@ pub async fn serve(daemon: Daemon, stream: Stream, conn_id: u64, mut stop: watch
             Err(e) => return reject(framed, RpcError::new(ErrorCode::Internal, format!("attestation task failed: {e}"))).await,
         };
         tracing::debug!(exe = %identity.exe, sha256 = %identity.sha256, "peer attested");
+        if role == Role::Control {
+            if let Err(why) = super::control::admit(&daemon, &identity) {
+                return reject(framed, RpcError::new(ErrorCode::PeerRejected, why)).await;
+            }
+            return super::control::serve(&daemon, framed, &identity, &mut stop).await;
+        }
         let mut session = Session { conn_id, identity, agent: None };
         frame_loop(&daemon, framed, &mut session, &mut stop).await;
+        if let Some((agent_id, _)) = &session.agent {
+            daemon.conns.unregister(*agent_id, conn_id);
+        }
         tracing::debug!("connection closed");
     }
     .instrument(span)
@@ -91,13 +116,40 @@ async fn frame_loop(
     session: &mut Session,
     stop: &mut watch::Receiver<bool>,
 ) {
+    // Turns true when the user revokes this agent: close at once, even
+    // while a request (say, a consent wait) is in flight.
+    let mut kill: Option<watch::Receiver<bool>> = None;
+    let killed = |k: &mut Option<watch::Receiver<bool>>| {
+        let k = k.clone();
+        async move {
+            match k {
+                Some(mut k) => {
+                    let _ = k.wait_for(|v| *v).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+    };
     loop {
         let frame = tokio::select! {
             f = framed.next() => f,
             _ = stop.changed() => return,
+            _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
         };
         let resp = match frame {
-            Some(Ok(bytes)) => dispatch::dispatch(daemon, session, &bytes).await,
+            Some(Ok(bytes)) => {
+                let resp = tokio::select! {
+                    r = dispatch::dispatch(daemon, session, &bytes) => r,
+                    _ = stop.changed() => return,
+                    _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
+                };
+                if kill.is_none() {
+                    if let Some((agent_id, _)) = &session.agent {
+                        kill = Some(daemon.conns.register(*agent_id, session.conn_id));
+                    }
+                }
+                resp
+            }
             Some(Err(FrameError::TooLarge { limit })) => {
                 let err = RpcError::new(
                     ErrorCode::FrameTooLarge,
@@ -113,4 +165,13 @@ async fn frame_loop(
             return;
         }
     }
+}
+
+async fn closed_by_user(framed: &mut Conn) {
+    tracing::info!("closing: the user revoked this agent");
+    let err = RpcError::new(
+        ErrorCode::AgentSuspended,
+        "the user revoked this agent's access; the connection is closed",
+    );
+    let _ = send(framed, &Response::err(None, err)).await;
 }

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use valetkey_ipc::jsonrpc::{parse_request, Response};
-use valetkey_ipc::methods::{Hello, Method, ProvidersList, TokenGet, Whoami};
+use valetkey_ipc::methods::{ConsentWait, Hello, Method, ProvidersList, TokenGet, Whoami};
 use valetkey_ipc::{ErrorCode, RpcError};
 
 use super::conn::Session;
@@ -11,7 +11,7 @@ use crate::error::BrokerError;
 use crate::handlers;
 use crate::state::Daemon;
 
-fn params<M: Method>(raw: Option<Value>) -> Result<M::Params, BrokerError> {
+pub(super) fn params<M: Method>(raw: Option<Value>) -> Result<M::Params, BrokerError> {
     let raw = raw.unwrap_or_else(|| Value::Object(Default::default()));
     serde_json::from_value(raw).map_err(|e| {
         BrokerError::rpc(
@@ -21,7 +21,7 @@ fn params<M: Method>(raw: Option<Value>) -> Result<M::Params, BrokerError> {
     })
 }
 
-fn result<T: serde::Serialize>(r: Result<T, BrokerError>) -> Result<Value, BrokerError> {
+pub(super) fn result<T: serde::Serialize>(r: Result<T, BrokerError>) -> Result<Value, BrokerError> {
     r.and_then(|v| {
         serde_json::to_value(v).map_err(|e| {
             BrokerError::rpc(ErrorCode::Internal, format!("cannot encode result: {e}"))
@@ -53,6 +53,10 @@ pub async fn dispatch(d: &Daemon, s: &mut Session, frame: &[u8]) -> Response {
                 Ok(p) => result(handlers::token::handle(d, s, p).await),
                 Err(e) => Err(e),
             },
+            ConsentWait::NAME => match params::<ConsentWait>(req.params) {
+                Ok(p) => result(handlers::token::handle_wait(d, s, p).await),
+                Err(e) => Err(e),
+            },
             ProvidersList::NAME => match params::<ProvidersList>(req.params) {
                 Ok(_) => result(handlers::providers::handle(d)),
                 Err(e) => Err(e),
@@ -65,7 +69,7 @@ pub async fn dispatch(d: &Daemon, s: &mut Session, frame: &[u8]) -> Response {
                 RpcError::new(
                     ErrorCode::UnknownMethod,
                     format!(
-                        "unknown method {other:?}; methods: hello, token.get, providers.list, whoami"
+                        "unknown method {other:?}; methods: hello, token.get, consent.wait, providers.list, whoami"
                     ),
                 )
                 .with("method", other),

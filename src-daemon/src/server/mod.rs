@@ -1,12 +1,15 @@
-//! The agent socket server: accept, attest, serve, shut down.
+//! The socket server: accept, attest, serve, shut down.
 //!
-//! Like mini-redis, [`run`] takes a listener that is already bound, so the
-//! caller (and tests) know the socket is ready before a client connects. A
-//! semaphore caps concurrent connections; a watch channel tells every
-//! connection to finish its current request and close on shutdown.
+//! Two sockets: `agent.sock` for agents and `control.sock` for the tray
+//! and CLI (see [`control`]). Like mini-redis, [`run`] takes listeners that
+//! are already bound, so the caller (and tests) know the sockets are ready
+//! before a client connects. A semaphore caps concurrent connections; a
+//! watch channel tells every connection to finish its current request and
+//! close on shutdown. A one-second tick times out unanswered consents.
 
 mod conn;
-pub use conn::Session;
+pub use conn::{Role, Session};
+mod control;
 mod dispatch;
 pub mod listener;
 
@@ -22,12 +25,23 @@ use crate::state::Daemon;
 pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Serves `listener` until `shutdown` resolves, then drains connections.
+/// The two bound sockets.
+pub struct Listeners {
+    /// `agent.sock`.
+    pub agent: Listener,
+    /// `control.sock`.
+    pub control: Listener,
+}
+
 pub async fn run(
     daemon: Daemon,
-    listener: Listener,
+    listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
+    crate::session::spawn_watchers(&daemon);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_id: u64 = 0;
@@ -37,9 +51,16 @@ pub async fn run(
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = &mut shutdown => break,
         };
-        let stream = tokio::select! {
-            s = listener.accept() => s,
-            _ = &mut shutdown => break,
+        let (stream, role) = loop {
+            tokio::select! {
+                s = listeners.agent.accept() => break (s, Role::Agent),
+                s = listeners.control.accept() => break (s, Role::Control),
+                _ = tick.tick() => crate::consent::flow::expire_overdue(&daemon),
+                _ = &mut shutdown => {
+                    drop(permit);
+                    return finish(tasks, stop_tx).await;
+                }
+            }
         };
         match stream {
             Ok(stream) => {
@@ -47,7 +68,7 @@ pub async fn run(
                 let (d, rx) = (daemon.clone(), stop_rx.clone());
                 let id = next_id;
                 tasks.spawn(async move {
-                    conn::serve(d, stream, id, rx).await;
+                    conn::serve(d, stream, role, id, rx).await;
                     drop(permit);
                 });
             }
@@ -58,6 +79,10 @@ pub async fn run(
         }
         while tasks.try_join_next().is_some() {}
     }
+    finish(tasks, stop_tx).await
+}
+
+async fn finish(mut tasks: tokio::task::JoinSet<()>, stop_tx: watch::Sender<bool>) {
     tracing::info!(
         connections = tasks.len(),
         "shutting down: closing connections"

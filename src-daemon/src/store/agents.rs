@@ -20,6 +20,8 @@ pub struct AgentRow {
     pub created_at: i64,
     /// Last `hello` (unix seconds).
     pub last_seen: i64,
+    /// `active` or `suspended`.
+    pub status: String,
 }
 
 /// A binary an agent was seen running as.
@@ -41,10 +43,14 @@ fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
         version: r.get(3)?,
         created_at: r.get(4)?,
         last_seen: r.get(5)?,
+        status: r.get(6)?,
     })
 }
 
-const AGENT_COLS: &str = "id, name, purpose, version, created_at, last_seen";
+const AGENT_COLS: &str = "id, name, purpose, version, created_at, last_seen, status";
+
+/// The status of a suspended agent.
+pub const SUSPENDED: &str = "suspended";
 
 impl Store {
     /// Records a `hello`: creates or updates the agent and binds the binary.
@@ -132,5 +138,57 @@ impl Store {
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+
+    /// Sets `active` or `suspended`; false when no such agent.
+    pub fn set_agent_status(&self, agent_id: i64, status: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE agents SET status = ?2 WHERE id = ?1",
+            params![agent_id, status],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Whether the agent is suspended.
+    pub fn agent_suspended(&self, agent_id: i64) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let s: Option<String> = conn
+            .prepare_cached("SELECT status FROM agents WHERE id = ?1")?
+            .query_row([agent_id], |r| r.get(0))
+            .optional()?;
+        Ok(s.as_deref() == Some(SUSPENDED))
+    }
+
+    /// Remembers a "deny" for this agent binary and provider.
+    pub fn add_denial(
+        &self,
+        agent_id: i64,
+        provider: &str,
+        sha256: &str,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR REPLACE INTO denials (agent_id, provider, binary_sha256, created_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![agent_id, provider, sha256, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Whether a remembered denial applies.
+    pub fn denied(&self, agent_id: i64, provider: &str, sha256: &str) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM denials WHERE agent_id = ?1 AND provider = ?2 AND binary_sha256 = ?3",
+            )?
+            .query_row(params![agent_id, provider, sha256], |r| r.get(0))?;
+        Ok(n > 0)
+    }
+
+    /// Forgets every remembered denial of an agent.
+    pub fn clear_denials(&self, agent_id: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM denials WHERE agent_id = ?1", [agent_id])?)
     }
 }

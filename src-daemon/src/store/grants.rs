@@ -27,6 +27,17 @@ pub struct GrantRow {
     pub last_used_at: Option<i64>,
 }
 
+/// Which grants [`Store::delete_grants`] deletes.
+#[derive(Debug, Clone, Copy)]
+pub enum GrantFilter {
+    /// One grant.
+    Id(i64),
+    /// Every grant of one agent.
+    Agent(i64),
+    /// Every grant.
+    All,
+}
+
 /// A grant to create.
 #[derive(Debug, Clone)]
 pub struct NewGrant<'a> {
@@ -104,6 +115,29 @@ impl Store {
             )
             .optional()?;
         Ok(row)
+    }
+
+    /// Deletes grants matching `filter` (one grant, one agent's, or all)
+    /// in one statement and returns what was deleted.
+    pub fn delete_grants(&self, filter: GrantFilter) -> Result<Vec<GrantRow>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (clause, arg) = match filter {
+            GrantFilter::Id(id) => ("g.id = ?1", Some(id)),
+            GrantFilter::Agent(id) => ("g.agent_id = ?1", Some(id)),
+            GrantFilter::All => ("?1 IS NULL", None),
+        };
+        let rows: Vec<GrantRow> = tx
+            .prepare(&format!(
+                "SELECT {GRANT_COLS} FROM grants g JOIN agents a ON a.id = g.agent_id WHERE {clause}"
+            ))?
+            .query_map([arg], grant_from_row)?
+            .collect::<Result<_, _>>()?;
+        for r in &rows {
+            tx.execute("DELETE FROM grants WHERE id = ?1", [r.id])?;
+        }
+        tx.commit()?;
+        Ok(rows)
     }
 
     /// Grants, optionally only one agent's, live ones only unless `all`.

@@ -41,6 +41,22 @@ const STEPS: &[&str] = &[
         UNIQUE (agent_id, provider, binary_sha256)
      );
      CREATE INDEX grants_by_agent ON grants (agent_id, provider);",
+    // 2: suspension, remembered denials, the activity log.
+    "ALTER TABLE agents ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+     CREATE TABLE denials (
+        agent_id       INTEGER NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+        provider       TEXT NOT NULL,
+        binary_sha256  TEXT NOT NULL,
+        created_at     INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, provider, binary_sha256)
+     );
+     CREATE TABLE activity (
+        id       INTEGER PRIMARY KEY,
+        ts       INTEGER NOT NULL,
+        kind     TEXT NOT NULL,
+        agent    TEXT,
+        summary  TEXT NOT NULL
+     );",
 ];
 
 /// Brings the schema up to date inside one transaction per step.

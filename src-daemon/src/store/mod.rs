@@ -8,6 +8,7 @@
 //! only ever held for one statement or transaction, never across an
 //! `.await`.
 
+mod activity;
 mod agents;
 mod grants;
 mod migrations;
@@ -18,8 +19,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
-pub use agents::{AgentRow, BinaryRow};
-pub use grants::{GrantRow, NewGrant};
+pub use agents::{AgentRow, BinaryRow, SUSPENDED};
+pub use grants::{GrantFilter, GrantRow, NewGrant};
 pub use providers::ProviderState;
 
 /// Why the database failed.

@@ -1,6 +1,11 @@
-//! Access tokens kept in memory per (provider, scope set, resource) until
-//! shortly before they expire. Values are [`Secret`]s: zeroed on drop,
-//! never printed.
+//! Access tokens kept in memory per (agent, provider, scope set, resource)
+//! until shortly before they expire. Values are [`Secret`]s: zeroed on
+//! drop, never printed.
+//!
+//! Why per agent: revoking one agent must be able to drop (and revoke at
+//! the provider) exactly the tokens that agent holds, without touching a
+//! token another agent was handed. The price is one refresh per agent and
+//! scope set instead of one per scope set.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +18,8 @@ pub const EXPIRY_MARGIN_SECS: u64 = 30;
 /// What a cached token is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
+    /// The agent's registry id.
+    pub agent_id: i64,
     /// Provider name.
     pub provider: String,
     /// Sorted, space-joined scopes.
@@ -23,8 +30,9 @@ pub struct CacheKey {
 
 impl CacheKey {
     /// Builds a key; `scopes` must already be sorted and deduplicated.
-    pub fn new(provider: &str, scopes: &[String], resource: Option<&str>) -> Self {
+    pub fn new(agent_id: i64, provider: &str, scopes: &[String], resource: Option<&str>) -> Self {
         Self {
+            agent_id,
             provider: provider.to_owned(),
             scopes: scopes.join(" "),
             resource: resource.map(str::to_owned),
@@ -77,6 +85,25 @@ impl TokenCache {
             .insert(key, token);
     }
 
+    /// Removes and returns the tokens of one agent (or of every agent),
+    /// optionally only for one provider.
+    pub fn take(
+        &self,
+        agent_id: Option<i64>,
+        provider: Option<&str>,
+    ) -> Vec<(CacheKey, Arc<CachedToken>)> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let keys: Vec<CacheKey> = map
+            .keys()
+            .filter(|k| agent_id.is_none_or(|a| k.agent_id == a))
+            .filter(|k| provider.is_none_or(|p| k.provider == p))
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| map.remove(&k).map(|t| (k, t)))
+            .collect()
+    }
+
     /// Drops every token of a provider.
     pub fn clear_provider(&self, provider: &str) {
         self.map
@@ -103,7 +130,7 @@ mod tests {
     #[test]
     fn hands_out_only_fresh_tokens_of_the_current_generation() {
         let c = TokenCache::default();
-        let k = CacheKey::new("p", &["a".into()], None);
+        let k = CacheKey::new(1, "p", &["a".into()], None);
         c.insert(k.clone(), tok(1000, 1));
         assert!(c.get(&k, 1, 900).is_some());
         assert!(
@@ -118,16 +145,30 @@ mod tests {
     #[test]
     fn keys_separate_scopes_and_resources() {
         let c = TokenCache::default();
-        c.insert(CacheKey::new("p", &["a".into()], None), tok(1000, 1));
+        c.insert(CacheKey::new(1, "p", &["a".into()], None), tok(1000, 1));
         assert!(c
-            .get(&CacheKey::new("p", &["a".into(), "b".into()], None), 1, 0)
+            .get(
+                &CacheKey::new(1, "p", &["a".into(), "b".into()], None),
+                1,
+                0
+            )
             .is_none());
         assert!(c
-            .get(&CacheKey::new("p", &["a".into()], Some("r")), 1, 0)
+            .get(&CacheKey::new(1, "p", &["a".into()], Some("r")), 1, 0)
             .is_none());
+        c.insert(CacheKey::new(2, "p", &["a".into()], None), tok(1000, 1));
+        assert!(
+            c.get(&CacheKey::new(3, "p", &["a".into()], None), 1, 0)
+                .is_none(),
+            "agents never share a token"
+        );
+        assert_eq!(c.take(Some(2), None).len(), 1);
+        assert!(c
+            .get(&CacheKey::new(1, "p", &["a".into()], None), 1, 0)
+            .is_some());
         c.clear_provider("p");
         assert!(c
-            .get(&CacheKey::new("p", &["a".into()], None), 1, 0)
+            .get(&CacheKey::new(1, "p", &["a".into()], None), 1, 0)
             .is_none());
     }
 }

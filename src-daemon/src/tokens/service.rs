@@ -41,6 +41,8 @@ pub struct TokenService {
 
 /// What a request needs besides the provider.
 pub struct Request<'a> {
+    /// The agent's registry id (tokens are cached per agent).
+    pub agent_id: i64,
     /// Sorted, deduplicated scopes.
     pub scopes: &'a [String],
     /// Resource indicator.
@@ -89,7 +91,7 @@ impl TokenService {
         p: &Provider,
         req: &Request<'_>,
     ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
-        let key = CacheKey::new(&p.name, req.scopes, req.resource);
+        let key = CacheKey::new(req.agent_id, &p.name, req.scopes, req.resource);
         if let Some(t) = self.cache.get(&key, req.generation, unix_now()) {
             return Ok((t, true));
         }

@@ -4,6 +4,8 @@
 
 use std::collections::HashSet;
 
+use valetkey_ipc::methods::{TokenGet, TokenGetParams};
+
 use crate::harness::TestEnv;
 
 fn stdout(o: &std::process::Output) -> String {
@@ -32,6 +34,7 @@ async fn login_then_agent_process_gets_a_downscoped_token_confirmed_by_introspec
         "repo:read",
         "--agent",
         "triage-bot",
+        "--no-wait",
     ]);
     assert_eq!(first.status.code(), Some(3), "{}", stderr(&first));
     assert!(
@@ -151,9 +154,21 @@ async fn scopes_outside_the_grant_or_config_are_refused_with_distinct_codes() {
         "repo:read"
     );
 
-    // Revoking the grant takes effect on the very next request.
+    // Revoking the grant closes the agent's connection, and its next
+    // request (on a new one) finds no grant.
     env.cli_ok(&["grant", "revoke", "scoped", "local"]);
-    let e = c.token("local", &["repo:read"]).await.expect_err("revoked");
+    assert!(
+        c.token("local", &["repo:read"]).await.is_err(),
+        "the revoked agent's connection is closed"
+    );
+    let mut c = env.agent("scoped").await;
+    let e = c
+        .call::<TokenGet>(&TokenGetParams {
+            wait: Some(false),
+            ..TokenGetParams::new("local", &["repo:read"])
+        })
+        .await
+        .expect_err("revoked");
     assert_eq!(e.rpc().map(|r| r.name()), Some("consent_required"));
 }
 

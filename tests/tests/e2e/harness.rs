@@ -90,6 +90,8 @@ pub struct TestEnv {
     pub socket: PathBuf,
     /// The daemon's stderr log.
     pub daemon_log: PathBuf,
+    /// Extra lines for the config's `[consent]` section.
+    pub consent_toml: String,
     bus_proc: Option<Proc>,
     keyring: Option<Proc>,
     provider: Option<Proc>,
@@ -110,6 +112,7 @@ impl TestEnv {
         let mut env = TestEnv {
             socket: dir.path().join("run/valetkey/agent.sock"),
             daemon_log: dir.path().join("logs/valetkeyd.log"),
+            consent_toml: String::new(),
             bus: String::new(),
             port: free_port(),
             control: free_port(),
@@ -300,8 +303,18 @@ impl TestEnv {
 
     /// Writes config.toml with the local provider plus `extra` TOML.
     pub fn write_config(&self, extra: &str) -> Result<()> {
+        // The test binary drives the control socket as the tray would, so
+        // it is allow-listed; logind is this env's stand-in on the session bus.
+        let exe = std::env::current_exe()?;
         let cfg = format!(
-            r#"[providers.local]
+            r#"[consent]
+login1_bus = "session"
+{consent}
+
+[control]
+allowed_clients = ["{exe}"]
+
+[providers.local]
 display_name = "Local test IdP"
 issuer = "{issuer}"
 client_id = "valetkey-cli"
@@ -314,7 +327,9 @@ ca_file = "{ca}"
 timeout_secs = 3
 {extra}"#,
             issuer = self.issuer(),
-            ca = certs().join("ca.pem").display()
+            ca = certs().join("ca.pem").display(),
+            consent = self.consent_toml,
+            exe = exe.display(),
         );
         std::fs::write(self.path("config/valetkey/config.toml"), cfg)?;
         Ok(())
@@ -339,6 +354,16 @@ timeout_secs = 3
         .with_context(|| format!("valetkeyd did not open its socket; log:\n{}", self.log()))
     }
 
+    /// Stops valetkeyd with SIGTERM and waits for it.
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut p) = self.daemon.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &p.0.id().to_string()])
+                .status();
+            let _ = p.0.wait();
+        }
+    }
+
     /// The daemon process, if running.
     pub fn daemon(&mut self) -> Option<&mut Child> {
         self.daemon.as_mut().map(|p| &mut p.0)
@@ -352,6 +377,14 @@ timeout_secs = 3
     /// The daemon log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.daemon_log).unwrap_or_default()
+    }
+
+    /// A control-socket client (the test binary is allow-listed).
+    pub async fn control(&self) -> Client {
+        let path = self.socket.with_file_name("control.sock");
+        Client::connect(&path)
+            .await
+            .expect("connect to control.sock")
     }
 
     /// Runs the CLI to completion.

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod consent;
 mod core_flow;
 mod device_login;
 mod faults;

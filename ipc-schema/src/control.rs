@@ -1,0 +1,499 @@
+//! The control protocol: what crosses `control.sock`, the socket the tray
+//! app and the `valetkey` CLI use to decide consents, list and revoke
+//! grants, and pause issuing.
+//!
+//! It is a separate socket from the agent one so that an agent can never
+//! reach these methods by accident or on purpose: the daemon accepts a
+//! control connection only from the same uid *and* from an attested,
+//! allow-listed executable (see `PROTOCOL.md`, "Control socket"). The framing,
+//! envelope and error object are the agent protocol's; there is no `hello`,
+//! because identity comes from the socket.
+//!
+//! After `events.subscribe`, the daemon also pushes JSON-RPC notifications
+//! on that connection (`{"jsonrpc":"2.0","method":"event","params":Event}`),
+//! interleaved with responses; [`crate::Client::next_event`] separates them.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::methods::{AgentInfo, Method, NoParams, ProcessInfo};
+
+/// The method name of pushed events.
+pub const EVENT_METHOD: &str = "event";
+
+/// A consent waiting for the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConsentRequest {
+    /// Opaque id (`c_` and 32 hex digits).
+    pub id: String,
+    /// The agent's id in the registry.
+    pub agent_id: i64,
+    /// What the agent declared in `hello` (name, version, purpose).
+    pub agent: AgentInfo,
+    /// The attested executable of the agent process.
+    pub exe: String,
+    /// SHA-256 of that executable, hex.
+    pub sha256: String,
+    /// The agent's pid when it asked.
+    pub pid: u32,
+    /// Its parent processes, nearest first.
+    pub parents: Vec<ProcessInfo>,
+    /// Provider name.
+    pub provider: String,
+    /// Provider name for people.
+    pub provider_display: String,
+    /// Scopes asked for (sorted).
+    pub scopes: Vec<String>,
+    /// RFC 8707 resource, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The duration the agent asked for, in seconds (a hint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u64>,
+    /// When it was asked (unix seconds).
+    pub created_at: u64,
+    /// When it times out unanswered (unix seconds).
+    pub expires_at: u64,
+    /// How many identical requests were folded into this one.
+    pub requests: u32,
+}
+
+/// What the user decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Decision {
+    /// Hand out tokens to the waiting request(s) only; no standing grant.
+    Once,
+    /// A grant that ends after `duration_secs`.
+    For {
+        /// 60 s to 30 days.
+        duration_secs: u64,
+    },
+    /// A grant until revoked.
+    Always,
+    /// Refuse. With `remember`, later requests from this agent binary for
+    /// this provider are refused at once (`consent_denied`) until the user
+    /// revokes the denial.
+    Deny {
+        /// Remember the denial.
+        #[serde(default)]
+        remember: bool,
+    },
+}
+
+/// `consent.list`: the consents waiting for the user.
+pub struct ConsentList;
+
+/// Result of `consent.list`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ConsentListResult {
+    /// Oldest first.
+    pub consents: Vec<ConsentRequest>,
+}
+
+impl Method for ConsentList {
+    const NAME: &'static str = "consent.list";
+    type Params = NoParams;
+    type Result = ConsentListResult;
+}
+
+/// `consent.decide`: answers one pending consent.
+pub struct ConsentDecide;
+
+/// Params of `consent.decide`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentDecideParams {
+    /// The consent id.
+    pub id: String,
+    /// The decision.
+    pub decision: Decision,
+    /// Narrow the scopes before allowing: a non-empty subset of what was
+    /// asked. Omitted means everything that was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Result of `consent.decide`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ConsentDecideResult {
+    /// The grant created, for `for` and `always`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<i64>,
+    /// The scopes allowed (empty on deny).
+    pub scopes: Vec<String>,
+}
+
+impl Method for ConsentDecide {
+    const NAME: &'static str = "consent.decide";
+    type Params = ConsentDecideParams;
+    type Result = ConsentDecideResult;
+}
+
+/// A grant as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GrantView {
+    /// Grant id (for `revoke`).
+    pub id: i64,
+    /// Provider name.
+    pub provider: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// The binary it is bound to.
+    pub binary_sha256: String,
+    /// Created (unix seconds).
+    pub created_at: i64,
+    /// End, or absent for "until revoked".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Last token handed out under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<i64>,
+}
+
+/// A binary an agent has run as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BinaryView {
+    /// Executable path.
+    pub exe: String,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Last seen (unix seconds).
+    pub last_seen: i64,
+}
+
+/// An agent as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentView {
+    /// Registry id.
+    pub id: i64,
+    /// Declared name.
+    pub name: String,
+    /// Declared purpose.
+    pub purpose: String,
+    /// Declared version.
+    pub version: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// First seen (unix seconds).
+    pub first_seen: i64,
+    /// Last seen (unix seconds).
+    pub last_seen: i64,
+    /// Binaries seen, most recent first.
+    pub binaries: Vec<BinaryView>,
+    /// Live grants.
+    pub grants: Vec<GrantView>,
+}
+
+/// `agents.list`: every agent with its live grants.
+pub struct AgentsList;
+
+/// Result of `agents.list`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentsListResult {
+    /// By name.
+    pub agents: Vec<AgentView>,
+}
+
+impl Method for AgentsList {
+    const NAME: &'static str = "agents.list";
+    type Params = NoParams;
+    type Result = AgentsListResult;
+}
+
+/// What to revoke.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RevokeTarget {
+    /// One grant.
+    Grant {
+        /// Its id.
+        id: i64,
+    },
+    /// Every grant of an agent; the agent is also suspended, so it cannot
+    /// simply ask again (`agents.reinstate` undoes that).
+    Agent {
+        /// Its name.
+        name: String,
+    },
+    /// Every grant of every agent (agents are not suspended).
+    All,
+}
+
+/// `revoke`: ends access at once.
+pub struct Revoke;
+
+/// Params of `revoke`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeParams {
+    /// What.
+    pub target: RevokeTarget,
+}
+
+/// Result of `revoke`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RevokeResult {
+    /// Grants deleted.
+    pub grants_removed: u32,
+    /// Cached access tokens dropped.
+    pub tokens_dropped: u32,
+    /// Access tokens revoked at the provider (RFC 7009), where enabled.
+    pub tokens_revoked_upstream: u32,
+    /// Agent connections closed.
+    pub connections_closed: u32,
+}
+
+impl Method for Revoke {
+    const NAME: &'static str = "revoke";
+    type Params = RevokeParams;
+    type Result = RevokeResult;
+}
+
+/// `agents.reinstate`: lifts the suspension `revoke` of an agent set, and
+/// forgets remembered denials; the agent then has to ask again.
+pub struct AgentsReinstate;
+
+/// Params of `agents.reinstate`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentNameParams {
+    /// The agent's name.
+    pub name: String,
+}
+
+impl Method for AgentsReinstate {
+    const NAME: &'static str = "agents.reinstate";
+    type Params = AgentNameParams;
+    type Result = StatusResult;
+}
+
+/// `issuing.set`: pauses or resumes handing out tokens to every agent.
+pub struct IssuingSet;
+
+/// Params of `issuing.set`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssuingSetParams {
+    /// `true` pauses.
+    pub paused: bool,
+}
+
+impl Method for IssuingSet {
+    const NAME: &'static str = "issuing.set";
+    type Params = IssuingSetParams;
+    type Result = StatusResult;
+}
+
+/// `status`: the daemon's state at a glance.
+pub struct Status;
+
+/// Result of `status` (and of the state-changing calls).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StatusResult {
+    /// Daemon version.
+    pub daemon_version: String,
+    /// Issuing paused by the user.
+    pub paused: bool,
+    /// The session is locked (no consent can be given).
+    pub session_locked: bool,
+    /// What happens to consents while locked: `hold` or `refuse`.
+    pub on_lock: String,
+    /// Consents waiting.
+    pub pending: u32,
+}
+
+impl Method for Status {
+    const NAME: &'static str = "status";
+    type Params = NoParams;
+    type Result = StatusResult;
+}
+
+/// One line of the activity log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ActivityEntry {
+    /// Sequence number.
+    pub id: i64,
+    /// Unix seconds.
+    pub ts: i64,
+    /// The event type (as in [`Event`]).
+    pub kind: String,
+    /// The agent concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// A sentence for people. Never holds a secret.
+    pub summary: String,
+}
+
+/// `activity.list`: recent events, newest first.
+pub struct ActivityList;
+
+/// Params of `activity.list`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityListParams {
+    /// At most this many (1 to 500, default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Result of `activity.list`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ActivityListResult {
+    /// Newest first.
+    pub entries: Vec<ActivityEntry>,
+}
+
+impl Method for ActivityList {
+    const NAME: &'static str = "activity.list";
+    type Params = ActivityListParams;
+    type Result = ActivityListResult;
+}
+
+/// `events.subscribe`: from now on, push [`Event`]s on this connection.
+pub struct EventsSubscribe;
+
+/// Result of `events.subscribe`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EventsSubscribeResult {
+    /// The state at the moment of subscribing.
+    pub status: StatusResult,
+}
+
+impl Method for EventsSubscribe {
+    const NAME: &'static str = "events.subscribe";
+    type Params = NoParams;
+    type Result = EventsSubscribeResult;
+}
+
+/// How a consent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentOutcome {
+    /// Allowed (once, for a while, or always).
+    Allowed,
+    /// Denied by the user.
+    Denied,
+    /// Nobody answered in time.
+    TimedOut,
+    /// Refused because the session was locked (`on_lock = "refuse"`).
+    UserAway,
+}
+
+/// A pushed event. Never carries a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// An agent asked and the user must decide.
+    #[serde(rename = "consent.requested")]
+    ConsentRequested {
+        /// The consent.
+        consent: Box<ConsentRequest>,
+    },
+    /// A consent ended.
+    #[serde(rename = "consent.decided")]
+    ConsentDecided {
+        /// The consent id.
+        id: String,
+        /// The agent's name.
+        agent: String,
+        /// How it ended.
+        outcome: ConsentOutcome,
+        /// The decision, when a person made one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<Decision>,
+        /// The scopes allowed.
+        scopes: Vec<String>,
+    },
+    /// An agent is asking for consents too fast; its requests are refused.
+    #[serde(rename = "consent.flood")]
+    ConsentFlood {
+        /// The agent's name.
+        agent: String,
+    },
+    /// A grant was created, changed or removed.
+    #[serde(rename = "grant.changed")]
+    GrantChanged {
+        /// The agent's name.
+        agent: String,
+        /// The grant id.
+        grant_id: i64,
+        /// `created` or `removed`.
+        change: String,
+    },
+    /// A token was handed out.
+    #[serde(rename = "token.issued")]
+    TokenIssued {
+        /// The agent's name.
+        agent: String,
+        /// Provider name.
+        provider: String,
+        /// The token's scopes.
+        scopes: Vec<String>,
+    },
+    /// An agent said hello.
+    #[serde(rename = "agent.seen")]
+    AgentSeen {
+        /// The agent's name.
+        agent: String,
+        /// Its executable.
+        exe: String,
+    },
+    /// Access was revoked.
+    #[serde(rename = "revoked")]
+    Revoked {
+        /// What.
+        target: RevokeTarget,
+        /// What it did.
+        result: RevokeResult,
+    },
+    /// Issuing was paused or resumed, or the session locked or unlocked.
+    #[serde(rename = "status.changed")]
+    StatusChanged {
+        /// The new state.
+        status: StatusResult,
+    },
+}
+
+impl Event {
+    /// The event's `type` string.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::ConsentRequested { .. } => "consent.requested",
+            Event::ConsentDecided { .. } => "consent.decided",
+            Event::ConsentFlood { .. } => "consent.flood",
+            Event::GrantChanged { .. } => "grant.changed",
+            Event::TokenIssued { .. } => "token.issued",
+            Event::AgentSeen { .. } => "agent.seen",
+            Event::Revoked { .. } => "revoked",
+            Event::StatusChanged { .. } => "status.changed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_have_a_stable_wire_form() {
+        let d: Decision =
+            serde_json::from_str(r#"{"kind":"for","duration_secs":3600}"#).expect("for");
+        assert_eq!(
+            d,
+            Decision::For {
+                duration_secs: 3600
+            }
+        );
+        let d: Decision = serde_json::from_str(r#"{"kind":"deny"}"#).expect("deny");
+        assert_eq!(d, Decision::Deny { remember: false });
+        assert!(serde_json::from_str::<Decision>(r#"{"kind":"forever"}"#).is_err());
+    }
+
+    #[test]
+    fn events_are_tagged_with_their_type() {
+        let e = Event::ConsentFlood { agent: "x".into() };
+        let v = serde_json::to_value(&e).expect("json");
+        assert_eq!(v["type"], e.kind());
+    }
+}

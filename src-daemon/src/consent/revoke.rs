@@ -1,0 +1,102 @@
+//! One-click revocation: drop the grants, drop the agent's cached tokens,
+//! close its connections, deny its pending prompts, and, where the
+//! provider is configured for it, revoke its live access tokens upstream
+//! (RFC 7009).
+//!
+//! Local effects come first and are synchronous, so the agent's next
+//! request is refused no matter how slow the provider is.
+
+use valetkey_ipc::control::{Event, RevokeResult, RevokeTarget};
+use valetkey_ipc::{ErrorCode, RpcError};
+
+use crate::error::BrokerError;
+use crate::state::Daemon;
+use crate::store::{GrantFilter, SUSPENDED};
+use crate::tokens::TokenService;
+
+fn not_found(what: String) -> BrokerError {
+    BrokerError::Rpc(RpcError::new(
+        ErrorCode::NotFound,
+        format!("{what}; `valetkey grant list` shows what exists"),
+    ))
+}
+
+/// Revokes `target`.
+pub async fn revoke(d: &Daemon, target: RevokeTarget) -> Result<RevokeResult, BrokerError> {
+    let (agent_id, filter, provider) = match &target {
+        RevokeTarget::Grant { id } => {
+            let g = d
+                .store
+                .list_grants(None, true)?
+                .into_iter()
+                .find(|g| g.id == *id)
+                .ok_or_else(|| not_found(format!("no grant with id {id}")))?;
+            (Some(g.agent_id), GrantFilter::Id(*id), Some(g.provider))
+        }
+        RevokeTarget::Agent { name } => {
+            let a = d
+                .store
+                .agent_by_name(name)?
+                .ok_or_else(|| not_found(format!("no agent named {name:?}")))?;
+            d.store.set_agent_status(a.id, SUSPENDED)?;
+            (Some(a.id), GrantFilter::Agent(a.id), None)
+        }
+        RevokeTarget::All => (None, GrantFilter::All, None),
+    };
+    let removed = d.store.delete_grants(filter)?;
+    let tokens = d.tokens.cache.take(agent_id, provider.as_deref());
+    let closed = d.conns.close(agent_id);
+    super::flow::deny_pending(d, agent_id);
+    for g in &removed {
+        d.events.emit(
+            &d.store,
+            Event::GrantChanged {
+                agent: g.agent_name.clone(),
+                grant_id: g.id,
+                change: "removed".into(),
+            },
+        );
+    }
+    let mut upstream = 0;
+    for (key, tok) in &tokens {
+        let Some(p) = d.config.provider(&key.provider) else {
+            continue;
+        };
+        if !p.revoke_agent_tokens {
+            continue;
+        }
+        let secret = TokenService::client_secret(&d.keychain, p)
+            .await
+            .ok()
+            .flatten();
+        match d
+            .upstream
+            .revoke_access_token(p, &tok.token, secret.as_ref())
+            .await
+        {
+            Ok(true) => upstream += 1,
+            Ok(false) => {
+                tracing::info!(provider = %p.name, "provider has no revocation endpoint")
+            }
+            Err(e) => {
+                tracing::warn!(provider = %p.name, error = %e, "upstream revocation failed; the token stays valid there until it expires")
+            }
+        }
+    }
+    let result = RevokeResult {
+        grants_removed: removed.len() as u32,
+        tokens_dropped: tokens.len() as u32,
+        tokens_revoked_upstream: upstream,
+        connections_closed: closed,
+    };
+    tracing::info!(?target, ?result, "revoked");
+    d.events.emit(
+        &d.store,
+        Event::Revoked {
+            target: target.clone(),
+            result: result.clone(),
+        },
+    );
+    crate::notify::revoked(d, &target, &result);
+    Ok(result)
+}

@@ -1,0 +1,146 @@
+//! The daemon's event bus: every state change the user should see goes
+//! through [`Events::emit`], which records one line in the activity log and
+//! broadcasts the typed event to subscribed control connections (the tray).
+//!
+//! A slow subscriber only loses events (it is told via a lag count and can
+//! re-list); it never slows the agents down.
+
+use tokio::sync::broadcast;
+use valetkey_ipc::control::{ConsentOutcome, Decision, Event, RevokeTarget};
+
+use crate::store::Store;
+
+/// Broadcast capacity per subscriber.
+const CAPACITY: usize = 1024;
+
+/// The bus.
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self {
+            tx: broadcast::channel(CAPACITY).0,
+        }
+    }
+}
+
+fn describe_decision(d: &Decision) -> String {
+    match d {
+        Decision::Once => "once".into(),
+        Decision::For { duration_secs } => format!(
+            "for {}",
+            humantime::format_duration(std::time::Duration::from_secs(*duration_secs))
+        ),
+        Decision::Always => "until revoked".into(),
+        Decision::Deny { remember: true } => "denied (remembered)".into(),
+        Decision::Deny { remember: false } => "denied".into(),
+    }
+}
+
+/// The agent an event concerns and a sentence for the activity log.
+fn summarize(e: &Event) -> (Option<String>, String) {
+    match e {
+        Event::ConsentRequested { consent: c } => (
+            Some(c.agent.name.clone()),
+            format!(
+                "{} ({}) asked for {} on {}",
+                c.agent.name,
+                c.exe,
+                c.scopes.join(" "),
+                c.provider_display
+            ),
+        ),
+        Event::ConsentDecided {
+            agent,
+            outcome,
+            decision,
+            scopes,
+            ..
+        } => (
+            Some(agent.clone()),
+            match outcome {
+                ConsentOutcome::Allowed => format!(
+                    "allowed {} {}",
+                    scopes.join(" "),
+                    decision.as_ref().map(describe_decision).unwrap_or_default()
+                ),
+                ConsentOutcome::Denied => "consent denied".into(),
+                ConsentOutcome::TimedOut => "consent timed out unanswered".into(),
+                ConsentOutcome::UserAway => "consent refused: session locked".into(),
+            },
+        ),
+        Event::ConsentFlood { agent } => (
+            Some(agent.clone()),
+            "asked for consent too often; further requests are refused for a minute".into(),
+        ),
+        Event::GrantChanged {
+            agent,
+            grant_id,
+            change,
+        } => (Some(agent.clone()), format!("grant {grant_id} {change}")),
+        Event::TokenIssued {
+            agent,
+            provider,
+            scopes,
+        } => (
+            Some(agent.clone()),
+            format!("token for {} on {provider}", scopes.join(" ")),
+        ),
+        Event::AgentSeen { agent, exe } => (Some(agent.clone()), format!("connected as {exe}")),
+        Event::Revoked { target, result } => {
+            let what = match target {
+                RevokeTarget::Grant { id } => format!("grant {id}"),
+                RevokeTarget::Agent { name } => format!("agent {name}"),
+                RevokeTarget::All => "everything".into(),
+            };
+            let agent = match target {
+                RevokeTarget::Agent { name } => Some(name.clone()),
+                _ => None,
+            };
+            (
+                agent,
+                format!(
+                    "revoked {what}: {} grant(s), {} cached token(s), {} revoked at the provider, {} connection(s) closed",
+                    result.grants_removed,
+                    result.tokens_dropped,
+                    result.tokens_revoked_upstream,
+                    result.connections_closed
+                ),
+            )
+        }
+        Event::StatusChanged { status } => (
+            None,
+            format!(
+                "issuing {}, session {}",
+                if status.paused { "paused" } else { "active" },
+                if status.session_locked {
+                    "locked"
+                } else {
+                    "unlocked"
+                }
+            ),
+        ),
+    }
+}
+
+impl Events {
+    /// A new receiver for a control connection.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    /// Records and broadcasts `e`. A failure to record is logged, never
+    /// fatal: the event still reaches the tray.
+    pub fn emit(&self, store: &Store, e: Event) {
+        // Every hello would swamp the log; the registry keeps last_seen.
+        if !matches!(e, Event::AgentSeen { .. }) {
+            let (agent, summary) = summarize(&e);
+            if let Err(err) = store.record_activity(e.kind(), agent.as_deref(), &summary) {
+                tracing::warn!(error = %err, kind = e.kind(), "could not record activity");
+            }
+        }
+        let _ = self.tx.send(e);
+    }
+}

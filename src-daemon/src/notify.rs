@@ -1,0 +1,216 @@
+//! Desktop notifications (freedesktop Notifications over D-Bus, sent with
+//! notify-rust): "agent X wants …", floods, and revocations.
+//!
+//! A notification is a convenience, never part of the decision path: every
+//! failure (no bus, no notification server) is logged and ignored, and the
+//! prompt stays in the tray and in `valetkey consent list`.
+//!
+//! Allow/Deny buttons are offered only when the server advertises the
+//! `actions` capability. The `ActionInvoked` signal is accepted only from
+//! the connection that owns `org.freedesktop.Notifications` at the time of
+//! sending: any process on the session bus can emit a signal with that
+//! name, and notify-rust's own listener does not check the sender, so
+//! without this check an agent could "click" Allow on its own prompt.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use valetkey_ipc::control::{ConsentRequest, Decision, RevokeResult, RevokeTarget};
+
+use crate::state::Daemon;
+
+const IFACE: &str = "org.freedesktop.Notifications";
+const PATH: &str = "/org/freedesktop/Notifications";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn short(sha: &str) -> &str {
+    &sha[..12.min(sha.len())]
+}
+
+/// Shows the consent prompt, with buttons where supported.
+pub fn consent_requested(d: &Daemon, req: &ConsentRequest) {
+    if !d.config.consent.notify {
+        return;
+    }
+    let (d, req) = (d.clone(), req.clone());
+    tokio::spawn(async move {
+        if let Err(e) = consent_notification(&d, &req).await {
+            tracing::warn!(error = %e, consent = %req.id, "no desktop notification (the tray and `valetkey consent list` still show the request)");
+        }
+    });
+}
+
+/// Tells the user an agent is flooding prompts.
+pub fn flood(d: &Daemon, agent: &str) {
+    simple(
+        d,
+        format!("Valet Key: {agent} is asking too often"),
+        format!("Further consent requests from {agent} are refused for a minute."),
+    );
+}
+
+/// Confirms a revocation.
+pub fn revoked(d: &Daemon, target: &RevokeTarget, r: &RevokeResult) {
+    let what = match target {
+        RevokeTarget::Grant { id } => format!("grant {id}"),
+        RevokeTarget::Agent { name } => format!("agent {name}"),
+        RevokeTarget::All => "all agents".into(),
+    };
+    simple(
+        d,
+        format!("Valet Key: revoked {what}"),
+        format!(
+            "{} grant(s) removed, {} token(s) dropped, {} connection(s) closed.",
+            r.grants_removed, r.tokens_dropped, r.connections_closed
+        ),
+    );
+}
+
+fn simple(d: &Daemon, summary: String, body: String) {
+    if !d.config.consent.notify {
+        return;
+    }
+    tokio::spawn(async move {
+        let shown = notify_rust::Notification::new()
+            .appname("Valet Key")
+            .summary(&summary)
+            .body(&body)
+            .show_async()
+            .await;
+        if let Err(e) = shown {
+            tracing::warn!(error = %e, "no desktop notification");
+        }
+    });
+}
+
+async fn consent_notification(d: &Daemon, req: &ConsentRequest) -> Result<(), BoxError> {
+    let conn = zbus::Connection::session().await?;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+    let caps: Vec<String> = conn
+        .call_method(Some(IFACE), PATH, Some(IFACE), "GetCapabilities", &())
+        .await?
+        .body()
+        .deserialize()?;
+    let actions = d.config.consent.notify_actions && caps.iter().any(|c| c == "actions");
+    // Subscribe before showing, so a fast click is not missed.
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface(IFACE)?
+        .path(PATH)?
+        .build();
+    let mut signals = zbus::MessageStream::for_match_rule(rule, &conn, Some(16)).await?;
+    let owner = dbus
+        .get_name_owner(zbus::names::BusName::try_from(IFACE)?)
+        .await?;
+
+    let duration = req
+        .duration_secs
+        .map(|s| {
+            format!(
+                " for {}",
+                humantime::format_duration(Duration::from_secs(s))
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "{} wants {} on {}{duration}.\nBinary {} ({})\nPurpose: {}",
+        req.agent.name,
+        req.scopes.join(" "),
+        req.provider_display,
+        req.exe,
+        short(&req.sha256),
+        if req.agent.purpose.is_empty() {
+            "(none given)"
+        } else {
+            &req.agent.purpose
+        }
+    );
+    let mut n = notify_rust::Notification::new();
+    n.appname("Valet Key")
+        .summary(&format!("Valet Key: {} wants access", req.agent.name))
+        .body(&body)
+        .timeout(notify_rust::Timeout::Milliseconds(
+            (d.consents.timeout().as_millis() as u32).max(1000),
+        ));
+    if actions {
+        n.action("default", "Open Valet Key")
+            .action("allow-1h", "Allow for 1 hour")
+            .action("deny", "Deny");
+    }
+    let handle = n.show_async().await?;
+    let id = handle.id();
+    tracing::debug!(consent = %req.id, notification = id, actions, "notification shown");
+    if !actions {
+        return Ok(());
+    }
+    loop {
+        let msg = tokio::select! {
+            m = signals.next() => match m { Some(Ok(m)) => m, _ => return Ok(()) },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if d.consents.get(&req.id).is_none() {
+                    // Decided elsewhere: take the stale prompt down.
+                    let _ = conn.call_method(Some(IFACE), PATH, Some(IFACE), "CloseNotification", &(id,)).await;
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let header = msg.header();
+        let member = header.member().map(|m| m.as_str().to_owned());
+        if member.as_deref() == Some("NotificationClosed") {
+            if let Ok((nid, _reason)) = msg.body().deserialize::<(u32, u32)>() {
+                if nid == id {
+                    return Ok(());
+                }
+            }
+            continue;
+        }
+        if member.as_deref() != Some("ActionInvoked") {
+            continue;
+        }
+        let Ok((nid, action)) = msg.body().deserialize::<(u32, String)>() else {
+            continue;
+        };
+        if nid != id {
+            continue;
+        }
+        let sender = header.sender().map(|s| s.as_str().to_owned());
+        if sender.as_deref() != Some(owner.as_str()) {
+            tracing::warn!(consent = %req.id, ?sender, "ignored a notification action from a process that is not the notification server");
+            continue;
+        }
+        let decision = match action.as_str() {
+            "allow-1h" => Decision::For {
+                duration_secs: 3600,
+            },
+            "deny" => Decision::Deny { remember: false },
+            _ => {
+                open_tray();
+                continue;
+            }
+        };
+        match crate::consent::flow::decide(d, &req.id, decision, None) {
+            Ok(_) => tracing::info!(consent = %req.id, action, "decided from the notification"),
+            Err(e) => tracing::warn!(consent = %req.id, error = %e, "notification action failed"),
+        }
+        return Ok(());
+    }
+}
+
+/// Starts the tray app (installed next to `valetkeyd`) to show the window.
+fn open_tray() {
+    let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|p| p.to_owned()))
+    else {
+        return;
+    };
+    let tray = dir.join("valetkey-tray");
+    if tray.exists() {
+        let _ = std::process::Command::new(tray)
+            .arg("--show")
+            .stdin(std::process::Stdio::null())
+            .spawn();
+    }
+}

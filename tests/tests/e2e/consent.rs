@@ -1,0 +1,495 @@
+//! Human-in-the-loop consent through the control socket, every path: wait
+//! and decide, timeout, deny (and remembered deny), narrowing, once versus
+//! duration versus always, `wait: false` plus `consent.wait`, floods,
+//! pause, session lock (with a stand-in logind on the private bus), daemon
+//! restart mid-consent, and one-click revocation timed to the refusal.
+
+use std::time::{Duration, Instant};
+
+use valetkey_ipc::control::{
+    ActivityList, ActivityListParams, AgentsList, ConsentDecide, ConsentDecideParams, ConsentList,
+    ConsentRequest, Decision, Event, EventsSubscribe, IssuingSet, IssuingSetParams, Revoke,
+    RevokeParams, RevokeTarget,
+};
+use valetkey_ipc::methods::{ConsentWait, ConsentWaitParams, NoParams, TokenGet, TokenGetParams};
+use valetkey_ipc::{Client, ClientError};
+
+use crate::harness::TestEnv;
+
+/// Daemon up and logged in; config tweaks in `consent_toml`.
+fn env_with(consent_toml: &str) -> TestEnv {
+    let mut env = TestEnv::new().expect("env");
+    env.consent_toml = consent_toml.into();
+    env.write_config("").expect("config");
+    env.start_daemon().expect("daemon");
+    env.login();
+    env
+}
+
+async fn subscribed(env: &TestEnv) -> Client {
+    let mut ctl = env.control().await;
+    ctl.call::<EventsSubscribe>(&NoParams {})
+        .await
+        .expect("subscribe");
+    ctl
+}
+
+/// Waits for the next `consent.requested` event.
+async fn next_consent(ctl: &mut Client) -> ConsentRequest {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), ctl.next_event())
+            .await
+            .expect("an event within 10 s")
+            .expect("event");
+        if let Event::ConsentRequested { consent } = e {
+            return *consent;
+        }
+    }
+}
+
+fn params(scopes: &[&str], wait: bool) -> TokenGetParams {
+    TokenGetParams {
+        wait: Some(wait),
+        duration_secs: Some(3600),
+        ..TokenGetParams::new("local", scopes)
+    }
+}
+
+/// Starts `token.get` (waiting) on its own connection as agent `name`.
+async fn ask_in_background(
+    env: &TestEnv,
+    name: &str,
+    scopes: &[&str],
+) -> tokio::task::JoinHandle<Result<valetkey_ipc::methods::TokenGetResult, ClientError>> {
+    let mut c = env.agent(name).await;
+    let p = params(scopes, true);
+    tokio::spawn(async move { c.call::<TokenGet>(&p).await })
+}
+
+async fn decide(
+    ctl: &mut Client,
+    id: &str,
+    decision: Decision,
+    scopes: Option<&[&str]>,
+) -> Result<valetkey_ipc::control::ConsentDecideResult, ClientError> {
+    ctl.call::<ConsentDecide>(&ConsentDecideParams {
+        id: id.into(),
+        decision,
+        scopes: scopes.map(|s| s.iter().map(|x| x.to_string()).collect()),
+    })
+    .await
+}
+
+fn code(e: &ClientError) -> Option<&str> {
+    e.rpc().map(|r| r.name())
+}
+
+#[tokio::test]
+async fn waiting_agent_gets_its_token_when_the_user_allows_for_an_hour() {
+    let env = env_with("");
+    let mut ctl = subscribed(&env).await;
+    let started = Instant::now();
+    let waiting = ask_in_background(&env, "asker", &["repo:read"]).await;
+
+    // The prompt carries every identity fact the user needs.
+    let c = next_consent(&mut ctl).await;
+    assert_eq!(c.agent.name, "asker");
+    assert_eq!(c.agent.purpose, "e2e test");
+    assert_eq!(
+        c.exe,
+        std::env::current_exe()
+            .expect("exe")
+            .to_string_lossy()
+            .as_ref()
+    );
+    assert_eq!(c.sha256.len(), 64);
+    assert!(!c.parents.is_empty(), "parent chain");
+    assert_eq!(c.scopes, vec!["repo:read"]);
+    assert_eq!(c.resource.as_deref(), Some("https://api.valetkey.test"));
+    assert_eq!(c.duration_secs, Some(3600));
+    assert_eq!(c.expires_at - c.created_at, 120, "default timeout");
+
+    let r = decide(
+        &mut ctl,
+        &c.id,
+        Decision::For {
+            duration_secs: 3600,
+        },
+        None,
+    )
+    .await
+    .expect("decide");
+    let grant_id = r.grant_id.expect("a standing grant");
+    let t = waiting.await.expect("join").expect("token after allow");
+    let round_trip = started.elapsed();
+    println!("consent round trip (request to token, automated decision): {round_trip:?}");
+    assert_eq!(t.scopes, vec!["repo:read"]);
+    assert_eq!(
+        env.introspect(t.access_token.expose()).await["scope"],
+        "repo:read"
+    );
+
+    // The grant is listed with its expiry, and later requests need no prompt.
+    let agents = ctl.call::<AgentsList>(&NoParams {}).await.expect("agents");
+    let a = agents
+        .agents
+        .iter()
+        .find(|a| a.name == "asker")
+        .expect("listed");
+    let g = &a.grants[0];
+    assert_eq!(g.id, grant_id);
+    let left = g.expires_at.expect("expires") - g.created_at;
+    assert!((3595..=3605).contains(&left), "{left}");
+    let mut again = env.agent("asker").await;
+    again
+        .call::<TokenGet>(&params(&["repo:read"], false))
+        .await
+        .expect("no new prompt");
+    let pending = ctl.call::<ConsentList>(&NoParams {}).await.expect("list");
+    assert!(pending.consents.is_empty());
+    env.assert_no_leaks(&[t.access_token.expose().to_owned()], &[]);
+}
+
+#[tokio::test]
+async fn timeout_deny_and_remembered_deny_leave_no_grant() {
+    let env = env_with("timeout = \"2s\"");
+    let mut ctl = subscribed(&env).await;
+
+    // Nobody answers: consent_timeout, and the prompt is gone.
+    let waiting = ask_in_background(&env, "ignored", &["repo:read"]).await;
+    next_consent(&mut ctl).await;
+    let e = waiting.await.expect("join").expect_err("timed out");
+    assert_eq!(code(&e), Some("consent_timeout"), "{e}");
+    assert!(ctl
+        .call::<ConsentList>(&NoParams {})
+        .await
+        .expect("list")
+        .consents
+        .is_empty());
+
+    // Deny: consent_denied, and the next request asks again.
+    let waiting = ask_in_background(&env, "denied", &["repo:read"]).await;
+    let c = next_consent(&mut ctl).await;
+    decide(&mut ctl, &c.id, Decision::Deny { remember: false }, None)
+        .await
+        .expect("deny");
+    let e = waiting.await.expect("join").expect_err("denied");
+    assert_eq!(code(&e), Some("consent_denied"));
+
+    // Remembered deny: refused at once from then on, without a prompt.
+    let waiting = ask_in_background(&env, "denied", &["repo:read"]).await;
+    let c = next_consent(&mut ctl).await;
+    decide(&mut ctl, &c.id, Decision::Deny { remember: true }, None)
+        .await
+        .expect("deny");
+    waiting.await.expect("join").expect_err("denied");
+    let mut again = env.agent("denied").await;
+    let e = again
+        .call::<TokenGet>(&params(&["repo:read"], true))
+        .await
+        .expect_err("remembered");
+    assert_eq!(code(&e), Some("consent_denied"));
+    assert_eq!(
+        e.rpc().and_then(|r| r.data_field("remembered")),
+        Some(&serde_json::json!(true))
+    );
+
+    let agents = ctl.call::<AgentsList>(&NoParams {}).await.expect("agents");
+    assert!(
+        agents.agents.iter().all(|a| a.grants.is_empty()),
+        "no grant from a timeout or a denial"
+    );
+    // The activity log tells the story.
+    let log = ctl
+        .call::<ActivityList>(&ActivityListParams { limit: Some(50) })
+        .await
+        .expect("activity");
+    let kinds: Vec<&str> = log.entries.iter().map(|e| e.summary.as_str()).collect();
+    assert!(kinds.iter().any(|s| s.contains("timed out")), "{kinds:?}");
+    assert!(kinds.iter().any(|s| s.contains("denied")), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn narrowing_once_and_always_shape_what_is_granted() {
+    let env = env_with("");
+    let mut ctl = subscribed(&env).await;
+
+    // Narrow: asked read+write, allowed read only, "always".
+    let waiting = ask_in_background(&env, "narrow", &["repo:read", "repo:write"]).await;
+    let c = next_consent(&mut ctl).await;
+    let e = decide(&mut ctl, &c.id, Decision::Always, Some(&["issues:read"]))
+        .await
+        .expect_err("a prompt cannot widen");
+    assert_eq!(code(&e), Some("invalid_params"));
+    let r = decide(&mut ctl, &c.id, Decision::Always, Some(&["repo:read"]))
+        .await
+        .expect("narrowed allow");
+    assert_eq!(r.scopes, vec!["repo:read"]);
+    let t = waiting.await.expect("join").expect("token");
+    assert_eq!(t.scopes, vec!["repo:read"], "smaller than asked");
+    assert_eq!(
+        env.introspect(t.access_token.expose()).await["scope"],
+        "repo:read"
+    );
+    let mut c2 = env.agent("narrow").await;
+    let e = c2
+        .call::<TokenGet>(&params(&["repo:write"], false))
+        .await
+        .expect_err("write was not granted");
+    assert_eq!(code(&e), Some("scope_not_granted"));
+    let agents = ctl.call::<AgentsList>(&NoParams {}).await.expect("agents");
+    let g = &agents
+        .agents
+        .iter()
+        .find(|a| a.name == "narrow")
+        .expect("agent")
+        .grants[0];
+    assert_eq!(g.expires_at, None, "always = until revoked");
+
+    // Once: a token now, no grant, and the next request prompts again.
+    let waiting = ask_in_background(&env, "oneshot", &["issues:read"]).await;
+    let c = next_consent(&mut ctl).await;
+    let r = decide(&mut ctl, &c.id, Decision::Once, None)
+        .await
+        .expect("once");
+    assert_eq!(r.grant_id, None);
+    waiting.await.expect("join").expect("token once");
+    let mut c3 = env.agent("oneshot").await;
+    let e = c3
+        .call::<TokenGet>(&params(&["issues:read"], false))
+        .await
+        .expect_err("asks again");
+    assert_eq!(code(&e), Some("consent_required"));
+}
+
+#[tokio::test]
+async fn no_wait_returns_a_consent_id_that_consent_wait_redeems_once() {
+    let env = env_with("max_prompts_per_minute = 3");
+    let mut ctl = subscribed(&env).await;
+    let mut c = env.agent("poller").await;
+    let e = c
+        .call::<TokenGet>(&params(&["repo:read"], false))
+        .await
+        .expect_err("no grant yet");
+    assert_eq!(code(&e), Some("consent_required"));
+    let id = e
+        .rpc()
+        .and_then(|r| r.data_field("consent_id"))
+        .and_then(|v| v.as_str())
+        .expect("consent_id")
+        .to_owned();
+    // Asking again folds into the same prompt.
+    let e2 = c
+        .call::<TokenGet>(&params(&["repo:read"], false))
+        .await
+        .expect_err("still pending");
+    assert_eq!(
+        e2.rpc().and_then(|r| r.data_field("consent_id")),
+        Some(&serde_json::json!(id))
+    );
+    let listed = ctl.call::<ConsentList>(&NoParams {}).await.expect("list");
+    assert_eq!(listed.consents.len(), 1);
+    assert_eq!(listed.consents[0].requests, 2);
+
+    // Another agent cannot collect it.
+    let mut thief = env.agent("thief").await;
+    let e = thief
+        .call::<ConsentWait>(&ConsentWaitParams {
+            consent_id: id.clone(),
+        })
+        .await
+        .expect_err("not theirs");
+    assert_eq!(code(&e), Some("unknown_consent"));
+
+    decide(&mut ctl, &id, Decision::Once, None)
+        .await
+        .expect("once");
+    let t = c
+        .call::<ConsentWait>(&ConsentWaitParams {
+            consent_id: id.clone(),
+        })
+        .await
+        .expect("redeemed");
+    assert_eq!(t.scopes, vec!["repo:read"]);
+    let e = c
+        .call::<ConsentWait>(&ConsentWaitParams { consent_id: id })
+        .await
+        .expect_err("once means once");
+    assert_eq!(code(&e), Some("unknown_consent"));
+
+    // Flood: distinct prompts beyond the per-minute cap are refused.
+    let mut flood = env.agent("flooder").await;
+    let mut codes = Vec::new();
+    let sets: [&[&str]; 4] = [
+        &["repo:read"],
+        &["repo:write"],
+        &["issues:read"],
+        &["repo:read", "repo:write"],
+    ];
+    for s in sets {
+        let e = flood
+            .call::<TokenGet>(&params(s, false))
+            .await
+            .expect_err("refused");
+        codes.push(code(&e).map(str::to_owned));
+    }
+    assert!(
+        codes.contains(&Some("consent_rate_limited".into())),
+        "{codes:?}"
+    );
+}
+
+#[tokio::test]
+async fn pause_refuses_everyone_until_resume() {
+    let (env, mut c) = TestEnv::with_agent("paused", &["repo:read"]).await;
+    let mut ctl = env.control().await;
+    ctl.call::<IssuingSet>(&IssuingSetParams { paused: true })
+        .await
+        .expect("pause");
+    let e = c.token("local", &["repo:read"]).await.expect_err("paused");
+    assert_eq!(code(&e), Some("issuing_paused"));
+    env.cli_ok(&["resume"]);
+    c.token("local", &["repo:read"]).await.expect("resumed");
+}
+
+#[tokio::test]
+async fn one_click_revoke_closes_the_agent_and_the_next_request_is_refused() {
+    let (env, mut c) = TestEnv::with_agent("revokee", &["repo:read"]).await;
+    let t = c.token("local", &["repo:read"]).await.expect("token");
+    let mut ctl = env.control().await;
+    let agents = ctl.call::<AgentsList>(&NoParams {}).await.expect("agents");
+    let grant = agents.agents[0].grants[0].id;
+
+    let clicked = Instant::now();
+    let r = ctl
+        .call::<Revoke>(&RevokeParams {
+            target: RevokeTarget::Grant { id: grant },
+        })
+        .await
+        .expect("revoke");
+    let mut fresh = env.agent("revokee").await;
+    let e = fresh
+        .call::<TokenGet>(&params(&["repo:read"], false))
+        .await
+        .expect_err("refused");
+    let refusal = clicked.elapsed();
+    println!("revocation to refusal: {refusal:?}");
+    assert!(refusal < Duration::from_secs(1), "{refusal:?}");
+    assert_eq!(code(&e), Some("consent_required"));
+    assert_eq!(r.grants_removed, 1);
+    assert_eq!(r.tokens_dropped, 1);
+    assert_eq!(r.connections_closed, 1);
+    assert!(c.token("local", &["repo:read"]).await.is_err(), "closed");
+
+    // Revoking the agent suspends it until it is reinstated.
+    ctl.call::<Revoke>(&RevokeParams {
+        target: RevokeTarget::Agent {
+            name: "revokee".into(),
+        },
+    })
+    .await
+    .expect("revoke agent");
+    let mut again = env.agent("revokee").await;
+    let e = again
+        .call::<TokenGet>(&params(&["repo:read"], false))
+        .await
+        .expect_err("suspended");
+    assert_eq!(code(&e), Some("agent_suspended"));
+    env.cli_ok(&["reinstate", "revokee"]);
+    let mut again = env.agent("revokee").await;
+    let e = again
+        .call::<TokenGet>(&params(&["repo:read"], false))
+        .await
+        .expect_err("asks again");
+    assert_eq!(code(&e), Some("consent_required"));
+    env.assert_no_leaks(&[t.access_token.expose().to_owned()], &[]);
+}
+
+#[tokio::test]
+async fn revoke_with_upstream_revocation_kills_the_token_at_the_provider() {
+    let mut env = TestEnv::new().expect("env");
+    env.write_config("revoke_agent_tokens = true")
+        .expect("config");
+    env.start_daemon().expect("daemon");
+    env.login();
+    env.grant_self("up", &["repo:read"]);
+    let mut c = env.agent("up").await;
+    let t = c.token("local", &["repo:read"]).await.expect("token");
+    assert_eq!(
+        env.introspect(t.access_token.expose()).await["active"],
+        true
+    );
+    let out = env.cli_ok(&["revoke", "agent", "up"]);
+    assert!(out.contains("1 revoked at the provider"), "{out}");
+    assert_eq!(
+        env.introspect(t.access_token.expose()).await["active"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn control_socket_refuses_binaries_that_are_not_valetkey() {
+    let env = env_with("");
+    // A copy of the real CLI, elsewhere, is not the installed one.
+    let dir = tempfile::tempdir().expect("dir");
+    let copy = dir.path().join("valetkey");
+    std::fs::copy(crate::harness::bin("valetkey"), &copy).expect("copy");
+    let out = std::process::Command::new(&copy)
+        .args(["--socket"])
+        .arg(&env.socket)
+        .args(["consent", "list"])
+        .envs(env.envs())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("peer_rejected"), "{err}");
+    assert!(err.contains("may not use the control socket"), "{err}");
+    // The installed one works.
+    assert!(env.cli_ok(&["consent", "list"]).contains("No consents"));
+}
+
+#[tokio::test]
+async fn cli_parity_list_allow_and_deny() {
+    let env = env_with("");
+    let mut ctl = subscribed(&env).await;
+    let waiting = ask_in_background(&env, "cli-asker", &["repo:read"]).await;
+    let c = next_consent(&mut ctl).await;
+    let listed = env.cli_ok(&["consent", "list"]);
+    assert!(
+        listed.contains(&c.id) && listed.contains("cli-asker"),
+        "{listed}"
+    );
+    let out = env.cli_ok(&["consent", "allow", &c.id, "--for", "15m"]);
+    assert!(out.contains("Allowed repo:read"), "{out}");
+    waiting.await.expect("join").expect("token");
+
+    let waiting = ask_in_background(&env, "cli-denied", &["repo:read"]).await;
+    let c = next_consent(&mut ctl).await;
+    env.cli_ok(&["consent", "deny", &c.id]);
+    let e = waiting.await.expect("join").expect_err("denied");
+    assert_eq!(code(&e), Some("consent_denied"));
+}
+
+#[tokio::test]
+async fn restart_during_a_pending_consent_leaves_nothing_half_made() {
+    let mut env = env_with("");
+    let mut ctl = subscribed(&env).await;
+    let waiting = ask_in_background(&env, "restarted", &["repo:read"]).await;
+    next_consent(&mut ctl).await;
+    env.stop_daemon();
+    assert!(
+        waiting.await.expect("join").is_err(),
+        "the waiting agent is told"
+    );
+    env.start_daemon().expect("restart");
+    let mut ctl = env.control().await;
+    assert!(ctl
+        .call::<ConsentList>(&NoParams {})
+        .await
+        .expect("list")
+        .consents
+        .is_empty());
+    let agents = ctl.call::<AgentsList>(&NoParams {}).await.expect("agents");
+    assert!(agents.agents.iter().all(|a| a.grants.is_empty()));
+}
