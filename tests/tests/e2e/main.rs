@@ -9,4 +9,5 @@ mod consent;
 mod core_flow;
 mod device_login;
 mod faults;
+mod session_lock;
 mod socket;

@@ -1,0 +1,159 @@
+//! While the session is locked no consent can be given. A stand-in for
+//! logind and the screensaver (our own service, owning the real well-known
+//! names on the env's private session bus) emits the signals the daemon
+//! listens for; a second connection that does not own the names tries to
+//! forge an unlock and is ignored.
+
+use std::time::Duration;
+
+use valetkey_ipc::control::{
+    ConsentDecide, ConsentDecideParams, Decision, Event, EventsSubscribe, Status,
+};
+use valetkey_ipc::methods::{NoParams, TokenGet, TokenGetParams};
+use valetkey_ipc::Client;
+
+use crate::harness::TestEnv;
+
+const SESSION_PATH: &str = "/org/freedesktop/login1/session/_31";
+
+/// A connection to the env's bus owning `name`.
+async fn service(env: &TestEnv, name: Option<&str>) -> zbus::Connection {
+    let mut b = zbus::connection::Builder::address(env.bus.as_str()).expect("address");
+    if let Some(n) = name {
+        b = b.name(n.to_owned()).expect("name");
+    }
+    b.build().await.expect("connect to the private bus")
+}
+
+async fn logind_signal(conn: &zbus::Connection, member: &str) {
+    conn.emit_signal(
+        None::<()>,
+        SESSION_PATH,
+        "org.freedesktop.login1.Session",
+        member,
+        &(),
+    )
+    .await
+    .expect("emit");
+}
+
+async fn wait_locked(ctl: &mut Client, locked: bool) {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), ctl.next_event())
+            .await
+            .expect("status event within 10 s")
+            .expect("event");
+        if let Event::StatusChanged { status } = e {
+            if status.session_locked == locked {
+                return;
+            }
+        }
+    }
+}
+
+async fn setup(consent_toml: &str) -> (TestEnv, Client) {
+    let mut env = TestEnv::new().expect("env");
+    env.consent_toml = consent_toml.into();
+    env.write_config("").expect("config");
+    env.start_daemon().expect("daemon");
+    env.login();
+    let mut ctl = env.control().await;
+    ctl.call::<EventsSubscribe>(&NoParams {})
+        .await
+        .expect("subscribe");
+    (env, ctl)
+}
+
+async fn next_consent_id(ctl: &mut Client) -> String {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), ctl.next_event())
+            .await
+            .expect("event within 10 s")
+            .expect("event");
+        if let Event::ConsentRequested { consent } = e {
+            return consent.id;
+        }
+    }
+}
+
+#[tokio::test]
+async fn hold_keeps_the_prompt_but_no_decision_is_taken_while_locked() {
+    let (env, mut ctl) = setup("").await;
+    let logind = service(&env, Some("org.freedesktop.login1")).await;
+    let forger = service(&env, None).await;
+
+    let mut agent = env.agent("locked-out").await;
+    let waiting = tokio::spawn(async move {
+        agent
+            .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
+            .await
+    });
+    let id = next_consent_id(&mut ctl).await;
+
+    logind_signal(&logind, "Lock").await;
+    wait_locked(&mut ctl, true).await;
+    let decide = ConsentDecideParams {
+        id: id.clone(),
+        decision: Decision::For {
+            duration_secs: 3600,
+        },
+        scopes: None,
+    };
+    let e = ctl
+        .call::<ConsentDecide>(&decide)
+        .await
+        .expect_err("locked");
+    assert_eq!(e.rpc().map(|r| r.name()), Some("session_locked"));
+
+    // A forged Unlock from a connection that is not logind changes nothing.
+    logind_signal(&forger, "Unlock").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = ctl.call::<Status>(&NoParams {}).await.expect("status");
+    assert!(st.session_locked, "forged unlock ignored");
+    assert_eq!(st.pending, 1, "held, not refused");
+    assert!(env
+        .log()
+        .contains("ignored a lock signal not sent by the name's owner"));
+
+    logind_signal(&logind, "Unlock").await;
+    wait_locked(&mut ctl, false).await;
+    ctl.call::<ConsentDecide>(&decide)
+        .await
+        .expect("decided after unlock");
+    waiting
+        .await
+        .expect("join")
+        .expect("the held request gets its token");
+}
+
+#[tokio::test]
+async fn refuse_answers_user_away_when_the_screensaver_activates() {
+    let (env, mut ctl) = setup("on_lock = \"refuse\"").await;
+    let saver = service(&env, Some("org.freedesktop.ScreenSaver")).await;
+    let mut agent = env.agent("away").await;
+    let waiting = tokio::spawn(async move {
+        agent
+            .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
+            .await
+    });
+    next_consent_id(&mut ctl).await;
+    saver
+        .emit_signal(
+            None::<()>,
+            "/org/freedesktop/ScreenSaver",
+            "org.freedesktop.ScreenSaver",
+            "ActiveChanged",
+            &(true,),
+        )
+        .await
+        .expect("emit");
+    wait_locked(&mut ctl, true).await;
+    let e = waiting.await.expect("join").expect_err("refused");
+    assert_eq!(e.rpc().map(|r| r.name()), Some("user_away"));
+    let mut again = env.agent("away").await;
+    let e = again
+        .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
+        .await
+        .expect_err("refused at once while locked");
+    assert_eq!(e.rpc().map(|r| r.name()), Some("user_away"));
+}
