@@ -68,14 +68,19 @@ rt=$(secret-tool lookup service valetkey username refresh-token:local)
 echo "secret-tool sees a ${#rt}-character refresh token in the keychain (not printed)"
 
 agent="$repo/examples/python/valetkey_client.py"
-step "An agent nobody approved asks for repo:read"
-python3 "$agent" demo-agent local repo:read || echo "(exit $? = consent_required, as expected)"
+step "An agent nobody approved asks for repo:read, and waits for the user"
+python3 "$agent" demo-agent local repo:read >"$work/agent.out" &
+apid=$!
+until "$bin/valetkey" consent list | grep -q demo-agent; do sleep 0.1; done
 
-step "The user grants it repo:read for 1 hour"
-"$bin/valetkey" grant add demo-agent local repo:read --ttl 1h
+step "The user sees the prompt (valetkey consent list) and allows it for 1 hour"
+"$bin/valetkey" consent list
+id=$("$bin/valetkey" consent list | awk '/^c_/ {print $1; exit}')
+"$bin/valetkey" consent allow "$id" --for 1h
 
-step "The agent asks again"
-result=$(python3 "$agent" demo-agent local repo:read)
+step "The waiting agent receives its token"
+wait "$apid"
+result=$(cat "$work/agent.out")
 echo "$result" | python3 -c 'import json,sys; r=json.load(sys.stdin); t=r.pop("access_token"); print(json.dumps(r)); print("access_token: %s... (%d chars)" % (t[:6], len(t)))'
 at=$(echo "$result" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 

@@ -2,7 +2,8 @@
 """A Valet Key agent in ~60 lines of stdlib Python, written from PROTOCOL.md.
 
 Usage: valetkey_client.py AGENT_NAME PROVIDER SCOPE [SCOPE...]
-Prints the JSON result of token.get, or the error (exit 3 on consent_required).
+Prints the JSON result of token.get (waiting for the user's consent if
+needed), or the error (exit 3 on consent_required).
 """
 import json
 import os
@@ -42,7 +43,10 @@ def main():
     try:
         vk.call("hello", {"protocol": 1, "agent": {"name": name, "version": "1.0",
                                                      "purpose": "demo: read repositories"}})
-        result = vk.call("token.get", {"provider": provider, "scopes": scopes})
+        # Without a grant this waits (up to the daemon's consent timeout)
+        # while the user decides in the tray or with `valetkey consent`.
+        result = vk.call("token.get", {"provider": provider, "scopes": scopes,
+                                       "duration_secs": 3600})
     except RuntimeError as e:
         err = e.args[0]
         print(f"refused: {err['data']['name']} ({err['code']}): {err['message']}", file=sys.stderr)
