@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use valetkey_ipc::control::{
     ActivityList, ActivityListParams, AgentsList, ConsentDecide, ConsentDecideParams, ConsentList,
-    ConsentRequest, Decision, Event, EventsSubscribe, IssuingSet, IssuingSetParams, Revoke,
-    RevokeParams, RevokeTarget,
+    Decision, EventsSubscribe, IssuingSet, IssuingSetParams, Revoke, RevokeParams, RevokeTarget,
 };
 use valetkey_ipc::methods::{ConsentWait, ConsentWaitParams, NoParams, TokenGet, TokenGetParams};
 use valetkey_ipc::{Client, ClientError};
 
-use crate::harness::TestEnv;
+use crate::harness::{next_consent, TestEnv};
 
 /// Daemon up and logged in; config tweaks in `consent_toml`.
 fn env_with(consent_toml: &str) -> TestEnv {
@@ -32,19 +31,6 @@ async fn subscribed(env: &TestEnv) -> Client {
         .await
         .expect("subscribe");
     ctl
-}
-
-/// Waits for the next `consent.requested` event.
-async fn next_consent(ctl: &mut Client) -> ConsentRequest {
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(10), ctl.next_event())
-            .await
-            .expect("an event within 10 s")
-            .expect("event");
-        if let Event::ConsentRequested { consent } = e {
-            return *consent;
-        }
-    }
 }
 
 fn params(scopes: &[&str], wait: bool) -> TokenGetParams {

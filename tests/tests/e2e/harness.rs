@@ -570,3 +570,17 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
     }
     bail!("timed out after {limit:?}")
 }
+
+/// Waits (up to 10 s) for the next `consent.requested` event on a
+/// subscribed control connection.
+pub async fn next_consent(ctl: &mut Client) -> valetkey_ipc::control::ConsentRequest {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), ctl.next_event())
+            .await
+            .expect("an event within 10 s")
+            .expect("event");
+        if let valetkey_ipc::control::Event::ConsentRequested { consent } = e {
+            return *consent;
+        }
+    }
+}

@@ -12,7 +12,7 @@ use valetkey_ipc::control::{
 use valetkey_ipc::methods::{NoParams, TokenGet, TokenGetParams};
 use valetkey_ipc::Client;
 
-use crate::harness::TestEnv;
+use crate::harness::{next_consent, TestEnv};
 
 const SESSION_PATH: &str = "/org/freedesktop/login1/session/_31";
 
@@ -64,18 +64,6 @@ async fn setup(consent_toml: &str) -> (TestEnv, Client) {
     (env, ctl)
 }
 
-async fn next_consent_id(ctl: &mut Client) -> String {
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(10), ctl.next_event())
-            .await
-            .expect("event within 10 s")
-            .expect("event");
-        if let Event::ConsentRequested { consent } = e {
-            return consent.id;
-        }
-    }
-}
-
 #[tokio::test]
 async fn hold_keeps_the_prompt_but_no_decision_is_taken_while_locked() {
     let (env, mut ctl) = setup("").await;
@@ -88,7 +76,7 @@ async fn hold_keeps_the_prompt_but_no_decision_is_taken_while_locked() {
             .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
             .await
     });
-    let id = next_consent_id(&mut ctl).await;
+    let id = next_consent(&mut ctl).await.id;
 
     logind_signal(&logind, "Lock").await;
     wait_locked(&mut ctl, true).await;
@@ -136,7 +124,7 @@ async fn refuse_answers_user_away_when_the_screensaver_activates() {
             .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
             .await
     });
-    next_consent_id(&mut ctl).await;
+    next_consent(&mut ctl).await;
     saver
         .emit_signal(
             None::<()>,
