@@ -97,7 +97,7 @@ impl State {
             paused: self.paused(),
             session_locked: self.locked(),
             on_lock: self.config.consent.on_lock.as_str().into(),
-            pending: self.consents.list().len() as u32,
+            pending: self.consents.pending_count() as u32,
         }
     }
 }

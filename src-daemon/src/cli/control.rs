@@ -180,23 +180,16 @@ pub async fn revoke(cli: &Cli, cmd: &RevokeCmd) -> Result<(), Failure> {
         }
         RevokeCmd::All { yes: true } => RevokeTarget::All,
     };
-    let r = revoke_target(cli, target).await?;
+    let mut c = connect(cli).await?;
+    let r = c
+        .call::<Revoke>(&RevokeParams { target })
+        .await
+        .map_err(fail)?;
     println!(
         "Revoked: {} grant(s) removed, {} cached token(s) dropped, {} revoked at the provider, {} connection(s) closed.",
         r.grants_removed, r.tokens_dropped, r.tokens_revoked_upstream, r.connections_closed
     );
     Ok(())
-}
-
-/// Sends one `revoke`.
-pub async fn revoke_target(
-    cli: &Cli,
-    target: RevokeTarget,
-) -> Result<valetkey_ipc::control::RevokeResult, Failure> {
-    let mut c = connect(cli).await?;
-    c.call::<Revoke>(&RevokeParams { target })
-        .await
-        .map_err(fail)
 }
 
 /// `valetkey pause` / `resume`.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 
-use valetkey_ipc::control::RevokeTarget;
+use valetkey_ipc::control::{Revoke, RevokeParams, RevokeTarget};
 
 use super::{when, Cli, Failure};
 use crate::store::{NewGrant, Store};
@@ -116,6 +116,8 @@ pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
                 binary_sha256: &sha,
                 expires_at,
             })?;
+            // An explicit grant is the user taking the agent back.
+            s.set_agent_status(agent_id, crate::store::ACTIVE)?;
             println!(
                 "Granted {agent} ({exe}, sha256 {}…) {} on {provider}, until {}.",
                 &sha[..12],
@@ -161,21 +163,26 @@ pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
             }
             // Through the daemon when it runs, so its cached tokens and open
             // connections go too; straight in the database otherwise.
-            let mut via_daemon = 0;
-            for id in &ids {
-                match super::control::revoke_target(cli, RevokeTarget::Grant { id: *id }).await {
-                    Ok(_) => via_daemon += 1,
-                    Err(f) if f.code == super::EXIT_UNAVAILABLE => {
-                        s.revoke_grants(agent, provider.as_deref())?;
-                        break;
+            let via_daemon = match super::control::connect(cli).await {
+                Ok(mut c) => {
+                    for id in &ids {
+                        c.call::<Revoke>(&RevokeParams {
+                            target: RevokeTarget::Grant { id: *id },
+                        })
+                        .await?;
                     }
-                    Err(f) => return Err(f),
+                    true
                 }
-            }
+                Err(f) if f.code == super::EXIT_UNAVAILABLE => {
+                    s.revoke_grants(agent, provider.as_deref())?;
+                    false
+                }
+                Err(f) => return Err(f),
+            };
             println!(
                 "Revoked {} grant(s) of {agent}{}. Its next token request is refused.",
                 ids.len(),
-                if via_daemon > 0 {
+                if via_daemon {
                     ""
                 } else {
                     " (daemon not running)"

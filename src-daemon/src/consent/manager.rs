@@ -286,6 +286,11 @@ impl Consents {
             .collect()
     }
 
+    /// How many consents are pending.
+    pub fn pending_count(&self) -> usize {
+        self.lock().pending.len()
+    }
+
     /// Ids of pending consents past their deadline.
     pub fn overdue(&self) -> Vec<String> {
         let now = Instant::now();

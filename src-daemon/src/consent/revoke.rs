@@ -23,27 +23,27 @@ fn not_found(what: String) -> BrokerError {
 
 /// Revokes `target`.
 pub async fn revoke(d: &Daemon, target: RevokeTarget) -> Result<RevokeResult, BrokerError> {
-    let (agent_id, filter, provider) = match &target {
-        RevokeTarget::Grant { id } => {
-            let g = d
-                .store
-                .list_grants(None, true)?
-                .into_iter()
-                .find(|g| g.id == *id)
-                .ok_or_else(|| not_found(format!("no grant with id {id}")))?;
-            (Some(g.agent_id), GrantFilter::Id(*id), Some(g.provider))
-        }
+    let (agent_id, filter) = match &target {
+        RevokeTarget::Grant { id } => (None, GrantFilter::Id(*id)),
         RevokeTarget::Agent { name } => {
             let a = d
                 .store
                 .agent_by_name(name)?
                 .ok_or_else(|| not_found(format!("no agent named {name:?}")))?;
             d.store.set_agent_status(a.id, SUSPENDED)?;
-            (Some(a.id), GrantFilter::Agent(a.id), None)
+            (Some(a.id), GrantFilter::Agent(a.id))
         }
-        RevokeTarget::All => (None, GrantFilter::All, None),
+        RevokeTarget::All => (None, GrantFilter::All),
     };
     let removed = d.store.delete_grants(filter)?;
+    // One grant: its agent's tokens for its provider only.
+    let (agent_id, provider) = match (&target, removed.first()) {
+        (RevokeTarget::Grant { id }, None) => {
+            return Err(not_found(format!("no grant with id {id}")))
+        }
+        (RevokeTarget::Grant { .. }, Some(g)) => (Some(g.agent_id), Some(g.provider.clone())),
+        _ => (agent_id, None),
+    };
     let tokens = d.tokens.cache.take(agent_id, provider.as_deref());
     let closed = d.conns.close(agent_id);
     super::flow::deny_pending(d, agent_id);

@@ -77,7 +77,7 @@ pub fn agents_reinstate(d: &Daemon, p: AgentNameParams) -> Result<StatusResult, 
             format!("no agent named {:?}; `valetkey agents` lists them", p.name),
         )
     })?;
-    d.store.set_agent_status(a.id, "active")?;
+    d.store.set_agent_status(a.id, crate::store::ACTIVE)?;
     d.store.clear_denials(a.id)?;
     tracing::info!(agent = %a.name, "agent reinstated");
     d.events

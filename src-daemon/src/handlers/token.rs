@@ -4,12 +4,12 @@
 //! 1. params: valid scopes (`invalid_params`);
 //! 2. the provider exists (`unknown_provider`) and allows the scopes and
 //!    resource (`scope_not_allowed`);
-//! 3. issuing is not paused (`issuing_paused`) and the agent is not
-//!    suspended (`agent_suspended`);
+//! 3. issuing is not paused (`issuing_paused`);
 //! 4. the provider has a working login (`provider_login_required`);
 //! 5. a live grant binds this agent and this binary to the provider and
-//!    covers every scope (`scope_not_granted`); without one, a remembered
-//!    denial refuses at once (`consent_denied`), else the user is asked
+//!    covers every scope (`scope_not_granted`); without one, a suspended
+//!    agent is refused (`agent_suspended`), a remembered denial refuses at
+//!    once (`consent_denied`), else the user is asked
 //!    (see [`crate::consent::flow`]) and the agent waits or gets
 //!    `consent_required` with a consent id;
 //! 6. the provider can narrow, or the user accepted full-scope tokens
@@ -97,16 +97,6 @@ pub async fn handle(
             "the user paused all issuing; nothing is handed out until they resume (tray menu, or `valetkey resume`)",
         ));
     }
-    if d.store.agent_suspended(*agent_id)? {
-        return Err(RpcError::new(
-            ErrorCode::AgentSuspended,
-            format!(
-                "agent {:?} was revoked by the user; it gets nothing until they reinstate it (`valetkey agents reinstate {}`)",
-                agent.name, agent.name
-            ),
-        )
-        .into());
-    }
     let state = login_state(d, provider)?;
 
     let grant = d
@@ -133,13 +123,26 @@ pub async fn handle(
             (scopes, Some(grant.id), grant.last_used_at)
         }
         None => {
+            // Checked only here, off the hot path: revoking an agent deletes
+            // all its grants, so a suspended agent never has a live one
+            // (and `valetkey grant add` lifts the suspension).
+            if d.store.agent_suspended(*agent_id)? {
+                return Err(RpcError::new(
+                    ErrorCode::AgentSuspended,
+                    format!(
+                        "agent {:?} was revoked by the user; it gets nothing until they reinstate it (`valetkey reinstate {}`)",
+                        agent.name, agent.name
+                    ),
+                )
+                .into());
+            }
             if d.store
                 .denied(*agent_id, &provider.name, &s.identity.sha256)?
             {
                 return Err(RpcError::new(
                     ErrorCode::ConsentDenied,
                     format!(
-                        "the user denied {:?} access to {} and asked to remember it; `valetkey agents reinstate {}` forgets that",
+                        "the user denied {:?} access to {} and asked to remember it; `valetkey reinstate {}` forgets that",
                         agent.name, provider.name, agent.name
                     ),
                 )
@@ -196,28 +199,32 @@ pub async fn handle_wait(
     .await
 }
 
+fn login_needed(provider: &Provider, why: &str) -> BrokerError {
+    BrokerError::Rpc(
+        RpcError::new(
+            ErrorCode::ProviderLoginRequired,
+            format!("{why}; run `valetkey login {}`", provider.name),
+        )
+        .with("provider", &provider.name),
+    )
+}
+
 fn login_state(d: &Daemon, provider: &Provider) -> Result<ProviderState, BrokerError> {
     let state = d.store.provider_state(&provider.name)?;
-    let login_needed = |why: &str| {
-        BrokerError::Rpc(
-            RpcError::new(
-                ErrorCode::ProviderLoginRequired,
-                format!("{why}; run `valetkey login {}`", provider.name),
-            )
-            .with("provider", &provider.name),
-        )
-    };
     if state.logged_in_at.is_none() {
-        return Err(login_needed(&format!(
-            "nobody is logged in to {}",
-            provider.name
-        )));
+        return Err(login_needed(
+            provider,
+            &format!("nobody is logged in to {}", provider.name),
+        ));
     }
     if state.login_required {
-        return Err(login_needed(&format!(
-            "{} rejected the stored login (expired or revoked)",
-            provider.name
-        )));
+        return Err(login_needed(
+            provider,
+            &format!(
+                "{} rejected the stored login (expired or revoked)",
+                provider.name
+            ),
+        ));
     }
     Ok(state)
 }
@@ -242,17 +249,13 @@ async fn issue(
     let scopes = scopes.to_vec();
     let not_in_login = missing(&scopes, &state.login_scopes);
     if !state.login_scopes.is_empty() && !not_in_login.is_empty() {
-        return Err(BrokerError::Rpc(
-            RpcError::new(
-                ErrorCode::ProviderLoginRequired,
-                format!(
-                    "the login to {} does not include {}; run `valetkey login {}`",
-                    provider.name,
-                    not_in_login.join(" "),
-                    provider.name
-                ),
-            )
-            .with("provider", &provider.name),
+        return Err(login_needed(
+            provider,
+            &format!(
+                "the login to {} does not include {}",
+                provider.name,
+                not_in_login.join(" ")
+            ),
         ));
     }
     if !provider.narrows_on_refresh && !provider.allow_full_scope {

@@ -49,6 +49,8 @@ fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
 
 const AGENT_COLS: &str = "id, name, purpose, version, created_at, last_seen, status";
 
+/// The status of an agent in good standing.
+pub const ACTIVE: &str = "active";
 /// The status of a suspended agent.
 pub const SUSPENDED: &str = "suspended";
 

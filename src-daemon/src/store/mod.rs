@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
-pub use agents::{AgentRow, BinaryRow, SUSPENDED};
+pub use agents::{AgentRow, BinaryRow, ACTIVE, SUSPENDED};
 pub use grants::{GrantFilter, GrantRow, NewGrant};
 pub use providers::ProviderState;
 
