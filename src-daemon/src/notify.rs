@@ -6,7 +6,10 @@
 //! prompt stays in the tray and in `valetkey consent list`.
 //!
 //! Allow/Deny buttons are offered only when the server advertises the
-//! `actions` capability. The `ActionInvoked` signal is accepted only from
+//! `actions` capability. That prompt is sent with a plain `Notify` call on
+//! the connection that listens for the answer (servers address
+//! `ActionInvoked` to the sender of `Notify`); the plain announcements go
+//! through notify-rust. The `ActionInvoked` signal is accepted only from
 //! the connection that owns `org.freedesktop.Notifications` at the time of
 //! sending: any process on the session bus can emit a signal with that
 //! name, and notify-rust's own listener does not check the sender, so
@@ -126,20 +129,46 @@ async fn consent_notification(d: &Daemon, req: &ConsentRequest) -> Result<(), Bo
             &req.agent.purpose
         }
     );
-    let mut n = notify_rust::Notification::new();
-    n.appname("Valet Key")
-        .summary(&format!("Valet Key: {} wants access", req.agent.name))
-        .body(&body)
-        .timeout(notify_rust::Timeout::Milliseconds(
-            (d.consents.timeout().as_millis() as u32).max(1000),
-        ));
-    if actions {
-        n.action("default", "Open Valet Key")
-            .action("allow-1h", "Allow for 1 hour")
-            .action("deny", "Deny");
-    }
-    let handle = n.show_async().await?;
-    let id = handle.id();
+    // Sent on `conn` itself, not through notify-rust: servers such as dunst
+    // address ActionInvoked to the connection that sent Notify, and
+    // notify-rust sends from a connection of its own.
+    let buttons: &[&str] = if actions {
+        &[
+            "default",
+            "Open Valet Key",
+            "allow-1h",
+            "Allow for 1 hour",
+            "deny",
+            "Deny",
+        ]
+    } else {
+        &[]
+    };
+    let mut hints = std::collections::HashMap::<&str, zbus::zvariant::Value<'_>>::new();
+    hints.insert("urgency", zbus::zvariant::Value::U8(1));
+    let timeout_ms = i32::try_from(d.consents.timeout().as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1000);
+    let id: u32 = conn
+        .call_method(
+            Some(IFACE),
+            PATH,
+            Some(IFACE),
+            "Notify",
+            &(
+                "Valet Key",
+                0u32,
+                "",
+                format!("Valet Key: {} wants access", req.agent.name),
+                body,
+                buttons,
+                hints,
+                timeout_ms,
+            ),
+        )
+        .await?
+        .body()
+        .deserialize()?;
     tracing::debug!(consent = %req.id, notification = id, actions, "notification shown");
     if !actions {
         return Ok(());
@@ -208,9 +237,13 @@ fn open_tray() {
     };
     let tray = dir.join("valetkey-tray");
     if tray.exists() {
-        let _ = std::process::Command::new(tray)
+        let child = std::process::Command::new(tray)
             .arg("--show")
             .stdin(std::process::Stdio::null())
             .spawn();
+        // A second tray hands over to the running one and exits: reap it.
+        if let Ok(mut child) = child {
+            std::thread::spawn(move || child.wait());
+        }
     }
 }
