@@ -1,0 +1,101 @@
+//! `valetkey-tray`: the desktop face of valetkeyd.
+//!
+//! The daemon is the broker; this app holds no token and makes no decision.
+//! It keeps one control-socket connection ([`link`]), forwards the user's
+//! clicks as control requests ([`commands`]), re-emits the daemon's events to
+//! the webview and mirrors the pending count on the tray icon ([`tray`]).
+//! The daemon admits it only because its executable is the `valetkey-tray`
+//! installed next to `valetkeyd` (see PROTOCOL.md, "Control socket").
+//!
+//! Closing the window hides it; the app lives in the tray until Quit. A
+//! second launch (for example `valetkey-tray --show` from a notification)
+//! shows the running instance's window instead of starting another.
+
+mod commands;
+mod error;
+mod launch;
+mod link;
+mod tray;
+
+use tauri::{Manager, RunEvent, WindowEvent};
+
+const USAGE: &str = "\
+valetkey-tray: consent prompts, grants and revocation for valetkeyd
+
+USAGE: valetkey-tray [--show]
+
+  --show       open the window at once (otherwise the app starts in the tray)
+  --version    print the version
+  --help       print this help
+
+The app talks to valetkeyd's control socket (VALETKEY_SOCKET's directory,
+or $XDG_RUNTIME_DIR/valetkey/control.sock). Log level: VALETKEY_LOG or RUST_LOG.";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("valetkey-tray {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    if let Some(bad) = args.iter().find(|a| a.as_str() != "--show") {
+        eprintln!("valetkey-tray: unknown argument {bad:?}\n\n{USAGE}");
+        std::process::exit(2);
+    }
+    let show = !args.is_empty();
+    init_logging();
+
+    let app = tauri::Builder::default()
+        // Must come first: a second launch hands over and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            tray::show_window(app);
+        }))
+        .invoke_handler(commands::handler())
+        .setup(move |app| {
+            let sink = tray::AppSink(app.handle().clone());
+            let path = valetkey_ipc::paths::control_socket_path();
+            tracing::info!(socket = %path.display(), "valetkey-tray starting");
+            app.manage(link::Link::start(path, sink));
+            tray::build(app.handle())?;
+            if show {
+                tray::show_window(app.handle());
+            }
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("valetkey-tray: cannot start: {e}");
+            std::process::exit(1);
+        }
+    };
+    app.run(|_app, event| {
+        // The window only hides; exit only through Quit.
+        if let RunEvent::ExitRequested {
+            api, code: None, ..
+        } = event
+        {
+            api.prevent_exit();
+        }
+    });
+}
+
+fn init_logging() {
+    let filter = std::env::var("VALETKEY_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,152 @@
+// Pending: one card per consent, with every identity fact the daemon
+// attested, a scope-narrowing control and the decisions.
+
+import { h, facts } from "../dom.js";
+import { duration, shortHash } from "../format.js";
+import { untilEl } from "./time.js";
+
+export const DURATIONS = [
+  [900, "15 minutes"],
+  [3600, "1 hour"],
+  [28800, "8 hours"],
+];
+
+/**
+ * @param consents ConsentRequest[] (control protocol)
+ * @param opts {now, locked, onLock, decide(id, decision, scopes|undefined) → Promise,
+ *   cards: Map (kept by the caller between renders)}
+ *
+ * A card that has not changed is reused as it is, so a re-render caused by
+ * some other agent's event never resets the scopes the user is unticking.
+ */
+export function renderPending(consents, opts) {
+  const cache = opts.cards ?? new Map();
+  const live = new Set(consents.map((c) => c.id));
+  for (const id of cache.keys()) if (!live.has(id)) cache.delete(id);
+  if (consents.length === 0) {
+    return h("p", { class: "empty" }, "No agent is waiting for you.");
+  }
+  const cards = consents.map((c) => {
+    const key = `${c.requests}|${Boolean(opts.locked)}|${opts.onLock}`;
+    const hit = cache.get(c.id);
+    if (hit && hit.key === key) return hit.el;
+    const el = card(c, opts);
+    cache.set(c.id, { key, el });
+    return el;
+  });
+  return h("div", { class: "cards" }, cards);
+}
+
+function parents(list) {
+  if (!list?.length) return "";
+  return list.map((p) => `${p.exe ?? "(unreadable)"} (pid ${p.pid})`).join(" ← ");
+}
+
+function card(c, { now, locked, onLock, decide }) {
+  const titleId = `consent-${c.id}-title`;
+  const error = h("p", { class: "error", role: "alert" });
+  const boxes = c.scopes.map((scope) =>
+    h("input", { type: "checkbox", checked: true, value: scope, "aria-label": `Allow scope ${scope}` }),
+  );
+  const chosen = () => boxes.filter((b) => b.checked).map((b) => b.value);
+  const remember = h("input", { type: "checkbox", "aria-label": "Remember this denial" });
+  const hint = c.duration_secs;
+  const preset = DURATIONS.some(([s]) => s === hint) ? hint : 3600;
+  const select = h(
+    "select",
+    { "aria-label": "How long to allow", class: "duration" },
+    DURATIONS.map(([secs, label]) => h("option", { value: String(secs), selected: secs === preset }, label)),
+  );
+  const allowFor = h("button", { type: "button", class: "primary", dataset: { action: "allow-for" } });
+  const label = () => (allowFor.textContent = `Allow for ${duration(Number(select.value))}`);
+  label();
+  select.addEventListener("change", label);
+
+  const allowButtons = [];
+  const all = [];
+  const act = async (decision, scopes) => {
+    error.textContent = "";
+    all.forEach((b) => (b.disabled = true));
+    try {
+      await decide(c.id, decision, scopes);
+    } catch (e) {
+      error.textContent = e?.message ?? String(e);
+      all.forEach((b) => (b.disabled = false));
+      sync();
+    }
+  };
+  const narrowed = () => {
+    const s = chosen();
+    return s.length === c.scopes.length ? undefined : s;
+  };
+  const once = h(
+    "button",
+    { type: "button", dataset: { action: "allow-once" }, onclick: () => act({ kind: "once" }, narrowed()) },
+    "Allow once",
+  );
+  allowFor.addEventListener("click", () =>
+    act({ kind: "for", duration_secs: Number(select.value) }, narrowed()),
+  );
+  const always = h(
+    "button",
+    { type: "button", dataset: { action: "allow-always" }, onclick: () => act({ kind: "always" }, narrowed()) },
+    "Allow always",
+  );
+  const deny = h(
+    "button",
+    {
+      type: "button",
+      class: "danger",
+      dataset: { action: "deny" },
+      onclick: () => act({ kind: "deny", remember: remember.checked }),
+    },
+    "Deny",
+  );
+  allowButtons.push(once, allowFor, always);
+  all.push(once, allowFor, always, deny);
+  const none = h("p", { class: "hint", hidden: true }, "Choose at least one scope to allow.");
+  const sync = () => {
+    const empty = chosen().length === 0;
+    allowButtons.forEach((b) => (b.disabled = locked || empty));
+    deny.disabled = locked;
+    none.hidden = !empty;
+  };
+  boxes.forEach((b) => b.addEventListener("change", sync));
+  sync();
+
+  return h(
+    "article",
+    { class: "card", "aria-labelledby": titleId, dataset: { consent: c.id } },
+    h("h2", { id: titleId }, `${c.agent.name} wants ${c.provider_display}`),
+    c.agent.purpose ? h("p", { class: "purpose" }, `“${c.agent.purpose}”`) : null,
+    facts([
+      ["Binary", c.exe],
+      ["Hash", h("code", { title: c.sha256 }, shortHash(c.sha256))],
+      ["Version", c.agent.version],
+      ["Process", `pid ${c.pid}`],
+      ["Started by", parents(c.parents)],
+      ["Provider", `${c.provider_display} (${c.provider})`],
+      ["Resource", c.resource],
+      ["Asks for", c.duration_secs ? duration(c.duration_secs) : "no duration given"],
+      ["Requests", c.requests > 1 ? `${c.requests} identical requests folded into this one` : ""],
+      ["Times out", untilEl("span", c.expires_at, now)],
+    ]),
+    h(
+      "fieldset",
+      { class: "scopes" },
+      h("legend", {}, "Scopes to allow (untick to narrow)"),
+      boxes.map((b) => h("label", { class: "scope" }, b, " ", h("code", {}, b.value))),
+    ),
+    none,
+    locked ? h("p", { class: "hint locked" }, onLock === "refuse" ? "Session locked." : "Session locked: unlock to decide.") : null,
+    h(
+      "div",
+      { class: "actions" },
+      once,
+      h("span", { class: "group" }, allowFor, select),
+      always,
+      h("span", { class: "group" }, deny, h("label", { class: "remember" }, remember, " remember")),
+    ),
+    error,
+  );
+}

@@ -1,0 +1,226 @@
+import { afterEach, describe, expect, test } from "vitest";
+import { $, $$, byText, clearMocks, connectionEvent, daemonEvent, mount, until } from "./setup.js";
+import { agent, consent, status } from "./fixtures.js";
+
+const base = (over = {}) => ({
+  connection: { state: "connected", status: status() },
+  consent_list: { consents: [consent()] },
+  agents_list: { agents: [] },
+  activity_list: { entries: [] },
+  ...over,
+});
+
+afterEach(() => clearMocks());
+
+describe("pending consents", () => {
+  test("a card shows every identity fact the daemon attested", async () => {
+    mount(base());
+    const card = await until(() => $("[data-consent]") ?? fail());
+    const text = card.textContent;
+    expect($("h2", card).textContent).toBe("issue-triage wants GitHub");
+    for (const fact of [
+      "“label new GitHub issues”",
+      "/usr/bin/python3.11",
+      "sha256:9f86d081884c",
+      "1.4.2",
+      "pid 4242",
+      "/usr/bin/bash (pid 4200) ← (unreadable) (pid 1)",
+      "GitHub (github)",
+      "https://api.github.com",
+      "1 hour",
+      "2 identical requests folded into this one",
+      "in 1 min",
+    ]) {
+      expect(text).toContain(fact);
+    }
+    expect($$("fieldset.scopes input", card).map((b) => [b.value, b.checked])).toEqual([
+      ["issues:read", true],
+      ["repo:read", true],
+    ]);
+    expect($("#pending-count").textContent).toBe("1");
+    expect(document.title).toBe("Valet Key (1 pending)");
+  });
+
+  test("what an agent declares is shown as text, never as markup", async () => {
+    const evil = '<img src=x onerror="window.pwned=1">';
+    mount(base({ consent_list: { consents: [consent({ agent: { name: evil, version: "1", purpose: evil } })] } }));
+    const card = await until(() => $("[data-consent]") ?? fail());
+    expect($("img", card)).toBeNull();
+    expect($("h2", card).textContent).toContain(evil);
+    expect(window.pwned).toBeUndefined();
+  });
+
+  test("Allow for 1 hour with a narrowed scope sends exactly that", async () => {
+    const { of } = mount(base({ consent_decide: { grant_id: 3, scopes: ["repo:read"] } }));
+    const card = await until(() => $("[data-consent]") ?? fail());
+    const issues = $$("fieldset.scopes input", card).find((b) => b.value === "issues:read");
+    issues.checked = false;
+    issues.dispatchEvent(new Event("change"));
+    byText("Allow for 1 hour").click();
+    await until(() => expect(of("consent_decide")).toHaveLength(1));
+    expect(of("consent_decide")[0].args).toEqual({
+      params: {
+        id: consent().id,
+        decision: { kind: "for", duration_secs: 3600 },
+        scopes: ["repo:read"],
+      },
+    });
+  });
+
+  test("the duration picker changes what Allow for sends", async () => {
+    const { of } = mount(base({ consent_decide: { grant_id: 3, scopes: [] } }));
+    const card = await until(() => $("[data-consent]") ?? fail());
+    const select = $("select.duration", card);
+    select.value = "28800";
+    select.dispatchEvent(new Event("change"));
+    byText("Allow for 8 hours").click();
+    await until(() => expect(of("consent_decide")).toHaveLength(1));
+    expect(of("consent_decide")[0].args.params.decision).toEqual({ kind: "for", duration_secs: 28800 });
+  });
+
+  test("Allow once sends the full scopes (no narrowing field) and the card goes", async () => {
+    let consents = [consent()];
+    const { of } = mount(
+      base({
+        consent_list: () => ({ consents }),
+        consent_decide: () => {
+          consents = [];
+          return { scopes: ["issues:read", "repo:read"] };
+        },
+      }),
+    );
+    await until(() => $("[data-consent]") ?? fail());
+    byText("Allow once").click();
+    await until(() => expect(of("consent_decide")).toHaveLength(1));
+    expect(of("consent_decide")[0].args.params).toEqual({ id: consent().id, decision: { kind: "once" } });
+    await until(() => expect($("[data-consent]")).toBeNull());
+    expect($("#view-pending").textContent).toContain("No agent is waiting");
+  });
+
+  test("Allow always sends always", async () => {
+    const { of } = mount(base({ consent_decide: { grant_id: 4, scopes: [] } }));
+    await until(() => $("[data-consent]") ?? fail());
+    byText("Allow always").click();
+    await until(() => expect(of("consent_decide")).toHaveLength(1));
+    expect(of("consent_decide")[0].args.params.decision).toEqual({ kind: "always" });
+  });
+
+  test("with no scope ticked only Deny is possible, and remember is sent", async () => {
+    const { of } = mount(base({ consent_decide: { scopes: [] } }));
+    const card = await until(() => $("[data-consent]") ?? fail());
+    for (const b of $$("fieldset.scopes input", card)) {
+      b.checked = false;
+      b.dispatchEvent(new Event("change"));
+    }
+    expect(byText("Allow once").disabled).toBe(true);
+    expect(byText("Allow always").disabled).toBe(true);
+    expect($(".hint", card).hidden).toBe(false);
+    $('input[aria-label="Remember this denial"]', card).checked = true;
+    byText("Deny").click();
+    await until(() => expect(of("consent_decide")).toHaveLength(1));
+    expect(of("consent_decide")[0].args.params).toEqual({
+      id: consent().id,
+      decision: { kind: "deny", remember: true },
+    });
+  });
+
+  test("a refusal from the daemon is shown on the card and the buttons come back", async () => {
+    mount(
+      base({
+        consent_decide: () => {
+          throw { kind: "daemon", code: 2010, name: "unknown_consent", message: "that consent has already ended" };
+        },
+      }),
+    );
+    const card = await until(() => $("[data-consent]") ?? fail());
+    byText("Allow once").click();
+    await until(() => expect($('[role="alert"]', card).textContent).toBe("that consent has already ended"));
+    expect(byText("Allow once").disabled).toBe(false);
+  });
+
+  test("while the session is locked nothing can be decided", async () => {
+    mount(base({ connection: { state: "connected", status: status({ session_locked: true }) } }));
+    const card = await until(() => $("[data-consent]") ?? fail());
+    expect(byText("Allow once").disabled).toBe(true);
+    expect(byText("Deny").disabled).toBe(true);
+    expect(card.textContent).toContain("Session locked: unlock to decide.");
+    expect($("#banner").textContent).toContain("requests are held until you unlock");
+  });
+
+  test("a consent.requested event re-fetches and shows the new card", async () => {
+    let consents = [];
+    const { of } = mount(base({ consent_list: () => ({ consents }) }));
+    await until(() => expect($("#view-pending").textContent).toContain("No agent is waiting"));
+    consents = [consent({ id: "c_new" })];
+    await daemonEvent({ type: "consent.requested", consent: consents[0] });
+    await until(() => expect($('[data-consent="c_new"]')).not.toBeNull());
+    expect(of("consent_list").length).toBeGreaterThanOrEqual(2);
+    expect($("#pending-count").textContent).toBe("1");
+  });
+});
+
+describe("daemon connection", () => {
+  test("a down daemon shows 'Daemon not running' with a Start button", async () => {
+    const { of } = mount({
+      connection: { state: "down", error: "cannot reach /run/user/1000/valetkey/control.sock" },
+      start_daemon: null,
+    });
+    await until(() => expect($("#banner").textContent).toContain("Daemon not running."));
+    expect($("#banner").textContent).toContain("control.sock");
+    expect(of("consent_list")).toHaveLength(0);
+    $("#start-daemon").click();
+    await until(() => expect(of("start_daemon")).toHaveLength(1));
+  });
+
+  test("a failed start says why", async () => {
+    mount({
+      connection: { state: "down", error: "no socket" },
+      start_daemon: () => {
+        throw { kind: "launch", message: "could not start valetkeyd: /opt/valetkeyd is not installed" };
+      },
+    });
+    await until(() => $("#start-daemon") ?? fail());
+    $("#start-daemon").click();
+    await until(() => expect($("#banner [role=alert]").textContent).toContain("is not installed"));
+    expect($("#start-daemon").disabled).toBe(false);
+  });
+
+  test("when the daemon comes back every view is loaded", async () => {
+    const { of } = mount(base({ connection: { state: "down", error: "no socket" }, agents_list: { agents: [agent()] } }));
+    await until(() => $("#start-daemon") ?? fail());
+    await connectionEvent({ state: "connected", status: status() });
+    await until(() => expect($("[data-consent]")).not.toBeNull());
+    expect(of("agents_list")).toHaveLength(1);
+    expect(of("activity_list")).toHaveLength(1);
+    expect($("#banner").textContent).not.toContain("Daemon not running");
+  });
+
+  test("Pause all agents and Resume follow the daemon's status", async () => {
+    const { of } = mount(base({ set_paused: status({ paused: true }) }));
+    await until(() => $("#pause") ?? fail());
+    $("#pause").click();
+    await until(() => expect(of("set_paused")).toHaveLength(1));
+    expect(of("set_paused")[0].args).toEqual({ paused: true });
+    await connectionEvent({ state: "connected", status: status({ paused: true }) });
+    await until(() => expect($("#resume").textContent).toBe("Resume"));
+    expect($("#banner").textContent).toContain("Issuing is paused");
+  });
+});
+
+describe("stability", () => {
+  test("events about other things never reset a half-narrowed card", async () => {
+    let consents = [consent()];
+    mount(base({ consent_list: () => ({ consents }) }));
+    const card = await until(() => $("[data-consent]") ?? fail());
+    const box = $$("fieldset.scopes input", card)[0];
+    box.checked = false;
+    box.dispatchEvent(new Event("change"));
+    await daemonEvent({ type: "token.issued", agent: "other", provider: "github", scopes: ["x"] });
+    consents = [consent(), consent({ id: "c_second" })];
+    await daemonEvent({ type: "consent.requested", consent: consents[1] });
+    await until(() => expect($('[data-consent="c_second"]')).not.toBeNull());
+    expect($(`[data-consent="${consent().id}"]`)).toBe(card);
+    expect(box.checked).toBe(false);
+    expect($("#pending-count").textContent).toBe("2");
+  });
+});
