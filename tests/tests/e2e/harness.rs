@@ -37,7 +37,7 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     // Runtime first: a build reused from another checkout must not run
     // that checkout's scripts.
     std::env::var_os("CARGO_MANIFEST_DIR")
@@ -158,7 +158,7 @@ impl TestEnv {
         ]
     }
 
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(program);
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

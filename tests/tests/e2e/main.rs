@@ -4,6 +4,7 @@
 //! `scripts/setup.sh`; build with `cargo build --workspace --bins`.
 
 mod harness;
+mod notifications;
 
 mod consent;
 mod core_flow;
@@ -11,3 +12,5 @@ mod device_login;
 mod faults;
 mod session_lock;
 mod socket;
+mod tray_ui;
+mod webdriver;

@@ -1,0 +1,275 @@
+//! The tray app end to end: the real `valetkey-tray` binary in
+//! WebKitWebDriver under Xvfb, driven through tauri-driver, against the real
+//! daemon, keychain and provider. A person's clicks, nothing mocked:
+//!
+//! 1. an agent asks;
+//! 2. the card appears;
+//! 3. Allow for 1 hour, and the waiting agent gets its token;
+//! 4. Revoke, and its next request is refused and its token is dead at the
+//!    provider.
+//!
+//! Screenshots of the three views are saved from this run (to
+//! `docs/screenshots/` when `VALETKEY_SCREENSHOTS=1`, else into the test's
+//! tempdir) and checked to be real images of the window.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use valetkey_ipc::methods::{AgentInfo, TokenGetParams};
+use valetkey_ipc::Client;
+
+use crate::harness::{bin, repo, TestEnv};
+use crate::webdriver::{Session, Xvfb};
+
+const AGENT: &str = "issue-triage";
+
+async fn agent(env: &TestEnv) -> Client {
+    let mut c = Client::connect(&env.socket).await.expect("connect");
+    c.hello(AgentInfo {
+        name: AGENT.into(),
+        version: "1.4.2".into(),
+        purpose: "label new issues in the team's repositories".into(),
+    })
+    .await
+    .expect("hello");
+    c
+}
+
+/// Saves a PNG and checks it is one, of a window-sized image that is not a
+/// blank screen.
+fn save_screenshot(env: &TestEnv, name: &str, png: &[u8]) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name} is not a PNG");
+    let width = u32::from_be_bytes(png[16..20].try_into().expect("ihdr"));
+    let height = u32::from_be_bytes(png[20..24].try_into().expect("ihdr"));
+    assert!(width >= 600 && height >= 400, "{name} is {width}x{height}");
+    // A blank window compresses to almost nothing; a rendered view does not.
+    assert!(
+        png.len() > 15_000,
+        "{name} looks blank ({} bytes)",
+        png.len()
+    );
+    let dir = if std::env::var_os("VALETKEY_SCREENSHOTS").is_some() {
+        repo().join("../docs/screenshots")
+    } else {
+        env.path("screenshots")
+    };
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_for_an_hour_then_revoke_from_the_tray_window() {
+    let mut env = TestEnv::new().expect("env");
+    env.write_config("revoke_agent_tokens = true")
+        .expect("config");
+    env.start_daemon().expect("daemon");
+    env.login();
+    let x = Xvfb::start(&env).expect("xvfb");
+    let tray = bin("valetkey-tray");
+    let ui = Session::start(&env, &x.display, &tray, &["--show"])
+        .await
+        .expect("tray app session");
+
+    // The window connects by itself and has nothing to show yet.
+    ui.wait_for_text("#view-pending", "No agent is waiting")
+        .await
+        .expect("connected, empty");
+
+    // 1. An agent asks and waits (the default).
+    let mut asking = agent(&env).await;
+    let asked = Instant::now();
+    let waiting = tokio::spawn(async move {
+        let r = asking
+            .call::<valetkey_ipc::methods::TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
+            .await;
+        (r, asking)
+    });
+
+    // 2. The card appears, with who is asking.
+    let text = ui
+        .wait_for_text("[data-consent]", "wants")
+        .await
+        .expect("consent card");
+    for fact in [
+        "issue-triage wants Local test IdP",
+        "label new issues in the team's repositories",
+        &std::env::current_exe().expect("exe").display().to_string(),
+        "sha256:",
+        "repo:read",
+    ] {
+        assert!(text.contains(fact), "card lacks {fact:?}:\n{text}");
+    }
+    ui.wait_for_text("#pending-count", "1")
+        .await
+        .expect("pending count");
+    save_screenshot(&env, "pending", &ui.screenshot().await.expect("shot"));
+    // At 200 % zoom the card still fits: no sideways scrolling.
+    let overflow = ui
+        .js("document.documentElement.style.zoom = '2'; \
+             const o = document.documentElement.scrollWidth - document.documentElement.clientWidth; \
+             document.documentElement.style.zoom = ''; return o;")
+        .await
+        .expect("zoom");
+    assert!(
+        overflow.as_i64().unwrap_or(i64::MAX) <= 0,
+        "horizontal overflow at 200 %: {overflow}"
+    );
+
+    // 3. Allow for 1 hour: the waiting agent gets its token.
+    ui.click_css("[data-consent] [data-action=allow-for]")
+        .await
+        .expect("click Allow for 1 hour");
+    let (got, mut asking) = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("agent answered")
+        .expect("join");
+    let token = got.expect("a token after Allow");
+    let round_trip = asked.elapsed();
+    assert_eq!(token.scopes, vec!["repo:read".to_string()]);
+    let secret = token.access_token.expose().to_owned();
+    let info = env.introspect(&secret).await;
+    assert_eq!(info["active"], true, "{info}");
+    eprintln!("consent round trip through the tray (request → click → token): {round_trip:?}");
+
+    // The Agents view shows the grant, expiring in about an hour.
+    ui.click_css("#tab-agents").await.expect("agents tab");
+    let row_text = ui
+        .wait_for_text("[data-agent=issue-triage] tr[data-grant]", "repo:read")
+        .await
+        .expect("grant row");
+    assert!(row_text.contains("repo:read"), "{row_text}");
+    assert!(
+        row_text.contains("in 59 min") || row_text.contains("in 1 h"),
+        "{row_text}"
+    );
+    save_screenshot(&env, "agents", &ui.screenshot().await.expect("shot"));
+
+    // 4. Revoke: the next request is refused, and the token is dead upstream.
+    ui.click_css("[data-agent=issue-triage] [data-action=revoke-grant]")
+        .await
+        .expect("click Revoke");
+    let clicked = Instant::now();
+    let refused = loop {
+        let mut again = agent(&env).await;
+        let mut p = TokenGetParams::new("local", &["repo:read"]);
+        p.wait = Some(false);
+        match again.call::<valetkey_ipc::methods::TokenGet>(&p).await {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(
+                    clicked.elapsed() < Duration::from_secs(1),
+                    "still issuing 1 s after Revoke"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    let refusal = clicked.elapsed();
+    let code = refused.rpc().map(|e| e.name().to_owned());
+    assert_eq!(code.as_deref(), Some("consent_required"), "{refused}");
+    assert!(
+        refusal < Duration::from_secs(1),
+        "refused only after {refusal:?}"
+    );
+    eprintln!("revocation → refusal through the tray: {refusal:?}");
+    // The old connection was closed by the revocation.
+    let old = asking
+        .call::<valetkey_ipc::methods::TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
+        .await;
+    assert!(old.is_err(), "the revoked agent's connection still answers");
+    let start = Instant::now();
+    while env.introspect(&secret).await["active"] == true {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "token still active upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ui.wait_for_text("[data-agent=issue-triage]", "No grants.")
+        .await
+        .expect("grant gone from the view");
+
+    // The new request above is now pending again; the activity view shows
+    // the whole story.
+    ui.click_css("#tab-activity").await.expect("activity tab");
+    let activity = ui
+        .wait_for_text("table.activity", "revoked")
+        .await
+        .expect("activity lists the revocation");
+    for kind in ["consent.requested", "consent.decided", "token.issued"] {
+        assert!(
+            activity.contains(kind),
+            "activity lacks {kind}:\n{activity}"
+        );
+    }
+    save_screenshot(&env, "activity", &ui.screenshot().await.expect("shot"));
+
+    ui.close().await;
+    env.assert_no_leaks(&[secret], &[]);
+    let driver_log = std::fs::read_to_string(env.path("logs/tauri-driver.log")).unwrap_or_default();
+    assert!(
+        !driver_log.contains(token.access_token.expose()),
+        "token in the tray's log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_follows_the_daemon_down_and_starts_it_again() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    let x = Xvfb::start(&env).expect("xvfb");
+    let ui = Session::start(&env, &x.display, &bin("valetkey-tray"), &["--show"])
+        .await
+        .expect("tray app session");
+    ui.wait_for("#pause").await.expect("connected");
+
+    // The daemon stops: the window says so and offers Start.
+    env.stop_daemon();
+    ui.wait_for_text("#banner", "Daemon not running")
+        .await
+        .expect("down banner");
+
+    // Start launches the valetkeyd installed next to the tray, and the
+    // window reconnects on its own.
+    ui.click_css("#start-daemon").await.expect("click Start");
+    ui.wait_for("#pause").await.expect("reconnected");
+    let pid = daemon_pid(&env.socket).await;
+    assert!(pid > 0);
+
+    // Pause from the window reaches the daemon: agents are refused.
+    ui.click_css("#pause").await.expect("click Pause");
+    ui.wait_for_text("#banner", "Issuing is paused")
+        .await
+        .expect("paused banner");
+    let mut c = Client::connect(&env.socket).await.expect("connect");
+    c.hello(AgentInfo {
+        name: "x".into(),
+        version: "1".into(),
+        purpose: "p".into(),
+    })
+    .await
+    .expect("hello");
+    let e = c
+        .call::<valetkey_ipc::methods::TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
+        .await
+        .expect_err("paused");
+    assert_eq!(
+        e.rpc().map(|r| r.name().to_owned()).as_deref(),
+        Some("issuing_paused")
+    );
+    ui.click_css("#resume").await.expect("click Resume");
+    ui.wait_for("#pause").await.expect("resumed");
+
+    ui.close().await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+/// The pid of whatever serves `socket` (the daemon the tray started).
+async fn daemon_pid(socket: &Path) -> i32 {
+    let s = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect");
+    s.peer_cred().expect("peer cred").pid().expect("pid")
+}
