@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
 # Installs everything Valet Key's demo and tests need on Debian/Ubuntu:
-# system packages (Secret Service, D-Bus, TLS tools, node) and the test
-# provider's npm packages. Idempotent; safe to run again.
+# system packages (Secret Service, D-Bus, TLS tools, node; WebKitGTK and
+# friends for the tray app; Xvfb, WebKitWebDriver and dunst for its tests),
+# the test provider's npm packages, the tray frontend (built into
+# src-ui/web/dist, which the tray binary embeds) and tauri-driver.
+# Idempotent; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl python3 util-linux passwd)
+need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl python3 util-linux passwd
+  # tray app build
+  build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
+  # tray app tests: a headless X server, the WebDriver for WebKitGTK, a
+  # notification server, and tools to look at what they show
+  xvfb xauth webkit2gtk-driver dbus-x11 at-spi2-core dunst libnotify-bin imagemagick xdotool)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 missing=()
 for p in "${need[@]}"; do
@@ -28,4 +36,17 @@ command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust
 if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
   echo "setup: installing the test OIDC provider (npm ci)"
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [ ! -d src-ui/web/node_modules/@tauri-apps/api ] || [ src-ui/web/package-lock.json -nt src-ui/web/node_modules/.package-lock.json ]; then
+  echo "setup: installing the tray frontend's packages (npm ci)"
+  (cd src-ui/web && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# The tray binary embeds the built frontend, so build it before cargo does.
+(cd src-ui/web && npx --no-install vite build --logLevel error)
+
+tauri_driver_version=2.1.0
+if ! tauri-driver --help >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver" ]; then
+  echo "setup: installing tauri-driver $tauri_driver_version (cargo install, about a minute)"
+  cargo install tauri-driver --locked --version "$tauri_driver_version" --quiet
 fi

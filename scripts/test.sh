@@ -10,5 +10,6 @@ start=$(date +%s)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
+(cd src-ui/web && npx --no-install vitest run)
 cargo test --workspace -- --test-threads=2
 echo "scripts/test.sh: all checks passed in $(( $(date +%s) - start ))s"
