@@ -39,8 +39,13 @@ if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
 fi
 
 if [ ! -d src-ui/web/node_modules/@tauri-apps/api ] || [ src-ui/web/package-lock.json -nt src-ui/web/node_modules/.package-lock.json ]; then
-  echo "setup: installing the tray frontend's packages (npm ci)"
-  (cd src-ui/web && npm ci --no-audit --no-fund --loglevel=error)
+  # `npm install --no-save`, not `npm ci`: the lockfile pins every version,
+  # but the registry mirror here lacks rollup's binaries for other
+  # platforms, so the lockfile has no entries for them and `npm ci` refuses
+  # it. `install` takes the lockfile's versions and skips those optional
+  # packages.
+  echo "setup: installing the tray frontend's packages (npm install from the lockfile)"
+  (cd src-ui/web && npm install --no-save --no-audit --no-fund --loglevel=error)
 fi
 # The tray binary embeds the built frontend, so build it before cargo does.
 (cd src-ui/web && npx --no-install vite build --logLevel error)

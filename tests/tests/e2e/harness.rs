@@ -222,6 +222,12 @@ impl TestEnv {
             stdin.write_all(b"test-pass")?;
         }
         self.keyring = Some(Proc(child));
+        self.wait_for_bus_name("org.freedesktop.secrets")
+            .context("gnome-keyring did not appear on the bus")
+    }
+
+    /// Waits (up to 10 s) until `name` has an owner on the private bus.
+    pub fn wait_for_bus_name(&self, name: &str) -> Result<()> {
         wait_until(Duration::from_secs(10), || {
             let out = self
                 .command("dbus-send")
@@ -231,12 +237,11 @@ impl TestEnv {
                     "--dest=org.freedesktop.DBus",
                     "/org/freedesktop/DBus",
                     "org.freedesktop.DBus.NameHasOwner",
-                    "string:org.freedesktop.secrets",
+                    &format!("string:{name}"),
                 ])
                 .output();
             matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("true"))
         })
-        .context("gnome-keyring did not appear on the bus")
     }
 
     /// Kills gnome-keyring (the Secret Service disappears).

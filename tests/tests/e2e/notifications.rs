@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use valetkey_ipc::control::{AgentsList, ConsentList, Revoke, RevokeParams, RevokeTarget};
 use valetkey_ipc::methods::{NoParams, TokenGet, TokenGetParams};
+use valetkey_ipc::Client;
 
 use crate::harness::{next_consent, wait_until, Proc, TestEnv};
 use crate::webdriver::Xvfb;
@@ -60,20 +61,8 @@ impl Dunst {
             shown,
             _proc: Proc(child),
         };
-        wait_until(Duration::from_secs(10), || {
-            env.command("dbus-send")
-                .args([
-                    "--session",
-                    "--print-reply",
-                    "--dest=org.freedesktop.DBus",
-                    "/org/freedesktop/DBus",
-                    "org.freedesktop.DBus.NameHasOwner",
-                    "string:org.freedesktop.Notifications",
-                ])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("true"))
-        })
-        .expect("dunst on the bus");
+        env.wait_for_bus_name("org.freedesktop.Notifications")
+            .expect("dunst on the bus");
         d
     }
 
@@ -96,17 +85,25 @@ impl Dunst {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consent_and_revocation_notifications_with_a_working_allow_button() {
+/// Daemon up and logged in, a subscribed control connection, and (with
+/// `desktop`) Xvfb plus dunst on the env's bus, started before the daemon.
+async fn world(desktop: bool) -> (TestEnv, Option<Xvfb>, Option<Dunst>, Client) {
     let mut env = TestEnv::new().expect("env");
-    let x = Xvfb::start(&env).expect("xvfb");
-    let dunst = Dunst::start(&env, &x.display);
+    let x = desktop.then(|| Xvfb::start(&env).expect("xvfb"));
+    let dunst = x.as_ref().map(|x| Dunst::start(&env, &x.display));
     env.start_daemon().expect("daemon");
     env.login();
     let mut ctl = env.control().await;
     ctl.call::<valetkey_ipc::control::EventsSubscribe>(&NoParams {})
         .await
         .expect("subscribe");
+    (env, x, dunst, ctl)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_and_revocation_notifications_with_a_working_allow_button() {
+    let (env, x, dunst, mut ctl) = world(true).await;
+    let (x, dunst) = (x.expect("xvfb"), dunst.expect("dunst"));
 
     let mut agent = env.agent("notified").await;
     let waiting = tokio::spawn(async move {
@@ -169,15 +166,8 @@ async fn consent_and_revocation_notifications_with_a_working_allow_button() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_action_signal_decides_nothing() {
-    let mut env = TestEnv::new().expect("env");
-    let x = Xvfb::start(&env).expect("xvfb");
-    let dunst = Dunst::start(&env, &x.display);
-    env.start_daemon().expect("daemon");
-    env.login();
-    let mut ctl = env.control().await;
-    ctl.call::<valetkey_ipc::control::EventsSubscribe>(&NoParams {})
-        .await
-        .expect("subscribe");
+    let (env, x, dunst, mut ctl) = world(true).await;
+    let (_x, dunst) = (x.expect("xvfb"), dunst.expect("dunst"));
     let mut agent = env.agent("forger").await;
     let mut p = TokenGetParams::new("local", &["repo:read"]);
     p.wait = Some(false);
@@ -222,13 +212,7 @@ async fn a_forged_action_signal_decides_nothing() {
 /// logged, never in the way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_notification_server_never_blocks_a_consent() {
-    let mut env = TestEnv::new().expect("env");
-    env.start_daemon().expect("daemon");
-    env.login();
-    let mut ctl = env.control().await;
-    ctl.call::<valetkey_ipc::control::EventsSubscribe>(&NoParams {})
-        .await
-        .expect("subscribe");
+    let (env, _, _, mut ctl) = world(false).await;
     let mut agent = env.agent("quiet").await;
     let waiting = tokio::spawn(async move {
         agent
