@@ -233,3 +233,146 @@ fn describe(e: &ClientError) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The link against a scripted stand-in for the control socket (real
+    //! Unix sockets, fake daemon): event forwarding, fail-fast while down,
+    //! and reconnecting. The real daemon is covered end to end in
+    //! `tests/tests/e2e/tray_ui.rs`.
+
+    use super::*;
+    use std::time::Instant;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::UnixListener;
+    use valetkey_ipc::control::Status;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Sink for Arc<Recorder> {
+        fn connection(&self, state: &Connection) {
+            let line = match state {
+                Connection::Connected { status } => format!("connected pending={}", status.pending),
+                Connection::Down { .. } => "down".into(),
+                Connection::Connecting => "connecting".into(),
+            };
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        }
+        fn event(&self, event: &Event) {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("event {}", event.kind()));
+        }
+    }
+
+    impl Recorder {
+        async fn wait_for(&self, line: &str) {
+            let start = Instant::now();
+            while !self
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|l| l == line)
+            {
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "never saw {line:?}: {:?}",
+                    self.0.lock().unwrap_or_else(|p| p.into_inner())
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    fn status(pending: u32) -> Value {
+        serde_json::json!({"daemon_version": "0", "paused": false, "session_locked": false,
+                           "on_lock": "hold", "pending": pending})
+    }
+
+    /// Serves one connection: answers `events.subscribe` and `status`, and
+    /// after subscribing pushes one `status.changed` event.
+    async fn serve_one(listener: &UnixListener) {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let (r, mut w) = stream.into_split();
+        let mut lines = BufReader::new(r).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let req: Value = serde_json::from_str(&line).expect("json");
+            let result = match req["method"].as_str() {
+                Some("events.subscribe") => serde_json::json!({"status": status(0)}),
+                Some("status") => status(2),
+                other => panic!("unexpected {other:?}"),
+            };
+            let resp = serde_json::json!({"jsonrpc": "2.0", "id": req["id"], "result": result});
+            w.write_all(format!("{resp}\n").as_bytes())
+                .await
+                .expect("write");
+            if req["method"] == "events.subscribe" {
+                let ev = serde_json::json!({"jsonrpc": "2.0", "method": "event",
+                    "params": {"type": "status.changed", "status": status(2)}});
+                w.write_all(format!("{ev}\n").as_bytes())
+                    .await
+                    .expect("write");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn events_reach_the_sink_and_calls_are_answered_on_the_same_connection() {
+        let dir = std::env::temp_dir().join(format!("vk-link-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("a.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        let rec = Arc::new(Recorder::default());
+        let link = Link::start(path.clone(), rec.clone());
+        let server = tokio::spawn(async move { serve_one(&listener).await });
+        rec.wait_for("connected pending=0").await;
+        rec.wait_for("event status.changed").await;
+        rec.wait_for("connected pending=2").await;
+        let s = link.call::<Status>(&NoParams {}).await.expect("status");
+        assert_eq!(s.pending, 2);
+        assert!(matches!(link.state(), Connection::Connected { .. }));
+        server.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn while_down_calls_fail_at_once_and_the_link_reconnects() {
+        let dir = std::env::temp_dir().join(format!("vk-link-down-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("b.sock");
+        let _ = std::fs::remove_file(&path);
+        let rec = Arc::new(Recorder::default());
+        let link = Link::start(path.clone(), rec.clone());
+        rec.wait_for("down").await;
+        let asked = Instant::now();
+        let err = link.call::<Status>(&NoParams {}).await.expect_err("down");
+        assert!(matches!(err, UiError::DaemonDown { .. }), "{err:?}");
+        assert!(
+            asked.elapsed() < Duration::from_millis(500),
+            "a click hung while down"
+        );
+
+        // The daemon appears: the link finds it by itself.
+        let listener = UnixListener::bind(&path).expect("bind");
+        let server = tokio::spawn(async move { serve_one(&listener).await });
+        link.retry_now();
+        rec.wait_for("connected pending=0").await;
+
+        // It goes away again: reported as down.
+        server.abort();
+        let _ = server.await;
+        let start = Instant::now();
+        while !matches!(link.state(), Connection::Down { .. }) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "loss never noticed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
