@@ -102,14 +102,13 @@ impl Link {
             params,
             reply,
         };
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| UiError::protocol("the daemon link has stopped"))?;
+        self.jobs.send(job).await.map_err(|_| {
+            UiError::protocol("the connection to valetkeyd has stopped; restart valetkey-tray")
+        })?;
         let value = tokio::time::timeout(CALL_TIMEOUT, rx)
             .await
-            .map_err(|_| UiError::protocol("valetkeyd did not answer in time"))?
-            .map_err(|_| UiError::protocol("the daemon link dropped the request"))??;
+            .map_err(|_| UiError::protocol("valetkeyd did not answer within 15 s; try again, and see its log if it keeps happening"))?
+            .map_err(|_| UiError::protocol("the connection to valetkeyd closed before it answered; try again"))??;
         serde_json::from_value(value).map_err(UiError::protocol)
     }
 }

@@ -55,11 +55,12 @@ fn main() {
         }))
         .invoke_handler(commands::handler())
         .setup(move |app| {
+            // The tray first: the link's first report must find it.
+            tray::build(app.handle())?;
             let sink = tray::AppSink(app.handle().clone());
             let path = valetkey_ipc::paths::control_socket_path();
             tracing::info!(socket = %path.display(), "valetkey-tray starting");
             app.manage(link::Link::start(path, sink));
-            tray::build(app.handle())?;
             if show {
                 tray::show_window(app.handle());
             }

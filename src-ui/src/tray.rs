@@ -22,11 +22,14 @@ pub const CONNECTION: &str = "daemon://connection";
 const ICON: &[u8] = include_bytes!("../icons/tray.png");
 const ICON_PENDING: &[u8] = include_bytes!("../icons/tray-pending.png");
 
-/// The menu items whose state follows the daemon's.
+/// What follows the daemon's state: the menu items, and both icons
+/// decoded once.
 struct Items<R: Runtime> {
     open: MenuItem<R>,
     pause: MenuItem<R>,
     resume: MenuItem<R>,
+    icon: Image<'static>,
+    icon_pending: Image<'static>,
 }
 
 /// What the tray shows for a connection state: (pending count, open label,
@@ -86,8 +89,9 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let sep = PredefinedMenuItem::separator(app)?;
     let menu = Menu::with_items(app, &[&open, &sep, &pause, &resume, &sep, &quit])?;
+    let icon = Image::from_bytes(ICON)?;
     TrayIconBuilder::with_id(TRAY_ID)
-        .icon(Image::from_bytes(ICON)?)
+        .icon(icon.clone())
         .tooltip("Valet Key")
         .menu(&menu)
         .show_menu_on_left_click(true)
@@ -103,6 +107,8 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
         open,
         pause,
         resume,
+        icon,
+        icon_pending: Image::from_bytes(ICON_PENDING)?,
     });
     Ok(())
 }
@@ -117,7 +123,9 @@ pub fn show_window<R: Runtime>(app: &AppHandle<R>) {
 }
 
 fn set_paused<R: Runtime>(app: &AppHandle<R>, paused: bool) {
-    let link = app.state::<Link>().inner().clone();
+    let Some(link) = app.try_state::<Link>().map(|l| l.inner().clone()) else {
+        return;
+    };
     tauri::async_runtime::spawn(async move {
         if let Err(e) = link.call::<IssuingSet>(&IssuingSetParams { paused }).await {
             tracing::warn!(error = %e, paused, "could not change issuing from the tray menu");
@@ -140,20 +148,23 @@ impl<R: Runtime> Sink for AppSink<R> {
 }
 
 fn apply<R: Runtime>(app: &AppHandle<R>, look: &Look) {
+    let Some(items) = app.try_state::<Items<R>>() else {
+        return; // no tray: `main` builds it before the link starts
+    };
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
-        let icon = if look.pending > 0 { ICON_PENDING } else { ICON };
-        if let Ok(img) = Image::from_bytes(icon) {
-            let _ = tray.set_icon(Some(img));
-        }
+        let icon = if look.pending > 0 {
+            &items.icon_pending
+        } else {
+            &items.icon
+        };
+        let _ = tray.set_icon(Some(icon.clone()));
         let _ = tray.set_tooltip(Some(&look.tooltip));
         let label = (look.pending > 0).then(|| look.pending.to_string());
         let _ = tray.set_title(label.as_deref());
     }
-    if let Some(items) = app.try_state::<Items<R>>() {
-        let _ = items.open.set_text(&look.open_label);
-        let _ = items.pause.set_enabled(look.can_pause);
-        let _ = items.resume.set_enabled(look.can_resume);
-    }
+    let _ = items.open.set_text(&look.open_label);
+    let _ = items.pause.set_enabled(look.can_pause);
+    let _ = items.resume.set_enabled(look.can_resume);
     if let Some(w) = app.get_webview_window("main") {
         let title = match look.pending {
             0 => "Valet Key".to_owned(),

@@ -31,9 +31,3 @@ export function subscribe(onEvent, onConnection) {
     listen(CONNECTION, (e) => onConnection(e.payload)),
   ]);
 }
-
-/** A message for any thrown value. */
-export function messageOf(err) {
-  if (err && typeof err === "object" && "message" in err) return String(err.message);
-  return String(err);
-}

@@ -3,12 +3,11 @@
 // pushes events, and the Rust side reports its connection state.
 
 import { h, replace } from "./dom.js";
-import { nowSecs } from "./format.js";
+import { messageOf, nowSecs } from "./format.js";
 import { renderPending } from "./views/pending.js";
 import { renderAgents } from "./views/agents.js";
 import { renderActivity } from "./views/activity.js";
 import { tick } from "./views/time.js";
-import { messageOf } from "./api.js";
 
 const TABS = ["pending", "agents", "activity"];
 

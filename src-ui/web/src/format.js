@@ -51,3 +51,9 @@ export function stamp(ts) {
 export function shortHash(hex) {
   return hex ? `sha256:${hex.slice(0, 12)}` : "";
 }
+
+/** A message for any thrown value (command errors carry `message`). */
+export function messageOf(err) {
+  if (err && typeof err === "object" && "message" in err) return String(err.message);
+  return String(err);
+}

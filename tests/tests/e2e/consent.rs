@@ -7,68 +7,15 @@
 use std::time::{Duration, Instant};
 
 use valetkey_ipc::control::{
-    ActivityList, ActivityListParams, AgentsList, ConsentDecide, ConsentDecideParams, ConsentList,
-    Decision, EventsSubscribe, IssuingSet, IssuingSetParams, Revoke, RevokeParams, RevokeTarget,
+    ActivityList, ActivityListParams, AgentsList, ConsentList, Decision, IssuingSet,
+    IssuingSetParams, Revoke, RevokeParams, RevokeTarget,
 };
-use valetkey_ipc::methods::{ConsentWait, ConsentWaitParams, NoParams, TokenGet, TokenGetParams};
-use valetkey_ipc::{Client, ClientError};
+use valetkey_ipc::methods::{ConsentWait, ConsentWaitParams, NoParams, TokenGet};
 
-use crate::harness::{next_consent, TestEnv};
-
-/// Daemon up and logged in; config tweaks in `consent_toml`.
-fn env_with(consent_toml: &str) -> TestEnv {
-    let mut env = TestEnv::new().expect("env");
-    env.consent_toml = consent_toml.into();
-    env.write_config("").expect("config");
-    env.start_daemon().expect("daemon");
-    env.login();
-    env
-}
-
-async fn subscribed(env: &TestEnv) -> Client {
-    let mut ctl = env.control().await;
-    ctl.call::<EventsSubscribe>(&NoParams {})
-        .await
-        .expect("subscribe");
-    ctl
-}
-
-fn params(scopes: &[&str], wait: bool) -> TokenGetParams {
-    TokenGetParams {
-        wait: Some(wait),
-        duration_secs: Some(3600),
-        ..TokenGetParams::new("local", scopes)
-    }
-}
-
-/// Starts `token.get` (waiting) on its own connection as agent `name`.
-async fn ask_in_background(
-    env: &TestEnv,
-    name: &str,
-    scopes: &[&str],
-) -> tokio::task::JoinHandle<Result<valetkey_ipc::methods::TokenGetResult, ClientError>> {
-    let mut c = env.agent(name).await;
-    let p = params(scopes, true);
-    tokio::spawn(async move { c.call::<TokenGet>(&p).await })
-}
-
-async fn decide(
-    ctl: &mut Client,
-    id: &str,
-    decision: Decision,
-    scopes: Option<&[&str]>,
-) -> Result<valetkey_ipc::control::ConsentDecideResult, ClientError> {
-    ctl.call::<ConsentDecide>(&ConsentDecideParams {
-        id: id.into(),
-        decision,
-        scopes: scopes.map(|s| s.iter().map(|x| x.to_string()).collect()),
-    })
-    .await
-}
-
-fn code(e: &ClientError) -> Option<&str> {
-    e.rpc().map(|r| r.name())
-}
+use crate::harness::{
+    ask_in_background, code, decide, env_with, next_consent, subscribed, token_params as params,
+    TestEnv,
+};
 
 #[tokio::test]
 async fn waiting_agent_gets_its_token_when_the_user_allows_for_an_hour() {

@@ -4,9 +4,9 @@
 
 use std::collections::HashSet;
 
-use valetkey_ipc::methods::{TokenGet, TokenGetParams};
+use valetkey_ipc::methods::TokenGet;
 
-use crate::harness::TestEnv;
+use crate::harness::{code, token_params, TestEnv};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -125,13 +125,13 @@ async fn scopes_outside_the_grant_or_config_are_refused_with_distinct_codes() {
         .token("local", &["admin:org"])
         .await
         .expect_err("not allowed");
-    assert_eq!(e.rpc().map(|r| r.name()), Some("scope_not_allowed"));
+    assert_eq!(code(&e), Some("scope_not_allowed"));
 
     let e = c
         .token("nope", &["repo:read"])
         .await
         .expect_err("unknown provider");
-    assert_eq!(e.rpc().map(|r| r.name()), Some("unknown_provider"));
+    assert_eq!(code(&e), Some("unknown_provider"));
     assert!(
         e.to_string().contains("local"),
         "lists configured providers: {e}"
@@ -141,7 +141,7 @@ async fn scopes_outside_the_grant_or_config_are_refused_with_distinct_codes() {
         .token("local", &["bad scope"])
         .await
         .expect_err("invalid scope syntax");
-    assert_eq!(e.rpc().map(|r| r.name()), Some("invalid_params"));
+    assert_eq!(code(&e), Some("invalid_params"));
 
     // The connection survived every refusal and still works.
     let t = c
@@ -163,13 +163,10 @@ async fn scopes_outside_the_grant_or_config_are_refused_with_distinct_codes() {
     );
     let mut c = env.agent("scoped").await;
     let e = c
-        .call::<TokenGet>(&TokenGetParams {
-            wait: Some(false),
-            ..TokenGetParams::new("local", &["repo:read"])
-        })
+        .call::<TokenGet>(&token_params(&["repo:read"], false))
         .await
         .expect_err("revoked");
-    assert_eq!(e.rpc().map(|r| r.name()), Some("consent_required"));
+    assert_eq!(code(&e), Some("consent_required"));
 }
 
 #[tokio::test]
@@ -253,6 +250,6 @@ async fn logout_revokes_at_the_provider_and_deletes_the_keychain_item() {
         .token("local", &["repo:read"])
         .await
         .expect_err("logged out");
-    assert_eq!(e.rpc().map(|r| r.name()), Some("provider_login_required"));
+    assert_eq!(code(&e), Some("provider_login_required"));
     assert!(e.to_string().contains("valetkey login local"), "{e}");
 }

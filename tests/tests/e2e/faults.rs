@@ -2,7 +2,7 @@
 //! down, failing or has revoked the grant. Each gets its own error code, the
 //! daemon keeps serving, and it recovers when the fault clears.
 
-use crate::harness::{https_client, TestEnv};
+use crate::harness::{code, https_client, TestEnv};
 
 #[tokio::test]
 async fn provider_down_gives_provider_unavailable_then_recovers() {
@@ -32,7 +32,7 @@ async fn provider_down_gives_provider_unavailable_then_recovers() {
     env.provider_control("outage/end").await;
     env.provider_control("fail?status=500").await;
     let e = c.token("local", &["issues:read"]).await.expect_err("500");
-    assert_eq!(e.rpc().map(|r| r.name()), Some("provider_unavailable"));
+    assert_eq!(code(&e), Some("provider_unavailable"));
     env.provider_control("fail?status=0").await;
 
     // Recovered: the refresh token survived the outage.
@@ -69,18 +69,14 @@ async fn a_revoked_grant_at_the_provider_means_login_required_not_a_loop() {
         .token("local", &["repo:read"])
         .await
         .expect_err("dead grant");
-    assert_eq!(
-        e.rpc().map(|r| r.name()),
-        Some("provider_login_required"),
-        "{e}"
-    );
+    assert_eq!(code(&e), Some("provider_login_required"), "{e}");
     let refreshes = env.provider_stats().await["refreshes"].clone();
     // The state is remembered: no further upstream attempts until a new login.
     let e = c
         .token("local", &["issues:read"])
         .await
         .expect_err("still dead");
-    assert_eq!(e.rpc().map(|r| r.name()), Some("provider_login_required"));
+    assert_eq!(code(&e), Some("provider_login_required"));
     assert_eq!(env.provider_stats().await["refreshes"], refreshes);
     assert!(env.cli_ok(&["providers"]).contains("login required"));
 
@@ -126,11 +122,7 @@ async fn vanished_keychain_gives_keychain_unavailable_then_recovers() {
         .token("local", &["issues:read"])
         .await
         .expect_err("no keychain");
-    assert_eq!(
-        e.rpc().map(|r| r.name()),
-        Some("keychain_unavailable"),
-        "{e}"
-    );
+    assert_eq!(code(&e), Some("keychain_unavailable"), "{e}");
     assert!(env.daemon_alive());
 
     // The keyring's files survive a restart, and the daemon reconnects.

@@ -14,8 +14,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use valetkey_ipc::methods::AgentInfo;
-use valetkey_ipc::Client;
+use valetkey_ipc::control::{
+    ConsentDecide, ConsentDecideParams, ConsentDecideResult, Decision, EventsSubscribe,
+};
+use valetkey_ipc::methods::{AgentInfo, NoParams, TokenGet, TokenGetParams, TokenGetResult};
+use valetkey_ipc::{Client, ClientError};
 
 /// The directory holding the built binaries (target/debug).
 pub fn bin_dir() -> PathBuf {
@@ -551,6 +554,65 @@ timeout_secs = 3
             }
         }
     }
+}
+
+/// Daemon up and logged in; config tweaks in `consent_toml`.
+pub fn env_with(consent_toml: &str) -> TestEnv {
+    let mut env = TestEnv::new().expect("env");
+    env.consent_toml = consent_toml.into();
+    env.write_config("").expect("config");
+    env.start_daemon().expect("daemon");
+    env.login();
+    env
+}
+
+/// A control connection subscribed to events.
+pub async fn subscribed(env: &TestEnv) -> Client {
+    let mut ctl = env.control().await;
+    ctl.call::<EventsSubscribe>(&NoParams {})
+        .await
+        .expect("subscribe");
+    ctl
+}
+
+/// `token.get` params on the env's provider, asking for an hour.
+pub fn token_params(scopes: &[&str], wait: bool) -> TokenGetParams {
+    TokenGetParams {
+        wait: Some(wait),
+        duration_secs: Some(3600),
+        ..TokenGetParams::new("local", scopes)
+    }
+}
+
+/// Starts `token.get` (waiting) on its own connection as agent `name`.
+pub async fn ask_in_background(
+    env: &TestEnv,
+    name: &str,
+    scopes: &[&str],
+) -> tokio::task::JoinHandle<Result<TokenGetResult, ClientError>> {
+    let mut c = env.agent(name).await;
+    let p = token_params(scopes, true);
+    tokio::spawn(async move { c.call::<TokenGet>(&p).await })
+}
+
+/// `consent.decide` with optional narrowing.
+pub async fn decide(
+    ctl: &mut Client,
+    id: &str,
+    decision: Decision,
+    scopes: Option<&[&str]>,
+) -> Result<ConsentDecideResult, ClientError> {
+    ctl.call::<ConsentDecide>(&ConsentDecideParams {
+        id: id.into(),
+        decision,
+        scopes: scopes.map(|s| s.iter().map(|x| x.to_string()).collect()),
+    })
+    .await
+}
+
+/// The stable error name of a daemon refusal.
+pub fn code(e: &ClientError) -> Option<&str> {
+    e.rpc().map(|r| r.name())
 }
 
 /// An HTTPS client that trusts the test CA, for talking to the provider

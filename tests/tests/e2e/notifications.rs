@@ -9,11 +9,16 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use valetkey_ipc::control::{AgentsList, ConsentList, Revoke, RevokeParams, RevokeTarget};
-use valetkey_ipc::methods::{NoParams, TokenGet, TokenGetParams};
+use valetkey_ipc::control::{
+    AgentsList, ConsentList, Decision, Revoke, RevokeParams, RevokeTarget,
+};
+use valetkey_ipc::methods::{NoParams, TokenGet};
 use valetkey_ipc::Client;
 
-use crate::harness::{next_consent, wait_until, Proc, TestEnv};
+use crate::harness::{
+    ask_in_background, code, decide, env_with, next_consent, subscribed, token_params, wait_until,
+    Proc, TestEnv,
+};
 use crate::webdriver::Xvfb;
 
 struct Dunst {
@@ -85,32 +90,22 @@ impl Dunst {
     }
 }
 
-/// Daemon up and logged in, a subscribed control connection, and (with
-/// `desktop`) Xvfb plus dunst on the env's bus, started before the daemon.
-async fn world(desktop: bool) -> (TestEnv, Option<Xvfb>, Option<Dunst>, Client) {
-    let mut env = TestEnv::new().expect("env");
-    let x = desktop.then(|| Xvfb::start(&env).expect("xvfb"));
-    let dunst = x.as_ref().map(|x| Dunst::start(&env, &x.display));
-    env.start_daemon().expect("daemon");
-    env.login();
-    let mut ctl = env.control().await;
-    ctl.call::<valetkey_ipc::control::EventsSubscribe>(&NoParams {})
-        .await
-        .expect("subscribe");
+/// Daemon up and logged in, a subscribed control connection, and Xvfb
+/// plus dunst on the env's bus (the daemon finds the notification server
+/// per notification, so the order does not matter).
+async fn desktop() -> (TestEnv, Xvfb, Dunst, Client) {
+    let env = env_with("");
+    let x = Xvfb::start(&env).expect("xvfb");
+    let dunst = Dunst::start(&env, &x.display);
+    let ctl = subscribed(&env).await;
     (env, x, dunst, ctl)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_and_revocation_notifications_with_a_working_allow_button() {
-    let (env, x, dunst, mut ctl) = world(true).await;
-    let (x, dunst) = (x.expect("xvfb"), dunst.expect("dunst"));
+    let (env, x, dunst, mut ctl) = desktop().await;
 
-    let mut agent = env.agent("notified").await;
-    let waiting = tokio::spawn(async move {
-        agent
-            .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
-            .await
-    });
+    let waiting = ask_in_background(&env, "notified", &["repo:read"]).await;
     let consent = next_consent(&mut ctl).await;
 
     // The prompt names the agent, the scopes, the binary and the purpose.
@@ -166,15 +161,13 @@ async fn consent_and_revocation_notifications_with_a_working_allow_button() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_action_signal_decides_nothing() {
-    let (env, x, dunst, mut ctl) = world(true).await;
-    let (_x, dunst) = (x.expect("xvfb"), dunst.expect("dunst"));
+    let (env, _x, dunst, mut ctl) = desktop().await;
     let mut agent = env.agent("forger").await;
-    let mut p = TokenGetParams::new("local", &["repo:read"]);
-    p.wait = Some(false);
-    let _ = agent
-        .call::<TokenGet>(&p)
+    let e = agent
+        .call::<TokenGet>(&token_params(&["repo:read"], false))
         .await
         .expect_err("consent needed");
+    assert_eq!(code(&e), Some("consent_required"));
     let consent = next_consent(&mut ctl).await;
     let line = dunst.wait_for("forger wants access");
     let id: u32 = line
@@ -212,21 +205,13 @@ async fn a_forged_action_signal_decides_nothing() {
 /// logged, never in the way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_notification_server_never_blocks_a_consent() {
-    let (env, _, _, mut ctl) = world(false).await;
-    let mut agent = env.agent("quiet").await;
-    let waiting = tokio::spawn(async move {
-        agent
-            .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
-            .await
-    });
+    let env = env_with("");
+    let mut ctl = subscribed(&env).await;
+    let waiting = ask_in_background(&env, "quiet", &["repo:read"]).await;
     let consent = next_consent(&mut ctl).await;
-    ctl.call::<valetkey_ipc::control::ConsentDecide>(&valetkey_ipc::control::ConsentDecideParams {
-        id: consent.id,
-        decision: valetkey_ipc::control::Decision::Once,
-        scopes: None,
-    })
-    .await
-    .expect("decide");
+    decide(&mut ctl, &consent.id, Decision::Once, None)
+        .await
+        .expect("decide");
     let token = tokio::time::timeout(Duration::from_secs(10), waiting)
         .await
         .expect("answer")

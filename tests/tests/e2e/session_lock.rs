@@ -6,13 +6,13 @@
 
 use std::time::Duration;
 
-use valetkey_ipc::control::{
-    ConsentDecide, ConsentDecideParams, Decision, Event, EventsSubscribe, Status,
-};
+use valetkey_ipc::control::{Decision, Event, Status};
 use valetkey_ipc::methods::{NoParams, TokenGet, TokenGetParams};
 use valetkey_ipc::Client;
 
-use crate::harness::{next_consent, TestEnv};
+use crate::harness::{
+    ask_in_background, code, decide, env_with, next_consent, subscribed, TestEnv,
+};
 
 const SESSION_PATH: &str = "/org/freedesktop/login1/session/_31";
 
@@ -52,15 +52,8 @@ async fn wait_locked(ctl: &mut Client, locked: bool) {
 }
 
 async fn setup(consent_toml: &str) -> (TestEnv, Client) {
-    let mut env = TestEnv::new().expect("env");
-    env.consent_toml = consent_toml.into();
-    env.write_config("").expect("config");
-    env.start_daemon().expect("daemon");
-    env.login();
-    let mut ctl = env.control().await;
-    ctl.call::<EventsSubscribe>(&NoParams {})
-        .await
-        .expect("subscribe");
+    let env = env_with(consent_toml);
+    let ctl = subscribed(&env).await;
     (env, ctl)
 }
 
@@ -70,28 +63,16 @@ async fn hold_keeps_the_prompt_but_no_decision_is_taken_while_locked() {
     let logind = service(&env, Some("org.freedesktop.login1")).await;
     let forger = service(&env, None).await;
 
-    let mut agent = env.agent("locked-out").await;
-    let waiting = tokio::spawn(async move {
-        agent
-            .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
-            .await
-    });
+    let waiting = ask_in_background(&env, "locked-out", &["repo:read"]).await;
     let id = next_consent(&mut ctl).await.id;
 
     logind_signal(&logind, "Lock").await;
     wait_locked(&mut ctl, true).await;
-    let decide = ConsentDecideParams {
-        id: id.clone(),
-        decision: Decision::For {
-            duration_secs: 3600,
-        },
-        scopes: None,
+    let hour = Decision::For {
+        duration_secs: 3600,
     };
-    let e = ctl
-        .call::<ConsentDecide>(&decide)
-        .await
-        .expect_err("locked");
-    assert_eq!(e.rpc().map(|r| r.name()), Some("session_locked"));
+    let e = decide(&mut ctl, &id, hour, None).await.expect_err("locked");
+    assert_eq!(code(&e), Some("session_locked"));
 
     // A forged Unlock from a connection that is not logind changes nothing.
     logind_signal(&forger, "Unlock").await;
@@ -105,7 +86,7 @@ async fn hold_keeps_the_prompt_but_no_decision_is_taken_while_locked() {
 
     logind_signal(&logind, "Unlock").await;
     wait_locked(&mut ctl, false).await;
-    ctl.call::<ConsentDecide>(&decide)
+    decide(&mut ctl, &id, hour, None)
         .await
         .expect("decided after unlock");
     waiting
@@ -118,12 +99,7 @@ async fn hold_keeps_the_prompt_but_no_decision_is_taken_while_locked() {
 async fn refuse_answers_user_away_when_the_screensaver_activates() {
     let (env, mut ctl) = setup("on_lock = \"refuse\"").await;
     let saver = service(&env, Some("org.freedesktop.ScreenSaver")).await;
-    let mut agent = env.agent("away").await;
-    let waiting = tokio::spawn(async move {
-        agent
-            .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
-            .await
-    });
+    let waiting = ask_in_background(&env, "away", &["repo:read"]).await;
     next_consent(&mut ctl).await;
     saver
         .emit_signal(
@@ -137,11 +113,11 @@ async fn refuse_answers_user_away_when_the_screensaver_activates() {
         .expect("emit");
     wait_locked(&mut ctl, true).await;
     let e = waiting.await.expect("join").expect_err("refused");
-    assert_eq!(e.rpc().map(|r| r.name()), Some("user_away"));
+    assert_eq!(code(&e), Some("user_away"));
     let mut again = env.agent("away").await;
     let e = again
         .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
         .await
         .expect_err("refused at once while locked");
-    assert_eq!(e.rpc().map(|r| r.name()), Some("user_away"));
+    assert_eq!(code(&e), Some("user_away"));
 }

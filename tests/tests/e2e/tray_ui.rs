@@ -15,10 +15,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use valetkey_ipc::methods::{AgentInfo, TokenGetParams};
+use valetkey_ipc::methods::{AgentInfo, TokenGet, TokenGetParams};
 use valetkey_ipc::Client;
 
-use crate::harness::{bin, repo, TestEnv};
+use crate::harness::{bin, code, repo, token_params, TestEnv};
 use crate::webdriver::{Session, Xvfb};
 
 const AGENT: &str = "issue-triage";
@@ -80,7 +80,7 @@ async fn allow_for_an_hour_then_revoke_from_the_tray_window() {
     let asked = Instant::now();
     let waiting = tokio::spawn(async move {
         let r = asking
-            .call::<valetkey_ipc::methods::TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
+            .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
             .await;
         (r, asking)
     });
@@ -151,9 +151,10 @@ async fn allow_for_an_hour_then_revoke_from_the_tray_window() {
     let clicked = Instant::now();
     let refused = loop {
         let mut again = agent(&env).await;
-        let mut p = TokenGetParams::new("local", &["repo:read"]);
-        p.wait = Some(false);
-        match again.call::<valetkey_ipc::methods::TokenGet>(&p).await {
+        match again
+            .call::<TokenGet>(&token_params(&["repo:read"], false))
+            .await
+        {
             Err(e) => break e,
             Ok(_) => {
                 assert!(
@@ -165,8 +166,7 @@ async fn allow_for_an_hour_then_revoke_from_the_tray_window() {
         }
     };
     let refusal = clicked.elapsed();
-    let code = refused.rpc().map(|e| e.name().to_owned());
-    assert_eq!(code.as_deref(), Some("consent_required"), "{refused}");
+    assert_eq!(code(&refused), Some("consent_required"), "{refused}");
     assert!(
         refusal < Duration::from_secs(1),
         "refused only after {refusal:?}"
@@ -174,7 +174,7 @@ async fn allow_for_an_hour_then_revoke_from_the_tray_window() {
     eprintln!("revocation → refusal through the tray: {refusal:?}");
     // The old connection was closed by the revocation.
     let old = asking
-        .call::<valetkey_ipc::methods::TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
+        .call::<TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
         .await;
     assert!(old.is_err(), "the revoked agent's connection still answers");
     let start = Instant::now();
@@ -241,22 +241,13 @@ async fn the_window_follows_the_daemon_down_and_starts_it_again() {
     ui.wait_for_text("#banner", "Issuing is paused")
         .await
         .expect("paused banner");
-    let mut c = Client::connect(&env.socket).await.expect("connect");
-    c.hello(AgentInfo {
-        name: "x".into(),
-        version: "1".into(),
-        purpose: "p".into(),
-    })
-    .await
-    .expect("hello");
-    let e = c
-        .call::<valetkey_ipc::methods::TokenGet>(&TokenGetParams::new("local", &["repo:read"]))
+    let e = env
+        .agent("x")
+        .await
+        .call::<TokenGet>(&token_params(&["repo:read"], true))
         .await
         .expect_err("paused");
-    assert_eq!(
-        e.rpc().map(|r| r.name().to_owned()).as_deref(),
-        Some("issuing_paused")
-    );
+    assert_eq!(code(&e), Some("issuing_paused"));
     ui.click_css("#resume").await.expect("click Resume");
     ui.wait_for("#pause").await.expect("resumed");
 

@@ -15,6 +15,9 @@ use serde_json::{json, Value};
 
 use crate::harness::{Proc, TestEnv};
 
+/// How long to wait for the page to show something.
+const WAIT: Duration = Duration::from_secs(20);
+
 /// The W3C key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -119,7 +122,7 @@ impl Session {
             if ready.is_some_and(|v| v["value"]["ready"] == true) {
                 break;
             }
-            if start.elapsed() > Duration::from_secs(20) {
+            if start.elapsed() > WAIT {
                 bail!("tauri-driver did not become ready");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -184,22 +187,33 @@ impl Session {
             .map(str::to_owned))
     }
 
-    /// Waits (up to 20 s) for an element matching `css`.
-    pub async fn wait_for(&self, css: &str) -> Result<String> {
+    /// Polls `probe` every 50 ms until it yields a value, for up to
+    /// [`WAIT`]; on timeout says what was awaited and what the page shows.
+    async fn poll<T>(
+        &self,
+        what: &str,
+        mut probe: impl AsyncFnMut() -> Result<Option<T>>,
+    ) -> Result<T> {
         let start = Instant::now();
         loop {
-            if let Some(e) = self.find(css).await? {
-                return Ok(e);
+            if let Some(v) = probe().await? {
+                return Ok(v);
             }
-            if start.elapsed() > Duration::from_secs(20) {
+            if start.elapsed() > WAIT {
                 let body = self
                     .js("return document.body.innerText")
                     .await
                     .unwrap_or_default();
-                bail!("no {css} after 20 s; the page says:\n{body}");
+                bail!("{what} after {WAIT:?}; the page says:\n{body}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits for an element matching `css`.
+    pub async fn wait_for(&self, css: &str) -> Result<String> {
+        self.poll(&format!("no {css}"), async || self.find(css).await)
+            .await
     }
 
     /// The rendered text of the first element matching `css`, read in one
@@ -215,24 +229,12 @@ impl Session {
         Ok(v.as_str().map(str::to_owned))
     }
 
-    /// Waits (up to 20 s) until the text of `css` contains `text`.
+    /// Waits until the text of `css` contains `text`; returns that text.
     pub async fn wait_for_text(&self, css: &str, text: &str) -> Result<String> {
-        let start = Instant::now();
-        loop {
-            if let Some(t) = self.text_of(css).await? {
-                if t.contains(text) {
-                    return Ok(t);
-                }
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                let body = self
-                    .js("return document.body.innerText")
-                    .await
-                    .unwrap_or_default();
-                bail!("{css} never said {text:?}; the page says:\n{body}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.poll(&format!("{css} never said {text:?}"), async || {
+            Ok(self.text_of(css).await?.filter(|t| t.contains(text)))
+        })
+        .await
     }
 
     /// Clicks an element as a user would.
@@ -253,10 +255,7 @@ impl Session {
         loop {
             let e = self.wait_for(css).await?;
             match self.click(&e).await {
-                Err(err)
-                    if err.to_string().contains("stale element")
-                        && start.elapsed() < Duration::from_secs(20) =>
-                {
+                Err(err) if err.to_string().contains("stale element") && start.elapsed() < WAIT => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 other => return other,

@@ -3,7 +3,7 @@
 // end more than one grant, so they ask first (opts.confirm).
 
 import { h, facts } from "../dom.js";
-import { shortHash } from "../format.js";
+import { messageOf, shortHash } from "../format.js";
 import { agoEl, untilEl } from "./time.js";
 
 /**
@@ -17,7 +17,7 @@ export function renderAgents(agents, opts) {
     try {
       await fn();
     } catch (e) {
-      error.textContent = e?.message ?? String(e);
+      error.textContent = messageOf(e);
     }
   };
   const anyGrant = agents.some((a) => a.grants.length > 0);

@@ -2,7 +2,7 @@
 // attested, a scope-narrowing control and the decisions.
 
 import { h, facts } from "../dom.js";
-import { duration, shortHash } from "../format.js";
+import { duration, messageOf, shortHash } from "../format.js";
 import { untilEl } from "./time.js";
 
 export const DURATIONS = [
@@ -70,7 +70,7 @@ function card(c, { now, locked, onLock, decide }) {
     try {
       await decide(c.id, decision, scopes);
     } catch (e) {
-      error.textContent = e?.message ?? String(e);
+      error.textContent = messageOf(e);
       all.forEach((b) => (b.disabled = false));
       sync();
     }
