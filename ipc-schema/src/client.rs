@@ -27,6 +27,7 @@ use crate::jsonrpc::{Id, Response};
 use crate::methods::{
     AgentInfo, Hello, HelloParams, HelloResult, Method, TokenGet, TokenGetParams, TokenGetResult,
 };
+use crate::secret::DelegationToken;
 use crate::PROTOCOL_VERSION;
 
 /// Why a call failed.
@@ -100,6 +101,22 @@ impl Client {
         self.call::<Hello>(&HelloParams {
             protocol: PROTOCOL_VERSION,
             agent,
+            delegation: None,
+        })
+        .await
+    }
+
+    /// Says hello as a sub-agent, presenting the delegation token its parent
+    /// got from `delegation.create`.
+    pub async fn hello_delegated(
+        &mut self,
+        agent: AgentInfo,
+        token: DelegationToken,
+    ) -> Result<HelloResult, ClientError> {
+        self.call::<Hello>(&HelloParams {
+            protocol: PROTOCOL_VERSION,
+            agent,
+            delegation: Some(token),
         })
         .await
     }

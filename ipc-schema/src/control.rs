@@ -17,6 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::methods::{AgentInfo, Method, NoParams, ProcessInfo};
+use crate::policy::{Classification, PolicyDecision};
 
 /// The method name of pushed events.
 pub const EVENT_METHOD: &str = "event";
@@ -56,6 +57,44 @@ pub struct ConsentRequest {
     pub expires_at: u64,
     /// How many identical requests were folded into this one.
     pub requests: u32,
+    /// What is asked: standing access, approval of one request a policy
+    /// flagged, or a delegation to a sub-agent.
+    #[serde(default)]
+    pub kind: ConsentKind,
+    /// Why a person must decide (the policy's reasons), if a policy asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// For `delegation`: who gets what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<DelegationAsk>,
+}
+
+/// What a consent is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentKind {
+    /// The agent has no grant yet; allowing can create one.
+    #[default]
+    Access,
+    /// A policy requires a person to approve this one request; any "allow"
+    /// approves it once and creates no grant.
+    Approval,
+    /// An agent wants to hand a sub-agent part of its access; any "allow"
+    /// approves this one delegation.
+    Delegation,
+}
+
+/// The delegation a consent asks about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DelegationAsk {
+    /// The sub-agent's name.
+    pub sub_agent: String,
+    /// The depth of the token to create.
+    pub depth: u32,
+    /// The chain, outermost first, ending with the sub-agent.
+    pub chain: Vec<String>,
+    /// Its lifetime in seconds.
+    pub ttl_secs: u64,
 }
 
 /// What the user decided.
@@ -173,8 +212,32 @@ pub struct AgentView {
     pub purpose: String,
     /// Declared version.
     pub version: String,
-    /// `active` or `suspended`.
+    /// `active`, `suspended` or `deprecated`.
     pub status: String,
+    /// Name shown to people.
+    #[serde(default)]
+    pub display_name: String,
+    /// What the agent last declared as its purpose in `hello`.
+    #[serde(default)]
+    pub declared_purpose: String,
+    /// The OS user who owns it.
+    #[serde(default)]
+    pub owner: String,
+    /// The most sensitive data it may touch.
+    #[serde(default)]
+    pub classification: Classification,
+    /// Free text such as `dev` or `prod`.
+    #[serde(default)]
+    pub environment: String,
+    /// Tools it may use (empty: any).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Providers it may use (empty: any).
+    #[serde(default)]
+    pub providers: Vec<String>,
+    /// Last review (unix seconds), if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_at: Option<i64>,
     /// First seen (unix seconds).
     pub first_seen: i64,
     /// Last seen (unix seconds).
@@ -218,6 +281,11 @@ pub enum RevokeTarget {
     },
     /// Every grant of every agent (agents are not suspended).
     All,
+    /// One delegation token and every token derived from it.
+    Delegation {
+        /// Its `jti`.
+        jti: String,
+    },
 }
 
 /// `revoke`: ends access at once.
@@ -266,6 +334,146 @@ impl Method for AgentsReinstate {
     const NAME: &'static str = "agents.reinstate";
     type Params = AgentNameParams;
     type Result = StatusResult;
+}
+
+/// `agents.show`: one agent's whole registry record.
+pub struct AgentsShow;
+
+impl Method for AgentsShow {
+    const NAME: &'static str = "agents.show";
+    type Params = AgentNameParams;
+    type Result = AgentView;
+}
+
+/// `agents.edit`: changes the registry fields a person owns. Omitted
+/// fields stay as they are.
+pub struct AgentsEdit;
+
+/// Params of `agents.edit`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsEditParams {
+    /// The agent's name.
+    pub name: String,
+    /// Name shown to people (at most 64 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The registered purpose (at most 256 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// The owner (at most 64 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The most sensitive data it may touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<Classification>,
+    /// Free text such as `dev` or `prod` (at most 64 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Tools it may use; empty list: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// Providers it may use; empty list: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub providers: Option<Vec<String>>,
+}
+
+impl Method for AgentsEdit {
+    const NAME: &'static str = "agents.edit";
+    type Params = AgentsEditParams;
+    type Result = AgentView;
+}
+
+/// A lifecycle step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// Refuse it at once, drop its cached tokens, close its connections and
+    /// invalidate every delegation below it; its grants are kept.
+    Suspend,
+    /// Back to `active` (grants kept by a suspension work again).
+    Resume,
+    /// Retire it for good: every grant and delegation is removed and it
+    /// cannot get new ones (`resume` brings it back, with no grants).
+    Deprecate,
+    /// Record that a person reviewed the record now.
+    Review,
+}
+
+/// `agents.lifecycle`: suspend, resume, deprecate or review an agent.
+pub struct AgentsLifecycle;
+
+/// Params of `agents.lifecycle`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsLifecycleParams {
+    /// The agent's name.
+    pub name: String,
+    /// The step.
+    pub step: Lifecycle,
+}
+
+/// Result of `agents.lifecycle`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentsLifecycleResult {
+    /// The record afterwards.
+    pub agent: AgentView,
+    /// What it cut off (suspend and deprecate).
+    pub revoked: RevokeResult,
+    /// Delegation tokens invalidated below it.
+    pub delegations_revoked: u32,
+}
+
+impl Method for AgentsLifecycle {
+    const NAME: &'static str = "agents.lifecycle";
+    type Params = AgentsLifecycleParams;
+    type Result = AgentsLifecycleResult;
+}
+
+/// `keys.rotate`: a new delegation signing key. Tokens signed with the old
+/// one stay valid until they expire.
+pub struct KeysRotate;
+
+/// Result of `keys.rotate`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct KeysRotateResult {
+    /// The new signing key's id.
+    pub kid: String,
+    /// The keys still published for verification.
+    pub published: Vec<String>,
+}
+
+impl Method for KeysRotate {
+    const NAME: &'static str = "keys.rotate";
+    type Params = NoParams;
+    type Result = KeysRotateResult;
+}
+
+/// `policy.status`: which policy is in force.
+pub struct PolicyStatus;
+
+/// Result of `policy.status`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PolicyStatusResult {
+    /// The policy directory.
+    pub dir: String,
+    /// The files in force (empty: only the built-in policy).
+    pub files: Vec<String>,
+    /// Unix seconds when it was loaded.
+    pub loaded_at: i64,
+    /// Whether the files in force are a last good copy because the current
+    /// ones are broken.
+    pub last_good: bool,
+    /// The error of the last load that was refused, if the files are still
+    /// broken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Method for PolicyStatus {
+    const NAME: &'static str = "policy.status";
+    type Params = NoParams;
+    type Result = PolicyStatusResult;
 }
 
 /// `issuing.set`: pauses or resumes handing out tokens to every agent.
@@ -453,6 +661,47 @@ pub enum Event {
         /// The new state.
         status: StatusResult,
     },
+    /// An agent's record or lifecycle state changed.
+    #[serde(rename = "agent.changed")]
+    AgentChanged {
+        /// The agent's name.
+        agent: String,
+        /// `edited`, `suspended`, `resumed`, `deprecated` or `reviewed`.
+        change: String,
+    },
+    /// A policy decided a request (allow decisions are not pushed).
+    #[serde(rename = "policy.decided")]
+    PolicyDecided {
+        /// The agent's name.
+        agent: String,
+        /// The chain, outermost first.
+        chain: Vec<String>,
+        /// The decision.
+        decision: PolicyDecision,
+    },
+    /// The policy files were reloaded, or a reload was refused.
+    #[serde(rename = "policy.reloaded")]
+    PolicyReloaded {
+        /// Whether the new files are now in force.
+        ok: bool,
+        /// The files.
+        files: Vec<String>,
+        /// Why they were refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A sub-agent was given a delegation token.
+    #[serde(rename = "delegation.created")]
+    DelegationCreated {
+        /// The chain, outermost first, ending with the sub-agent.
+        chain: Vec<String>,
+        /// The provider.
+        provider: String,
+        /// The scopes.
+        scopes: Vec<String>,
+        /// The token id.
+        jti: String,
+    },
 }
 
 impl Event {
@@ -467,6 +716,10 @@ impl Event {
             Event::AgentSeen { .. } => "agent.seen",
             Event::Revoked { .. } => "revoked",
             Event::StatusChanged { .. } => "status.changed",
+            Event::AgentChanged { .. } => "agent.changed",
+            Event::PolicyDecided { .. } => "policy.decided",
+            Event::PolicyReloaded { .. } => "policy.reloaded",
+            Event::DelegationCreated { .. } => "delegation.created",
         }
     }
 }

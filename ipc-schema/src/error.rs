@@ -86,6 +86,16 @@ error_codes! {
     IssuingPaused = (2009, "issuing_paused"),
     /// No pending or recently decided consent has that id for this agent.
     UnknownConsent = (2010, "unknown_consent"),
+    /// A policy refused the request; `data.rule` and `data.reasons` say which and why.
+    PolicyDenied = (2011, "policy_denied"),
+    /// The agent is deprecated: it keeps no grants and gets nothing new.
+    AgentDeprecated = (2012, "agent_deprecated"),
+    /// The delegation token is not valid (signature, algorithm, key, audience, subject, expiry or format); `data.reason` says which.
+    DelegationInvalid = (2013, "delegation_invalid"),
+    /// The delegation token, an ancestor's token, or the root grant was revoked, or an agent in the chain was suspended.
+    DelegationRevoked = (2014, "delegation_revoked"),
+    /// The delegation asked for more than the caller has (time, depth or provider); `data.reason` says which.
+    DelegationRefused = (2015, "delegation_refused"),
     /// The OS keychain is locked; unlock it and retry.
     KeychainLocked = (3000, "keychain_locked"),
     /// No OS keychain (Secret Service) is reachable.
@@ -98,6 +108,8 @@ error_codes! {
     ProviderRejected = (3004, "provider_rejected"),
     /// The daemon's state database failed; nothing was issued.
     StateUnavailable = (3005, "state_unavailable"),
+    /// No valid policy is loaded, or it failed to evaluate; nothing is issued (fail closed).
+    PolicyUnavailable = (3006, "policy_unavailable"),
     /// Control socket: the session is locked, so no consent can be given.
     SessionLocked = (4000, "session_locked"),
     /// Control socket: no agent, grant or consent matches.

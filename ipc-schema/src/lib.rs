@@ -12,6 +12,7 @@
 //! * [`error`]: stable, named error codes agents can branch on.
 //! * [`methods`]: one type per agent method with its params and result.
 //! * [`control`]: the control socket's methods and pushed events (tray, CLI).
+//! * [`policy`]: the input document policies see, and their decisions.
 //! * [`paths`]: where the socket lives.
 //! * [`client`]: an async client for Rust agents.
 //! * [`schema`]: the JSON Schema generator.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod jsonrpc;
 pub mod methods;
 pub mod paths;
+pub mod policy;
 pub mod schema;
 pub mod secret;
 
@@ -37,4 +39,4 @@ pub const MAX_FRAME_LEN: usize = 64 * 1024;
 
 pub use client::{Client, ClientError};
 pub use error::{ErrorCode, RpcError};
-pub use secret::AccessToken;
+pub use secret::{AccessToken, DelegationToken};

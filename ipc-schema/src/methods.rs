@@ -9,7 +9,8 @@
 use schemars::JsonSchema;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::secret::AccessToken;
+use crate::policy::{Action, Classification};
+use crate::secret::{AccessToken, DelegationToken};
 
 /// A protocol method: its wire name and its params and result types.
 pub trait Method {
@@ -129,6 +130,12 @@ pub struct HelloParams {
     pub protocol: u32,
     /// The agent's self-description.
     pub agent: AgentInfo,
+    /// A sub-agent's delegation token from its parent's `delegation.create`.
+    /// With it, the connection acts as the sub-agent on behalf of the whole
+    /// chain, and can get only what the token allows. `agent.name` must be
+    /// the token's subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<DelegationToken>,
 }
 
 /// Result of `hello`.
@@ -142,6 +149,30 @@ pub struct HelloResult {
     pub agent_id: i64,
     /// What the daemon attested about the caller.
     pub identity: PeerIdentity,
+    /// Present when the connection acts under a delegation token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<DelegationInfo>,
+}
+
+/// A verified delegation, as the sub-agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DelegationInfo {
+    /// The token's id.
+    pub jti: String,
+    /// 1 for a sub-agent of an agent with a grant, 2 below that, at most 3.
+    pub depth: u32,
+    /// The deepest level this chain may reach.
+    pub max_depth: u32,
+    /// Outermost first: `user:NAME`, `agent:ROOT`, …, `agent:SELF`.
+    pub chain: Vec<String>,
+    /// The only provider it is good for.
+    pub provider: String,
+    /// The most it allows.
+    pub scopes: Vec<String>,
+    /// Unix seconds when it ends.
+    pub expires_at: u64,
+    /// The root agent's grant it derives from.
+    pub root_grant_id: i64,
 }
 
 impl Method for Hello {
@@ -172,6 +203,63 @@ pub struct TokenGetParams {
     /// user in the prompt as a hint. The user decides the real duration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_secs: Option<u64>,
+    /// What the token is for, as facts for the policy step. Optional; the
+    /// daemon derives the action from the scopes and never lets a declared
+    /// action weaken it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<RequestContext>,
+}
+
+/// What a request is for, declared by the agent (see `docs/POLICY.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestContext {
+    /// The action it intends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// The tool it will call, such as `google-calendar-api:events.list`
+    /// (at most 128 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The data it will touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceContext>,
+}
+
+/// The data a request touches, declared by the agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceContext {
+    /// The kind of data, such as `calendar-events` (at most 128 characters).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Whose data (at most 128 characters); default: the delegating user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// How sensitive; it can raise, never lower, the provider's setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitivity: Option<Classification>,
+}
+
+impl RequestContext {
+    /// Checks the length limits; the error says what to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let r = self.resource.clone().unwrap_or_default();
+        for (field, v) in [
+            ("context.tool", &self.tool),
+            ("context.resource.type", &r.kind),
+            ("context.resource.owner", &r.owner),
+        ] {
+            if let Some(v) = v {
+                if v.chars().count() > 128 || v.chars().any(char::is_control) {
+                    return Err(format!(
+                        "{field} must be at most 128 characters without control characters"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl TokenGetParams {
@@ -183,6 +271,7 @@ impl TokenGetParams {
             resource: None,
             wait: None,
             duration_secs: None,
+            context: None,
         }
     }
 }
@@ -281,6 +370,9 @@ pub struct WhoamiResult {
     pub identity: PeerIdentity,
     /// The agent's grants that match its current binary.
     pub grants: Vec<GrantSummary>,
+    /// Present when the connection acts under a delegation token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<DelegationInfo>,
 }
 
 /// A standing grant as the agent sees it.
@@ -299,6 +391,100 @@ impl Method for Whoami {
     const NAME: &'static str = "whoami";
     type Params = NoParams;
     type Result = WhoamiResult;
+}
+
+/// `delegation.create`: a broker-signed token that lets a sub-agent act
+/// for the caller with less: a subset of its scopes on one provider, for
+/// no longer than the caller's own access, at most 3 levels deep.
+pub struct DelegationCreate;
+
+/// Params of `delegation.create`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationCreateParams {
+    /// The sub-agent's name (what it will say in `hello`), same rules as
+    /// `agent.name`.
+    pub sub_agent: String,
+    /// The provider.
+    pub provider: String,
+    /// A subset of the caller's current grant (or delegation).
+    pub scopes: Vec<String>,
+    /// Lifetime in seconds, 1 to the caller's own remaining time.
+    pub ttl_secs: u64,
+    /// How deep the chain below may go (absolute depth, at most the
+    /// caller's own limit and the daemon's `delegation.max_depth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<u32>,
+    /// When a person must approve (a depth-3 level, or the policy says so):
+    /// `true` (the default) waits; `false` returns `consent_required` with
+    /// `data.consent_id` at once (call `delegation.create` again after the
+    /// user approved; the approval is good for one token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<bool>,
+}
+
+/// Result of `delegation.create`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct DelegationCreateResult {
+    /// The compact JWS to hand to the sub-agent. A bearer credential.
+    pub token: DelegationToken,
+    /// Its id (for `revoke` by jti).
+    pub jti: String,
+    /// The key that signed it (see `jwks`).
+    pub kid: String,
+    /// Unix seconds when it ends.
+    pub expires_at: u64,
+    /// Its depth (1 to 3).
+    pub depth: u32,
+    /// Its depth limit.
+    pub max_depth: u32,
+    /// The provider.
+    pub provider: String,
+    /// The scopes it allows.
+    pub scopes: Vec<String>,
+    /// The chain it encodes, outermost first, ending with the sub-agent.
+    pub chain: Vec<String>,
+}
+
+impl Method for DelegationCreate {
+    const NAME: &'static str = "delegation.create";
+    type Params = DelegationCreateParams;
+    type Result = DelegationCreateResult;
+}
+
+/// `jwks`: the broker's public signing keys (RFC 7517), so a local resource
+/// server can verify delegation tokens. Callable before `hello`.
+pub struct Jwks;
+
+/// One public key (RFC 8037 OKP, Ed25519).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Jwk {
+    /// Always `OKP`.
+    pub kty: String,
+    /// Always `Ed25519`.
+    pub crv: String,
+    /// The public key, base64url without padding.
+    pub x: String,
+    /// The RFC 7638 thumbprint of the key, base64url.
+    pub kid: String,
+    /// Always `EdDSA`.
+    pub alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+}
+
+/// Result of `jwks`: a JWK Set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct JwkSet {
+    /// The signing key first, then retired keys whose tokens may still be live.
+    pub keys: Vec<Jwk>,
+}
+
+impl Method for Jwks {
+    const NAME: &'static str = "jwks";
+    type Params = NoParams;
+    type Result = JwkSet;
 }
 
 #[cfg(test)]
@@ -331,6 +517,29 @@ mod tests {
         assert!(validate_scopes(&["two words".into()]).is_err());
         assert!(validate_scopes(&["quote\"".into()]).is_err());
         assert!(validate_scopes(&vec!["a".to_string(); 33]).is_err());
+    }
+
+    #[test]
+    fn declared_context_is_bounded() {
+        let mut c = RequestContext::default();
+        assert!(c.validate().is_ok());
+        c.tool = Some("x".repeat(129));
+        assert!(c.validate().is_err());
+        c.tool = Some("calendar:events.list".into());
+        c.resource = Some(ResourceContext {
+            owner: Some("a\nb".into()),
+            ..Default::default()
+        });
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn scopes_imply_actions() {
+        assert_eq!(Action::of_scope("repo:read"), Action::Read);
+        assert_eq!(Action::of_scope("calendar.events.insert"), Action::Write);
+        assert_eq!(Action::of_scope("repo:delete"), Action::Delete);
+        assert_eq!(Action::of_scope("admin:org"), Action::Admin);
+        assert!(Action::Admin > Action::Read);
     }
 
     #[test]

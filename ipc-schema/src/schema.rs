@@ -8,12 +8,16 @@ use schemars::{generate::SchemaSettings, JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
 use crate::control::{
-    ActivityList, AgentsList, AgentsReinstate, ConsentDecide, ConsentList, Event, EventsSubscribe,
-    IssuingSet, Revoke, Status,
+    ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
+    ConsentDecide, ConsentList, Event, EventsSubscribe, IssuingSet, KeysRotate, PolicyStatus,
+    Revoke, Status,
 };
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
-use crate::methods::{ConsentWait, Hello, Method, ProvidersList, TokenGet, Whoami};
+use crate::methods::{
+    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, TokenGet, Whoami,
+};
+use crate::policy::{PolicyDecision, PolicyInput};
 use crate::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 
 fn method_entry<M: Method>(gen: &mut SchemaGenerator, methods: &mut Map<String, Value>) {
@@ -38,6 +42,8 @@ pub fn agent_protocol_schema() -> String {
     method_entry::<ConsentWait>(&mut gen, &mut methods);
     method_entry::<ProvidersList>(&mut gen, &mut methods);
     method_entry::<Whoami>(&mut gen, &mut methods);
+    method_entry::<DelegationCreate>(&mut gen, &mut methods);
+    method_entry::<Jwks>(&mut gen, &mut methods);
     document(
         gen,
         methods,
@@ -56,6 +62,11 @@ pub fn control_protocol_schema() -> String {
     method_entry::<ConsentDecide>(&mut gen, &mut methods);
     method_entry::<AgentsList>(&mut gen, &mut methods);
     method_entry::<AgentsReinstate>(&mut gen, &mut methods);
+    method_entry::<AgentsShow>(&mut gen, &mut methods);
+    method_entry::<AgentsEdit>(&mut gen, &mut methods);
+    method_entry::<AgentsLifecycle>(&mut gen, &mut methods);
+    method_entry::<KeysRotate>(&mut gen, &mut methods);
+    method_entry::<PolicyStatus>(&mut gen, &mut methods);
     method_entry::<Revoke>(&mut gen, &mut methods);
     method_entry::<IssuingSet>(&mut gen, &mut methods);
     method_entry::<Status>(&mut gen, &mut methods);
@@ -70,6 +81,26 @@ pub fn control_protocol_schema() -> String {
         "JSON-RPC 2.0 over a Unix socket (control.sock), one JSON object per line; events are pushed as notifications with method \"event\". See PROTOCOL.md.",
         Some(event),
     )
+}
+
+/// The policy input document and decision, as one JSON Schema whose root
+/// is the input.
+pub fn policy_input_schema() -> String {
+    let mut gen = SchemaSettings::draft2020_12().into_generator();
+    let root = gen.subschema_for::<PolicyInput>();
+    let decision = gen.subschema_for::<PolicyDecision>();
+    let doc = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://valetkey.invalid/schema/policy-input.json",
+        "title": "Valet Key policy input",
+        "description": "The `input` document of every Rego policy Valet Key evaluates. See docs/POLICY.md.",
+        "$ref": root.to_value()["$ref"].clone(),
+        "x-decision": decision,
+        "$defs": gen.take_definitions(true),
+    });
+    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    s.push('\n');
+    s
 }
 
 fn document(
@@ -147,6 +178,28 @@ mod tests {
             assert!(v["x-methods"][m]["params"].is_object(), "{m} params");
         }
         assert!(v["x-event"].is_object());
+    }
+
+    #[test]
+    fn committed_policy_input_schema_matches_the_types() {
+        check_committed("policy-input.json", policy_input_schema());
+        let v: Value = serde_json::from_str(&policy_input_schema()).expect("valid JSON");
+        let input = &v["$defs"]["PolicyInput"]["properties"];
+        for f in [
+            "agent",
+            "delegating_user",
+            "delegation",
+            "provider",
+            "action",
+            "scopes",
+            "resource",
+            "tool",
+            "time",
+            "human_approval",
+            "request",
+        ] {
+            assert!(input[f].is_object(), "input.{f}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! A string that must never be printed: access tokens on the client side.
+//! Strings that must never be printed: access tokens and delegation
+//! tokens on the client side.
 //!
 //! `Debug` and `Display` redact it and the memory is zeroed on drop, so a
 //! token cannot end up in a log line, a panic message or an error by
@@ -7,33 +8,48 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// An OAuth access token handed to an agent. Redacted in `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(transparent)]
-pub struct AccessToken(String);
+macro_rules! secret_string {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-impl AccessToken {
-    /// Wraps a token value.
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
+        impl $name {
+            /// Wraps a value.
+            pub fn new(value: String) -> Self {
+                Self(value)
+            }
 
-    /// The token value, for putting in an `Authorization` header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+            /// The value, for the one place that must send it on.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($name), "(<redacted, {} bytes>)"), self.0.len())
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                zeroize::Zeroize::zeroize(&mut self.0);
+            }
+        }
+    };
 }
 
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AccessToken(<redacted, {} bytes>)", self.0.len())
-    }
+secret_string! {
+    /// An OAuth access token handed to an agent. Redacted in `Debug`.
+    AccessToken
 }
 
-impl Drop for AccessToken {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
+secret_string! {
+    /// A broker-signed delegation token (a compact JWS) that a sub-agent
+    /// presents in `hello`. A bearer credential: redacted in `Debug`.
+    DelegationToken
 }
 
 #[cfg(test)]

@@ -56,6 +56,12 @@ pub struct ConfigFile {
     /// `[control]` settings.
     #[serde(default)]
     pub control: ControlSection,
+    /// `[policy]` settings.
+    #[serde(default)]
+    pub policy: PolicySection,
+    /// `[delegation]` settings.
+    #[serde(default)]
+    pub delegation: DelegationSection,
     /// `[providers.NAME]` sections.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
@@ -139,6 +145,62 @@ pub struct ControlSection {
     pub allowed_clients: Vec<PathBuf>,
 }
 
+/// Which Rego syntax the policy files use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegoVersion {
+    /// Rego v1 (OPA 1.0): `if`, `contains` and `import rego.v1` semantics.
+    #[default]
+    V1,
+    /// Rego v0, for older policies such as the seed article's.
+    V0,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// Where the `.rego` files are [default: `$XDG_CONFIG_HOME/valetkey/policies`].
+    pub dir: Option<PathBuf>,
+    /// `v1` (default) or `v0`.
+    pub rego_version: RegoVersion,
+}
+
+/// `[delegation]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DelegationSection {
+    /// Deepest level a chain may reach, 1 to 3 (default 3).
+    pub max_depth: u32,
+    /// Longest lifetime of a delegation token, e.g. "8h" (default 24h, at most 30 days).
+    #[serde(with = "long_duration")]
+    pub max_ttl: Duration,
+}
+
+impl Default for DelegationSection {
+    fn default() -> Self {
+        Self {
+            max_depth: 3,
+            max_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// Durations up to 30 days.
+mod long_duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        let v = humantime::parse_duration(&s).map_err(serde::de::Error::custom)?;
+        if v < Duration::from_secs(60) || v > Duration::from_secs(30 * 24 * 3600) {
+            return Err(serde::de::Error::custom("must be between 1m and 30d"));
+        }
+        Ok(v)
+    }
+}
+
 /// Durations written as "120s", "2m".
 mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer};
@@ -206,6 +268,10 @@ pub struct ProviderFile {
     /// (Google, oidc-provider) revoking an access token also revokes the
     /// refresh token, which would end the login for every agent.
     pub revoke_agent_tokens: Option<bool>,
+    /// How sensitive the provider's data is by default: `public`,
+    /// `internal` (default) or `confidential`. Policies see it as
+    /// `input.resource.sensitivity`.
+    pub sensitivity: Option<valetkey_ipc::policy::Classification>,
     /// Free text about the provider's behaviour.
     pub notes: Option<String>,
 }
@@ -233,6 +299,7 @@ impl ProviderFile {
             ca_file,
             timeout_secs,
             revoke_agent_tokens,
+            sensitivity,
             notes
         )
     }
@@ -271,6 +338,8 @@ pub struct Provider {
     pub timeout: Duration,
     /// Revoke an agent's access tokens at the provider on revocation.
     pub revoke_agent_tokens: bool,
+    /// Default data sensitivity.
+    pub sensitivity: valetkey_ipc::policy::Classification,
 }
 
 /// OAuth endpoints; `None` means "ask discovery".
@@ -297,6 +366,10 @@ pub struct Config {
     pub consent: ConsentSection,
     /// `[control]`.
     pub control: ControlSection,
+    /// `[policy]`.
+    pub policy: PolicySection,
+    /// `[delegation]`.
+    pub delegation: DelegationSection,
     /// Providers by name.
     pub providers: BTreeMap<String, Provider>,
 }
@@ -351,11 +424,22 @@ impl Config {
             };
             providers.insert(name.clone(), validate(&name, merged).map_err(err)?);
         }
+        if !(1..=3).contains(&file.delegation.max_depth) {
+            return Err(ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!(
+                    "[delegation] max_depth must be 1 to 3, got {}",
+                    file.delegation.max_depth
+                ),
+            });
+        }
         Ok(Config {
             path: path.to_owned(),
             socket: file.daemon.socket,
             consent: file.consent,
             control: file.control,
+            policy: file.policy,
+            delegation: file.delegation,
             providers,
         })
     }
@@ -430,6 +514,7 @@ fn validate(name: &str, f: ProviderFile) -> Result<Provider, String> {
         ca_file: f.ca_file,
         timeout: Duration::from_secs(f.timeout_secs.unwrap_or(10).clamp(1, 300)),
         revoke_agent_tokens: f.revoke_agent_tokens.unwrap_or(false),
+        sensitivity: f.sensitivity.unwrap_or_default(),
     })
 }
 
@@ -478,6 +563,19 @@ mod tests {
         assert!(e.to_string().contains("known presets"), "{e}");
         let e = parse("[providers.x]\nclientid=\"c\"\n").expect_err("typo");
         assert!(e.to_string().contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn delegation_depth_is_capped_at_three() {
+        let e = parse("[delegation]\nmax_depth = 4\n").expect_err("too deep");
+        assert!(e.to_string().contains("1 to 3"), "{e}");
+        let c = parse(
+            "[delegation]\nmax_depth = 2\nmax_ttl = \"8h\"\n[policy]\nrego_version = \"v0\"\n",
+        )
+        .expect("ok");
+        assert_eq!(c.delegation.max_depth, 2);
+        assert_eq!(c.delegation.max_ttl, Duration::from_secs(8 * 3600));
+        assert_eq!(c.policy.rego_version, RegoVersion::V0);
     }
 
     #[test]

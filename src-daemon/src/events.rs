@@ -94,6 +94,7 @@ fn summarize(e: &Event) -> (Option<String>, String) {
                 RevokeTarget::Grant { id } => format!("grant {id}"),
                 RevokeTarget::Agent { name } => format!("agent {name}"),
                 RevokeTarget::All => "everything".into(),
+                RevokeTarget::Delegation { jti } => format!("delegation {jti}"),
             };
             let agent = match target {
                 RevokeTarget::Agent { name } => Some(name.clone()),
@@ -110,6 +111,57 @@ fn summarize(e: &Event) -> (Option<String>, String) {
                 ),
             )
         }
+        Event::AgentChanged { agent, change } => (Some(agent.clone()), format!("agent {change}")),
+        Event::PolicyDecided {
+            agent,
+            chain,
+            decision,
+        } => (
+            Some(agent.clone()),
+            format!(
+                "policy {} for {}: {} ({})",
+                decision.verdict.as_str(),
+                chain.join(" → "),
+                decision.reasons.join("; "),
+                decision.rule
+            ),
+        ),
+        Event::PolicyReloaded { ok, files, error } => (
+            None,
+            if *ok {
+                format!(
+                    "policy reloaded: {}",
+                    if files.is_empty() {
+                        "built-in only".to_string()
+                    } else {
+                        files.join(", ")
+                    }
+                )
+            } else {
+                format!(
+                    "policy change refused, the previous policy stays: {}",
+                    error.clone().unwrap_or_default()
+                )
+            },
+        ),
+        Event::DelegationCreated {
+            chain,
+            provider,
+            scopes,
+            ..
+        } => (
+            chain
+                .iter()
+                .rev()
+                .nth(1)
+                .and_then(|a| a.strip_prefix("agent:"))
+                .map(str::to_owned),
+            format!(
+                "delegated {} on {provider} to {}",
+                scopes.join(" "),
+                chain.join(" → ")
+            ),
+        ),
         Event::StatusChanged { status } => (
             None,
             format!(

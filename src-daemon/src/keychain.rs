@@ -41,6 +41,8 @@ pub enum Item<'a> {
     RefreshToken(&'a str),
     /// A confidential provider client's secret.
     ClientSecret(&'a str),
+    /// A delegation signing key (PKCS#8, base64), by key id.
+    SigningKey(&'a str),
 }
 
 impl Item<'_> {
@@ -49,6 +51,7 @@ impl Item<'_> {
         match self {
             Item::RefreshToken(p) => format!("refresh-token:{p}"),
             Item::ClientSecret(p) => format!("client-secret:{p}"),
+            Item::SigningKey(k) => format!("signing-key:{k}"),
         }
     }
 
@@ -56,6 +59,7 @@ impl Item<'_> {
         match self {
             Item::RefreshToken(p) => format!("Valet Key refresh token for {p}"),
             Item::ClientSecret(p) => format!("Valet Key client secret for {p}"),
+            Item::SigningKey(k) => format!("Valet Key delegation signing key {k}"),
         }
     }
 }

@@ -9,7 +9,11 @@
 //! * [`handlers`]: one per protocol method;
 //! * [`store`]: providers' login state, the agent registry, grants (SQLite);
 //! * [`tokens`]: the access-token cache and single-flight refresh;
+//! * [`policy`]: the Rego policy step every request goes through;
+//! * [`delegation`]: broker-signed tokens for sub-agents, and their
+//!   revocation list;
 //! * [`consent`]: pending consents, decisions, one-click revocation;
+//! * [`audit`]: a decision record, with the whole actor chain, per request;
 //! * [`events`], [`notify`], [`session`]: the activity log and tray events,
 //!   desktop notifications, and the session lock watcher;
 //! * [`oauth`]: discovery, refresh, login, revocation against providers;
@@ -18,9 +22,11 @@
 //! * [`cli`]: the `valetkey` command.
 
 pub mod attest;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod consent;
+pub mod delegation;
 pub mod dirs;
 pub mod error;
 pub mod events;
@@ -28,6 +34,7 @@ pub mod handlers;
 pub mod keychain;
 pub mod notify;
 pub mod oauth;
+pub mod policy;
 pub mod secret;
 pub mod server;
 pub mod session;

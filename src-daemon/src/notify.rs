@@ -59,6 +59,7 @@ pub fn revoked(d: &Daemon, target: &RevokeTarget, r: &RevokeResult) {
         RevokeTarget::Grant { id } => format!("grant {id}"),
         RevokeTarget::Agent { name } => format!("agent {name}"),
         RevokeTarget::All => "all agents".into(),
+        RevokeTarget::Delegation { jti } => format!("delegation {jti}"),
     };
     simple(
         d,
@@ -67,6 +68,15 @@ pub fn revoked(d: &Daemon, target: &RevokeTarget, r: &RevokeResult) {
             "{} grant(s) removed, {} token(s) dropped, {} connection(s) closed.",
             r.grants_removed, r.tokens_dropped, r.connections_closed
         ),
+    );
+}
+
+/// Tells the user a policy change was refused.
+pub fn policy_refused(d: &Daemon, error: &str) {
+    simple(
+        d,
+        "Valet Key: policy change refused".into(),
+        format!("The previous policy stays in force. {error}"),
     );
 }
 

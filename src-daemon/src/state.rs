@@ -11,9 +11,11 @@ use valetkey_ipc::control::StatusResult;
 use crate::attest::Attestor;
 use crate::config::Config;
 use crate::consent::manager::{Consents, Limits};
+use crate::delegation::keys::Signer;
 use crate::events::Events;
 use crate::keychain::Keychain;
 use crate::oauth::Upstream;
+use crate::policy::{Policies, Rates};
 use crate::store::Store;
 use crate::tokens::TokenService;
 
@@ -37,6 +39,12 @@ pub struct State {
     pub events: Events,
     /// Live agent connections, to close them on revocation.
     pub conns: AgentConns,
+    /// The policies in force.
+    pub policies: Policies,
+    /// Requests per agent in the last minute.
+    pub rates: Rates,
+    /// The delegation signing key.
+    pub signer: Signer,
     /// Issuing paused by the user.
     paused: AtomicBool,
     /// Session locked, as logind / the screensaver last said.
@@ -47,8 +55,15 @@ pub struct State {
 pub type Daemon = Arc<State>;
 
 impl State {
-    /// Builds the state from its parts.
+    /// Builds the state from its parts; the policy is read from the
+    /// config's policy directory (last good copy kept in the data dir).
     pub fn new(config: Config, store: Store) -> Daemon {
+        let policies = Policies::load(&config, &crate::dirs::data_dir());
+        Self::with_policies(config, store, policies)
+    }
+
+    /// Builds the state with given policies.
+    pub fn with_policies(config: Config, store: Store, policies: Policies) -> Daemon {
         let limits = Limits {
             timeout: config.consent.timeout,
             max_pending_per_agent: config.consent.max_pending_per_agent,
@@ -64,6 +79,9 @@ impl State {
             consents: Consents::new(limits),
             events: Events::default(),
             conns: AgentConns::default(),
+            policies,
+            rates: Rates::default(),
+            signer: Signer::default(),
             paused: AtomicBool::new(false),
             locked: watch::channel(false).0,
         })

@@ -78,7 +78,7 @@ pub async fn connect(cli: &Cli) -> Result<Client, Failure> {
     })
 }
 
-fn fail(e: ClientError) -> Failure {
+pub(super) fn fail(e: ClientError) -> Failure {
     let code = match &e {
         ClientError::Connect { .. } => EXIT_UNAVAILABLE,
         _ => 1,

@@ -6,6 +6,7 @@
 //! 69 the daemon is not reachable.
 
 mod control;
+mod governance;
 mod grants;
 mod login;
 mod token;
@@ -50,8 +51,20 @@ pub enum Command {
     },
     /// List configured providers.
     Providers,
-    /// List agents the daemon has seen, with their binaries.
-    Agents,
+    /// The agent registry: list, show, edit, suspend, resume, deprecate, review.
+    Agents(governance::AgentsArgs),
+    /// Check a decision against the policy, run policy tests, see what is in force.
+    #[command(subcommand)]
+    Policy(governance::PolicyCmd),
+    /// As an agent: make a delegation token for a sub-agent.
+    Delegate(governance::DelegateArgs),
+    /// Print the broker's public signing keys (JWKS).
+    Jwks,
+    /// Delegation signing keys.
+    #[command(subcommand)]
+    Keys(governance::KeysCmd),
+    /// The decision log: who acted on whose behalf, and what the policy said.
+    Audit(governance::AuditArgs),
     /// Add, list or revoke grants.
     #[command(subcommand)]
     Grant(grants::GrantCmd),
@@ -118,7 +131,12 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Logout { provider } => login::logout(&cli, provider).await,
         Command::Provider(c) => login::provider_cmd(&cli, c).await,
         Command::Providers => grants::providers(&cli),
-        Command::Agents => grants::agents(&cli),
+        Command::Agents(a) => governance::agents(&cli, a).await,
+        Command::Policy(c) => governance::policy_cmd(&cli, c).await,
+        Command::Delegate(a) => governance::delegate(&cli, a).await,
+        Command::Jwks => governance::jwks(&cli).await,
+        Command::Keys(c) => governance::keys(&cli, c).await,
+        Command::Audit(a) => governance::audit(&cli, a),
         Command::Grant(g) => grants::grant(&cli, g).await,
         Command::Token(a) => token::token(&cli, a).await,
         Command::Consent(c) => control::consent(&cli, c).await,

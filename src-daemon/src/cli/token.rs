@@ -33,9 +33,12 @@ pub struct TokenArgs {
     /// How long access is wanted (shown in the prompt), e.g. `1h`.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<std::time::Duration>,
+    /// Act as a sub-agent with this delegation token (from `valetkey delegate`).
+    #[arg(long, env = "VALETKEY_DELEGATION", hide_env_values = true)]
+    pub delegation: Option<String>,
 }
 
-fn client_failure(e: ClientError) -> Failure {
+pub(super) fn client_failure(e: ClientError) -> Failure {
     let code = match &e {
         ClientError::Connect { .. } => EXIT_UNAVAILABLE,
         ClientError::Rpc(r) if r.kind() == Some(ErrorCode::ConsentRequired) => EXIT_CONSENT,
@@ -49,17 +52,8 @@ fn client_failure(e: ClientError) -> Failure {
 
 /// Gets a token through the daemon, as an agent would.
 pub async fn token(cli: &Cli, a: &TokenArgs) -> Result<(), Failure> {
-    let cfg = cli.load_config().ok();
-    let mut c = Client::connect(cli.socket_path(cfg.as_ref()))
-        .await
-        .map_err(client_failure)?;
-    c.hello(AgentInfo {
-        name: a.agent.clone(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        purpose: a.purpose.clone(),
-    })
-    .await
-    .map_err(client_failure)?;
+    let mut c =
+        super::governance::hello_as(cli, &a.agent, &a.purpose, a.delegation.as_deref()).await?;
     let scopes = a
         .scopes
         .iter()
@@ -73,6 +67,7 @@ pub async fn token(cli: &Cli, a: &TokenArgs) -> Result<(), Failure> {
             resource: a.resource.clone(),
             wait: Some(!a.no_wait),
             duration_secs: a.duration.map(|d| d.as_secs()),
+            context: None,
         })
         .await
         .map_err(client_failure)?;

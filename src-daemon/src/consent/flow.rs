@@ -7,7 +7,10 @@
 
 use std::time::Duration;
 
-use valetkey_ipc::control::{ConsentDecideResult, ConsentOutcome, ConsentRequest, Decision, Event};
+use valetkey_ipc::control::{
+    ConsentDecideResult, ConsentKind, ConsentOutcome, ConsentRequest, Decision, DelegationAsk,
+    Event,
+};
 use valetkey_ipc::{ErrorCode, RpcError};
 
 use super::manager::{Asked, Lookup, Refusal, Resolution};
@@ -33,6 +36,12 @@ pub struct Ask<'a> {
     pub duration_secs: Option<u64>,
     /// Wait for the decision.
     pub wait: bool,
+    /// Access, a policy's approval, or a delegation.
+    pub kind: ConsentKind,
+    /// The policy's reasons, shown to the user.
+    pub reasons: Vec<String>,
+    /// For a delegation: who gets what.
+    pub delegation: Option<DelegationAsk>,
 }
 
 fn outcome_of(r: &Resolution) -> ConsentOutcome {
@@ -112,8 +121,12 @@ fn user_away() -> BrokerError {
 }
 
 /// Opens (or joins) a consent for this request and, unless `wait` is off,
-/// waits for it. Returns the scopes the user allowed.
-pub async fn ask(d: &Daemon, s: &Session, a: Ask<'_>) -> Result<Vec<String>, BrokerError> {
+/// waits for it. Returns the consent id and the scopes the user allowed.
+pub async fn ask(
+    d: &Daemon,
+    s: &Session,
+    a: Ask<'_>,
+) -> Result<(String, Vec<String>), BrokerError> {
     let (agent_id, agent) = s
         .agent
         .as_ref()
@@ -137,6 +150,9 @@ pub async fn ask(d: &Daemon, s: &Session, a: Ask<'_>) -> Result<Vec<String>, Bro
         created_at: 0,
         expires_at: 0,
         requests: 0,
+        kind: a.kind,
+        reasons: a.reasons,
+        delegation: a.delegation,
     };
     let asked = match d.consents.ask(request) {
         Ok(a) => a,
@@ -173,10 +189,19 @@ pub async fn ask(d: &Daemon, s: &Session, a: Ask<'_>) -> Result<Vec<String>, Bro
         crate::notify::consent_requested(d, &asked.request);
     }
     if !a.wait {
+        let (why, reason) = match a.kind {
+            ConsentKind::Access => ("has no grant for", "pending"),
+            ConsentKind::Approval => ("needs a person's approval (policy) for", "approval"),
+            ConsentKind::Delegation => ("needs a person's approval to delegate", "delegation"),
+        };
+        let next = match a.kind {
+            ConsentKind::Delegation => "Call delegation.create again (it waits by default) to receive the token once approved",
+            _ => "Call consent.wait with this id, or retry later",
+        };
         return Err(RpcError::new(
             ErrorCode::ConsentRequired,
             format!(
-                "agent {:?} has no grant for {} on {}; the user was asked (consent {}). Call consent.wait with this id, or retry later",
+                "agent {:?} {why} {} on {}; the user was asked (consent {}). {next}",
                 agent.name,
                 a.scopes.join(" "),
                 a.provider.name,
@@ -184,12 +209,13 @@ pub async fn ask(d: &Daemon, s: &Session, a: Ask<'_>) -> Result<Vec<String>, Bro
             ),
         )
         .with("consent_id", &asked.id)
-        .with("reason", "pending")
+        .with("reason", reason)
         .with("provider", &a.provider.name)
         .with("scopes", a.scopes)
         .into());
     }
-    wait(d, asked).await
+    let id = asked.id.clone();
+    wait(d, asked).await.map(|scopes| (id, scopes))
 }
 
 /// Waits for a pending consent (from `token.get` or `consent.wait`).
@@ -322,7 +348,11 @@ pub fn decide(
         Decision::For { duration_secs } => Some(crate::store::now() + duration_secs as i64),
         _ => None,
     };
+    // Approvals and delegations are about one request: any "allow" approves
+    // it once, and nothing standing is created or remembered.
+    let standing = req.kind == ConsentKind::Access;
     let grant_id = match decision {
+        _ if !standing => None,
         Decision::For { .. } | Decision::Always => Some(d.store.upsert_grant(&NewGrant {
             agent_id: req.agent_id,
             provider: &req.provider,

@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use valetkey_ipc::control::{ConsentRequest, Decision};
+use valetkey_ipc::control::{ConsentKind, ConsentRequest, Decision};
 
 /// How a consent was settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +79,8 @@ struct FoldKey {
     provider: String,
     scopes: Vec<String>,
     resource: Option<String>,
+    kind: ConsentKind,
+    delegation: Option<(String, u32, u64)>,
 }
 
 impl FoldKey {
@@ -89,6 +91,11 @@ impl FoldKey {
             provider: r.provider.clone(),
             scopes: r.scopes.clone(),
             resource: r.resource.clone(),
+            kind: r.kind,
+            delegation: r
+                .delegation
+                .as_ref()
+                .map(|d| (d.sub_agent.clone(), d.depth, d.ttl_secs)),
         }
     }
 }
@@ -347,6 +354,9 @@ mod tests {
             created_at: 0,
             expires_at: 0,
             requests: 0,
+            kind: ConsentKind::Access,
+            reasons: vec![],
+            delegation: None,
         }
     }
 

@@ -4,7 +4,9 @@
 //! (RFC 7009).
 //!
 //! Local effects come first and are synchronous, so the agent's next
-//! request is refused no matter how slow the provider is.
+//! request is refused no matter how slow the provider is. Every delegation
+//! below what is revoked dies with it, and its sub-agents' cached tokens
+//! and connections go too.
 
 use valetkey_ipc::control::{Event, RevokeResult, RevokeTarget};
 use valetkey_ipc::{ErrorCode, RpcError};
@@ -21,8 +23,69 @@ fn not_found(what: String) -> BrokerError {
     ))
 }
 
+/// Drops the cached tokens and closes the connections of the sub-agents
+/// whose delegations just died; returns (tokens, connections).
+pub fn cut_subagents(d: &Daemon, names: &[String]) -> (u32, u32) {
+    let (mut tokens, mut conns) = (0, 0);
+    let mut seen = std::collections::HashSet::new();
+    for n in names {
+        if !seen.insert(n) {
+            continue;
+        }
+        if let Ok(Some(a)) = d.store.agent_by_name(n) {
+            tokens += d.tokens.cache.take(Some(a.id), None).len() as u32;
+            conns += d.conns.close(Some(a.id));
+        }
+    }
+    (tokens, conns)
+}
+
 /// Revokes `target`.
 pub async fn revoke(d: &Daemon, target: RevokeTarget) -> Result<RevokeResult, BrokerError> {
+    if let RevokeTarget::Delegation { jti } = &target {
+        if d.store.delegation(jti)?.is_none() {
+            return Err(not_found(format!("no delegation with jti {jti:?}")));
+        }
+        let names = d.store.revoke_delegation_tree(jti, "revoked by the user")?;
+        let (tokens, closed) = cut_subagents(d, &names);
+        let result = RevokeResult {
+            tokens_dropped: tokens,
+            connections_closed: closed,
+            ..Default::default()
+        };
+        tracing::info!(?target, ?result, "revoked");
+        d.events.emit(
+            &d.store,
+            Event::Revoked {
+                target: target.clone(),
+                result: result.clone(),
+            },
+        );
+        return Ok(result);
+    }
+    let sub_names = match &target {
+        RevokeTarget::Grant { id } => d
+            .store
+            .revoke_delegations_of_grants(&[*id], "grant revoked")?,
+        RevokeTarget::Agent { name } => match d.store.agent_by_name(name)? {
+            Some(a) => d
+                .store
+                .revoke_delegations_of_agent(a.id, name, "agent revoked")?,
+            None => vec![],
+        },
+        RevokeTarget::All => {
+            let live = d.store.live_delegations()?;
+            let mut names = Vec::new();
+            for r in live.iter().filter(|r| r.parent_jti.is_none()) {
+                names.extend(
+                    d.store
+                        .revoke_delegation_tree(&r.jti, "everything revoked")?,
+                );
+            }
+            names
+        }
+        RevokeTarget::Delegation { .. } => vec![],
+    };
     let (agent_id, filter) = match &target {
         RevokeTarget::Grant { id } => (None, GrantFilter::Id(*id)),
         RevokeTarget::Agent { name } => {
@@ -33,7 +96,7 @@ pub async fn revoke(d: &Daemon, target: RevokeTarget) -> Result<RevokeResult, Br
             d.store.set_agent_status(a.id, SUSPENDED)?;
             (Some(a.id), GrantFilter::Agent(a.id))
         }
-        RevokeTarget::All => (None, GrantFilter::All),
+        RevokeTarget::All | RevokeTarget::Delegation { .. } => (None, GrantFilter::All),
     };
     let removed = d.store.delete_grants(filter)?;
     // One grant: its agent's tokens for its provider only.
@@ -45,7 +108,8 @@ pub async fn revoke(d: &Daemon, target: RevokeTarget) -> Result<RevokeResult, Br
         _ => (agent_id, None),
     };
     let tokens = d.tokens.cache.take(agent_id, provider.as_deref());
-    let closed = d.conns.close(agent_id);
+    let (sub_tokens, sub_closed) = cut_subagents(d, &sub_names);
+    let closed = d.conns.close(agent_id) + sub_closed;
     super::flow::deny_pending(d, agent_id);
     for g in &removed {
         d.events.emit(
@@ -85,7 +149,7 @@ pub async fn revoke(d: &Daemon, target: RevokeTarget) -> Result<RevokeResult, Br
     }
     let result = RevokeResult {
         grants_removed: removed.len() as u32,
-        tokens_dropped: tokens.len() as u32,
+        tokens_dropped: tokens.len() as u32 + sub_tokens,
         tokens_revoked_upstream: upstream,
         connections_closed: closed,
     };

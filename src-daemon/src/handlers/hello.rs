@@ -1,5 +1,6 @@
-//! `hello`: checks the protocol version, validates the self-description and
-//! binds the declared name to the attested binary in the registry.
+//! `hello`: checks the protocol version, validates the self-description,
+//! verifies a sub-agent's delegation token, and binds the declared name to
+//! the attested binary in the registry.
 
 use valetkey_ipc::methods::{HelloParams, HelloResult};
 use valetkey_ipc::{ErrorCode, RpcError, PROTOCOL_VERSION};
@@ -30,6 +31,17 @@ pub fn handle(d: &Daemon, s: &mut Session, p: HelloParams) -> Result<HelloResult
     p.agent
         .validate()
         .map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
+    // Verify before registering anything: a bad token leaves no trace in
+    // the registry.
+    let delegation = match &p.delegation {
+        Some(t) => Some(crate::delegation::verify_hello(
+            d,
+            t.expose(),
+            &p.agent.name,
+            &s.identity.sha256,
+        )?),
+        None => None,
+    };
     let agent_id = d.store.upsert_agent_seen(
         &p.agent.name,
         &p.agent.purpose,
@@ -47,10 +59,23 @@ pub fn handle(d: &Daemon, s: &mut Session, p: HelloParams) -> Result<HelloResult
         },
     );
     s.agent = Some((agent_id, p.agent));
+    if let Some(del) = &delegation {
+        tracing::info!(chain = %del.chain.join(" → "), jti = %del.jti, "sub-agent presented a delegation");
+        let mut rec = crate::audit::about(s, "delegation.use");
+        rec.chain = del.chain.clone();
+        rec.provider = Some(del.provider.clone());
+        rec.scopes = del.scopes.clone();
+        rec.outcome = "accepted".into();
+        rec.detail = Some(format!("jti {} depth {}", del.jti, del.depth));
+        crate::audit::record(d, rec);
+    }
+    let info = delegation.as_ref().map(|x| x.info());
+    s.delegation = delegation;
     Ok(HelloResult {
         protocol: PROTOCOL_VERSION,
         daemon_version: env!("CARGO_PKG_VERSION").into(),
         agent_id,
         identity: s.identity.clone(),
+        delegation: info,
     })
 }

@@ -6,23 +6,32 @@
 //!    resource (`scope_not_allowed`);
 //! 3. issuing is not paused (`issuing_paused`);
 //! 4. the provider has a working login (`provider_login_required`);
-//! 5. a live grant binds this agent and this binary to the provider and
-//!    covers every scope (`scope_not_granted`); without one, a suspended
-//!    agent is refused (`agent_suspended`), a remembered denial refuses at
-//!    once (`consent_denied`), else the user is asked
-//!    (see [`crate::consent::flow`]) and the agent waits or gets
-//!    `consent_required` with a consent id;
-//! 6. the provider can narrow, or the user accepted full-scope tokens
+//! 5. the agent is active (`agent_suspended`, `agent_deprecated`);
+//! 6. a sub-agent: its delegation covers the provider and scopes
+//!    (`scope_not_granted`) and its whole chain still stands
+//!    (`delegation_revoked`); otherwise a live grant binds this agent and
+//!    binary to the provider and covers every scope (`scope_not_granted`),
+//!    or a remembered denial refuses at once (`consent_denied`);
+//! 7. the policy ([`crate::policy`]): `policy_denied`, or a person must
+//!    approve this very request (even with a grant);
+//! 8. without a grant the user is asked (see [`crate::consent::flow`]) and
+//!    the agent waits or gets `consent_required` with a consent id;
+//! 9. the provider can narrow, or the user accepted full-scope tokens
 //!    (`scope_not_allowed`);
-//! 7. then the token service: cache or one single-flight refresh.
+//! 10. then the token service: cache or one single-flight refresh.
+//!
+//! Every outcome, with the policy decision, is written to the audit log.
 
-use valetkey_ipc::control::Event;
+use valetkey_ipc::control::{ConsentKind, Event};
 use valetkey_ipc::methods::{validate_scopes, ConsentWaitParams, TokenGetParams, TokenGetResult};
+use valetkey_ipc::policy::PolicyDecision;
 use valetkey_ipc::{AccessToken, ErrorCode, RpcError};
 
 use crate::config::Provider;
 use crate::consent::flow::{self, Ask};
 use crate::error::BrokerError;
+use crate::handlers::gate::{self, Asking};
+use crate::policy::InputRequest;
 use crate::server::Session;
 use crate::state::Daemon;
 use crate::store::ProviderState;
@@ -35,17 +44,83 @@ fn missing<'a>(want: &'a [String], have: &[String]) -> Vec<&'a str> {
         .collect()
 }
 
-/// Handles `token.get`.
+/// What a request went through, for its audit record.
+#[derive(Default)]
+struct Trace {
+    decision: Option<PolicyDecision>,
+}
+
+/// Handles `token.get`, and records the outcome.
 pub async fn handle(
     d: &Daemon,
     s: &Session,
     p: TokenGetParams,
 ) -> Result<TokenGetResult, BrokerError> {
-    let (agent_id, agent) = s
-        .agent
+    let mut t = Trace::default();
+    let r = get(d, s, &p, None, &mut t).await;
+    audit_outcome(d, s, &p, &t, r)
+}
+
+fn audit_outcome(
+    d: &Daemon,
+    s: &Session,
+    p: &TokenGetParams,
+    t: &Trace,
+    r: Result<TokenGetResult, BrokerError>,
+) -> Result<TokenGetResult, BrokerError> {
+    let r = r.map_err(RpcError::from);
+    let mut rec = crate::audit::about(s, "token.get");
+    rec.provider = Some(p.provider.clone());
+    rec.scopes = p.scopes.clone();
+    if let Some(dec) = &t.decision {
+        rec.verdict = Some(dec.verdict.as_str().into());
+        rec.rule = Some(dec.rule.clone());
+        rec.reasons = dec.reasons.clone();
+    }
+    rec.outcome = match &r {
+        Ok(_) => "issued".into(),
+        Err(e) => format!("refused:{}", e.name()),
+    };
+    crate::audit::record(d, rec);
+    r.map_err(BrokerError::Rpc)
+}
+
+fn greeted(s: &Session) -> Result<(i64, &valetkey_ipc::methods::AgentInfo), BrokerError> {
+    s.agent
         .as_ref()
-        .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))?;
+        .map(|(id, a)| (*id, a))
+        .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))
+}
+
+fn not_granted(who: &str, provider: &str, have: &[String], missing: &[&str]) -> BrokerError {
+    RpcError::new(
+        ErrorCode::ScopeNotGranted,
+        format!(
+            "{who} was granted {} on {provider}, not {}; ask for less, or have the user widen the grant",
+            have.join(" "),
+            missing.join(" ")
+        ),
+    )
+    .with("missing", missing)
+    .with("granted", have)
+    .into()
+}
+
+/// The checks, in order; `approved` carries a person's approval from
+/// `consent.wait`.
+async fn get(
+    d: &Daemon,
+    s: &Session,
+    p: &TokenGetParams,
+    approved: Option<(String, Vec<String>)>,
+    t: &mut Trace,
+) -> Result<TokenGetResult, BrokerError> {
+    let (agent_id, agent) = greeted(s)?;
     validate_scopes(&p.scopes).map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
+    if let Some(c) = &p.context {
+        c.validate()
+            .map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
+    }
     let mut scopes = p.scopes.clone();
     scopes.sort();
     scopes.dedup();
@@ -98,58 +173,138 @@ pub async fn handle(
         ));
     }
     let state = login_state(d, provider)?;
+    let row = d.store.agent_by_id(agent_id)?.ok_or_else(|| {
+        BrokerError::rpc(
+            ErrorCode::AgentSuspended,
+            "this agent was removed from the registry; reconnect and say hello again",
+        )
+    })?;
+    crate::delegation::check_status(&row.name, &row.status)?;
+    let rate = d.rates.hit(agent_id);
+    let asking = |kind| Asking {
+        provider,
+        resource,
+        duration_secs: p.duration_secs,
+        wait: p.wait.unwrap_or(true),
+        kind,
+        delegation: None,
+        approved: approved.clone(),
+    };
+    let input = |scopes, depth, max_depth, chain, expires_at| InputRequest {
+        method: "token.get",
+        provider: &provider.name,
+        provider_sensitivity: provider.sensitivity,
+        scopes,
+        indicator: resource,
+        context: p.context.as_ref(),
+        delegating_to: None,
+        depth,
+        max_depth,
+        chain,
+        expires_at,
+        exe: &s.identity.exe,
+        sha256: &s.identity.sha256,
+        rate_last_minute: rate,
+        approval: None,
+    };
+
+    if let Some(del) = &s.delegation {
+        // A sub-agent: what its token allows, while the chain stands.
+        if provider.name != del.provider {
+            return Err(not_granted(
+                &format!("sub-agent {:?}", agent.name),
+                &del.provider,
+                &del.scopes,
+                &[&provider.name],
+            ));
+        }
+        let not_granted_ = missing(&scopes, &del.scopes);
+        if !not_granted_.is_empty() {
+            return Err(not_granted(
+                &format!("sub-agent {:?}", agent.name),
+                &provider.name,
+                &del.scopes,
+                &not_granted_,
+            ));
+        }
+        crate::delegation::check_live(d, del)?;
+        let approval = gate::run(
+            d,
+            s,
+            &row,
+            input(
+                &scopes,
+                del.depth,
+                del.max_depth,
+                del.chain.clone(),
+                del.expires_at,
+            ),
+            asking(ConsentKind::Approval),
+            &mut t.decision,
+        )
+        .await?;
+        let scopes = approval.unwrap_or(scopes);
+        // No grant row of its own: report use only when a token was fetched.
+        let now = crate::store::now();
+        return issue(d, s, provider, &state, &scopes, resource, None, Some(now)).await;
+    }
 
     let grant = d
         .store
-        .live_grant(*agent_id, &provider.name, &s.identity.sha256)?;
-    let (scopes, grant_id, last_used) = match grant {
-        Some(grant) => {
-            let not_granted = missing(&scopes, &grant.scopes);
-            if !not_granted.is_empty() {
-                return Err(RpcError::new(
-                    ErrorCode::ScopeNotGranted,
-                    format!(
-                        "agent {:?} was granted {} on {}, not {}; ask for less, or have the user widen the grant",
-                        agent.name,
-                        grant.scopes.join(" "),
-                        provider.name,
-                        not_granted.join(" ")
-                    ),
-                )
-                .with("missing", &not_granted)
-                .with("granted", &grant.scopes)
-                .into());
-            }
-            (scopes, Some(grant.id), grant.last_used_at)
+        .live_grant(agent_id, &provider.name, &s.identity.sha256)?;
+    if let Some(g) = &grant {
+        let not_granted_ = missing(&scopes, &g.scopes);
+        if !not_granted_.is_empty() {
+            return Err(not_granted(
+                &format!("agent {:?}", agent.name),
+                &provider.name,
+                &g.scopes,
+                &not_granted_,
+            ));
         }
-        None => {
-            // Checked only here, off the hot path: revoking an agent deletes
-            // all its grants, so a suspended agent never has a live one
-            // (and `valetkey grant add` lifts the suspension).
-            if d.store.agent_suspended(*agent_id)? {
-                return Err(RpcError::new(
-                    ErrorCode::AgentSuspended,
-                    format!(
-                        "agent {:?} was revoked by the user; it gets nothing until they reinstate it (`valetkey reinstate {}`)",
-                        agent.name, agent.name
-                    ),
-                )
-                .into());
-            }
-            if d.store
-                .denied(*agent_id, &provider.name, &s.identity.sha256)?
-            {
-                return Err(RpcError::new(
-                    ErrorCode::ConsentDenied,
-                    format!(
-                        "the user denied {:?} access to {} and asked to remember it; `valetkey reinstate {}` forgets that",
-                        agent.name, provider.name, agent.name
-                    ),
-                )
-                .with("remembered", true)
-                .into());
-            }
-            let allowed = flow::ask(
+    } else if d
+        .store
+        .denied(agent_id, &provider.name, &s.identity.sha256)?
+    {
+        return Err(RpcError::new(
+            ErrorCode::ConsentDenied,
+            format!(
+                "the user denied {:?} access to {} and asked to remember it; `valetkey reinstate {}` forgets that",
+                agent.name, provider.name, agent.name
+            ),
+        )
+        .with("remembered", true)
+        .into());
+    }
+    let expires_at = grant
+        .as_ref()
+        .and_then(|g| g.expires_at)
+        .unwrap_or_else(|| crate::store::now() + 3600);
+    let approval = gate::run(
+        d,
+        s,
+        &row,
+        input(
+            &scopes,
+            0,
+            d.config.delegation.max_depth,
+            crate::audit::chain_of(s),
+            expires_at,
+        ),
+        asking(ConsentKind::Approval),
+        &mut t.decision,
+    )
+    .await?;
+    let (scopes, grant_id, last_used) = match (approval, grant) {
+        // A person approved this very request: that is its consent.
+        (Some(allowed), g) => (
+            allowed,
+            g.as_ref().map(|g| g.id),
+            g.and_then(|g| g.last_used_at),
+        ),
+        (None, Some(g)) => (scopes, Some(g.id), g.last_used_at),
+        (None, None) => {
+            let (_, allowed) = flow::ask(
                 d,
                 s,
                 Ask {
@@ -158,6 +313,9 @@ pub async fn handle(
                     resource,
                     duration_secs: p.duration_secs,
                     wait: p.wait.unwrap_or(true),
+                    kind: ConsentKind::Access,
+                    reasons: vec![],
+                    delegation: None,
                 },
             )
             .await?;
@@ -179,6 +337,28 @@ pub async fn handle_wait(
     p: ConsentWaitParams,
 ) -> Result<TokenGetResult, BrokerError> {
     let (scopes, req) = flow::wait_by_id(d, s, &p.consent_id).await?;
+    let params = TokenGetParams {
+        provider: req.provider.clone(),
+        scopes: scopes.clone(),
+        resource: req.resource.clone(),
+        wait: Some(false),
+        duration_secs: None,
+        context: None,
+    };
+    match req.kind {
+        ConsentKind::Delegation => {
+            return Err(BrokerError::rpc(
+                ErrorCode::InvalidParams,
+                "consent.wait hands out access tokens; for a delegation, call delegation.create again to receive the token",
+            ))
+        }
+        ConsentKind::Approval => {
+            let mut t = Trace::default();
+            let r = get(d, s, &params, Some((req.id.clone(), scopes)), &mut t).await;
+            return audit_outcome(d, s, &params, &t, r);
+        }
+        ConsentKind::Access => {}
+    }
     let provider = d.config.provider(&req.provider).ok_or_else(|| {
         BrokerError::rpc(
             ErrorCode::UnknownProvider,
@@ -186,7 +366,7 @@ pub async fn handle_wait(
         )
     })?;
     let state = login_state(d, provider)?;
-    issue(
+    let r = issue(
         d,
         s,
         provider,
@@ -196,7 +376,8 @@ pub async fn handle_wait(
         None,
         None,
     )
-    .await
+    .await;
+    audit_outcome(d, s, &params, &Trace::default(), r)
 }
 
 fn login_needed(provider: &Provider, why: &str) -> BrokerError {

@@ -29,5 +29,6 @@ pub fn handle(d: &Daemon, s: &Session) -> Result<WhoamiResult, BrokerError> {
         agent,
         identity: s.identity.clone(),
         grants,
+        delegation: s.delegation.as_ref().map(|x| x.info()),
     })
 }

@@ -20,7 +20,6 @@ use valetkey_ipc::{ErrorCode, RpcError};
 use super::dispatch;
 use crate::state::Daemon;
 
-/// Per-connection session state.
 /// Which socket a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -30,6 +29,7 @@ pub enum Role {
     Control,
 }
 
+/// Per-connection session state.
 pub struct Session {
     /// Connection number, for logs.
     pub conn_id: u64,
@@ -37,6 +37,8 @@ pub struct Session {
     pub identity: PeerIdentity,
     /// Set by `hello`: registry id and self-description.
     pub agent: Option<(i64, valetkey_ipc::methods::AgentInfo)>,
+    /// Set by `hello` with a delegation token: the verified chain.
+    pub delegation: Option<crate::delegation::Delegated>,
 }
 
 pub(super) type Conn = Framed<Stream, FrameCodec>;
@@ -99,7 +101,7 @@ pub async fn serve(
             }
             return super::control::serve(&daemon, framed, &identity, &mut stop).await;
         }
-        let mut session = Session { conn_id, identity, agent: None };
+        let mut session = Session { conn_id, identity, agent: None, delegation: None };
         frame_loop(&daemon, framed, &mut session, &mut stop).await;
         if let Some((agent_id, _)) = &session.agent {
             daemon.conns.unregister(*agent_id, conn_id);

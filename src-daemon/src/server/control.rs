@@ -22,8 +22,9 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use valetkey_ipc::codec::FrameError;
 use valetkey_ipc::control::{
-    ActivityList, AgentsList, AgentsReinstate, ConsentDecide, ConsentList, EventsSubscribe,
-    EventsSubscribeResult, IssuingSet, Revoke, Status, EVENT_METHOD,
+    ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
+    ConsentDecide, ConsentList, EventsSubscribe, EventsSubscribeResult, IssuingSet, KeysRotate,
+    PolicyStatus, Revoke, Status, EVENT_METHOD,
 };
 use valetkey_ipc::jsonrpc::{parse_request, Response};
 use valetkey_ipc::methods::{Method, PeerIdentity};
@@ -156,6 +157,11 @@ async fn dispatch(
             ConsentDecide => |p| async { h::consent_decide(d, p) },
             AgentsList => |_| async { h::agents_list(d) },
             AgentsReinstate => |p| async { h::agents_reinstate(d, p) },
+            AgentsShow => |p| async { h::agents_show(d, p) },
+            AgentsEdit => |p| async { h::agents_edit(d, p) },
+            AgentsLifecycle => |p| h::agents_lifecycle(d, p),
+            KeysRotate => |_| h::keys_rotate(d),
+            PolicyStatus => |_| async { Ok::<_, BrokerError>(d.policies.status()) },
             Revoke => |p| h::revoke(d, p),
             IssuingSet => |p| async { h::issuing_set(d, p) },
             Status => |_| async { Ok::<_, BrokerError>(d.status()) },

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 use valetkey_ipc::jsonrpc::{parse_request, Response};
-use valetkey_ipc::methods::{ConsentWait, Hello, Method, ProvidersList, TokenGet, Whoami};
+use valetkey_ipc::methods::{
+    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, TokenGet, Whoami,
+};
 use valetkey_ipc::{ErrorCode, RpcError};
 
 use super::conn::Session;
@@ -42,6 +44,12 @@ pub async fn dispatch(d: &Daemon, s: &mut Session, frame: &[u8]) -> Response {
             Ok(p) => result(handlers::hello::handle(d, s, p)),
             Err(e) => Err(e),
         }
+    } else if method == Jwks::NAME {
+        // Public keys: a local resource server may ask without a hello.
+        match params::<Jwks>(req.params) {
+            Ok(_) => result(handlers::delegation::jwks(d)),
+            Err(e) => Err(e),
+        }
     } else if s.agent.is_none() {
         Err(BrokerError::rpc(
             ErrorCode::HelloRequired,
@@ -65,11 +73,15 @@ pub async fn dispatch(d: &Daemon, s: &mut Session, frame: &[u8]) -> Response {
                 Ok(_) => result(handlers::whoami::handle(d, s)),
                 Err(e) => Err(e),
             },
+            DelegationCreate::NAME => match params::<DelegationCreate>(req.params) {
+                Ok(p) => result(handlers::delegation::create(d, s, p).await),
+                Err(e) => Err(e),
+            },
             other => Err(BrokerError::Rpc(
                 RpcError::new(
                     ErrorCode::UnknownMethod,
                     format!(
-                        "unknown method {other:?}; methods: hello, token.get, consent.wait, providers.list, whoami"
+                        "unknown method {other:?}; methods: hello, token.get, consent.wait, delegation.create, jwks, providers.list, whoami"
                     ),
                 )
                 .with("method", other),

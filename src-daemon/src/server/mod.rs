@@ -40,6 +40,7 @@ pub async fn run(
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     crate::session::spawn_watchers(&daemon);
+    crate::policy::watch::spawn(&daemon);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));

@@ -1,5 +1,11 @@
 //! The agent registry: a row per declared name, bound to every attested
-//! binary it has been seen with.
+//! binary it has been seen with, plus the governance record a person owns
+//! (purpose, owner, classification, allowed tools and providers, review
+//! date, lifecycle status).
+//!
+//! `hello` only ever fills the record in: it sets `declared_purpose` every
+//! time, but `purpose` and `display_name` only when the agent is new, so
+//! an agent cannot rewrite what the user registered about it.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -12,7 +18,7 @@ pub struct AgentRow {
     pub id: i64,
     /// Declared name.
     pub name: String,
-    /// Declared purpose (latest).
+    /// Registered purpose (set from the first `hello`, then by `agents edit`).
     pub purpose: String,
     /// Declared version (latest).
     pub version: String,
@@ -20,8 +26,55 @@ pub struct AgentRow {
     pub created_at: i64,
     /// Last `hello` (unix seconds).
     pub last_seen: i64,
-    /// `active` or `suspended`.
+    /// `active`, `suspended` or `deprecated`.
     pub status: String,
+    /// Name shown to people.
+    pub display_name: String,
+    /// What the last `hello` declared as purpose.
+    pub declared_purpose: String,
+    /// The OS user who owns it.
+    pub owner: String,
+    /// `public`, `internal` or `confidential`.
+    pub classification: String,
+    /// Free text such as `dev`.
+    pub environment: String,
+    /// Tools it may use (empty: any).
+    pub tools: Vec<String>,
+    /// Providers it may use (empty: any).
+    pub providers: Vec<String>,
+    /// Last review (unix seconds).
+    pub reviewed_at: Option<i64>,
+}
+
+/// The fields `agents edit` may change; `None` leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AgentEdit {
+    /// Name shown to people.
+    pub display_name: Option<String>,
+    /// Registered purpose.
+    pub purpose: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Classification.
+    pub classification: Option<String>,
+    /// Environment.
+    pub environment: Option<String>,
+    /// Tools.
+    pub tools: Option<Vec<String>>,
+    /// Providers.
+    pub providers: Option<Vec<String>>,
+}
+
+/// The OS user running this process (who every agent acts for).
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("uid{}", rustix::process::geteuid().as_raw()))
+}
+
+fn words(s: String) -> Vec<String> {
+    s.split_whitespace().map(str::to_owned).collect()
 }
 
 /// A binary an agent was seen running as.
@@ -44,15 +97,25 @@ fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
         created_at: r.get(4)?,
         last_seen: r.get(5)?,
         status: r.get(6)?,
+        display_name: r.get(7)?,
+        declared_purpose: r.get(8)?,
+        owner: r.get(9)?,
+        classification: r.get(10)?,
+        environment: r.get(11)?,
+        tools: words(r.get(12)?),
+        providers: words(r.get(13)?),
+        reviewed_at: r.get(14)?,
     })
 }
 
-const AGENT_COLS: &str = "id, name, purpose, version, created_at, last_seen, status";
+const AGENT_COLS: &str = "id, name, purpose, version, created_at, last_seen, status, display_name, declared_purpose, owner, classification, environment, tools, providers, reviewed_at";
 
 /// The status of an agent in good standing.
 pub const ACTIVE: &str = "active";
 /// The status of a suspended agent.
 pub const SUSPENDED: &str = "suspended";
+/// The status of a retired agent.
+pub const DEPRECATED: &str = "deprecated";
 
 impl Store {
     /// Records a `hello`: creates or updates the agent and binds the binary.
@@ -68,10 +131,12 @@ impl Store {
         let tx = conn.transaction()?;
         let t = now();
         let id: i64 = tx.query_row(
-            "INSERT INTO agents (name, purpose, version, created_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)
-             ON CONFLICT(name) DO UPDATE SET purpose = ?2, version = ?3, last_seen = ?4
+            "INSERT INTO agents (name, purpose, declared_purpose, version, created_at, last_seen, display_name, owner)
+             VALUES (?1, ?2, ?2, ?3, ?4, ?4, ?1, ?5)
+             ON CONFLICT(name) DO UPDATE SET declared_purpose = ?2, version = ?3, last_seen = ?4,
+                purpose = CASE WHEN purpose = '' THEN ?2 ELSE purpose END
              RETURNING id",
-            params![name, purpose, version, t],
+            params![name, purpose, version, t, os_user()],
             |r| r.get(0),
         )?;
         tx.execute(
@@ -90,9 +155,9 @@ impl Store {
         let tx = conn.transaction()?;
         let t = now();
         let id: i64 = tx.query_row(
-            "INSERT INTO agents (name, created_at, last_seen) VALUES (?1, ?2, 0)
+            "INSERT INTO agents (name, created_at, last_seen, display_name, owner) VALUES (?1, ?2, 0, ?1, ?3)
              ON CONFLICT(name) DO UPDATE SET name = name RETURNING id",
-            params![name, t],
+            params![name, t, os_user()],
             |r| r.get(0),
         )?;
         tx.execute(
@@ -111,6 +176,61 @@ impl Store {
             .query_row([name], agent_from_row)
             .optional()?;
         Ok(row)
+    }
+
+    /// An agent by id.
+    pub fn agent_by_id(&self, id: i64) -> Result<Option<AgentRow>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents WHERE id = ?1"))?
+            .query_row([id], agent_from_row)
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Applies an edit; false when no such agent.
+    pub fn edit_agent(&self, id: i64, e: &AgentEdit) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE agents SET
+                display_name = COALESCE(?2, display_name),
+                purpose = COALESCE(?3, purpose),
+                owner = COALESCE(?4, owner),
+                classification = COALESCE(?5, classification),
+                environment = COALESCE(?6, environment),
+                tools = COALESCE(?7, tools),
+                providers = COALESCE(?8, providers)
+             WHERE id = ?1",
+            params![
+                id,
+                e.display_name,
+                e.purpose,
+                e.owner,
+                e.classification,
+                e.environment,
+                e.tools.as_ref().map(|t| t.join(" ")),
+                e.providers.as_ref().map(|t| t.join(" ")),
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Records a review now.
+    pub fn review_agent(&self, id: i64) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE agents SET reviewed_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The agent's lifecycle status (`None` when no such agent).
+    pub fn agent_status(&self, agent_id: i64) -> Result<Option<String>, StoreError> {
+        let conn = self.conn();
+        let s: Option<String> = conn
+            .prepare_cached("SELECT status FROM agents WHERE id = ?1")?
+            .query_row([agent_id], |r| r.get(0))
+            .optional()?;
+        Ok(s)
     }
 
     /// Every agent, by name.
@@ -142,7 +262,7 @@ impl Store {
         Ok(rows)
     }
 
-    /// Sets `active` or `suspended`; false when no such agent.
+    /// Sets `active`, `suspended` or `deprecated`; false when no such agent.
     pub fn set_agent_status(&self, agent_id: i64, status: &str) -> Result<bool, StoreError> {
         let n = self.conn().execute(
             "UPDATE agents SET status = ?2 WHERE id = ?1",

@@ -117,6 +117,19 @@ impl Store {
         Ok(row)
     }
 
+    /// A live grant by id.
+    pub fn live_grant_by_id(&self, id: i64) -> Result<Option<GrantRow>, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .prepare_cached(&format!(
+                "SELECT {GRANT_COLS} FROM grants g JOIN agents a ON a.id = g.agent_id
+                 WHERE g.id = ?1 AND (g.expires_at IS NULL OR g.expires_at > ?2)"
+            ))?
+            .query_row(params![id, now()], grant_from_row)
+            .optional()?;
+        Ok(row)
+    }
+
     /// Deletes grants matching `filter` (one grant, one agent's, or all)
     /// in one statement and returns what was deleted.
     pub fn delete_grants(&self, filter: GrantFilter) -> Result<Vec<GrantRow>, StoreError> {
@@ -135,6 +148,12 @@ impl Store {
             .collect::<Result<_, _>>()?;
         for r in &rows {
             tx.execute("DELETE FROM grants WHERE id = ?1", [r.id])?;
+            // The revocation list by grant id: every delegation derived from it.
+            tx.execute(
+                "UPDATE delegations SET revoked_at = ?2, revoked_reason = 'grant revoked'
+                 WHERE root_grant_id = ?1 AND revoked_at IS NULL",
+                params![r.id, now()],
+            )?;
         }
         tx.commit()?;
         Ok(rows)
@@ -156,11 +175,20 @@ impl Store {
 
     /// Deletes an agent's grants for a provider (or all providers); returns how many.
     pub fn revoke_grants(&self, agent: &str, provider: Option<&str>) -> Result<usize, StoreError> {
-        let n = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE delegations SET revoked_at = ?3, revoked_reason = 'grant revoked'
+             WHERE revoked_at IS NULL AND root_grant_id IN (SELECT id FROM grants
+               WHERE agent_id = (SELECT id FROM agents WHERE name = ?1) AND (?2 IS NULL OR provider = ?2))",
+            params![agent, provider, now()],
+        )?;
+        let n = tx.execute(
             "DELETE FROM grants WHERE agent_id = (SELECT id FROM agents WHERE name = ?1)
                AND (?2 IS NULL OR provider = ?2)",
             params![agent, provider],
         )?;
+        tx.commit()?;
         Ok(n)
     }
 

@@ -57,6 +57,63 @@ const STEPS: &[&str] = &[
         agent    TEXT,
         summary  TEXT NOT NULL
      );",
+    // 3: the registry's governance fields, delegations, signing keys, the
+    // decision audit log.
+    "ALTER TABLE agents ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+     ALTER TABLE agents ADD COLUMN declared_purpose TEXT NOT NULL DEFAULT '';
+     ALTER TABLE agents ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+     ALTER TABLE agents ADD COLUMN classification TEXT NOT NULL DEFAULT 'internal';
+     ALTER TABLE agents ADD COLUMN environment TEXT NOT NULL DEFAULT 'local';
+     ALTER TABLE agents ADD COLUMN tools TEXT NOT NULL DEFAULT '';
+     ALTER TABLE agents ADD COLUMN providers TEXT NOT NULL DEFAULT '';
+     ALTER TABLE agents ADD COLUMN reviewed_at INTEGER;
+     UPDATE agents SET declared_purpose = purpose;
+     CREATE TABLE delegations (
+        jti              TEXT PRIMARY KEY,
+        parent_jti       TEXT,
+        root_grant_id    INTEGER NOT NULL,
+        issuer_agent_id  INTEGER NOT NULL,
+        sub_agent        TEXT NOT NULL,
+        provider         TEXT NOT NULL,
+        scopes           TEXT NOT NULL,
+        depth            INTEGER NOT NULL,
+        max_depth        INTEGER NOT NULL,
+        kid              TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        expires_at       INTEGER NOT NULL,
+        bound_sha256     TEXT,
+        revoked_at       INTEGER,
+        revoked_reason   TEXT
+     );
+     CREATE INDEX delegations_by_parent ON delegations (parent_jti);
+     CREATE INDEX delegations_by_grant ON delegations (root_grant_id);
+     CREATE INDEX delegations_by_issuer ON delegations (issuer_agent_id);
+     CREATE TABLE signing_keys (
+        kid         TEXT PRIMARY KEY,
+        public_x    TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        retired_at  INTEGER
+     );
+     CREATE TABLE meta (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+     );
+     CREATE TABLE audit (
+        id             INTEGER PRIMARY KEY,
+        ts             INTEGER NOT NULL,
+        kind           TEXT NOT NULL,
+        chain          TEXT NOT NULL,
+        agent          TEXT,
+        pid            INTEGER,
+        binary_sha256  TEXT,
+        provider       TEXT,
+        scopes         TEXT,
+        verdict        TEXT,
+        rule           TEXT,
+        reasons        TEXT,
+        outcome        TEXT NOT NULL,
+        detail         TEXT
+     );",
 ];
 
 /// Brings the schema up to date inside one transaction per step.

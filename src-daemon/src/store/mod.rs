@@ -10,7 +10,10 @@
 
 mod activity;
 mod agents;
+mod audit;
+mod delegations;
 mod grants;
+mod meta;
 mod migrations;
 mod providers;
 
@@ -19,7 +22,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
-pub use agents::{AgentRow, BinaryRow, ACTIVE, SUSPENDED};
+pub use agents::{os_user, AgentEdit, AgentRow, BinaryRow, ACTIVE, DEPRECATED, SUSPENDED};
+pub use audit::AuditRecord;
+pub use delegations::{DelegationRow, NewDelegation};
 pub use grants::{GrantFilter, GrantRow, NewGrant};
 pub use providers::ProviderState;
 
@@ -97,5 +102,14 @@ impl Store {
     /// consistent, so the connection is still safe to use.
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the connection, for modules outside `store` that own a
+    /// table (the signing keys).
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        Ok(f(&self.conn())?)
     }
 }

@@ -1,0 +1,266 @@
+//! Delegation to sub-agents: an agent hands a sub-agent a broker-signed
+//! token for less than it has, and the sub-agent presents it in `hello`.
+//!
+//! ```text
+//! user:alice ── grant ──▶ agent:planner            (depth 0, the grant)
+//!                            │ delegation.create
+//!                            ▼
+//!                         agent:researcher          (depth 1, token jti1)
+//!                            │ delegation.create
+//!                            ▼
+//!                         agent:fetcher             (depth 2, token jti2, vk_parent = jti1)
+//!                            │ delegation.create  + a person's approval
+//!                            ▼
+//!                         agent:summarizer          (depth 3, the limit)
+//! ```
+//!
+//! Each step can only shrink: scopes a subset of the issuer's, the same
+//! provider, an expiry no later than the issuer's, depth at most 3 (or the
+//! configured limit). The tokens are single-audience (this broker's agent
+//! socket), bound to the first binary that presents them, and useless
+//! upstream (they are our JWS, not the provider's token).
+//!
+//! Revocation is by row: every token has a row keyed by `jti` pointing at
+//! its parent and at the root grant. A token is good only while its own
+//! row and every ancestor's row are unrevoked, the root grant still
+//! covers it, and every agent in the chain is active; all of that is
+//! checked at `hello` and again at every `token.get`, so revoking or
+//! suspending anything above takes effect at the next request.
+
+pub mod jws;
+pub mod keys;
+
+use valetkey_ipc::methods::DelegationInfo;
+use valetkey_ipc::{ErrorCode, RpcError};
+
+use crate::error::BrokerError;
+use crate::state::Daemon;
+use crate::store::{ACTIVE, DEPRECATED};
+
+/// A verified delegation attached to a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegated {
+    /// Token id.
+    pub jti: String,
+    /// Its depth.
+    pub depth: u32,
+    /// Depth limit.
+    pub max_depth: u32,
+    /// Outermost first, ending with the sub-agent.
+    pub chain: Vec<String>,
+    /// Provider.
+    pub provider: String,
+    /// Scopes, sorted.
+    pub scopes: Vec<String>,
+    /// Expiry (unix seconds).
+    pub expires_at: i64,
+    /// Root grant.
+    pub root_grant_id: i64,
+}
+
+impl Delegated {
+    /// As the sub-agent sees it.
+    pub fn info(&self) -> DelegationInfo {
+        DelegationInfo {
+            jti: self.jti.clone(),
+            depth: self.depth,
+            max_depth: self.max_depth,
+            chain: self.chain.clone(),
+            provider: self.provider.clone(),
+            scopes: self.scopes.clone(),
+            expires_at: self.expires_at.max(0) as u64,
+            root_grant_id: self.root_grant_id,
+        }
+    }
+}
+
+/// This broker's identity as issuer and audience: a random id made once
+/// and kept in the database, so tokens of another broker (another user, a
+/// reinstalled one) are refused.
+pub fn audience(d: &Daemon) -> Result<String, BrokerError> {
+    let id = d.store.meta_or_init("broker_id", || {
+        let mut b = [0u8; 16];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    })?;
+    Ok(format!("urn:valetkey:broker:{id}"))
+}
+
+/// The longest any token lives, in seconds (keys stay published that long
+/// after they are retired).
+pub fn max_ttl_secs(d: &Daemon) -> i64 {
+    d.config.delegation.max_ttl.as_secs() as i64
+}
+
+/// `delegation_invalid` with a reason.
+pub fn invalid(reason: &str, message: impl Into<String>) -> BrokerError {
+    RpcError::new(ErrorCode::DelegationInvalid, message)
+        .with("reason", reason)
+        .into()
+}
+
+fn revoked(message: impl Into<String>) -> BrokerError {
+    RpcError::new(ErrorCode::DelegationRevoked, message).into()
+}
+
+/// Checks a token presented in `hello` by agent `name` running `sha256`.
+pub fn verify_hello(
+    d: &Daemon,
+    token: &str,
+    name: &str,
+    sha256: &str,
+) -> Result<Delegated, BrokerError> {
+    let ttl = max_ttl_secs(d);
+    let claims = jws::verify(token, |kid| keys::public_key(&d.store, kid, ttl)).map_err(|e| {
+        invalid(
+            e.reason(),
+            format!("{e}; ask the parent agent for a new token"),
+        )
+    })?;
+    let now = crate::store::now();
+    if claims.aud != audience(d)? {
+        return Err(invalid("audience", "the token was issued for another broker; it is only good on the socket of the valetkeyd that signed it"));
+    }
+    if claims.exp <= now {
+        return Err(invalid(
+            "expired",
+            "the delegation token expired; ask the parent agent for a new one",
+        ));
+    }
+    if claims.nbf > now + 60 {
+        return Err(invalid(
+            "not_yet_valid",
+            "the delegation token is not valid yet (check the clock)",
+        ));
+    }
+    if claims.sub != format!("agent:{name}") {
+        return Err(invalid(
+            "subject",
+            format!(
+                "the token was issued to {}, but this connection says it is agent:{name}; each sub-agent must present its own token",
+                claims.sub
+            ),
+        ));
+    }
+    let row = d.store.delegation(&claims.jti)?.ok_or_else(|| {
+        invalid(
+            "unknown",
+            "this broker has no record of the token; ask the parent agent for a new one",
+        )
+    })?;
+    let mut scopes: Vec<String> = claims.scope.split_whitespace().map(str::to_owned).collect();
+    scopes.sort();
+    if row.provider != claims.vk_provider
+        || row.scopes != scopes
+        || row.depth != claims.vk_depth
+        || row.root_grant_id != claims.vk_grant
+        || row.parent_jti != claims.vk_parent
+    {
+        return Err(invalid(
+            "claims",
+            "the token's claims do not match what the broker issued",
+        ));
+    }
+    if !d.store.bind_delegation(&claims.jti, sha256)? {
+        return Err(invalid(
+            "binding",
+            "the token is bound to the binary that first presented it; this is a different binary",
+        ));
+    }
+    let del = Delegated {
+        jti: claims.jti.clone(),
+        depth: claims.vk_depth,
+        max_depth: claims.vk_max_depth,
+        chain: claims.chain(),
+        provider: claims.vk_provider,
+        scopes,
+        expires_at: claims.exp,
+        root_grant_id: claims.vk_grant,
+    };
+    check_live(d, &del)?;
+    Ok(del)
+}
+
+/// Whether the token and its whole chain still stand: no row revoked or
+/// expired, every agent in the chain active, the root grant live and still
+/// covering the scopes.
+pub fn check_live(d: &Daemon, del: &Delegated) -> Result<(), BrokerError> {
+    let now = crate::store::now();
+    if del.expires_at <= now {
+        return Err(invalid(
+            "expired",
+            "the delegation token expired; ask the parent agent for a new one",
+        ));
+    }
+    let chain = d.store.delegation_chain(&del.jti)?;
+    if chain.first().map(|r| r.jti.as_str()) != Some(del.jti.as_str()) {
+        return Err(invalid("unknown", "this broker has no record of the token"));
+    }
+    let mut root_issuer = None;
+    for row in &chain {
+        if let Some(t) = row.revoked_at {
+            let whose = if row.jti == del.jti {
+                "this token"
+            } else {
+                "an ancestor's token"
+            };
+            return Err(RpcError::new(
+                ErrorCode::DelegationRevoked,
+                format!(
+                    "{whose} was revoked ({}) at {}; everything below it stopped working",
+                    row.revoked_reason.as_deref().unwrap_or("revoked"),
+                    crate::cli::when(Some(t))
+                ),
+            )
+            .with("jti", &row.jti)
+            .into());
+        }
+        if row.expires_at <= now {
+            return Err(revoked(
+                "an ancestor's token expired, so this one ended too",
+            ));
+        }
+        match d.store.agent_status(row.issuer_agent_id)?.as_deref() {
+            Some(ACTIVE) => {}
+            Some(s) => {
+                return Err(revoked(format!(
+                    "an agent above this one in the chain is {s}; its delegations stopped working"
+                )))
+            }
+            None => return Err(revoked("an agent above this one in the chain was removed")),
+        }
+        if row.parent_jti.is_none() {
+            root_issuer = Some(row.issuer_agent_id);
+        }
+    }
+    let grant = d.store.live_grant_by_id(del.root_grant_id)?;
+    match (grant, root_issuer) {
+        (Some(g), Some(root))
+            if g.agent_id == root
+                && g.provider == del.provider
+                && del.scopes.iter().all(|s| g.scopes.contains(s)) => {}
+        _ => {
+            return Err(revoked(
+                "the grant this delegation derives from was revoked, expired or narrowed; the root agent must get access again",
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a suspended or deprecated agent with its own code.
+pub fn check_status(name: &str, status: &str) -> Result<(), BrokerError> {
+    match status {
+        ACTIVE => Ok(()),
+        DEPRECATED => Err(RpcError::new(
+            ErrorCode::AgentDeprecated,
+            format!("agent {name:?} is deprecated: it keeps no grants and gets nothing new (`valetkey agents resume {name}` brings it back)"),
+        )
+        .into()),
+        _ => Err(RpcError::new(
+            ErrorCode::AgentSuspended,
+            format!("agent {name:?} is suspended; it gets nothing until the user resumes it (`valetkey agents resume {name}`)"),
+        )
+        .into()),
+    }
+}

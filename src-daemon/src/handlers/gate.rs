@@ -1,0 +1,117 @@
+//! The policy step shared by `token.get` and `delegation.create`: decide,
+//! refuse on deny, ask a person on require-approval and decide again with
+//! the approval, and record every decision (audit, and the tray for
+//! anything but allow).
+
+use valetkey_ipc::control::{ConsentKind, DelegationAsk, Event};
+use valetkey_ipc::policy::{PolicyDecision, Verdict};
+use valetkey_ipc::{ErrorCode, RpcError};
+
+use crate::config::Provider;
+use crate::consent::flow::{self, Ask};
+use crate::error::BrokerError;
+use crate::policy::{build_input, InputRequest};
+use crate::server::Session;
+use crate::state::Daemon;
+use crate::store::AgentRow;
+
+/// How to ask a person if the policy wants one.
+pub struct Asking<'a> {
+    /// The provider.
+    pub provider: &'a Provider,
+    /// RFC 8707 resource.
+    pub resource: Option<&'a str>,
+    /// The agent's duration hint.
+    pub duration_secs: Option<u64>,
+    /// Wait for the decision.
+    pub wait: bool,
+    /// `Approval` or `Delegation`.
+    pub kind: ConsentKind,
+    /// For a delegation.
+    pub delegation: Option<DelegationAsk>,
+    /// A person already approved this request (from `consent.wait`).
+    pub approved: Option<(String, Vec<String>)>,
+}
+
+fn denied(d: &PolicyDecision) -> BrokerError {
+    RpcError::new(
+        ErrorCode::PolicyDenied,
+        format!(
+            "the policy ({}) refused: {}. `valetkey policy check` explains decisions",
+            d.source,
+            d.reasons.join("; ")
+        ),
+    )
+    .with("rule", &d.rule)
+    .with("reasons", &d.reasons)
+    .with("source", &d.source)
+    .into()
+}
+
+fn tell(d: &Daemon, agent: &AgentRow, chain: &[String], decision: &PolicyDecision) {
+    tracing::info!(agent = %agent.name, verdict = decision.verdict.as_str(), rule = %decision.rule, reasons = ?decision.reasons, "policy decision");
+    if decision.verdict != Verdict::Allow {
+        d.events.emit(
+            &d.store,
+            Event::PolicyDecided {
+                agent: agent.name.clone(),
+                chain: chain.to_vec(),
+                decision: decision.clone(),
+            },
+        );
+    }
+}
+
+/// Runs the policy. `Ok(None)`: allowed, go on as usual. `Ok(Some(scopes))`:
+/// a person approved this request (possibly narrowing the scopes). The
+/// last decision is left in `last` for the audit record.
+pub async fn run(
+    d: &Daemon,
+    s: &Session,
+    agent: &AgentRow,
+    req: InputRequest<'_>,
+    asking: Asking<'_>,
+    last: &mut Option<PolicyDecision>,
+) -> Result<Option<Vec<String>>, BrokerError> {
+    let (consent_id, scopes) = match asking.approved.clone() {
+        Some(a) => a,
+        None => {
+            let decision = d.policies.decide(&build_input(agent, &req))?;
+            tell(d, agent, &req.chain, &decision);
+            *last = Some(decision.clone());
+            match decision.verdict {
+                Verdict::Allow => return Ok(None),
+                Verdict::Deny => return Err(denied(&decision)),
+                Verdict::RequireApproval => {}
+            }
+            flow::ask(
+                d,
+                s,
+                Ask {
+                    provider: asking.provider,
+                    scopes: req.scopes,
+                    resource: asking.resource,
+                    duration_secs: asking.duration_secs,
+                    wait: asking.wait,
+                    kind: asking.kind,
+                    reasons: decision.reasons.clone(),
+                    delegation: asking.delegation.clone(),
+                },
+            )
+            .await?
+        }
+    };
+    // Decide again, as approved, for what the person allowed.
+    let approved = InputRequest {
+        approval: Some(consent_id),
+        scopes: &scopes,
+        ..req
+    };
+    let decision = d.policies.decide(&build_input(agent, &approved))?;
+    tell(d, agent, &approved.chain, &decision);
+    *last = Some(decision.clone());
+    match decision.verdict {
+        Verdict::Allow => Ok(Some(scopes)),
+        _ => Err(denied(&decision)),
+    }
+}
