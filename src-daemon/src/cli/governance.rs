@@ -205,9 +205,11 @@ pub async fn agents(cli: &Cli, a: &AgentsArgs) -> Result<(), Failure> {
         }
         AgentsCmd::Suspend { name } => step(name, Lifecycle::Suspend),
         AgentsCmd::Resume { name } => step(name, Lifecycle::Resume),
-        AgentsCmd::Deprecate { name, yes: false } => return Err(Failure::from(format!(
+        AgentsCmd::Deprecate { name, yes: false } => {
+            return Err(Failure::from(format!(
             "deprecating {name} removes every grant and delegation it has; pass --yes to confirm"
-        ))),
+        )))
+        }
         AgentsCmd::Deprecate { name, yes: true } => step(name, Lifecycle::Deprecate),
         AgentsCmd::Review { name } => step(name, Lifecycle::Review),
     };

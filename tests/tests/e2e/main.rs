@@ -10,6 +10,7 @@ mod consent;
 mod core_flow;
 mod device_login;
 mod faults;
+mod governance;
 mod session_lock;
 mod socket;
 mod tray_ui;
