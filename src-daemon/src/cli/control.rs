@@ -60,6 +60,11 @@ pub enum RevokeCmd {
         /// Agent name.
         name: String,
     },
+    /// A delegation token and every token below it.
+    Delegation {
+        /// Its jti (from `delegate --json`, or `valetkey audit`).
+        jti: String,
+    },
     /// Every grant of every agent.
     All {
         /// Confirm.
@@ -173,6 +178,7 @@ pub async fn revoke(cli: &Cli, cmd: &RevokeCmd) -> Result<(), Failure> {
     let target = match cmd {
         RevokeCmd::Grant { id } => RevokeTarget::Grant { id: *id },
         RevokeCmd::Agent { name } => RevokeTarget::Agent { name: name.clone() },
+        RevokeCmd::Delegation { jti } => RevokeTarget::Delegation { jti: jti.clone() },
         RevokeCmd::All { yes: false } => {
             return Err(Failure::from(
                 "this revokes every grant of every agent; pass --yes to confirm",

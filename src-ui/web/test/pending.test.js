@@ -224,3 +224,34 @@ describe("stability", () => {
     expect($("#pending-count").textContent).toBe("2");
   });
 });
+
+describe("policy approvals and delegations", () => {
+  test("a card says what kind of decision it is, why, and on whose behalf", async () => {
+    mount(
+      base({
+        consent_list: {
+          consents: [
+            consent({
+              kind: "delegation",
+              reasons: ["a delegation at depth 3 needs your approval"],
+              delegation: {
+                sub_agent: "summarizer",
+                depth: 3,
+                chain: ["user:alice", "agent:planner", "agent:fetcher", "agent:summarizer"],
+                ttl_secs: 60,
+              },
+            }),
+          ],
+        },
+      }),
+    );
+    const card = await until(() => $("[data-consent]") ?? fail());
+    expect($("h2", card).textContent).toBe(
+      "issue-triage wants to delegate GitHub to summarizer (depth 3)",
+    );
+    expect($(".reasons li", card).textContent).toBe("a delegation at depth 3 needs your approval");
+    expect(card.textContent).toContain(
+      "user:alice → agent:planner → agent:fetcher → agent:summarizer",
+    );
+  });
+});

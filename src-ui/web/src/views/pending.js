@@ -19,6 +19,15 @@ export const DURATIONS = [
  * A card that has not changed is reused as it is, so a re-render caused by
  * some other agent's event never resets the scopes the user is unticking.
  */
+/** The card's title: what kind of decision this is. */
+function headline(c) {
+  if (c.kind === "delegation" && c.delegation) {
+    return `${c.agent.name} wants to delegate ${c.provider_display} to ${c.delegation.sub_agent} (depth ${c.delegation.depth})`;
+  }
+  if (c.kind === "approval") return `${c.agent.name} needs your approval for ${c.provider_display}`;
+  return `${c.agent.name} wants ${c.provider_display}`;
+}
+
 export function renderPending(consents, opts) {
   const cache = opts.cards ?? new Map();
   const live = new Set(consents.map((c) => c.id));
@@ -117,8 +126,11 @@ function card(c, { now, locked, onLock, decide }) {
   return h(
     "article",
     { class: "card", "aria-labelledby": titleId, dataset: { consent: c.id } },
-    h("h2", { id: titleId }, `${c.agent.name} wants ${c.provider_display}`),
+    h("h2", { id: titleId }, headline(c)),
     c.agent.purpose ? h("p", { class: "purpose" }, `“${c.agent.purpose}”`) : null,
+    (c.reasons || []).length
+      ? h("ul", { class: "reasons" }, ...c.reasons.map((r) => h("li", {}, r)))
+      : null,
     facts([
       ["Binary", c.exe],
       ["Hash", h("code", { title: c.sha256 }, shortHash(c.sha256))],
@@ -126,6 +138,7 @@ function card(c, { now, locked, onLock, decide }) {
       ["Process", `pid ${c.pid}`],
       ["Started by", parents(c.parents)],
       ["Provider", `${c.provider_display} (${c.provider})`],
+      ["On behalf of", c.delegation ? c.delegation.chain.join(" → ") : ""],
       ["Resource", c.resource],
       ["Asks for", c.duration_secs ? duration(c.duration_secs) : "no duration given"],
       ["Requests", c.requests > 1 ? `${c.requests} identical requests folded into this one` : ""],
