@@ -106,7 +106,7 @@ impl Action {
 
 /// The agent as the registry knows it (user-set fields win over what the
 /// agent declared in `hello`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PolicyAgent {
     /// Registry id (stable, never reused).
     pub id: i64,
@@ -143,7 +143,7 @@ pub struct PolicyAgent {
 }
 
 /// The attested binary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PolicyBinary {
     /// Resolved executable path.
     pub path: String,
@@ -152,7 +152,7 @@ pub struct PolicyBinary {
 }
 
 /// Where the caller sits in a delegation chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PolicyDelegation {
     /// 0 for an agent acting on its own grant; 1 for its sub-agent, and so
     /// on. For `delegation.create` it is the depth of the token being made.
@@ -169,7 +169,7 @@ pub struct PolicyDelegation {
 }
 
 /// What the data is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PolicyResource {
     /// The kind of data, as the agent declared it (`calendar-events`), or
     /// the provider's name when it declared nothing.
@@ -186,7 +186,7 @@ pub struct PolicyResource {
 }
 
 /// When the request is decided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Hash, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PolicyTime {
     /// Unix time in nanoseconds (same clock as `time.now_ns()`).
     pub now_ns: i64,
@@ -199,7 +199,7 @@ pub struct PolicyTime {
 }
 
 /// Whether a person approved this very request.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Hash, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HumanApproval {
     /// True only while re-deciding a request the user just approved.
     pub exists: bool,
@@ -209,7 +209,7 @@ pub struct HumanApproval {
 }
 
 /// Counters about the caller.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Hash, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RequestStats {
     /// Requests this agent made in the last 60 seconds, this one included.
     pub rate_last_minute: u32,
@@ -218,7 +218,7 @@ pub struct RequestStats {
 }
 
 /// The input document: `input` in every policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Hash, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PolicyInput {
     /// The calling agent.
     pub agent: PolicyAgent,

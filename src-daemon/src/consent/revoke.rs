@@ -42,65 +42,67 @@ pub fn cut_subagents(d: &Daemon, names: &[String]) -> (u32, u32) {
 
 /// Revokes `target`.
 pub async fn revoke(d: &Daemon, target: RevokeTarget) -> Result<RevokeResult, BrokerError> {
-    if let RevokeTarget::Delegation { jti } = &target {
-        if d.store.delegation(jti)?.is_none() {
-            return Err(not_found(format!("no delegation with jti {jti:?}")));
-        }
-        let names = d.store.revoke_delegation_tree(jti, "revoked by the user")?;
-        let (tokens, closed) = cut_subagents(d, &names);
-        let result = RevokeResult {
-            tokens_dropped: tokens,
-            connections_closed: closed,
-            ..Default::default()
-        };
-        tracing::info!(?target, ?result, "revoked");
-        d.events.emit(
-            &d.store,
-            Event::Revoked {
-                target: target.clone(),
-                result: result.clone(),
-            },
-        );
-        return Ok(result);
-    }
-    let sub_names = match &target {
-        RevokeTarget::Grant { id } => d
-            .store
-            .revoke_delegations_of_grants(&[*id], "grant revoked")?,
-        RevokeTarget::Agent { name } => match d.store.agent_by_name(name)? {
-            Some(a) => d
+    let result = match &target {
+        RevokeTarget::Delegation { jti } => revoke_delegation(d, jti)?,
+        RevokeTarget::Grant { id } => {
+            let names = d
                 .store
-                .revoke_delegations_of_agent(a.id, name, "agent revoked")?,
-            None => vec![],
-        },
-        RevokeTarget::All => {
-            let live = d.store.live_delegations()?;
-            let mut names = Vec::new();
-            for r in live.iter().filter(|r| r.parent_jti.is_none()) {
-                names.extend(
-                    d.store
-                        .revoke_delegation_tree(&r.jti, "everything revoked")?,
-                );
-            }
-            names
+                .revoke_delegations_of_grants(&[*id], "grant revoked")?;
+            revoke_grants(d, &target, None, GrantFilter::Id(*id), &names).await?
         }
-        RevokeTarget::Delegation { .. } => vec![],
-    };
-    let (agent_id, filter) = match &target {
-        RevokeTarget::Grant { id } => (None, GrantFilter::Id(*id)),
         RevokeTarget::Agent { name } => {
             let a = d
                 .store
                 .agent_by_name(name)?
                 .ok_or_else(|| not_found(format!("no agent named {name:?}")))?;
             d.store.set_agent_status(a.id, SUSPENDED)?;
-            (Some(a.id), GrantFilter::Agent(a.id))
+            let names = d
+                .store
+                .revoke_delegations_of_agent(a.id, name, "agent revoked")?;
+            revoke_grants(d, &target, Some(a.id), GrantFilter::Agent(a.id), &names).await?
         }
-        RevokeTarget::All | RevokeTarget::Delegation { .. } => (None, GrantFilter::All),
+        RevokeTarget::All => {
+            let names = d.store.revoke_all_delegations("everything revoked")?;
+            revoke_grants(d, &target, None, GrantFilter::All, &names).await?
+        }
     };
+    tracing::info!(?target, ?result, "revoked");
+    d.events.emit(
+        &d.store,
+        Event::Revoked {
+            target: target.clone(),
+            result: result.clone(),
+        },
+    );
+    crate::notify::revoked(d, &target, &result);
+    Ok(result)
+}
+
+/// One delegation token and everything below it.
+fn revoke_delegation(d: &Daemon, jti: &str) -> Result<RevokeResult, BrokerError> {
+    if d.store.delegation(jti)?.is_none() {
+        return Err(not_found(format!("no delegation with jti {jti:?}")));
+    }
+    let names = d.store.revoke_delegation_tree(jti, "revoked by the user")?;
+    let (tokens, closed) = cut_subagents(d, &names);
+    Ok(RevokeResult {
+        tokens_dropped: tokens,
+        connections_closed: closed,
+        ..Default::default()
+    })
+}
+
+/// Grants matching `filter`, with everything hanging off them.
+async fn revoke_grants(
+    d: &Daemon,
+    target: &RevokeTarget,
+    agent_id: Option<i64>,
+    filter: GrantFilter,
+    sub_names: &[String],
+) -> Result<RevokeResult, BrokerError> {
     let removed = d.store.delete_grants(filter)?;
     // One grant: its agent's tokens for its provider only.
-    let (agent_id, provider) = match (&target, removed.first()) {
+    let (agent_id, provider) = match (target, removed.first()) {
         (RevokeTarget::Grant { id }, None) => {
             return Err(not_found(format!("no grant with id {id}")))
         }
@@ -108,7 +110,7 @@ pub async fn revoke(d: &Daemon, target: RevokeTarget) -> Result<RevokeResult, Br
         _ => (agent_id, None),
     };
     let tokens = d.tokens.cache.take(agent_id, provider.as_deref());
-    let (sub_tokens, sub_closed) = cut_subagents(d, &sub_names);
+    let (sub_tokens, sub_closed) = cut_subagents(d, sub_names);
     let closed = d.conns.close(agent_id) + sub_closed;
     super::flow::deny_pending(d, agent_id);
     for g in &removed {
@@ -147,20 +149,10 @@ pub async fn revoke(d: &Daemon, target: RevokeTarget) -> Result<RevokeResult, Br
             }
         }
     }
-    let result = RevokeResult {
+    Ok(RevokeResult {
         grants_removed: removed.len() as u32,
         tokens_dropped: tokens.len() as u32 + sub_tokens,
         tokens_revoked_upstream: upstream,
         connections_closed: closed,
-    };
-    tracing::info!(?target, ?result, "revoked");
-    d.events.emit(
-        &d.store,
-        Event::Revoked {
-            target: target.clone(),
-            result: result.clone(),
-        },
-    );
-    crate::notify::revoked(d, &target, &result);
-    Ok(result)
+    })
 }

@@ -37,43 +37,6 @@ use crate::error::BrokerError;
 use crate::state::Daemon;
 use crate::store::{ACTIVE, DEPRECATED};
 
-/// A verified delegation attached to a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delegated {
-    /// Token id.
-    pub jti: String,
-    /// Its depth.
-    pub depth: u32,
-    /// Depth limit.
-    pub max_depth: u32,
-    /// Outermost first, ending with the sub-agent.
-    pub chain: Vec<String>,
-    /// Provider.
-    pub provider: String,
-    /// Scopes, sorted.
-    pub scopes: Vec<String>,
-    /// Expiry (unix seconds).
-    pub expires_at: i64,
-    /// Root grant.
-    pub root_grant_id: i64,
-}
-
-impl Delegated {
-    /// As the sub-agent sees it.
-    pub fn info(&self) -> DelegationInfo {
-        DelegationInfo {
-            jti: self.jti.clone(),
-            depth: self.depth,
-            max_depth: self.max_depth,
-            chain: self.chain.clone(),
-            provider: self.provider.clone(),
-            scopes: self.scopes.clone(),
-            expires_at: self.expires_at.max(0) as u64,
-            root_grant_id: self.root_grant_id,
-        }
-    }
-}
-
 /// This broker's identity as issuer and audience: a random id made once
 /// and kept in the database, so tokens of another broker (another user, a
 /// reinstalled one) are refused.
@@ -109,7 +72,7 @@ pub fn verify_hello(
     token: &str,
     name: &str,
     sha256: &str,
-) -> Result<Delegated, BrokerError> {
+) -> Result<DelegationInfo, BrokerError> {
     let ttl = max_ttl_secs(d);
     let claims = jws::verify(token, |kid| keys::public_key(&d.store, kid, ttl)).map_err(|e| {
         invalid(
@@ -167,14 +130,14 @@ pub fn verify_hello(
             "the token is bound to the binary that first presented it; this is a different binary",
         ));
     }
-    let del = Delegated {
+    let del = DelegationInfo {
         jti: claims.jti.clone(),
         depth: claims.vk_depth,
         max_depth: claims.vk_max_depth,
         chain: claims.chain(),
         provider: claims.vk_provider,
         scopes,
-        expires_at: claims.exp,
+        expires_at: claims.exp.max(0) as u64,
         root_grant_id: claims.vk_grant,
     };
     check_live(d, &del)?;
@@ -184,9 +147,9 @@ pub fn verify_hello(
 /// Whether the token and its whole chain still stand: no row revoked or
 /// expired, every agent in the chain active, the root grant live and still
 /// covering the scopes.
-pub fn check_live(d: &Daemon, del: &Delegated) -> Result<(), BrokerError> {
+pub fn check_live(d: &Daemon, del: &DelegationInfo) -> Result<(), BrokerError> {
     let now = crate::store::now();
-    if del.expires_at <= now {
+    if del.expires_at as i64 <= now {
         return Err(invalid(
             "expired",
             "the delegation token expired; ask the parent agent for a new one",

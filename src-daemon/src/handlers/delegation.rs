@@ -55,7 +55,7 @@ fn parent_of(d: &Daemon, s: &Session, provider: &str) -> Result<Parent, BrokerEr
         return Ok(Parent {
             provider: del.provider.clone(),
             scopes: del.scopes.clone(),
-            expires_at: del.expires_at,
+            expires_at: del.expires_at as i64,
             depth: del.depth,
             max_depth: del.max_depth,
             chain: del.chain.clone(),

@@ -49,8 +49,11 @@ fn denied(d: &PolicyDecision) -> BrokerError {
 }
 
 fn tell(d: &Daemon, agent: &AgentRow, chain: &[String], decision: &PolicyDecision) {
-    tracing::info!(agent = %agent.name, verdict = decision.verdict.as_str(), rule = %decision.rule, reasons = ?decision.reasons, "policy decision");
-    if decision.verdict != Verdict::Allow {
+    if decision.verdict == Verdict::Allow {
+        // The hot path: "token issued" is logged already.
+        tracing::debug!(agent = %agent.name, rule = %decision.rule, "policy allows");
+    } else {
+        tracing::info!(agent = %agent.name, verdict = decision.verdict.as_str(), rule = %decision.rule, reasons = ?decision.reasons, "policy decision");
         d.events.emit(
             &d.store,
             Event::PolicyDecided {

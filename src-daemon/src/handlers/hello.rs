@@ -69,7 +69,7 @@ pub fn handle(d: &Daemon, s: &mut Session, p: HelloParams) -> Result<HelloResult
         rec.detail = Some(format!("jti {} depth {}", del.jti, del.depth));
         crate::audit::record(d, rec);
     }
-    let info = delegation.as_ref().map(|x| x.info());
+    let info = delegation.clone();
     s.delegation = delegation;
     Ok(HelloResult {
         protocol: PROTOCOL_VERSION,

@@ -237,7 +237,7 @@ async fn get(
                 del.depth,
                 del.max_depth,
                 del.chain.clone(),
-                del.expires_at,
+                del.expires_at as i64,
             ),
             asking(ConsentKind::Approval),
             &mut t.decision,

@@ -29,6 +29,6 @@ pub fn handle(d: &Daemon, s: &Session) -> Result<WhoamiResult, BrokerError> {
         agent,
         identity: s.identity.clone(),
         grants,
-        delegation: s.delegation.as_ref().map(|x| x.info()),
+        delegation: s.delegation.clone(),
     })
 }

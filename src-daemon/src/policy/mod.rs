@@ -28,6 +28,7 @@ mod input;
 pub mod testing;
 pub mod watch;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -119,7 +120,16 @@ pub struct PolicySet {
     /// The syntax they were read with.
     pub version: RegoVersion,
     user: bool,
+    /// Decisions by input, while no policy reads the clock, the request
+    /// rate or another source that changes between identical requests.
+    cache: Option<Mutex<HashMap<PolicyInput, PolicyDecision>>>,
 }
+
+/// Words that make a policy's decision depend on more than the input's
+/// stable facts (the clock, the rate, randomness, the network).
+const UNCACHEABLE: &[&str] = &["time", "rate_last_minute", "rand.", "uuid.", "http.send"];
+/// Cached decisions kept at most (then the cache starts over).
+const CACHE_MAX: usize = 4096;
 
 /// The raw outcome of one evaluation.
 struct Raw {
@@ -176,7 +186,11 @@ impl PolicySet {
                 "no policy file declares package valetkey.authz, where Valet Key reads allow, deny and require_approval",
             ));
         }
+        let cacheable = !sources
+            .iter()
+            .any(|(_, text)| UNCACHEABLE.iter().any(|w| text.contains(w)));
         let set = PolicySet {
+            cache: cacheable.then(|| Mutex::new(HashMap::new())),
             engine: Mutex::new(engine),
             files: sources.iter().map(|(n, _)| n.clone()).collect(),
             sources,
@@ -273,8 +287,29 @@ impl PolicySet {
     }
 
     /// Decides a request. A refusal that a person's approval would lift
-    /// becomes `require_approval`.
+    /// becomes `require_approval`. Identical requests reuse the decision
+    /// when the policy cannot tell them apart (see [`UNCACHEABLE`]): an
+    /// evaluation costs far more than the rest of a cached `token.get`.
     pub fn decide(&self, input: &PolicyInput) -> Result<PolicyDecision, PolicyError> {
+        let Some(cache) = &self.cache else {
+            return self.evaluate(input);
+        };
+        let mut stable = input.clone();
+        stable.time = Default::default();
+        stable.request.rate_last_minute = 0;
+        if let Some(d) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&stable) {
+            return Ok(d.clone());
+        }
+        let d = self.evaluate(input)?;
+        let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if c.len() >= CACHE_MAX {
+            c.clear();
+        }
+        c.insert(stable, d.clone());
+        Ok(d)
+    }
+
+    fn evaluate(&self, input: &PolicyInput) -> Result<PolicyDecision, PolicyError> {
         let mut raw = self.eval(input)?;
         if raw.verdict == Verdict::Deny && !input.human_approval.exists {
             let mut approved = input.clone();
@@ -527,6 +562,39 @@ deny contains "no Fridays" if input.time.weekday_utc == "Friday"
         );
         i.time.weekday_utc = "Monday".into();
         assert_eq!(s.decide(&i).expect("d").verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn decisions_are_reused_only_when_the_policy_cannot_tell_requests_apart() {
+        let s = set(&[], RegoVersion::V1).expect("builtin");
+        assert!(s.cache.is_some(), "the built-in policy reads no clock");
+        let mut i = input::sample();
+        s.decide(&i).expect("d");
+        i.time.hour_utc = (i.time.hour_utc + 1) % 24;
+        assert_eq!(s.decide(&i).expect("d").verdict, Verdict::Allow);
+        assert_eq!(
+            s.cache.as_ref().map(|c| c.lock().expect("l").len()),
+            Some(1),
+            "time is not part of the key"
+        );
+        // Different facts are different entries, with their own decision.
+        i.agent.status = "suspended".into();
+        assert_eq!(s.decide(&i).expect("d").verdict, Verdict::Deny);
+
+        let nights = r#"package valetkey.authz
+import rego.v1
+allow if input.time.hour_utc < 6
+"#;
+        let s = set(&[("n.rego", nights)], RegoVersion::V1).expect("compiles");
+        assert!(
+            s.cache.is_none(),
+            "a policy reading the clock is evaluated every time"
+        );
+        let mut i = input::sample();
+        i.time.hour_utc = 3;
+        assert_eq!(s.decide(&i).expect("d").verdict, Verdict::Allow);
+        i.time.hour_utc = 12;
+        assert_eq!(s.decide(&i).expect("d").verdict, Verdict::Deny);
     }
 
     #[test]

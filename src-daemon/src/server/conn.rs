@@ -38,7 +38,7 @@ pub struct Session {
     /// Set by `hello`: registry id and self-description.
     pub agent: Option<(i64, valetkey_ipc::methods::AgentInfo)>,
     /// Set by `hello` with a delegation token: the verified chain.
-    pub delegation: Option<crate::delegation::Delegated>,
+    pub delegation: Option<valetkey_ipc::methods::DelegationInfo>,
 }
 
 pub(super) type Conn = Framed<Stream, FrameCodec>;

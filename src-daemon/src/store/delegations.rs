@@ -227,14 +227,9 @@ impl Store {
         )
     }
 
-    /// Live (unrevoked, unexpired) delegations, newest first.
-    pub fn live_delegations(&self) -> Result<Vec<DelegationRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLS} FROM delegations WHERE revoked_at IS NULL AND expires_at > ?1 ORDER BY created_at DESC"
-        ))?;
-        let rows = stmt.query_map([now()], row)?.collect::<Result<_, _>>()?;
-        Ok(rows)
+    /// Revokes every token still standing.
+    pub fn revoke_all_delegations(&self, reason: &str) -> Result<Vec<String>, StoreError> {
+        self.revoke_where("revoked_at IS NULL", &[], reason)
     }
 }
 

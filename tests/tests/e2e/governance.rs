@@ -262,9 +262,11 @@ async fn policy_allows_denies_and_asks_and_reloads_keeping_the_last_good_one() {
         audit.contains("\"verdict\":\"deny\"")
             && audit.contains("\"verdict\":\"require_approval\"")
     );
+    // Reloads are recorded too, the refused one with its error.
+    let all = env.cli_ok(&["audit", "--json"]);
     assert!(
-        audit.contains("\"kind\":\"policy.reload\"")
-            || env.cli_ok(&["audit", "--json"]).contains("policy.reload")
+        all.contains("\"kind\":\"policy.reload\",") && all.contains("\"outcome\":\"refused\""),
+        "{all}"
     );
 }
 
