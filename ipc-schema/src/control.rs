@@ -345,6 +345,47 @@ impl Method for AgentsShow {
     type Result = AgentView;
 }
 
+/// `agents.stats`: the monitor's counters per agent since the daemon
+/// started, busiest first.
+pub struct AgentsStats;
+
+impl Method for AgentsStats {
+    const NAME: &'static str = "agents.stats";
+    type Params = NoParams;
+    type Result = Vec<AgentStatsEntry>;
+}
+
+/// One agent's monitoring counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentStatsEntry {
+    /// The agent.
+    pub agent: String,
+    /// Requests (hello, token.get, delegation.create) since the daemon started.
+    pub requests: u64,
+    /// Refused among them.
+    pub refusals: u64,
+    /// Requests in the current minute.
+    pub last_minute: u32,
+    /// Its own average per minute (idle minutes count), over the last hour.
+    pub baseline_per_minute: f64,
+    /// Write, delete or admin actions in the current minute.
+    pub writes_last_minute: u32,
+    /// Refusals in the last 5 minutes.
+    pub errors_last_5m: u32,
+    /// Requests in the last 5 minutes.
+    pub requests_last_5m: u32,
+    /// Providers and scopes it has used.
+    pub known_scopes: u32,
+    /// Rules fired for it.
+    pub anomalies: u64,
+    /// The last rule that fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_anomaly: Option<String>,
+    /// When (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_anomaly_at: Option<i64>,
+}
+
 /// `agents.edit`: changes the registry fields a person owns. Omitted
 /// fields stay as they are.
 pub struct AgentsEdit;
@@ -702,6 +743,19 @@ pub enum Event {
         /// The token id.
         jti: String,
     },
+    /// A monitoring rule fired for an agent.
+    #[serde(rename = "anomaly")]
+    Anomaly {
+        /// The agent.
+        agent: String,
+        /// The rule: `rate_spike`, `first_use`, `cross_user`, `velocity`,
+        /// `error_rate` or `deep_delegation`.
+        rule: String,
+        /// What was seen, for a person.
+        detail: String,
+        /// Whether the agent was suspended for it (`[monitor] on_anomaly`).
+        suspended: bool,
+    },
 }
 
 impl Event {
@@ -720,6 +774,7 @@ impl Event {
             Event::PolicyDecided { .. } => "policy.decided",
             Event::PolicyReloaded { .. } => "policy.reloaded",
             Event::DelegationCreated { .. } => "delegation.created",
+            Event::Anomaly { .. } => "anomaly",
         }
     }
 }

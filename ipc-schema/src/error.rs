@@ -64,6 +64,14 @@ error_codes! {
     PeerRejected = (1003, "peer_rejected"),
     /// `hello` was sent twice on one connection.
     AlreadyGreeted = (1004, "already_greeted"),
+    /// The connection sent requests faster than its limit; slow down (see `data.retry_after_ms`).
+    RateLimited = (1005, "rate_limited"),
+    /// The daemon already serves its maximum number of connections; close idle ones and retry.
+    TooManyConnections = (1006, "too_many_connections"),
+    /// A frame was started but not finished in time (a stalled or slowloris client); the connection is closed.
+    FrameTimeout = (1007, "frame_timeout"),
+    /// The process that opened the connection is gone (its pid exited or was reused); reconnect from the agent itself.
+    PeerChanged = (1008, "peer_changed"),
     /// No grant covers this agent, binary, provider and scopes yet.
     ConsentRequired = (2000, "consent_required"),
     /// The user refused the request.
@@ -110,6 +118,8 @@ error_codes! {
     StateUnavailable = (3005, "state_unavailable"),
     /// No valid policy is loaded, or it failed to evaluate; nothing is issued (fail closed).
     PolicyUnavailable = (3006, "policy_unavailable"),
+    /// The audit record could not be written (disk full, database locked or damaged); nothing was issued (fail closed).
+    AuditUnavailable = (3007, "audit_unavailable"),
     /// Control socket: the session is locked, so no consent can be given.
     SessionLocked = (4000, "session_locked"),
     /// Control socket: no agent, grant or consent matches.

@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 
 use crate::control::{
     ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
-    ConsentDecide, ConsentList, Event, EventsSubscribe, IssuingSet, KeysRotate, PolicyStatus,
-    Revoke, Status,
+    AgentsStats, ConsentDecide, ConsentList, Event, EventsSubscribe, IssuingSet, KeysRotate,
+    PolicyStatus, Revoke, Status,
 };
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
@@ -63,6 +63,7 @@ pub fn control_protocol_schema() -> String {
     method_entry::<AgentsList>(&mut gen, &mut methods);
     method_entry::<AgentsReinstate>(&mut gen, &mut methods);
     method_entry::<AgentsShow>(&mut gen, &mut methods);
+    method_entry::<AgentsStats>(&mut gen, &mut methods);
     method_entry::<AgentsEdit>(&mut gen, &mut methods);
     method_entry::<AgentsLifecycle>(&mut gen, &mut methods);
     method_entry::<KeysRotate>(&mut gen, &mut methods);

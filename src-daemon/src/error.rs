@@ -32,6 +32,25 @@ impl BrokerError {
     pub fn rpc(code: ErrorCode, message: impl Into<String>) -> Self {
         BrokerError::Rpc(RpcError::new(code, message))
     }
+
+    /// The stable name of the code this error maps to (see the `From`
+    /// impl below), for audit records.
+    pub fn code_name(&self) -> &str {
+        let code = match self {
+            BrokerError::Rpc(r) => return r.name(),
+            BrokerError::Keychain(KeychainError::Locked) => ErrorCode::KeychainLocked,
+            BrokerError::Keychain(_) => ErrorCode::KeychainUnavailable,
+            BrokerError::Upstream(UpstreamError::InvalidGrant { .. }) => {
+                ErrorCode::ProviderLoginRequired
+            }
+            BrokerError::Upstream(UpstreamError::Unavailable { .. }) => {
+                ErrorCode::ProviderUnavailable
+            }
+            BrokerError::Upstream(_) => ErrorCode::ProviderRejected,
+            BrokerError::Store(_) => ErrorCode::StateUnavailable,
+        };
+        code.name()
+    }
 }
 
 impl From<BrokerError> for RpcError {

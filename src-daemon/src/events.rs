@@ -8,7 +8,7 @@
 use tokio::sync::broadcast;
 use valetkey_ipc::control::{ConsentOutcome, Decision, Event, RevokeTarget};
 
-use crate::store::Store;
+use crate::store::{AuditRecord, Store};
 
 /// Broadcast capacity per subscriber.
 const CAPACITY: usize = 1024;
@@ -162,6 +162,18 @@ fn summarize(e: &Event) -> (Option<String>, String) {
                 chain.join(" → ")
             ),
         ),
+        Event::Anomaly {
+            agent,
+            rule,
+            detail,
+            suspended,
+        } => (
+            Some(agent.clone()),
+            format!(
+                "anomaly {rule}: {detail}{}",
+                if *suspended { "; agent suspended" } else { "" }
+            ),
+        ),
         Event::StatusChanged { status } => (
             None,
             format!(
@@ -177,15 +189,68 @@ fn summarize(e: &Event) -> (Option<String>, String) {
     }
 }
 
+/// The audit record an event stands for, when it is not recorded where
+/// it happens (token hand-outs, hellos, delegations, lifecycle changes,
+/// policy reloads and anomalies are).
+fn audit_of(e: &Event) -> Option<AuditRecord> {
+    let (kind, agent, outcome) = match e {
+        Event::ConsentRequested { consent: c } => {
+            let mut r = crate::audit::by_user("consent.request", Some(&c.agent.name));
+            r.pid = Some(c.pid);
+            r.binary_sha256 = Some(c.sha256.clone());
+            r.provider = Some(c.provider.clone());
+            r.scopes = c.scopes.clone();
+            r.consent_id = Some(c.id.clone());
+            r.outcome = "asked".into();
+            r.detail = Some(format!("{:?} consent from {}", c.kind, c.exe));
+            return Some(r);
+        }
+        Event::ConsentDecided {
+            id,
+            agent,
+            outcome,
+            decision,
+            scopes,
+        } => {
+            let mut r = crate::audit::by_user("consent.decision", Some(agent));
+            r.consent_id = Some(id.clone());
+            r.granted = scopes.clone();
+            r.outcome = format!("{outcome:?}").to_lowercase();
+            r.detail = decision.as_ref().map(describe_decision);
+            return Some(r);
+        }
+        Event::ConsentFlood { agent } => ("consent.flood", Some(agent.as_str()), "refused"),
+        Event::GrantChanged { agent, .. } => ("grant", Some(agent.as_str()), "changed"),
+        Event::Revoked { target, .. } => (
+            "revoke",
+            match target {
+                RevokeTarget::Agent { name } => Some(name.as_str()),
+                _ => None,
+            },
+            "revoked",
+        ),
+        Event::StatusChanged { .. } => ("status", None, "changed"),
+        _ => return None,
+    };
+    let mut r = crate::audit::by_user(kind, agent);
+    r.outcome = outcome.into();
+    r.detail = Some(summarize(e).1);
+    Some(r)
+}
+
 impl Events {
     /// A new receiver for a control connection.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
     }
 
-    /// Records and broadcasts `e`. A failure to record is logged, never
-    /// fatal: the event still reaches the tray.
+    /// Records (activity log and audit trail) and broadcasts `e`. A
+    /// failure to record is logged, never fatal: these events follow
+    /// decisions already taken, and the event still reaches the tray.
     pub fn emit(&self, store: &Store, e: Event) {
+        if let Some(rec) = audit_of(&e) {
+            let _ = crate::audit::write(store, &rec);
+        }
         // Every hello would swamp the log; the registry keeps last_seen.
         if !matches!(e, Event::AgentSeen { .. }) {
             let (agent, summary) = summarize(&e);

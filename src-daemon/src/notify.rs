@@ -71,6 +71,24 @@ pub fn revoked(d: &Daemon, target: &RevokeTarget, r: &RevokeResult) {
     );
 }
 
+/// Tells the user a monitoring rule fired.
+pub fn anomaly(d: &Daemon, agent: &str, rule: &str, detail: &str, suspended: bool) {
+    simple(
+        d,
+        format!("Valet Key: unusual activity from {agent}"),
+        format!(
+            "{rule}: {detail}.{}",
+            if suspended {
+                format!(
+                    " The agent is suspended; `valetkey agents resume {agent}` lets it back in."
+                )
+            } else {
+                format!(" `valetkey agents suspend {agent}` stops it.")
+            }
+        ),
+    );
+}
+
 /// Tells the user a policy change was refused.
 pub fn policy_refused(d: &Daemon, error: &str) {
     simple(

@@ -14,6 +14,7 @@ use crate::consent::manager::{Consents, Limits};
 use crate::delegation::keys::Signer;
 use crate::events::Events;
 use crate::keychain::Keychain;
+use crate::monitor::Monitor;
 use crate::oauth::Upstream;
 use crate::policy::{Policies, Rates};
 use crate::store::Store;
@@ -43,8 +44,10 @@ pub struct State {
     pub policies: Policies,
     /// Requests per agent in the last minute.
     pub rates: Rates,
-    /// The delegation signing key.
+    /// The delegation (and audit checkpoint) signing key.
     pub signer: Signer,
+    /// Per-agent counters for the anomaly rules.
+    pub monitor: Monitor,
     /// Issuing paused by the user.
     paused: AtomicBool,
     /// Session locked, as logind / the screensaver last said.
@@ -82,6 +85,7 @@ impl State {
             policies,
             rates: Rates::default(),
             signer: Signer::default(),
+            monitor: Monitor::default(),
             paused: AtomicBool::new(false),
             locked: watch::channel(false).0,
         })

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use valetkey::config::Config;
@@ -37,12 +39,21 @@ fn main() -> anyhow::Result<()> {
         1 => "debug",
         _ => "trace",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Under systemd (JOURNAL_STREAM set) log to the journal natively, with
+    // each audit record's fields as journal fields; else to stderr.
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| l.with_syslog_identifier("valetkeyd".into()));
+    let stderr = journald
+        .is_none()
+        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(journald)
+        .with(stderr)
         .init();
+    valetkey::harden::apply();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,5 +1,5 @@
-//! `valetkey agents …`, `policy …`, `delegate`, `jwks`, `keys rotate` and
-//! `audit`: the registry's lifecycle, the policy step and delegation.
+//! `valetkey agents …`, `policy …`, `delegate`, `jwks` and `keys rotate`:
+//! the registry's lifecycle, the policy step and delegation.
 //!
 //! Lifecycle changes go through the control socket, so they take effect
 //! in the running daemon at once (cached tokens dropped, connections
@@ -29,6 +29,12 @@ pub struct AgentsArgs {
     /// What to do (default: list).
     #[command(subcommand)]
     pub cmd: Option<AgentsCmd>,
+    /// Show the monitor's counters per agent instead of the list.
+    #[arg(long)]
+    pub stats: bool,
+    /// With --stats: JSON.
+    #[arg(long, requires = "stats")]
+    pub json: bool,
 }
 
 /// Agent registry subcommands.
@@ -159,6 +165,9 @@ fn print_agent(a: &AgentView) {
 
 /// Runs `valetkey agents …`.
 pub async fn agents(cli: &Cli, a: &AgentsArgs) -> Result<(), Failure> {
+    if a.stats {
+        return super::audit::stats(cli, a.json).await;
+    }
     let cmd = match &a.cmd {
         None | Some(AgentsCmd::List) => return super::grants::agents(cli),
         Some(c) => c,
@@ -517,43 +526,4 @@ pub async fn keys(cli: &Cli, cmd: &KeysCmd) -> Result<(), Failure> {
             Ok(())
         }
     }
-}
-
-/// `valetkey audit` options.
-#[derive(Debug, Args)]
-pub struct AuditArgs {
-    /// Only records where this agent acted or is in the chain.
-    #[arg(long)]
-    pub agent: Option<String>,
-    /// At most this many, newest first.
-    #[arg(long, default_value_t = 50)]
-    pub limit: u32,
-    /// JSON lines.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `valetkey audit`: the decision log, read from the state database.
-pub fn audit(_cli: &Cli, a: &AuditArgs) -> Result<(), Failure> {
-    let s = crate::store::Store::open(&crate::dirs::db_path())?;
-    let rows = s.list_audit(a.limit.clamp(1, 10_000), a.agent.as_deref())?;
-    for r in rows {
-        if a.json {
-            println!("{}", serde_json::to_string(&r)?);
-            continue;
-        }
-        println!(
-            "{:>6} {} {:<18} {:<16} {:<40} {}",
-            r.id,
-            when(Some(r.ts)),
-            r.kind,
-            r.outcome,
-            r.chain.join(" → "),
-            match (&r.verdict, &r.rule) {
-                (Some(v), Some(rule)) => format!("{v} by {rule} {}", r.reasons.join("; ")),
-                _ => r.detail.unwrap_or_default(),
-            }
-        );
-    }
-    Ok(())
 }

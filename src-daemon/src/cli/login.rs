@@ -98,6 +98,11 @@ pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
     let scopes = tokens.scopes.unwrap_or_else(|| p.login_scopes.clone());
     let store = Store::open(&crate::dirs::db_path())?;
     store.record_login(&p.name, &scopes)?;
+    let mut rec = crate::audit::by_user("login", None);
+    rec.provider = Some(p.name.clone());
+    rec.granted = scopes.clone();
+    rec.outcome = "logged_in".into();
+    crate::audit::write(&store, &rec)?;
     println!(
         "Logged in to {}. The refresh token is in the OS keychain (service={}, username={}).\nGranted scopes: {}",
         p.display_name,
@@ -134,6 +139,15 @@ pub async fn logout(cli: &Cli, name: &str) -> Result<(), Failure> {
     }
     keychain.delete(Item::RefreshToken(&p.name)).await?;
     store.record_logout(&p.name)?;
+    let mut rec = crate::audit::by_user("logout", None);
+    rec.provider = Some(p.name.clone());
+    rec.outcome = if failed.is_some() {
+        "deleted_locally"
+    } else {
+        "logged_out"
+    }
+    .into();
+    crate::audit::write(&store, &rec)?;
     println!("Deleted the {} login from the keychain.", p.name);
     match failed {
         Some(m) => Err(Failure::from(m)),

@@ -3,8 +3,9 @@
 //! each subcommand family lives in its own file.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 `consent_required`,
-//! 69 the daemon is not reachable.
+//! 5 `audit verify` found a broken chain, 69 the daemon is not reachable.
 
+mod audit;
 mod control;
 mod governance;
 mod grants;
@@ -63,8 +64,8 @@ pub enum Command {
     /// Delegation signing keys.
     #[command(subcommand)]
     Keys(governance::KeysCmd),
-    /// The decision log: who acted on whose behalf, and what the policy said.
-    Audit(governance::AuditArgs),
+    /// The audit trail: query it, verify its hash chain, export it.
+    Audit(audit::AuditArgs),
     /// Add, list or revoke grants.
     #[command(subcommand)]
     Grant(grants::GrantCmd),
@@ -136,7 +137,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Delegate(a) => governance::delegate(&cli, a).await,
         Command::Jwks => governance::jwks(&cli).await,
         Command::Keys(c) => governance::keys(&cli, c).await,
-        Command::Audit(a) => governance::audit(&cli, a),
+        Command::Audit(a) => audit::audit(&cli, a),
         Command::Grant(g) => grants::grant(&cli, g).await,
         Command::Token(a) => token::token(&cli, a).await,
         Command::Consent(c) => control::consent(&cli, c).await,

@@ -110,9 +110,9 @@ impl Signer {
         store.retire_signing_keys_except(&kid)?;
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((kid.clone(), pair));
         for old in store.expired_signing_keys(max_ttl_secs)? {
-            if keychain.delete(Item::SigningKey(&old)).await.is_ok() {
-                store.delete_signing_key(&old)?;
-            }
+            // The public half stays in the database: old audit
+            // checkpoints are verified with it.
+            let _ = keychain.delete(Item::SigningKey(&old)).await;
         }
         let published = jwks(store, max_ttl_secs)?
             .keys
@@ -194,10 +194,14 @@ impl Store {
         })
     }
 
-    fn delete_signing_key(&self, kid: &str) -> Result<(), crate::store::StoreError> {
+    /// Every key ever made, `(kid, x)`, for verifying old checkpoints.
+    pub fn all_signing_keys(&self) -> Result<Vec<(String, String)>, crate::store::StoreError> {
         self.with_conn(|c| {
-            c.execute("DELETE FROM signing_keys WHERE kid = ?1", [kid])
-                .map(|_| ())
+            let mut s = c.prepare("SELECT kid, public_x FROM signing_keys ORDER BY created_at")?;
+            let v = s
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>();
+            v
         })
     }
 

@@ -171,20 +171,10 @@ pub fn agents_edit(d: &Daemon, p: AgentsEditParams) -> Result<AgentView, BrokerE
 }
 
 fn lifecycle_audit(d: &Daemon, name: &str, change: &str, detail: Option<String>) {
-    crate::audit::record(
-        d,
-        crate::store::AuditRecord {
-            kind: "lifecycle".into(),
-            chain: vec![
-                format!("user:{}", crate::store::os_user()),
-                format!("agent:{name}"),
-            ],
-            agent: Some(name.to_owned()),
-            outcome: change.to_owned(),
-            detail,
-            ..Default::default()
-        },
-    );
+    let mut rec = crate::audit::by_user("lifecycle", Some(name));
+    rec.outcome = change.to_owned();
+    rec.detail = detail;
+    crate::audit::record_best_effort(d, rec);
 }
 
 /// `agents.lifecycle`.
@@ -272,16 +262,10 @@ pub async fn keys_rotate(d: &Daemon) -> Result<KeysRotateResult, BrokerError> {
         .signer
         .rotate(&d.store, &d.keychain, crate::delegation::max_ttl_secs(d))
         .await?;
-    crate::audit::record(
-        d,
-        crate::store::AuditRecord {
-            kind: "keys.rotate".into(),
-            chain: vec![format!("user:{}", crate::store::os_user())],
-            outcome: "rotated".into(),
-            detail: Some(format!("new kid {kid}")),
-            ..Default::default()
-        },
-    );
+    let mut rec = crate::audit::by_user("keys.rotate", None);
+    rec.outcome = "rotated".into();
+    rec.detail = Some(format!("new kid {kid}"));
+    crate::audit::record_best_effort(d, rec);
     Ok(KeysRotateResult { kid, published })
 }
 

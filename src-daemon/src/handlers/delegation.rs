@@ -16,12 +16,11 @@ use valetkey_ipc::control::{ConsentKind, DelegationAsk, Event};
 use valetkey_ipc::methods::{
     validate_scopes, AgentInfo, DelegationCreateParams, DelegationCreateResult, JwkSet,
 };
-use valetkey_ipc::policy::PolicyDecision;
 use valetkey_ipc::{DelegationToken, ErrorCode, RpcError};
 
 use crate::delegation::{self, jws};
 use crate::error::BrokerError;
-use crate::handlers::gate::{self, Asking};
+use crate::handlers::gate::{self, Asking, Trace};
 use crate::policy::InputRequest;
 use crate::server::Session;
 use crate::state::Daemon;
@@ -97,20 +96,15 @@ pub async fn create(
     s: &Session,
     p: DelegationCreateParams,
 ) -> Result<DelegationCreateResult, BrokerError> {
-    let mut last = None;
-    let r = create_inner(d, s, &p, &mut last)
-        .await
-        .map_err(RpcError::from);
+    let mut t = Trace::default();
+    let r = create_inner(d, s, &p, &mut t).await.map_err(RpcError::from);
     let mut rec = crate::audit::about(s, "delegation.create");
     rec.provider = Some(p.provider.clone());
     rec.scopes = p.scopes.clone();
-    if let Some(dec) = &last {
-        rec.verdict = Some(dec.verdict.as_str().into());
-        rec.rule = Some(dec.rule.clone());
-        rec.reasons = dec.reasons.clone();
-    }
+    t.fill(&mut rec);
     match &r {
         Ok(res) => {
+            rec.granted = res.scopes.clone();
             rec.chain = res.chain.clone();
             rec.outcome = "created".into();
             rec.detail = Some(format!(
@@ -120,7 +114,8 @@ pub async fn create(
         }
         Err(e) => rec.outcome = format!("refused:{}", e.name()),
     }
-    crate::audit::record(d, rec);
+    // Fail closed: an unrecorded delegation is not handed out.
+    crate::audit::record(d, rec)?;
     r.map_err(BrokerError::Rpc)
 }
 
@@ -128,7 +123,7 @@ async fn create_inner(
     d: &Daemon,
     s: &Session,
     p: &DelegationCreateParams,
-    last: &mut Option<PolicyDecision>,
+    t: &mut Trace,
 ) -> Result<DelegationCreateResult, BrokerError> {
     let (agent_id, agent) = s
         .agent
@@ -286,7 +281,7 @@ async fn create_inner(
             }),
             approved: None,
         },
-        last,
+        t,
     )
     .await?;
     // The seed article's rule, kept in code as well as in the built-in

@@ -13,7 +13,7 @@ use crate::error::BrokerError;
 use crate::policy::{build_input, InputRequest};
 use crate::server::Session;
 use crate::state::Daemon;
-use crate::store::AgentRow;
+use crate::store::{AgentRow, AuditRecord};
 
 /// How to ask a person if the policy wants one.
 pub struct Asking<'a> {
@@ -31,6 +31,33 @@ pub struct Asking<'a> {
     pub delegation: Option<DelegationAsk>,
     /// A person already approved this request (from `consent.wait`).
     pub approved: Option<(String, Vec<String>)>,
+}
+
+/// What a request went through, for its audit record and the monitor.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// The last policy decision.
+    pub decision: Option<PolicyDecision>,
+    /// The action as the policy saw it.
+    pub action: Option<String>,
+    /// Whose data, as the policy saw it.
+    pub resource_owner: Option<String>,
+    /// The consent that decided, if any.
+    pub consent_id: Option<String>,
+}
+
+impl Trace {
+    /// Copies what was traced into `rec`.
+    pub fn fill(&self, rec: &mut AuditRecord) {
+        if let Some(dec) = &self.decision {
+            rec.verdict = Some(dec.verdict.as_str().into());
+            rec.rule = Some(dec.rule.clone());
+            rec.reasons = dec.reasons.clone();
+        }
+        rec.action = self.action.clone();
+        rec.resource_owner = self.resource_owner.clone();
+        rec.consent_id = self.consent_id.clone();
+    }
 }
 
 fn denied(d: &PolicyDecision) -> BrokerError {
@@ -67,21 +94,24 @@ fn tell(d: &Daemon, agent: &AgentRow, chain: &[String], decision: &PolicyDecisio
 
 /// Runs the policy. `Ok(None)`: allowed, go on as usual. `Ok(Some(scopes))`:
 /// a person approved this request (possibly narrowing the scopes). The
-/// last decision is left in `last` for the audit record.
+/// last decision and the facts it saw are left in `t` for the audit record.
 pub async fn run(
     d: &Daemon,
     s: &Session,
     agent: &AgentRow,
     req: InputRequest<'_>,
     asking: Asking<'_>,
-    last: &mut Option<PolicyDecision>,
+    t: &mut Trace,
 ) -> Result<Option<Vec<String>>, BrokerError> {
     let (consent_id, scopes) = match asking.approved.clone() {
         Some(a) => a,
         None => {
-            let decision = d.policies.decide(&build_input(agent, &req))?;
+            let input = build_input(agent, &req);
+            t.action = Some(input.action.as_str().into());
+            t.resource_owner = Some(input.resource.owner.clone());
+            let decision = d.policies.decide(&input)?;
             tell(d, agent, &req.chain, &decision);
-            *last = Some(decision.clone());
+            t.decision = Some(decision.clone());
             match decision.verdict {
                 Verdict::Allow => return Ok(None),
                 Verdict::Deny => return Err(denied(&decision)),
@@ -104,15 +134,19 @@ pub async fn run(
             .await?
         }
     };
+    t.consent_id = Some(consent_id.clone());
     // Decide again, as approved, for what the person allowed.
     let approved = InputRequest {
         approval: Some(consent_id),
         scopes: &scopes,
         ..req
     };
-    let decision = d.policies.decide(&build_input(agent, &approved))?;
+    let input = build_input(agent, &approved);
+    t.action = Some(input.action.as_str().into());
+    t.resource_owner = Some(input.resource.owner.clone());
+    let decision = d.policies.decide(&input)?;
     tell(d, agent, &approved.chain, &decision);
-    *last = Some(decision.clone());
+    t.decision = Some(decision.clone());
     match decision.verdict {
         Verdict::Allow => Ok(Some(scopes)),
         _ => Err(denied(&decision)),

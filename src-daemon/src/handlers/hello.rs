@@ -9,8 +9,46 @@ use crate::error::BrokerError;
 use crate::server::Session;
 use crate::state::Daemon;
 
-/// Handles `hello`.
+/// Handles `hello`, and records the outcome with the attestation: a
+/// session whose greeting cannot be recorded is refused (fail closed).
 pub fn handle(d: &Daemon, s: &mut Session, p: HelloParams) -> Result<HelloResult, BrokerError> {
+    let name = p.agent.name.clone();
+    let presented = p.delegation.is_some();
+    let r = greet(d, s, p).map_err(RpcError::from);
+    let mut rec = crate::audit::about(s, if presented { "delegation.use" } else { "hello" });
+    rec.detail = Some(format!("attested {}", s.identity.exe));
+    match &r {
+        Ok(res) => {
+            rec.outcome = "accepted".into();
+            if let Some(del) = &res.delegation {
+                rec.chain = del.chain.clone();
+                rec.provider = Some(del.provider.clone());
+                rec.scopes = del.scopes.clone();
+                rec.detail = Some(format!(
+                    "attested {}; jti {} depth {}",
+                    s.identity.exe, del.jti, del.depth
+                ));
+            }
+        }
+        Err(e) => {
+            if s.agent.is_none() {
+                rec.agent = Some(name.clone());
+                rec.chain.push(format!("agent:{name}"));
+            }
+            rec.outcome = format!("refused:{}", e.name());
+        }
+    }
+    if let Err(e) = crate::audit::record(d, rec) {
+        if r.is_ok() {
+            s.agent = None;
+            s.delegation = None;
+        }
+        return Err(e);
+    }
+    r.map_err(BrokerError::Rpc)
+}
+
+fn greet(d: &Daemon, s: &mut Session, p: HelloParams) -> Result<HelloResult, BrokerError> {
     if s.agent.is_some() {
         return Err(BrokerError::rpc(
             ErrorCode::AlreadyGreeted,
@@ -61,13 +99,6 @@ pub fn handle(d: &Daemon, s: &mut Session, p: HelloParams) -> Result<HelloResult
     s.agent = Some((agent_id, p.agent));
     if let Some(del) = &delegation {
         tracing::info!(chain = %del.chain.join(" → "), jti = %del.jti, "sub-agent presented a delegation");
-        let mut rec = crate::audit::about(s, "delegation.use");
-        rec.chain = del.chain.clone();
-        rec.provider = Some(del.provider.clone());
-        rec.scopes = del.scopes.clone();
-        rec.outcome = "accepted".into();
-        rec.detail = Some(format!("jti {} depth {}", del.jti, del.depth));
-        crate::audit::record(d, rec);
     }
     let info = delegation.clone();
     s.delegation = delegation;

@@ -24,13 +24,12 @@
 
 use valetkey_ipc::control::{ConsentKind, Event};
 use valetkey_ipc::methods::{validate_scopes, ConsentWaitParams, TokenGetParams, TokenGetResult};
-use valetkey_ipc::policy::PolicyDecision;
 use valetkey_ipc::{AccessToken, ErrorCode, RpcError};
 
 use crate::config::Provider;
 use crate::consent::flow::{self, Ask};
 use crate::error::BrokerError;
-use crate::handlers::gate::{self, Asking};
+use crate::handlers::gate::{self, Asking, Trace};
 use crate::policy::InputRequest;
 use crate::server::Session;
 use crate::state::Daemon;
@@ -42,12 +41,6 @@ fn missing<'a>(want: &'a [String], have: &[String]) -> Vec<&'a str> {
         .filter(|s| !have.contains(s))
         .map(String::as_str)
         .collect()
-}
-
-/// What a request went through, for its audit record.
-#[derive(Default)]
-struct Trace {
-    decision: Option<PolicyDecision>,
 }
 
 /// Handles `token.get`, and records the outcome.
@@ -72,16 +65,16 @@ fn audit_outcome(
     let mut rec = crate::audit::about(s, "token.get");
     rec.provider = Some(p.provider.clone());
     rec.scopes = p.scopes.clone();
-    if let Some(dec) = &t.decision {
-        rec.verdict = Some(dec.verdict.as_str().into());
-        rec.rule = Some(dec.rule.clone());
-        rec.reasons = dec.reasons.clone();
-    }
+    t.fill(&mut rec);
     rec.outcome = match &r {
-        Ok(_) => "issued".into(),
+        Ok(res) => {
+            rec.granted = res.scopes.clone();
+            "issued".into()
+        }
         Err(e) => format!("refused:{}", e.name()),
     };
-    crate::audit::record(d, rec);
+    // Fail closed: a token whose hand-out is not on record is not handed out.
+    crate::audit::record(d, rec)?;
     r.map_err(BrokerError::Rpc)
 }
 
@@ -240,7 +233,7 @@ async fn get(
                 del.expires_at as i64,
             ),
             asking(ConsentKind::Approval),
-            &mut t.decision,
+            t,
         )
         .await?;
         let scopes = approval.unwrap_or(scopes);
@@ -292,7 +285,7 @@ async fn get(
             expires_at,
         ),
         asking(ConsentKind::Approval),
-        &mut t.decision,
+        t,
     )
     .await?;
     let (scopes, grant_id, last_used) = match (approval, grant) {
@@ -304,7 +297,7 @@ async fn get(
         ),
         (None, Some(g)) => (scopes, Some(g.id), g.last_used_at),
         (None, None) => {
-            let (_, allowed) = flow::ask(
+            let (consent_id, allowed) = flow::ask(
                 d,
                 s,
                 Ask {
@@ -319,6 +312,7 @@ async fn get(
                 },
             )
             .await?;
+            t.consent_id = Some(consent_id);
             // The user may have narrowed; the token carries what was allowed.
             (allowed, None, None)
         }

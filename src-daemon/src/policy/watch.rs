@@ -63,20 +63,10 @@ pub fn reload(d: &Daemon) {
         Ok(files) => (true, files, None),
         Err(e) => (false, d.policies.status().files, Some(e)),
     };
-    crate::audit::record(
-        d,
-        crate::store::AuditRecord {
-            kind: "policy.reload".into(),
-            chain: vec![format!("user:{}", crate::store::os_user())],
-            outcome: if ok {
-                "loaded".into()
-            } else {
-                "refused".into()
-            },
-            detail: error.clone(),
-            ..Default::default()
-        },
-    );
+    let mut rec = crate::audit::by_user("policy.reload", None);
+    rec.outcome = if ok { "loaded" } else { "refused" }.into();
+    rec.detail = error.clone();
+    crate::audit::record_best_effort(d, rec);
     if let Some(e) = &error {
         crate::notify::policy_refused(d, e);
     }

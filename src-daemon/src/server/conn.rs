@@ -2,9 +2,23 @@
 //!
 //! The peer's uid and pid come from `SO_PEERCRED` before a byte is read. A
 //! peer of another uid, or one that cannot be attested, gets one error
-//! frame (`peer_rejected`, id `null`) and is disconnected. An oversized
-//! frame gets `frame_too_large` and a close; malformed JSON only gets an
-//! error, and the connection continues.
+//! frame (`peer_rejected`, id `null`) and is disconnected.
+//!
+//! Then every frame is checked before it reaches a handler, and each
+//! violation gets its error and, where the stream cannot be trusted any
+//! more, a close, without touching other connections (each has its own
+//! task, buffer and limits):
+//! - over 64 KiB: `frame_too_large`, close;
+//! - not UTF-8, not JSON, nested too deep, not JSON-RPC: `parse_error` /
+//!   `bad_request`, close;
+//! - unknown methods: `unknown_method`; the third closes;
+//! - a frame begun but not finished within `[limits] frame_timeout`
+//!   (slowloris): `frame_timeout`, close;
+//! - faster than `[limits] requests_per_second` (token bucket with
+//!   `burst`): `rate_limited` with `retry_after_ms`, connection kept;
+//! - the pid that connected has exited or names another process now
+//!   (the socket was handed to, or inherited by, someone else):
+//!   `peer_changed`, close.
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -53,6 +67,21 @@ pub(super) async fn send(framed: &mut Conn, resp: &Response) -> bool {
 async fn reject(mut framed: Conn, err: RpcError) {
     tracing::warn!(error = %err, "peer rejected");
     let _ = send(&mut framed, &Response::err(None, err)).await;
+}
+
+/// Refuses a connection over the cap: one error frame, then close.
+pub async fn turn_away(stream: Stream, cap: usize) {
+    tracing::warn!(cap, "connection refused: too many open");
+    let mut framed = Framed::new(stream, FrameCodec::default());
+    let err = RpcError::new(
+        ErrorCode::TooManyConnections,
+        format!("valetkeyd already serves {cap} connections ([limits] max_connections); close idle ones and retry"),
+    );
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        send(&mut framed, &Response::err(None, err)),
+    )
+    .await;
 }
 
 /// Serves one connection until it closes or the daemon stops.
@@ -112,6 +141,57 @@ pub async fn serve(
     .await
 }
 
+/// A token bucket: `rate` requests a second, bursts up to `burst`.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    at: tokio::time::Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            tokens: burst as f64,
+            rate: rate as f64,
+            burst: burst as f64,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Takes one token, or says how long until one is there.
+    fn take(&mut self) -> Result<(), u64> {
+        let now = tokio::time::Instant::now();
+        let dt = now.duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((((1.0 - self.tokens) / self.rate) * 1000.0).ceil() as u64)
+        }
+    }
+}
+
+/// Unknown methods tolerated on one connection before it is closed.
+const MAX_UNKNOWN: u32 = 3;
+
+/// Why a frame ends the connection (after its error is sent).
+fn fatal(resp: &Response, unknown: &mut u32) -> bool {
+    let Some(e) = &resp.error else { return false };
+    match ErrorCode::from_code(e.code) {
+        // The stream can no longer be trusted to be JSON-RPC.
+        Some(ErrorCode::ParseError | ErrorCode::BadRequest) => true,
+        Some(ErrorCode::UnknownMethod) => {
+            *unknown += 1;
+            *unknown >= MAX_UNKNOWN
+        }
+        Some(ErrorCode::PeerChanged) => true,
+        _ => false,
+    }
+}
+
 async fn frame_loop(
     daemon: &Daemon,
     mut framed: Conn,
@@ -132,18 +212,73 @@ async fn frame_loop(
             }
         }
     };
+    let limits = &daemon.config.limits;
+    let mut bucket = Bucket::new(limits.requests_per_second, limits.burst);
+    let mut unknown = 0;
+    // When the unfinished frame in the buffer was first seen.
+    let mut partial_since: Option<tokio::time::Instant> = None;
+    let check = limits.frame_timeout / 2;
     loop {
         let frame = tokio::select! {
             f = framed.next() => f,
+            _ = tokio::time::sleep(check) => {
+                if framed.read_buffer().is_empty() {
+                    partial_since = None;
+                    continue;
+                }
+                let since = *partial_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() < limits.frame_timeout {
+                    continue;
+                }
+                tracing::warn!("a frame was not finished in time; closing");
+                let err = RpcError::new(
+                    ErrorCode::FrameTimeout,
+                    format!("a frame was started but not finished within {:?}; the connection is closed. Send each message whole, ending with a newline", limits.frame_timeout),
+                );
+                let _ = send(&mut framed, &Response::err(None, err)).await;
+                return;
+            }
             _ = stop.changed() => return,
             _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
         };
+        partial_since = None;
         let resp = match frame {
             Some(Ok(bytes)) => {
-                let resp = tokio::select! {
-                    r = dispatch::dispatch(daemon, session, &bytes) => r,
-                    _ = stop.changed() => return,
-                    _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
+                if let Err(wait_ms) = bucket.take() {
+                    let err = RpcError::new(
+                        ErrorCode::RateLimited,
+                        format!("more than {} requests a second on this connection; retry in {wait_ms} ms", limits.requests_per_second),
+                    )
+                    .with("retry_after_ms", wait_ms);
+                    let id = valetkey_ipc::jsonrpc::parse_request(&bytes)
+                        .ok()
+                        .and_then(|r| r.id);
+                    if !send(&mut framed, &Response::err(id, err)).await {
+                        return;
+                    }
+                    continue;
+                }
+                let resp = if crate::attest::Attestor::still_same(
+                    session.identity.pid,
+                    session.identity.start_time,
+                ) {
+                    tokio::select! {
+                        r = dispatch::dispatch(daemon, session, &bytes) => r,
+                        _ = stop.changed() => return,
+                        _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
+                    }
+                } else {
+                    tracing::warn!(
+                        pid = session.identity.pid,
+                        "the peer process is gone or its pid was reused; closing"
+                    );
+                    let id = valetkey_ipc::jsonrpc::parse_request(&bytes)
+                        .ok()
+                        .and_then(|r| r.id);
+                    Response::err(id, RpcError::new(
+                        ErrorCode::PeerChanged,
+                        format!("process {} that opened this connection has exited (or its pid now names another process); the connection is closed. Connect again from the process that uses it", session.identity.pid),
+                    ))
                 };
                 if kill.is_none() {
                     if let Some((agent_id, _)) = &session.agent {
@@ -164,6 +299,10 @@ async fn frame_loop(
             Some(Err(_)) | None => return,
         };
         if !send(&mut framed, &resp).await {
+            return;
+        }
+        if fatal(&resp, &mut unknown) {
+            tracing::info!("closing after a protocol violation");
             return;
         }
     }

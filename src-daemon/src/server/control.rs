@@ -23,8 +23,8 @@ use tokio::sync::{broadcast, watch};
 use valetkey_ipc::codec::FrameError;
 use valetkey_ipc::control::{
     ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
-    ConsentDecide, ConsentList, EventsSubscribe, EventsSubscribeResult, IssuingSet, KeysRotate,
-    PolicyStatus, Revoke, Status, EVENT_METHOD,
+    AgentsStats, ConsentDecide, ConsentList, EventsSubscribe, EventsSubscribeResult, IssuingSet,
+    KeysRotate, PolicyStatus, Revoke, Status, EVENT_METHOD,
 };
 use valetkey_ipc::jsonrpc::{parse_request, Response};
 use valetkey_ipc::methods::{Method, PeerIdentity};
@@ -158,6 +158,7 @@ async fn dispatch(
             AgentsList => |_| async { h::agents_list(d) },
             AgentsReinstate => |p| async { h::agents_reinstate(d, p) },
             AgentsShow => |p| async { h::agents_show(d, p) },
+            AgentsStats => |_| async { Ok::<_, BrokerError>(crate::monitor::stats(d)) },
             AgentsEdit => |p| async { h::agents_edit(d, p) },
             AgentsLifecycle => |p| h::agents_lifecycle(d, p),
             KeysRotate => |_| h::keys_rotate(d),

@@ -3,7 +3,8 @@
 //! Two sockets: `agent.sock` for agents and `control.sock` for the tray
 //! and CLI (see [`control`]). Like mini-redis, [`run`] takes listeners that
 //! are already bound, so the caller (and tests) know the sockets are ready
-//! before a client connects. A semaphore caps concurrent connections; a
+//! before a client connects. A semaphore caps concurrent connections (one
+//! over `[limits] max_connections` gets `too_many_connections`); a
 //! watch channel tells every connection to finish its current request and
 //! close on shutdown. A one-second tick times out unanswered consents.
 
@@ -20,9 +21,6 @@ use interprocess::local_socket::tokio::{prelude::*, Listener};
 use tokio::sync::{watch, Semaphore};
 
 use crate::state::Daemon;
-
-/// Most agent connections served at once; more wait in the kernel backlog.
-pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Serves `listener` until `shutdown` resolves, then drains connections.
 /// The two bound sockets.
@@ -41,30 +39,31 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     crate::session::spawn_watchers(&daemon);
     crate::policy::watch::spawn(&daemon);
+    crate::audit::checkpoint::spawn(&daemon);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let permits = Arc::new(Semaphore::new(daemon.config.limits.max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_id: u64 = 0;
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = &mut shutdown => break,
-        };
         let (stream, role) = loop {
             tokio::select! {
                 s = listeners.agent.accept() => break (s, Role::Agent),
                 s = listeners.control.accept() => break (s, Role::Control),
                 _ = tick.tick() => crate::consent::flow::expire_overdue(&daemon),
-                _ = &mut shutdown => {
-                    drop(permit);
-                    return finish(tasks, stop_tx).await;
-                }
+                _ = &mut shutdown => return finish(&daemon, tasks, stop_tx).await,
             }
         };
         match stream {
             Ok(stream) => {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    tokio::spawn(conn::turn_away(
+                        stream,
+                        daemon.config.limits.max_connections,
+                    ));
+                    continue;
+                };
                 next_id += 1;
                 let (d, rx) = (daemon.clone(), stop_rx.clone());
                 let id = next_id;
@@ -80,10 +79,13 @@ pub async fn run(
         }
         while tasks.try_join_next().is_some() {}
     }
-    finish(tasks, stop_tx).await
 }
 
-async fn finish(mut tasks: tokio::task::JoinSet<()>, stop_tx: watch::Sender<bool>) {
+async fn finish(
+    daemon: &Daemon,
+    mut tasks: tokio::task::JoinSet<()>,
+    stop_tx: watch::Sender<bool>,
+) {
     tracing::info!(
         connections = tasks.len(),
         "shutting down: closing connections"
@@ -95,5 +97,9 @@ async fn finish(mut tasks: tokio::task::JoinSet<()>, stop_tx: watch::Sender<bool
         .is_err()
     {
         tracing::warn!("connections did not close within 5 s; aborting them");
+    }
+    // Sign the head, so a clean stop leaves nothing unsigned.
+    if let Err(e) = crate::audit::checkpoint::make(daemon).await {
+        tracing::warn!(error = %e, "no final audit checkpoint");
     }
 }

@@ -1,20 +1,33 @@
-//! The decision log: one row per policy decision, delegation and
-//! lifecycle change, each with the whole actor chain (user → agent →
-//! sub-agents), so it can say who acted on whose behalf. Never holds a
-//! token. (Hash chaining and `valetkey audit verify` build on this table.)
+//! The audit trail's table: append-only, one row per event, each holding
+//! the SHA-256 of the row before it (`prev`) and of itself (`hash`), so an
+//! edited, deleted or reordered row breaks the chain at a known sequence
+//! number. Signed checkpoints (rows of `audit_checkpoints`, made by
+//! [`crate::audit::checkpoint`]) pin the chain's head, which makes
+//! truncation visible and lets retention delete old rows while the rest
+//! still verifies from the checkpoint it starts at.
+//!
+//! The hash covers every column, in a fixed canonical JSON encoding
+//! ([`canonical`]), so a verifier in any language can recompute it. Never
+//! holds a token.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension, Row};
 
 use super::{now, Store, StoreError};
 
+/// The `prev` of the very first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
 /// One audit record.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRecord {
     /// Sequence number (0 before insert).
     pub id: i64,
     /// Unix seconds (0 before insert: filled in).
     pub ts: i64,
-    /// `token.get`, `delegation.create`, `delegation.use`, `lifecycle`, `policy.reload`.
+    /// What happened: `connect`, `hello`, `token.get`, `refresh`,
+    /// `consent.request`, `consent.decision`, `grant`, `revoke`, `login`,
+    /// `logout`, `lifecycle`, `delegation.create`, `delegation.use`,
+    /// `policy.reload`, `keys.rotate`, `status`, `anomaly`.
     pub kind: String,
     /// Outermost first: `user:…`, `agent:…`, ….
     pub chain: Vec<String>,
@@ -26,8 +39,20 @@ pub struct AuditRecord {
     pub binary_sha256: Option<String>,
     /// Provider.
     pub provider: Option<String>,
-    /// Scopes.
+    /// Requested scopes.
     pub scopes: Vec<String>,
+    /// Scopes actually granted (for `token.get`: those of the token).
+    #[serde(default)]
+    pub granted: Vec<String>,
+    /// The consent that decided it, if one did.
+    #[serde(default)]
+    pub consent_id: Option<String>,
+    /// The action as decided (`read`, `write`, `delete`, `admin`).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Whose data, when the agent declared it.
+    #[serde(default)]
+    pub resource_owner: Option<String>,
     /// Policy verdict, if the policy ran.
     pub verdict: Option<String>,
     /// The rule that decided.
@@ -38,73 +63,341 @@ pub struct AuditRecord {
     pub outcome: String,
     /// Extra facts for people (never secrets).
     pub detail: Option<String>,
+    /// SHA-256 (hex) of the previous record; [`GENESIS`] for the first.
+    #[serde(default)]
+    pub prev: String,
+    /// SHA-256 (hex) of this record's [`canonical`] form.
+    #[serde(default)]
+    pub hash: String,
+}
+
+/// The bytes hashed for `r`: a JSON array of every field but `hash`, in
+/// declaration order, scopes space-joined. Documented in `docs/AUDIT.md`.
+pub fn canonical(r: &AuditRecord) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!([
+        r.id,
+        r.ts,
+        r.kind,
+        r.chain,
+        r.agent,
+        r.pid,
+        r.binary_sha256,
+        r.provider,
+        r.scopes.join(" "),
+        r.granted.join(" "),
+        r.consent_id,
+        r.action,
+        r.resource_owner,
+        r.verdict,
+        r.rule,
+        r.reasons,
+        r.outcome,
+        r.detail,
+        r.prev,
+    ]))
+    .unwrap_or_default()
+}
+
+/// Hex SHA-256 of `r`'s canonical form.
+pub fn hash_of(r: &AuditRecord) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, &canonical(r)).as_ref())
+}
+
+/// Lower-case hex.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Which records a query returns.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Acting, or anywhere in the chain.
+    pub agent: Option<String>,
+    /// This provider only.
+    pub provider: Option<String>,
+    /// This kind only.
+    pub kind: Option<String>,
+    /// At or after (Unix seconds).
+    pub since: Option<i64>,
+    /// At or before (Unix seconds).
+    pub until: Option<i64>,
+    /// With an id above this (for paging in ascending order).
+    pub after_id: Option<i64>,
+}
+
+/// A signed statement that the chain's record `seq` has hash `hash`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The record it covers (all before it are chained into its hash).
+    pub seq: i64,
+    /// That record's hash.
+    pub hash: String,
+    /// When it was signed.
+    pub ts: i64,
+    /// The broker key that signed (RFC 7638 thumbprint).
+    pub kid: String,
+    /// base64url Ed25519 signature over [`Checkpoint::message`].
+    pub sig: String,
+}
+
+impl Checkpoint {
+    /// The signed bytes: `valetkey-audit-checkpoint/v1`, the broker id,
+    /// seq, hash and ts, separated by newlines.
+    pub fn message(broker: &str, seq: i64, hash: &str, ts: i64) -> Vec<u8> {
+        format!("valetkey-audit-checkpoint/v1\n{broker}\n{seq}\n{hash}\n{ts}").into_bytes()
+    }
+}
+
+const COLUMNS: &str = "id, ts, kind, chain, agent, pid, binary_sha256, provider, scopes, granted, consent_id, action, resource_owner, verdict, rule, reasons, outcome, detail, prev, hash";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    let words = |i: usize| -> rusqlite::Result<Vec<String>> {
+        Ok(r.get::<_, Option<String>>(i)?
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect())
+    };
+    let json = |i: usize| -> rusqlite::Result<Vec<String>> {
+        Ok(
+            serde_json::from_str(&r.get::<_, Option<String>>(i)?.unwrap_or_default())
+                .unwrap_or_default(),
+        )
+    };
+    Ok(AuditRecord {
+        id: r.get(0)?,
+        ts: r.get(1)?,
+        kind: r.get(2)?,
+        chain: json(3)?,
+        agent: r.get(4)?,
+        pid: r.get(5)?,
+        binary_sha256: r.get(6)?,
+        provider: r.get(7)?,
+        scopes: words(8)?,
+        granted: words(9)?,
+        consent_id: r.get(10)?,
+        action: r.get(11)?,
+        resource_owner: r.get(12)?,
+        verdict: r.get(13)?,
+        rule: r.get(14)?,
+        reasons: json(15)?,
+        outcome: r.get(16)?,
+        detail: r.get(17)?,
+        prev: r.get::<_, Option<String>>(18)?.unwrap_or_default(),
+        hash: r.get::<_, Option<String>>(19)?.unwrap_or_default(),
+    })
+}
+
+fn insert(c: &rusqlite::Connection, r: &AuditRecord) -> rusqlite::Result<()> {
+    c.prepare_cached(&format!(
+        "INSERT INTO audit ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+    ))?
+    .execute(params![
+        r.id,
+        r.ts,
+        r.kind,
+        serde_json::to_string(&r.chain).unwrap_or_default(),
+        r.agent,
+        r.pid,
+        r.binary_sha256,
+        r.provider,
+        r.scopes.join(" "),
+        r.granted.join(" "),
+        r.consent_id,
+        r.action,
+        r.resource_owner,
+        r.verdict,
+        r.rule,
+        serde_json::to_string(&r.reasons).unwrap_or_default(),
+        r.outcome,
+        r.detail,
+        r.prev,
+        r.hash,
+    ])?;
+    Ok(())
 }
 
 impl Store {
-    /// Appends a record.
-    pub fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
-        let chain = serde_json::to_string(&r.chain).unwrap_or_default();
-        let reasons = serde_json::to_string(&r.reasons).unwrap_or_default();
-        let id = self.conn().query_row(
-            "INSERT INTO audit (ts, kind, chain, agent, pid, binary_sha256, provider, scopes, verdict, rule, reasons, outcome, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
-            params![
-                now(),
-                r.kind,
-                chain,
-                r.agent,
-                r.pid,
-                r.binary_sha256,
-                r.provider,
-                r.scopes.join(" "),
-                r.verdict,
-                r.rule,
-                reasons,
-                r.outcome,
-                r.detail
-            ],
-            |row| row.get(0),
-        )?;
-        Ok(id)
+    /// Appends a record to the chain, returning it as stored (id, ts,
+    /// prev and hash filled in). The head is read and the row written in
+    /// one transaction, so concurrent writers (the CLI) cannot fork it.
+    pub fn append_audit(&self, r: &AuditRecord) -> Result<AuditRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let head: Option<(i64, Option<String>)> = tx
+            .prepare_cached("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")?
+            .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        let mut rec = r.clone();
+        let (last, prev) = head.unwrap_or((0, None));
+        rec.id = last + 1;
+        rec.ts = now();
+        rec.prev = prev.unwrap_or_else(|| GENESIS.to_owned());
+        rec.hash = hash_of(&rec);
+        insert(&tx, &rec)?;
+        tx.commit()?;
+        Ok(rec)
     }
 
-    /// The newest `limit` records, optionally of one agent (acting or in
-    /// the chain), newest first.
-    pub fn list_audit(
+    /// Chains rows written before the chain existed (schema 3), once.
+    pub(super) fn chain_legacy_audit(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let legacy: Vec<AuditRecord> = {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {COLUMNS} FROM audit WHERE hash IS NULL ORDER BY id"
+            ))?;
+            let v = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+            v
+        };
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        let mut prev = GENESIS.to_owned();
+        for mut r in legacy {
+            r.prev = prev;
+            r.hash = hash_of(&r);
+            tx.execute(
+                "UPDATE audit SET prev = ?2, hash = ?3, granted = COALESCE(granted, '') WHERE id = ?1",
+                params![r.id, r.prev, r.hash],
+            )?;
+            prev = r.hash;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records matching `f`: the newest `limit`, newest first, or (with
+    /// `ascending`) the oldest `limit`, oldest first.
+    pub fn query_audit(
         &self,
+        f: &AuditFilter,
         limit: u32,
-        agent: Option<&str>,
+        ascending: bool,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let conn = self.conn();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit
+             WHERE (?2 IS NULL OR agent = ?2 OR instr(chain, '\"agent:' || ?2 || '\"') > 0)
+               AND (?3 IS NULL OR provider = ?3)
+               AND (?4 IS NULL OR kind = ?4)
+               AND (?5 IS NULL OR ts >= ?5)
+               AND (?6 IS NULL OR ts <= ?6)
+               AND (?7 IS NULL OR id > ?7)
+             ORDER BY id {} LIMIT ?1",
+            if ascending { "ASC" } else { "DESC" }
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(
+                params![limit, f.agent, f.provider, f.kind, f.since, f.until, f.after_id],
+                from_row,
+            )?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Records with ids in `[from, from + limit)`, in order (for verify).
+    pub fn audit_range(&self, from: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM audit WHERE id >= ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(params![from, limit], from_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// The head: the last record's id and hash.
+    pub fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let conn = self.conn();
+        let v = conn
+            .prepare_cached("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(v)
+    }
+
+    /// The providers and scopes `agent` was issued tokens for, in records
+    /// before `before` (the newest 5,000), for the monitor's `first_use`.
+    pub fn used_scopes(
+        &self,
+        agent: &str,
+        before: i64,
+    ) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, ts, kind, chain, agent, pid, binary_sha256, provider, scopes, verdict, rule, reasons, outcome, detail
-             FROM audit
-             WHERE ?2 IS NULL OR agent = ?2 OR instr(chain, '\"agent:' || ?2 || '\"') > 0
-             ORDER BY id DESC LIMIT ?1",
+            "SELECT DISTINCT provider, granted FROM (
+                SELECT provider, granted FROM audit
+                WHERE agent = ?1 AND kind = 'token.get' AND outcome = 'issued' AND id < ?2
+                ORDER BY id DESC LIMIT 5000)",
         )?;
         let rows = stmt
-            .query_map(params![limit, agent], |r| {
-                let chain: String = r.get(3)?;
-                let scopes: String = r.get::<_, Option<String>>(8)?.unwrap_or_default();
-                let reasons: String = r.get::<_, Option<String>>(11)?.unwrap_or_default();
-                Ok(AuditRecord {
-                    id: r.get(0)?,
-                    ts: r.get(1)?,
-                    kind: r.get(2)?,
-                    chain: serde_json::from_str(&chain).unwrap_or_default(),
-                    agent: r.get(4)?,
-                    pid: r.get(5)?,
-                    binary_sha256: r.get(6)?,
-                    provider: r.get(7)?,
-                    scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-                    verdict: r.get(9)?,
-                    rule: r.get(10)?,
-                    reasons: serde_json::from_str(&reasons).unwrap_or_default(),
-                    outcome: r.get(12)?,
-                    detail: r.get(13)?,
+            .query_map(params![agent, before], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    r.get::<_, Option<String>>(1)?
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect(),
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Stores a checkpoint.
+    pub fn add_checkpoint(&self, c: &Checkpoint) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO audit_checkpoints (seq, hash, ts, kid, sig) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![c.seq, c.hash, c.ts, c.kid, c.sig],
+        )?;
+        Ok(())
+    }
+
+    /// Every checkpoint, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, hash, ts, kid, sig FROM audit_checkpoints ORDER BY seq")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Checkpoint {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                    ts: r.get(2)?,
+                    kid: r.get(3)?,
+                    sig: r.get(4)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+
+    /// Retention: deletes the records before the newest checkpoint whose
+    /// record is older than `cutoff` (Unix seconds). That checkpointed
+    /// record stays as the new first row, so the rest still verifies from
+    /// its signature. Returns how many were deleted.
+    pub fn prune_audit(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let anchor: Option<i64> = tx
+            .query_row(
+                "SELECT MAX(c.seq) FROM audit_checkpoints c JOIN audit a ON a.id = c.seq AND a.hash = c.hash
+                 WHERE a.ts < ?1",
+                [cutoff],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let Some(anchor) = anchor else {
+            return Ok(0);
+        };
+        let n = tx.execute("DELETE FROM audit WHERE id < ?1", [anchor])?;
+        tx.execute("DELETE FROM audit_checkpoints WHERE seq < ?1", [anchor])?;
+        tx.commit()?;
+        Ok(n as u64)
     }
 }

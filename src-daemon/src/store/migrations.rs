@@ -114,6 +114,22 @@ const STEPS: &[&str] = &[
         outcome        TEXT NOT NULL,
         detail         TEXT
      );",
+    // 4: the tamper-evident audit trail: hash chain, signed checkpoints,
+    // granted scopes and the consent behind a decision.
+    "ALTER TABLE audit ADD COLUMN granted TEXT;
+     ALTER TABLE audit ADD COLUMN consent_id TEXT;
+     ALTER TABLE audit ADD COLUMN action TEXT;
+     ALTER TABLE audit ADD COLUMN resource_owner TEXT;
+     ALTER TABLE audit ADD COLUMN prev TEXT;
+     ALTER TABLE audit ADD COLUMN hash TEXT;
+     CREATE INDEX audit_by_ts ON audit (ts);
+     CREATE TABLE audit_checkpoints (
+        seq   INTEGER PRIMARY KEY,
+        hash  TEXT NOT NULL,
+        ts    INTEGER NOT NULL,
+        kid   TEXT NOT NULL,
+        sig   TEXT NOT NULL
+     );",
 ];
 
 /// Brings the schema up to date inside one transaction per step.

@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use agents::{os_user, AgentEdit, AgentRow, BinaryRow, ACTIVE, DEPRECATED, SUSPENDED};
-pub use audit::AuditRecord;
+pub use audit::{hash_of as audit_hash, AuditFilter, AuditRecord, Checkpoint, GENESIS};
 pub use delegations::{DelegationRow, NewDelegation};
 pub use grants::{GrantFilter, GrantRow, NewGrant};
 pub use providers::ProviderState;
@@ -92,9 +92,11 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::run(&mut conn)?;
-        Ok(Store {
+        let store = Store {
             conn: Mutex::new(conn),
-        })
+        };
+        store.chain_legacy_audit()?;
+        Ok(store)
     }
 
     /// Locks the connection. A poisoned lock only means another thread

@@ -158,9 +158,37 @@ impl TokenService {
         let rt = self.refresh_token(deps, p).await?;
         let secret = Self::client_secret(deps.keychain, p).await?;
         self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let r = self.exchange(deps, p, req, &rt, secret.as_ref()).await;
+        let mut rec = crate::audit::by_user("refresh", None);
+        rec.provider = Some(p.name.clone());
+        rec.scopes = req.scopes.to_vec();
+        match &r {
+            Ok((t, rotated)) => {
+                rec.granted = t.scopes.clone();
+                rec.outcome = if *rotated { "rotated" } else { "refreshed" }.into();
+            }
+            Err(e) => {
+                rec.outcome = format!("refused:{}", e.code_name());
+                rec.detail = Some(e.to_string());
+            }
+        }
+        // The refresh already happened upstream: a failure to record it is
+        // reported by the token.get record that follows, which fails closed.
+        let _ = crate::audit::write(deps.store, &rec);
+        r.map(|(t, _)| t)
+    }
+
+    async fn exchange(
+        &self,
+        deps: &Deps<'_>,
+        p: &Provider,
+        req: &Request<'_>,
+        rt: &Secret,
+        secret: Option<&Secret>,
+    ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
         let got = match deps
             .upstream
-            .refresh(p, &rt, secret.as_ref(), req.scopes, req.resource)
+            .refresh(p, rt, secret, req.scopes, req.resource)
             .await
         {
             Ok(t) => t,
@@ -212,12 +240,15 @@ impl TokenService {
             .expires_in
             .map(|d| d.as_secs())
             .unwrap_or(DEFAULT_LIFETIME_SECS);
-        Ok(Arc::new(CachedToken {
-            token: got.access_token,
-            token_type: got.token_type,
-            expires_at: unix_now() + lifetime,
-            scopes,
-            generation: req.generation,
-        }))
+        Ok((
+            Arc::new(CachedToken {
+                token: got.access_token,
+                token_type: got.token_type,
+                expires_at: unix_now() + lifetime,
+                scopes,
+                generation: req.generation,
+            }),
+            got.refresh_token.is_some(),
+        ))
     }
 }

@@ -12,6 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+mod sections;
+
+pub use sections::{AuditSection, LimitsSection, MonitorSection, OnAnomaly};
+
 /// Why the config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -62,6 +66,15 @@ pub struct ConfigFile {
     /// `[delegation]` settings.
     #[serde(default)]
     pub delegation: DelegationSection,
+    /// `[audit]` settings.
+    #[serde(default)]
+    pub audit: AuditSection,
+    /// `[monitor]` settings.
+    #[serde(default)]
+    pub monitor: MonitorSection,
+    /// `[limits]` settings.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// `[providers.NAME]` sections.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
@@ -370,6 +383,12 @@ pub struct Config {
     pub policy: PolicySection,
     /// `[delegation]`.
     pub delegation: DelegationSection,
+    /// `[audit]`.
+    pub audit: AuditSection,
+    /// `[monitor]`.
+    pub monitor: MonitorSection,
+    /// `[limits]`.
+    pub limits: LimitsSection,
     /// Providers by name.
     pub providers: BTreeMap<String, Provider>,
 }
@@ -433,6 +452,16 @@ impl Config {
                 ),
             });
         }
+        if file.limits.max_connections < 2
+            || file.limits.requests_per_second == 0
+            || file.limits.burst == 0
+            || file.audit.checkpoint_every == 0
+        {
+            return Err(ConfigError::Parse {
+                path: path.to_owned(),
+                message: "[limits] max_connections must be at least 2, requests_per_second, burst and [audit] checkpoint_every at least 1".into(),
+            });
+        }
         Ok(Config {
             path: path.to_owned(),
             socket: file.daemon.socket,
@@ -440,6 +469,9 @@ impl Config {
             control: file.control,
             policy: file.policy,
             delegation: file.delegation,
+            audit: file.audit,
+            monitor: file.monitor,
+            limits: file.limits,
             providers,
         })
     }

@@ -1,0 +1,62 @@
+//! Process hardening, applied by `valetkeyd` before it touches a secret.
+//!
+//! - Not dumpable (`PR_SET_DUMPABLE 0`): other processes of the same user
+//!   cannot ptrace it or read its `/proc/PID/mem`, `environ` or `fd`, so
+//!   an agent running as the user cannot lift tokens from its memory.
+//! - No core dumps (`RLIMIT_CORE 0`): a crash never writes tokens to disk.
+//! - Memory locked (`mlockall`, on fault) where the memlock limit allows
+//!   it: pages holding tokens are never swapped out. With a finite limit
+//!   (the usual 8 MiB for users) locking every future page could make
+//!   allocations fail later, so it is skipped and logged instead; run under
+//!   systemd with `LimitMEMLOCK=infinity` (or as root) to get it.
+//! - Secrets themselves live in [`crate::secret::Secret`] and
+//!   `valetkey_ipc::secret` types: zeroed on drop, `<redacted>` in `Debug`.
+
+use rustix::mm::{mlockall, MlockAllFlags};
+use rustix::process::{
+    getrlimit, set_dumpable_behavior, setrlimit, DumpableBehavior, Resource, Rlimit,
+};
+
+/// What was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hardening {
+    /// `PR_SET_DUMPABLE 0` took effect.
+    pub not_dumpable: bool,
+    /// `RLIMIT_CORE` is 0.
+    pub no_core: bool,
+    /// `mlockall` took effect.
+    pub memory_locked: bool,
+}
+
+/// Applies everything that the platform allows, logging what it could not.
+pub fn apply() -> Hardening {
+    let not_dumpable = set_dumpable_behavior(DumpableBehavior::NotDumpable)
+        .map_err(|e| tracing::warn!(error = %e, "cannot make the process non-dumpable"))
+        .is_ok();
+    let no_core = setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )
+    .map_err(|e| tracing::warn!(error = %e, "cannot turn core dumps off"))
+    .is_ok();
+    let memory_locked = if getrlimit(Resource::Memlock).current.is_none() {
+        mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT)
+            .map_err(|e| tracing::warn!(error = %e, "mlockall failed; memory may be swapped"))
+            .is_ok()
+    } else {
+        tracing::info!(
+            "memory not locked: the memlock limit is finite (set LimitMEMLOCK=infinity to lock it)"
+        );
+        false
+    };
+    let h = Hardening {
+        not_dumpable,
+        no_core,
+        memory_locked,
+    };
+    tracing::info!(not_dumpable, no_core, memory_locked, "process hardened");
+    h
+}
