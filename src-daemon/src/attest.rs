@@ -59,6 +59,8 @@ mod linux {
     pub(super) struct Stat {
         pub ppid: u32,
         pub start_time: u64,
+        /// Exited (a zombie not yet reaped, or dead).
+        pub exited: bool,
     }
 
     pub(super) fn read_stat(pid: u32) -> Result<Stat, AttestError> {
@@ -81,6 +83,7 @@ mod linux {
         Ok(Stat {
             ppid: field(1)? as u32,
             start_time: field(19)?,
+            exited: matches!(fields.first(), Some(&("Z" | "X" | "x"))),
         })
     }
 
@@ -155,10 +158,12 @@ impl Attestor {
         })
     }
 
-    /// Whether `pid` still names the process that started at `start_time`.
+    /// Whether `pid` still names the live process that started at
+    /// `start_time` (an exited one not yet reaped by its parent counts as
+    /// gone: its socket may live on in a child).
     #[cfg(target_os = "linux")]
     pub fn still_same(pid: u32, start_time: u64) -> bool {
-        linux::read_stat(pid).is_ok_and(|s| s.start_time == start_time)
+        linux::read_stat(pid).is_ok_and(|s| s.start_time == start_time && !s.exited)
     }
 
     /// Attestation is Linux-only for now.
@@ -217,6 +222,23 @@ mod tests {
         assert!(!Attestor::still_same(me, id.start_time + 1));
         // Second call hits the cache and agrees.
         assert_eq!(a.attest(me, uid).expect("again").sha256, id.sha256);
+    }
+
+    #[test]
+    fn an_exited_unreaped_process_is_not_the_same() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        let start = linux::read_stat(pid).expect("stat").start_time;
+        assert!(Attestor::still_same(pid, start), "running");
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        // Exited but not waited for: a zombie with the same start time.
+        assert_eq!(linux::read_stat(pid).expect("zombie").start_time, start);
+        assert!(!Attestor::still_same(pid, start), "a zombie is gone");
+        child.wait().expect("wait");
+        assert!(!Attestor::still_same(pid, start), "reaped");
     }
 
     #[test]

@@ -17,6 +17,21 @@ use rustix::process::{
     getrlimit, set_dumpable_behavior, setrlimit, DumpableBehavior, Resource, Rlimit,
 };
 
+/// Whether we hold `CAP_IPC_LOCK` (root does), which lifts the memlock limit.
+fn can_lock_any() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_owned();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 14) != 0)
+}
+
 /// What was applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hardening {
@@ -42,7 +57,7 @@ pub fn apply() -> Hardening {
     )
     .map_err(|e| tracing::warn!(error = %e, "cannot turn core dumps off"))
     .is_ok();
-    let memory_locked = if getrlimit(Resource::Memlock).current.is_none() {
+    let memory_locked = if getrlimit(Resource::Memlock).current.is_none() || can_lock_any() {
         mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT)
             .map_err(|e| tracing::warn!(error = %e, "mlockall failed; memory may be swapped"))
             .is_ok()

@@ -45,9 +45,11 @@ fn main() -> anyhow::Result<()> {
     let journald = std::env::var_os("JOURNAL_STREAM")
         .and_then(|_| tracing_journald::layer().ok())
         .map(|l| l.with_syslog_identifier("valetkeyd".into()));
-    let stderr = journald
-        .is_none()
-        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let stderr = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
     tracing_subscriber::registry()
         .with(filter)
         .with(journald)

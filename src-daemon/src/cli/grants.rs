@@ -118,6 +118,16 @@ pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
             })?;
             // An explicit grant is the user taking the agent back.
             s.set_agent_status(agent_id, crate::store::ACTIVE)?;
+            let mut rec = crate::audit::by_user("grant", Some(agent));
+            rec.binary_sha256 = Some(sha.clone());
+            rec.provider = Some(provider.clone());
+            rec.granted = scopes.clone();
+            rec.outcome = "added".into();
+            rec.detail = Some(format!(
+                "by the CLI for {exe}, until {}",
+                expires_at.map_or_else(|| "revoked".into(), |t| when(Some(t)))
+            ));
+            crate::audit::write(&s, &rec)?;
             println!(
                 "Granted {agent} ({exe}, sha256 {}…) {} on {provider}, until {}.",
                 &sha[..12],

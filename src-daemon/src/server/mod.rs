@@ -11,7 +11,8 @@
 mod conn;
 pub use conn::{Role, Session};
 mod control;
-mod dispatch;
+#[doc(hidden)]
+pub mod dispatch;
 pub mod listener;
 
 use std::sync::Arc;

@@ -6,11 +6,13 @@
 mod harness;
 mod notifications;
 
+mod audit;
 mod consent;
 mod core_flow;
 mod device_login;
 mod faults;
 mod governance;
+mod hardening;
 mod session_lock;
 mod socket;
 mod tray_ui;

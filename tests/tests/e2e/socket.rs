@@ -44,41 +44,80 @@ fn name(v: &serde_json::Value) -> &str {
     v["error"]["data"]["name"].as_str().unwrap_or("")
 }
 
+const HELLO: &[u8] =
+    b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"hello\",\"params\":{\"protocol\":1,\"agent\":{\"name\":\"raw\"}}}\n";
+
+/// Hostile frames: what each gets, and whether the daemon hangs up.
+fn hostile() -> Vec<(&'static str, Vec<u8>, &'static str, bool)> {
+    vec![
+        ("not json", b"this is not json\n".to_vec(), "parse_error", true),
+        ("invalid utf-8", vec![0xff, 0xfe, b'\n'], "parse_error", true),
+        ("deep nesting", format!("{}\n", "[".repeat(60_000)).into_bytes(), "parse_error", true),
+        ("deep objects", format!("{}\n", "{\"a\":".repeat(10_000)).into_bytes(), "parse_error", true),
+        ("json, not an object", b"[1,2,3]\n".to_vec(), "bad_request", true),
+        ("wrong version", b"{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"hello\"}\n".to_vec(), "bad_request", true),
+        ("notification", b"{\"jsonrpc\":\"2.0\",\"method\":\"token.get\"}\n".to_vec(), "bad_request", true),
+        ("nul bytes", b"{\"jsonrpc\":\"2.0\",\0\"id\":1}\n".to_vec(), "parse_error", true),
+        ("oversized", vec![b'a'; 70 * 1024], "frame_too_large", true),
+        ("oversized with newline", [vec![b' '; 65 * 1024], b"\n".to_vec()].concat(), "frame_too_large", true),
+        ("wrong param types", b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"token.get\",\"params\":{\"provider\":7}}\n".to_vec(), "invalid_params", false),
+        ("huge scope list", format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"token.get\",\"params\":{{\"provider\":\"local\",\"scopes\":[{}\"x\"]}}}}\n", "\"x\",".repeat(5000)).into_bytes(), "invalid_params", false),
+        ("unknown method", b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tokens.steal\"}\n".to_vec(), "unknown_method", false),
+    ]
+}
+
 #[tokio::test]
-async fn malformed_and_oversized_frames_get_errors_and_others_keep_being_served() {
+async fn hostile_frames_get_errors_and_a_close_and_others_keep_being_served() {
     let (mut env, mut good) = TestEnv::with_agent("bystander", &["repo:read"]).await;
     good.token("local", &["repo:read"]).await.expect("token");
 
+    // Before hello: only hello and jwks are served.
     let mut raw = raw_client(&env.socket).await;
     raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"token.get\",\"params\":{}}\n")
         .await;
     assert_eq!(name(&raw.recv().await.expect("reply")), "hello_required");
-    raw.send(b"this is not json\n").await;
-    let v = raw.recv().await.expect("reply");
-    assert_eq!((name(&v), v["id"].is_null()), ("parse_error", true));
     raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"hello\",\"params\":{\"protocol\":99,\"agent\":{\"name\":\"x\"}}}\n").await;
     let v = raw.recv().await.expect("reply");
-    assert_eq!(name(&v), "protocol_mismatch");
-    assert_eq!(v["id"], 2);
-    raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"hello\",\"params\":{\"protocol\":1,\"agent\":{\"name\":\"raw\"}}}\n").await;
-    assert!(raw.recv().await.expect("reply")["result"]["identity"]["sha256"].is_string());
-    raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tokens.steal\"}\n")
-        .await;
-    assert_eq!(name(&raw.recv().await.expect("reply")), "unknown_method");
-    raw.send(&[0xff, 0xfe, b'\n']).await;
-    assert_eq!(name(&raw.recv().await.expect("reply")), "parse_error");
-    let deep = format!("{}\n", "[".repeat(60_000));
-    raw.send(deep.as_bytes()).await;
-    assert_eq!(name(&raw.recv().await.expect("reply")), "parse_error");
+    assert_eq!((name(&v), v["id"].as_i64()), ("protocol_mismatch", Some(2)));
 
-    // 70 KiB without a newline: frame_too_large, then the daemon hangs up.
-    raw.send(&vec![b'a'; 70 * 1024]).await;
-    let v = raw.recv().await.expect("error before close");
-    assert_eq!(name(&v), "frame_too_large");
+    let cases = hostile();
+    for (what, bytes, code, closes) in &cases {
+        for greeted in [false, true] {
+            let mut raw = raw_client(&env.socket).await;
+            if greeted {
+                raw.send(HELLO).await;
+                assert!(raw.recv().await.expect("hello")["result"].is_object());
+            }
+            raw.send(bytes).await;
+            let v = raw
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("{what}: no error before close"));
+            let want = if !greeted && matches!(*code, "invalid_params" | "unknown_method") {
+                "hello_required"
+            } else {
+                code
+            };
+            assert_eq!(name(&v), want, "{what} (greeted: {greeted}): {v}");
+            if *closes {
+                assert!(raw.recv().await.is_none(), "{what}: connection closed");
+            }
+        }
+    }
+    // Unknown methods are tolerated twice; the third closes.
+    let mut raw = raw_client(&env.socket).await;
+    raw.send(HELLO).await;
+    raw.recv().await.expect("hello");
+    for i in 1..=3 {
+        raw.send(format!("{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"x.{i}\"}}\n").as_bytes())
+            .await;
+        assert_eq!(name(&raw.recv().await.expect("reply")), "unknown_method");
+    }
     assert!(
         raw.recv().await.is_none(),
-        "connection closed after an oversized frame"
+        "closed after the third unknown method"
     );
+    eprintln!("hostile inputs tried: {}", cases.len() * 2 + 5);
 
     // The well-behaved agent never noticed.
     good.token("local", &["repo:read"])

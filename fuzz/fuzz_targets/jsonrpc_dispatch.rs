@@ -1,0 +1,63 @@
+//! JSON-RPC decoding and dispatch: every input frame goes through the real
+//! dispatcher of a real daemon state (in-memory database, no providers, so
+//! no keychain or network is touched), first on a fresh session and then
+//! on one that already said hello. Invariants: no panic, and every answer
+//! is a well-formed JSON-RPC response with either a result or an error.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use valetkey::server::dispatch::dispatch;
+use valetkey::server::Session;
+use valetkey::state::{Daemon, State};
+use valetkey_ipc::methods::PeerIdentity;
+
+fn daemon() -> &'static (tokio::runtime::Runtime, Daemon) {
+    static D: OnceLock<(tokio::runtime::Runtime, Daemon)> = OnceLock::new();
+    D.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let cfg = valetkey::config::Config::load(std::path::Path::new("/nonexistent/config.toml"))
+            .expect("empty config");
+        let store = valetkey::store::Store::open_in_memory().expect("db");
+        let d = rt.block_on(async { State::new(cfg, store) });
+        (rt, d)
+    })
+}
+
+fn session() -> Session {
+    Session {
+        conn_id: 1,
+        identity: PeerIdentity {
+            uid: 0,
+            pid: std::process::id(),
+            exe: "/usr/bin/fuzz-agent".into(),
+            sha256: "0".repeat(64),
+            start_time: 0,
+            parents: vec![],
+        },
+        agent: None,
+        delegation: None,
+    }
+}
+
+const HELLO: &[u8] =
+    br#"{"jsonrpc":"2.0","id":0,"method":"hello","params":{"protocol":1,"agent":{"name":"fuzz"}}}"#;
+
+fuzz_target!(|data: &[u8]| {
+    let (rt, d) = daemon();
+    rt.block_on(async {
+        let mut fresh = session();
+        let mut greeted = session();
+        let hello = dispatch(d, &mut greeted, HELLO).await;
+        assert!(hello.error.is_none(), "hello failed: {:?}", hello.error);
+        for s in [&mut fresh, &mut greeted] {
+            let resp = dispatch(d, s, data).await;
+            assert!(resp.result.is_some() != resp.error.is_some(), "result xor error");
+            let v = serde_json::to_value(&resp).expect("serializable");
+            assert_eq!(v["jsonrpc"], "2.0");
+        }
+    });
+});
