@@ -28,8 +28,18 @@ async fn provider_down_gives_provider_unavailable_then_recovers() {
     assert_eq!(r.name(), "provider_unavailable", "{e}");
     assert!(r.message.contains("retry later"), "{}", r.message);
 
-    // 500s are not retried (the provider may have rotated) and are reported.
+    // Slower than the provider timeout (3 s here): refused, not hung.
     env.provider_control("outage/end").await;
+    env.provider_control("slow?ms=4500").await;
+    let started = std::time::Instant::now();
+    let e = c.token("local", &["issues:read"]).await.expect_err("slow");
+    assert_eq!(code(&e), Some("provider_unavailable"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_millis(4400));
+    env.provider_control("slow?ms=0").await;
+    // Let the abandoned request finish at the provider before going on.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
+    // 500s are not retried (the provider may have rotated) and are reported.
     env.provider_control("fail?status=500").await;
     let e = c.token("local", &["issues:read"]).await.expect_err("500");
     assert_eq!(code(&e), Some("provider_unavailable"));
