@@ -9,6 +9,7 @@ mod notifications;
 mod audit;
 mod consent;
 mod core_flow;
+mod crash;
 mod device_login;
 mod faults;
 mod governance;
