@@ -158,6 +158,33 @@ impl Attestor {
         })
     }
 
+    /// A handle on the process that connected, for [`ProcessHandle::alive`].
+    #[cfg(target_os = "linux")]
+    pub fn handle(pid: u32, start_time: u64) -> ProcessHandle {
+        use rustix::process::{pidfd_open, Pid, PidfdFlags};
+        let fd = Pid::from_raw(pid as i32).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok());
+        // The pid could have been recycled between attestation and here:
+        // check once that the handle names the attested process.
+        let gone = !Self::still_same(pid, start_time);
+        ProcessHandle {
+            fd,
+            pid,
+            start_time,
+            gone,
+        }
+    }
+
+    /// Attestation is Linux-only for now.
+    #[cfg(not(target_os = "linux"))]
+    pub fn handle(pid: u32, start_time: u64) -> ProcessHandle {
+        ProcessHandle {
+            fd: None,
+            pid,
+            start_time,
+            gone: true,
+        }
+    }
+
     /// Whether `pid` still names the live process that started at
     /// `start_time` (an exited one not yet reaped by its parent counts as
     /// gone: its socket may live on in a child).
@@ -204,6 +231,47 @@ pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
         .ok_or_else(|| std::io::Error::other(format!("{} is larger than 512 MiB", path.display())))
 }
 
+/// The exact process behind a connection. On Linux a pidfd: it refers to
+/// that process and no other, and turns readable when it exits, so "is
+/// the peer still there?" is one `poll` per request rather than a parse
+/// of `/proc/PID/stat`, and a recycled pid can never pass for it. Without
+/// pidfds (kernels before 5.3) it falls back to comparing start times.
+pub struct ProcessHandle {
+    fd: Option<std::os::fd::OwnedFd>,
+    pid: u32,
+    start_time: u64,
+    gone: bool,
+}
+
+impl ProcessHandle {
+    /// Whether the process that connected is still running (an exited
+    /// one not yet reaped counts as gone).
+    #[cfg(target_os = "linux")]
+    pub fn alive(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        if self.gone {
+            return false;
+        }
+        let Some(fd) = &self.fd else {
+            return Attestor::still_same(self.pid, self.start_time);
+        };
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match poll(&mut [PollFd::new(fd, PollFlags::IN)], Some(&now)) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(_) => Attestor::still_same(self.pid, self.start_time),
+        }
+    }
+    /// Attestation is Linux-only for now.
+    #[cfg(not(target_os = "linux"))]
+    pub fn alive(&self) -> bool {
+        !self.gone && Attestor::still_same(self.pid, self.start_time)
+    }
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
@@ -239,6 +307,26 @@ mod tests {
         assert!(!Attestor::still_same(pid, start), "a zombie is gone");
         child.wait().expect("wait");
         assert!(!Attestor::still_same(pid, start), "reaped");
+    }
+
+    #[test]
+    fn a_handle_sees_its_process_exit_even_before_it_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        let start = linux::read_stat(pid).expect("stat").start_time;
+        let h = Attestor::handle(pid, start);
+        assert!(h.alive(), "running");
+        assert!(
+            !Attestor::handle(pid, start + 1).alive(),
+            "another start time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        assert!(!h.alive(), "exited, not yet reaped");
+        child.wait().expect("wait");
+        assert!(!h.alive(), "reaped");
     }
 
     #[test]

@@ -33,11 +33,10 @@ impl BrokerError {
         BrokerError::Rpc(RpcError::new(code, message))
     }
 
-    /// The stable name of the code this error maps to (see the `From`
-    /// impl below), for audit records.
-    pub fn code_name(&self) -> &str {
-        let code = match self {
-            BrokerError::Rpc(r) => return r.name(),
+    /// The wire code this error maps to: the one place that decides it.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            BrokerError::Rpc(r) => ErrorCode::from_code(r.code).unwrap_or(ErrorCode::Internal),
             BrokerError::Keychain(KeychainError::Locked) => ErrorCode::KeychainLocked,
             BrokerError::Keychain(_) => ErrorCode::KeychainUnavailable,
             BrokerError::Upstream(UpstreamError::InvalidGrant { .. }) => {
@@ -48,36 +47,31 @@ impl BrokerError {
             }
             BrokerError::Upstream(_) => ErrorCode::ProviderRejected,
             BrokerError::Store(_) => ErrorCode::StateUnavailable,
-        };
-        code.name()
+        }
     }
 }
 
 impl From<BrokerError> for RpcError {
     fn from(e: BrokerError) -> RpcError {
+        let code = e.code();
         let msg = e.to_string();
         match e {
             BrokerError::Rpc(r) => r,
-            BrokerError::Keychain(KeychainError::Locked) => RpcError::new(ErrorCode::KeychainLocked, msg),
-            BrokerError::Keychain(_) => RpcError::new(ErrorCode::KeychainUnavailable, msg),
-            BrokerError::Upstream(UpstreamError::InvalidGrant { provider, .. }) => {
-                RpcError::new(ErrorCode::ProviderLoginRequired, msg).with("provider", provider)
-            }
-            BrokerError::Upstream(UpstreamError::Unavailable { provider, .. }) => {
-                RpcError::new(ErrorCode::ProviderUnavailable, msg).with("provider", provider)
-            }
+            BrokerError::Upstream(
+                UpstreamError::InvalidGrant { provider, .. }
+                | UpstreamError::Unavailable { provider, .. }
+                | UpstreamError::Config { provider, .. },
+            ) => RpcError::new(code, msg).with("provider", provider),
             BrokerError::Upstream(UpstreamError::Rejected { provider, error, .. }) => {
-                RpcError::new(ErrorCode::ProviderRejected, msg)
+                RpcError::new(code, msg)
                     .with("provider", provider)
                     .with("oauth_error", error)
             }
-            BrokerError::Upstream(UpstreamError::Config { provider, .. }) => {
-                RpcError::new(ErrorCode::ProviderRejected, msg).with("provider", provider)
-            }
             BrokerError::Store(_) => RpcError::new(
-                ErrorCode::StateUnavailable,
+                code,
                 format!("{msg}; nothing was issued. Check disk space and permissions of the data directory"),
             ),
+            BrokerError::Keychain(_) => RpcError::new(code, msg),
         }
     }
 }

@@ -215,7 +215,11 @@ fn audit_of(e: &Event) -> Option<AuditRecord> {
             let mut r = crate::audit::by_user("consent.decision", Some(agent));
             r.consent_id = Some(id.clone());
             r.granted = scopes.clone();
-            r.outcome = format!("{outcome:?}").to_lowercase();
+            // The wire spelling: `allowed`, `denied`, `timed_out`, `user_away`.
+            r.outcome = serde_json::to_value(outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
             r.detail = decision.as_ref().map(describe_decision);
             return Some(r);
         }
@@ -259,5 +263,34 @@ impl Events {
             }
         }
         let _ = self.tx.send(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consent_records_use_the_wire_names_and_the_user_as_actor() {
+        let r = audit_of(&Event::ConsentDecided {
+            id: "c1".into(),
+            agent: "a".into(),
+            outcome: ConsentOutcome::TimedOut,
+            decision: None,
+            scopes: vec![],
+        })
+        .expect("recorded");
+        assert_eq!(
+            (r.kind.as_str(), r.outcome.as_str(), r.consent_id.as_deref()),
+            ("consent.decision", "timed_out", Some("c1"))
+        );
+        assert_eq!(r.chain.last().map(String::as_str), Some("agent:a"));
+        assert!(r.chain[0].starts_with("user:"));
+        // Recorded where they happen, not twice.
+        assert!(audit_of(&Event::AgentSeen {
+            agent: "a".into(),
+            exe: "/bin/a".into()
+        })
+        .is_none());
     }
 }

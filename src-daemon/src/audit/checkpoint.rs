@@ -22,7 +22,10 @@ pub async fn make(d: &Daemon) -> Result<Option<Checkpoint>, BrokerError> {
     let Some((seq, hash)) = d.store.audit_head()? else {
         return Ok(None);
     };
-    if d.store.checkpoints()?.last().is_some_and(|c| c.seq >= seq) {
+    if d.store
+        .last_checkpoint_seq()?
+        .is_some_and(|last| last >= seq)
+    {
         return Ok(None);
     }
     let (kid, pair) = d.signer.current(&d.store, &d.keychain).await?;

@@ -230,6 +230,16 @@ mod tests {
     }
 
     impl Log {
+        fn hello(&self) {
+            self.store
+                .append_audit(&AuditRecord {
+                    kind: "hello".into(),
+                    outcome: "accepted".into(),
+                    ..Default::default()
+                })
+                .expect("append");
+        }
+
         fn checkpoint(&self) {
             let (seq, hash) = self.store.audit_head().expect("head").expect("rows");
             let ts = now();
@@ -270,13 +280,7 @@ mod tests {
         assert_eq!(r.broken, None, "{r:?}");
         assert_eq!((r.records, r.checkpoints, r.unsigned_tail), (10, 1, 0));
         // Records keep chaining after the checkpoint.
-        l.store
-            .append_audit(&AuditRecord {
-                kind: "hello".into(),
-                outcome: "accepted".into(),
-                ..Default::default()
-            })
-            .expect("append");
+        l.hello();
         let r = verify(&l.store, &l.keys).expect("verify");
         assert_eq!((r.broken, r.unsigned_tail), (None, 1));
     }
@@ -349,13 +353,7 @@ mod tests {
         let l = log(10);
         l.checkpoint(); // at 10
         for _ in 0..5 {
-            l.store
-                .append_audit(&AuditRecord {
-                    kind: "hello".into(),
-                    outcome: "accepted".into(),
-                    ..Default::default()
-                })
-                .expect("append");
+            l.hello();
         }
         // Everything so far is "old".
         let deleted = l.store.prune_audit(now() + 10).expect("prune");

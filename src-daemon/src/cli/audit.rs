@@ -179,8 +179,13 @@ fn verify_cmd(jwks: Option<&PathBuf>, json: bool) -> Result<(), Failure> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else if let Some(b) = &r.broken {
         println!(
-            "BROKEN at record {}: {}. {} record(s) before it verified.",
-            b.seq, b.reason, r.records
+            "BROKEN at record {}: {}. {} record(s) before it verified.\n\
+             Keep this database as evidence (copy state.db, -wal and -shm), compare it with an \
+             earlier `valetkey audit export`, and find out who could write {}.",
+            b.seq,
+            b.reason,
+            r.records,
+            crate::dirs::db_path().display()
         );
     } else {
         println!(

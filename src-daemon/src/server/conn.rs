@@ -130,8 +130,9 @@ pub async fn serve(
             }
             return super::control::serve(&daemon, framed, &identity, &mut stop).await;
         }
+        let process = crate::attest::Attestor::handle(identity.pid, identity.start_time);
         let mut session = Session { conn_id, identity, agent: None, delegation: None };
-        frame_loop(&daemon, framed, &mut session, &mut stop).await;
+        frame_loop(&daemon, framed, &mut session, &process, &mut stop).await;
         if let Some((agent_id, _)) = &session.agent {
             daemon.conns.unregister(*agent_id, conn_id);
         }
@@ -196,6 +197,7 @@ async fn frame_loop(
     daemon: &Daemon,
     mut framed: Conn,
     session: &mut Session,
+    process: &crate::attest::ProcessHandle,
     stop: &mut watch::Receiver<bool>,
 ) {
     // Turns true when the user revokes this agent: close at once, even
@@ -258,10 +260,7 @@ async fn frame_loop(
                     }
                     continue;
                 }
-                let resp = if crate::attest::Attestor::still_same(
-                    session.identity.pid,
-                    session.identity.start_time,
-                ) {
+                let resp = if process.alive() {
                     tokio::select! {
                         r = dispatch::dispatch(daemon, session, &bytes) => r,
                         _ = stop.changed() => return,

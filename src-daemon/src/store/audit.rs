@@ -357,6 +357,15 @@ impl Store {
         Ok(())
     }
 
+    /// The newest checkpoint's sequence number.
+    pub fn last_checkpoint_seq(&self) -> Result<Option<i64>, StoreError> {
+        let v = self
+            .conn()
+            .prepare_cached("SELECT MAX(seq) FROM audit_checkpoints")?
+            .query_row([], |r| r.get(0))?;
+        Ok(v)
+    }
+
     /// Every checkpoint, oldest first.
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
         let conn = self.conn();

@@ -168,7 +168,7 @@ impl TokenService {
                 rec.outcome = if *rotated { "rotated" } else { "refreshed" }.into();
             }
             Err(e) => {
-                rec.outcome = format!("refused:{}", e.code_name());
+                rec.outcome = format!("refused:{}", e.code().name());
                 rec.detail = Some(e.to_string());
             }
         }

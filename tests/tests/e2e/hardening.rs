@@ -6,11 +6,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 use valetkey_ipc::methods::{DelegationCreate, DelegationCreateParams, Whoami};
 
 use crate::harness::{bin, code, wait_until, TestEnv};
+use crate::raw::{name, Raw, HELLO};
 
 fn other_user() -> u32 {
     let _ = Command::new("useradd")
@@ -153,37 +152,6 @@ async fn a_runtime_dir_with_the_wrong_mode_or_owner_is_refused() {
     env.start_daemon().expect("a private dir works");
 }
 
-struct Raw {
-    r: BufReader<tokio::net::unix::OwnedReadHalf>,
-    w: tokio::net::unix::OwnedWriteHalf,
-}
-
-impl Raw {
-    async fn connect(env: &TestEnv) -> Raw {
-        let (r, w) = UnixStream::connect(&env.socket)
-            .await
-            .expect("connect")
-            .into_split();
-        Raw {
-            r: BufReader::new(r),
-            w,
-        }
-    }
-    async fn send(&mut self, b: &[u8]) -> bool {
-        self.w.write_all(b).await.is_ok()
-    }
-    async fn recv(&mut self) -> Option<serde_json::Value> {
-        let mut line = String::new();
-        let n = self.r.read_line(&mut line).await.ok()?;
-        (n > 0).then(|| serde_json::from_str(&line).expect("json"))
-    }
-}
-
-fn name(v: &serde_json::Value) -> &str {
-    v["error"]["data"]["name"].as_str().unwrap_or("")
-}
-
-const HELLO: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"hello\",\"params\":{\"protocol\":1,\"agent\":{\"name\":\"raw\"}}}\n";
 const WHOAMI: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"whoami\"}\n";
 
 #[tokio::test]
@@ -199,7 +167,7 @@ async fn slowloris_rate_and_connection_limits_hold_without_harming_others() {
     let mut good = env.agent("bystander").await;
 
     // A byte a second: cut after the frame timeout, with an error.
-    let mut slow = Raw::connect(&env).await;
+    let mut slow = Raw::connect(&env.socket).await;
     let started = Instant::now();
     let sender = tokio::spawn(async move {
         for b in HELLO.iter().take(HELLO.len() - 1) {
@@ -229,7 +197,7 @@ async fn slowloris_rate_and_connection_limits_hold_without_harming_others() {
 
     // Rate: a burst of 5, then rate_limited with a retry hint; the
     // connection stays, and after the hint it is served again.
-    let mut fast = Raw::connect(&env).await;
+    let mut fast = Raw::connect(&env.socket).await;
     fast.send(HELLO).await;
     fast.recv().await.expect("hello");
     let mut limited = None;
@@ -260,18 +228,18 @@ async fn slowloris_rate_and_connection_limits_hold_without_harming_others() {
     // turned away with an error.
     let mut held = vec![];
     for _ in 0..4 {
-        let mut r = Raw::connect(&env).await;
+        let mut r = Raw::connect(&env.socket).await;
         r.send(HELLO).await;
         r.recv().await.expect("admitted");
         held.push(r);
     }
-    let mut over = Raw::connect(&env).await;
+    let mut over = Raw::connect(&env.socket).await;
     let v = over.recv().await.expect("error");
     assert_eq!(name(&v), "too_many_connections", "{v}");
     assert!(over.recv().await.is_none());
     drop(held.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut r = Raw::connect(&env).await;
+    let mut r = Raw::connect(&env.socket).await;
     r.send(HELLO).await;
     assert!(r.recv().await.expect("admitted")["result"].is_object());
     assert!(env.daemon_alive());

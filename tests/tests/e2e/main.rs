@@ -5,6 +5,7 @@
 
 mod harness;
 mod notifications;
+mod raw;
 
 mod audit;
 mod consent;

@@ -3,49 +3,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use bytes_free::raw_client;
 use valetkey_ipc::Client;
 
 use crate::harness::{bin, wait_until, TestEnv};
-
-mod bytes_free {
-    //! A raw line client, so tests can send exactly the bytes they mean.
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::UnixStream;
-
-    pub struct Raw {
-        pub r: BufReader<tokio::net::unix::OwnedReadHalf>,
-        pub w: tokio::net::unix::OwnedWriteHalf,
-    }
-
-    pub async fn raw_client(path: &std::path::Path) -> Raw {
-        let s = UnixStream::connect(path).await.expect("connect");
-        let (r, w) = s.into_split();
-        Raw {
-            r: BufReader::new(r),
-            w,
-        }
-    }
-
-    impl Raw {
-        pub async fn send(&mut self, bytes: &[u8]) {
-            self.w.write_all(bytes).await.expect("write");
-        }
-        /// The next response, or None at EOF.
-        pub async fn recv(&mut self) -> Option<serde_json::Value> {
-            let mut line = String::new();
-            let n = self.r.read_line(&mut line).await.ok()?;
-            (n > 0).then(|| serde_json::from_str(&line).expect("daemon sends JSON"))
-        }
-    }
-}
-
-fn name(v: &serde_json::Value) -> &str {
-    v["error"]["data"]["name"].as_str().unwrap_or("")
-}
-
-const HELLO: &[u8] =
-    b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"hello\",\"params\":{\"protocol\":1,\"agent\":{\"name\":\"raw\"}}}\n";
+use crate::raw::{name, Raw, HELLO};
 
 /// Hostile frames: what each gets, and whether the daemon hangs up.
 fn hostile() -> Vec<(&'static str, Vec<u8>, &'static str, bool)> {
@@ -72,7 +33,7 @@ async fn hostile_frames_get_errors_and_a_close_and_others_keep_being_served() {
     good.token("local", &["repo:read"]).await.expect("token");
 
     // Before hello: only hello and jwks are served.
-    let mut raw = raw_client(&env.socket).await;
+    let mut raw = Raw::connect(&env.socket).await;
     raw.send(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"token.get\",\"params\":{}}\n")
         .await;
     assert_eq!(name(&raw.recv().await.expect("reply")), "hello_required");
@@ -83,7 +44,7 @@ async fn hostile_frames_get_errors_and_a_close_and_others_keep_being_served() {
     let cases = hostile();
     for (what, bytes, code, closes) in &cases {
         for greeted in [false, true] {
-            let mut raw = raw_client(&env.socket).await;
+            let mut raw = Raw::connect(&env.socket).await;
             if greeted {
                 raw.send(HELLO).await;
                 assert!(raw.recv().await.expect("hello")["result"].is_object());
@@ -105,7 +66,7 @@ async fn hostile_frames_get_errors_and_a_close_and_others_keep_being_served() {
         }
     }
     // Unknown methods are tolerated twice; the third closes.
-    let mut raw = raw_client(&env.socket).await;
+    let mut raw = Raw::connect(&env.socket).await;
     raw.send(HELLO).await;
     raw.recv().await.expect("hello");
     for i in 1..=3 {
