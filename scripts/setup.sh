@@ -13,7 +13,11 @@ need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl pyt
   build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
   # tray app tests: a headless X server, the WebDriver for WebKitGTK, a
   # notification server, and tools to look at what they show
-  xvfb xauth webkit2gtk-driver dbus-x11 at-spi2-core dunst libnotify-bin imagemagick xdotool)
+  xvfb xauth webkit2gtk-driver dbus-x11 at-spi2-core dunst libnotify-bin imagemagick xdotool
+  # service and packaging tests: systemd-analyze and systemd-socket-activate,
+  # dpkg-shlibdeps, desktop-file-validate, man (systemd-analyze checks
+  # Documentation=man:…), ssh-agent (the benchmark's baseline)
+  systemd dpkg-dev desktop-file-utils man-db openssh-client)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 missing=()
 for p in "${need[@]}"; do

@@ -19,6 +19,8 @@
 //! * [`oauth`]: discovery, refresh, login, revocation against providers;
 //! * [`keychain`]: refresh tokens and client secrets in the Secret Service;
 //! * [`config`], [`dirs`]: where things are and how providers are set up;
+//! * [`service`]: running under systemd (readiness, socket activation,
+//!   watchdog) and installing the user units;
 //! * [`cli`]: the `valetkey` command.
 
 pub mod attest;
@@ -39,6 +41,7 @@ pub mod oauth;
 pub mod policy;
 pub mod secret;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod state;
 pub mod store;

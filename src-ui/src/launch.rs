@@ -1,7 +1,7 @@
 //! Starting valetkeyd from the tray ("daemon not running" → Start).
 //!
-//! The daemon is the sibling `valetkeyd` of this executable, never a
-//! program named by the webview. It runs in its own session so that quitting
+//! The daemon is the systemd user service when installed, else the sibling
+//! `valetkeyd` of this executable; never a program named by the webview. It runs in its own session so that quitting
 //! the tray does not stop it, and its stderr goes to
 //! `$XDG_STATE_HOME/valetkey/valetkeyd.log`.
 
@@ -10,10 +10,49 @@ use std::process::{Command, Stdio};
 
 use crate::error::UiError;
 
-/// Spawns `valetkeyd` detached. Does not wait for its socket: the link
-/// reconnects on its own and the UI follows its state. The daemon inherits
-/// this app's environment, so it finds the same config and socket.
+/// Starts valetkeyd: through the systemd user service when it is installed
+/// (so it runs sandboxed and logs to the journal), else by spawning the
+/// sibling binary detached. Does not wait for its socket: the link
+/// reconnects on its own and the UI follows its state.
 pub fn start_daemon() -> Result<(), UiError> {
+    if systemctl(&["cat", "valetkeyd.service"]) {
+        if systemctl(&["start", "valetkeyd.service"]) {
+            tracing::info!("started valetkeyd.service");
+            return Ok(());
+        }
+        tracing::warn!(
+            "`systemctl --user start valetkeyd.service` failed; starting valetkeyd directly"
+        );
+    }
+    spawn_sibling()
+}
+
+/// Starts the daemon unless its control socket already answers (used by
+/// `--start`, which the autostart entry passes). With socket activation
+/// the connect itself starts it.
+pub fn attach_or_start(control: &std::path::Path) {
+    if std::os::unix::net::UnixStream::connect(control).is_ok() {
+        return;
+    }
+    if let Err(e) = start_daemon() {
+        tracing::warn!(error = %e, "cannot start valetkeyd");
+    }
+}
+
+fn systemctl(args: &[&str]) -> bool {
+    Command::new("systemctl")
+        .arg("--user")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Spawns the sibling `valetkeyd` detached; it inherits this app's
+/// environment, so it finds the same config and socket.
+fn spawn_sibling() -> Result<(), UiError> {
     let exe = std::env::current_exe().map_err(|e| UiError::Launch(e.to_string()))?;
     let daemon = exe.with_file_name("valetkeyd");
     if !daemon.is_file() {

@@ -22,9 +22,12 @@ use tauri::{Manager, RunEvent, WindowEvent};
 const USAGE: &str = "\
 valetkey-tray: consent prompts, grants and revocation for valetkeyd
 
-USAGE: valetkey-tray [--show]
+USAGE: valetkey-tray [--show] [--start]
 
   --show       open the window at once (otherwise the app starts in the tray)
+  --start      start valetkeyd if it is not running (the autostart entry
+               passes this): via `systemctl --user` when the service is
+               installed, else the valetkeyd next to this app
   --version    print the version
   --help       print this help
 
@@ -41,11 +44,15 @@ fn main() {
         println!("valetkey-tray {}", env!("CARGO_PKG_VERSION"));
         return;
     }
-    if let Some(bad) = args.iter().find(|a| a.as_str() != "--show") {
+    if let Some(bad) = args
+        .iter()
+        .find(|a| !matches!(a.as_str(), "--show" | "--start"))
+    {
         eprintln!("valetkey-tray: unknown argument {bad:?}\n\n{USAGE}");
         std::process::exit(2);
     }
-    let show = !args.is_empty();
+    let show = args.iter().any(|a| a == "--show");
+    let start = args.iter().any(|a| a == "--start");
     init_logging();
 
     let app = tauri::Builder::default()
@@ -60,6 +67,9 @@ fn main() {
             let sink = tray::AppSink(app.handle().clone());
             let path = valetkey_ipc::paths::control_socket_path();
             tracing::info!(socket = %path.display(), "valetkey-tray starting");
+            if start {
+                launch::attach_or_start(&path);
+            }
             app.manage(link::Link::start(path, sink));
             if show {
                 tray::show_window(app.handle());

@@ -4,8 +4,6 @@
 //! ready (and "ready" is logged) before the first accept, so a supervisor or
 //! test can connect as soon as it sees that line.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::Parser;
 use tokio::signal::unix::{signal, SignalKind};
@@ -13,24 +11,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+use valetkey::cli::DaemonArgs as Args;
 use valetkey::config::Config;
 use valetkey::state::State;
 use valetkey::store::Store;
-
-/// valetkeyd: hands local AI agents short-lived, down-scoped OAuth tokens.
-#[derive(Debug, Parser)]
-#[command(name = "valetkeyd", version, about)]
-struct Args {
-    /// The agent socket [env: VALETKEY_SOCKET; default: $XDG_RUNTIME_DIR/valetkey/agent.sock].
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// The config file [default: $XDG_CONFIG_HOME/valetkey/config.toml].
-    #[arg(long, env = "VALETKEY_CONFIG")]
-    config: Option<PathBuf>,
-    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-}
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -72,13 +56,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let providers = config.providers.len();
     let daemon = State::new(config, store);
     let control = valetkey_ipc::paths::control_socket_for(&socket);
+    // Sockets passed by systemd (socket activation) win; the rest we bind.
     // Control first: once agent.sock accepts, control.sock does too.
-    let control_listener = valetkey::server::listener::bind(&control)?;
+    let inherited = valetkey::service::inherited()?;
+    let activated = inherited.agent.is_some() || inherited.control.is_some();
+    let (control, control_listener) = match inherited.control {
+        Some(pair) => pair,
+        None => (control.clone(), valetkey::server::listener::bind(&control)?),
+    };
+    let (socket, agent_listener) = match inherited.agent {
+        Some(pair) => pair,
+        None => (socket.clone(), valetkey::server::listener::bind(&socket)?),
+    };
     let listeners = valetkey::server::Listeners {
-        agent: valetkey::server::listener::bind(&socket)?,
+        agent: agent_listener,
         control: control_listener,
     };
-    tracing::info!(socket = %socket.display(), control = %control.display(), db = %db.display(), config = %config_path.display(), providers, "ready");
+    tracing::info!(socket = %socket.display(), control = %control.display(), db = %db.display(), config = %config_path.display(), providers, activated, "ready");
+    valetkey::service::ready(&format!("serving agents on {}", socket.display()));
+    valetkey::service::spawn_watchdog();
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let shutdown = async move {
@@ -86,6 +82,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = term.recv() => tracing::info!("SIGTERM received"),
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
+        valetkey::service::stopping();
     };
     valetkey::server::run(daemon, listeners, shutdown).await;
     tracing::info!("stopped");

@@ -4,12 +4,17 @@
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 `consent_required`,
 //! 5 `audit verify` found a broken chain, 69 the daemon is not reachable.
+//! `doctor` exits 1 when a check fails.
 
 mod audit;
 mod control;
+mod daemon_args;
+mod doctor;
+pub use daemon_args::DaemonArgs;
 mod governance;
 mod grants;
 mod login;
+mod service;
 mod token;
 
 use std::path::PathBuf;
@@ -89,6 +94,20 @@ pub enum Command {
         /// Agent name.
         name: String,
     },
+    /// Run valetkeyd as a per-user service: install, uninstall, status, logs.
+    #[command(subcommand)]
+    Service(service::ServiceCmd),
+    /// Check the keychain, socket, service, logins, clock and versions; print fixes.
+    Doctor,
+    /// Write man pages or shell completions (for packagers).
+    #[command(hide = true)]
+    Generate {
+        /// What to write.
+        what: service::Artifact,
+        /// Into this directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// A CLI failure with its exit code.
@@ -145,6 +164,9 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Pause => control::set_paused(&cli, true).await,
         Command::Resume => control::set_paused(&cli, false).await,
         Command::Reinstate { name } => control::reinstate(&cli, name).await,
+        Command::Service(c) => service::service(c),
+        Command::Doctor => doctor::doctor(&cli).await,
+        Command::Generate { what, out } => service::generate(*what, out),
     };
     match outcome {
         Ok(()) => 0,

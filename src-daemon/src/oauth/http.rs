@@ -115,3 +115,41 @@ fn classify(e: reqwest::Error, timeout: Duration) -> HttpError {
         HttpError::Other(e.without_url().to_string())
     }
 }
+
+/// The provider's clock, from the `Date` header of its issuer (or token
+/// endpoint) URL, as seconds it is ahead of ours (negative: behind).
+/// Used by `valetkey doctor`: token lifetimes and delegation-token expiry
+/// both assume the clocks agree.
+pub async fn clock_skew(p: &Provider) -> Result<i64, UpstreamError> {
+    let unavailable = |detail: String| UpstreamError::Unavailable {
+        provider: p.name.clone(),
+        detail,
+    };
+    let url = p
+        .issuer
+        .clone()
+        .or_else(|| p.endpoints.token.clone())
+        .ok_or_else(|| UpstreamError::Config {
+            provider: p.name.clone(),
+            detail: "neither issuer nor token_endpoint is set".into(),
+        })?;
+    let client = build_client(p)?;
+    let before = std::time::SystemTime::now();
+    let resp = client
+        .head(url)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let date = resp
+        .headers()
+        .get(http::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .ok_or_else(|| unavailable("no Date header in its answer".into()))?;
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    };
+    Ok(secs(date) - secs(before))
+}

@@ -15,7 +15,7 @@ mod ops;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-pub use http::HttpError;
+pub use http::{clock_skew, HttpError};
 pub use ops::TokenSet;
 
 use crate::config::{Endpoints, Provider};

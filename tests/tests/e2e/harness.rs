@@ -345,15 +345,17 @@ timeout_secs = 3
 
     /// Starts valetkeyd and waits until its socket accepts.
     pub fn start_daemon(&mut self) -> Result<()> {
+        self.start_daemon_cmd(self.command(bin("valetkeyd")))
+    }
+
+    /// Runs `cmd` (valetkeyd, or something that starts it) as this env's
+    /// daemon, logging to the daemon log, and waits until the socket accepts.
+    pub fn start_daemon_cmd(&mut self, mut cmd: Command) -> Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.daemon_log)?;
-        let child = self
-            .command(bin("valetkeyd"))
-            .stderr(log)
-            .stdout(Stdio::null())
-            .spawn()?;
+        let child = cmd.stderr(log).stdout(Stdio::null()).spawn()?;
         self.daemon = Some(Proc(child));
         let sock = self.socket.clone();
         wait_until(Duration::from_secs(10), || {

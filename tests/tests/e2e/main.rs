@@ -15,6 +15,7 @@ mod device_login;
 mod faults;
 mod governance;
 mod hardening;
+mod service;
 mod session_lock;
 mod socket;
 mod tray_ui;

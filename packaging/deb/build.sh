@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Builds valetkey_<version>_<arch>.deb from already-built binaries, with
+# dpkg-deb (no cargo-deb needed).
+#
+#   packaging/deb/build.sh [--profile release|debug] [--out DIR] [--fast]
+#
+# --fast compresses with gzip -1 instead of xz (for tests).
+#
+# Needs the three binaries in $CARGO_TARGET_DIR/<profile>/ (build them with
+# `cargo build --release --workspace --bins`). The package holds the
+# binaries (debug info stripped), the systemd user units, the desktop and
+# autostart entries, the icon, man pages and bash/zsh/fish completions
+# generated from the CLI's own definition, and the license. Depends are
+# computed by dpkg-shlibdeps, plus a Secret Service.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+profile=release
+out="$repo/target/deb"
+compress=(-Zxz -z6)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --fast) compress=(-Zgzip -z1); shift ;;
+    *) echo "usage: $0 [--profile release|debug] [--out DIR] [--fast]" >&2; exit 2 ;;
+  esac
+done
+bin="${CARGO_TARGET_DIR:-$repo/target}/$profile"
+for b in valetkey valetkeyd valetkey-tray; do
+  [ -x "$bin/$b" ] || { echo "build.sh: $bin/$b is missing; run \`cargo build --workspace --bins${profile/debug/}\` ${profile/release/--release} first" >&2; exit 1; }
+done
+version=$("$bin/valetkey" --version | awk '{print $2}')
+arch=$(dpkg --print-architecture)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+root="$stage/root"
+
+install -d "$root/usr/bin"
+for b in valetkey valetkeyd valetkey-tray; do
+  install -m 755 "$bin/$b" "$root/usr/bin/$b"
+  strip --strip-debug "$root/usr/bin/$b"
+done
+install -D -m 644 packaging/systemd/valetkeyd.service "$root/usr/lib/systemd/user/valetkeyd.service"
+install -D -m 644 packaging/systemd/valetkeyd.socket "$root/usr/lib/systemd/user/valetkeyd.socket"
+install -D -m 644 packaging/desktop/valetkey-tray.desktop "$root/usr/share/applications/valetkey-tray.desktop"
+install -D -m 644 packaging/desktop/valetkey-tray-autostart.desktop "$root/etc/xdg/autostart/valetkey-tray.desktop"
+install -D -m 644 src-ui/icons/icon.png "$root/usr/share/icons/hicolor/128x128/apps/valetkey.png"
+
+"$bin/valetkey" generate man --out "$stage/man"
+install -d "$root/usr/share/man/man1"
+for m in "$stage"/man/*.1; do gzip -9n < "$m" > "$root/usr/share/man/man1/$(basename "$m").gz"; done
+"$bin/valetkey" generate completions --out "$stage/comp"
+install -D -m 644 "$stage/comp/valetkey.bash" "$root/usr/share/bash-completion/completions/valetkey"
+install -D -m 644 "$stage/comp/_valetkey" "$root/usr/share/zsh/vendor-completions/_valetkey"
+install -D -m 644 "$stage/comp/valetkey.fish" "$root/usr/share/fish/vendor_completions.d/valetkey.fish"
+
+doc="$root/usr/share/doc/valetkey"
+install -d "$doc"
+{
+  echo "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
+  echo "Upstream-Name: valetkey"
+  echo
+  echo "Files: *"
+  echo "Copyright: The Valet Key authors"
+  echo "License: Apache-2.0"
+  echo " On Debian systems the full text is in /usr/share/common-licenses/Apache-2.0."
+} > "$doc/copyright"
+install -m 644 README.md "$doc/README.md"
+install -m 644 LICENSE "$doc/LICENSE"
+
+# Shared-library dependencies, as Debian's own tooling computes them.
+mkdir -p "$stage/debian"
+printf 'Source: valetkey\n\nPackage: valetkey\nArchitecture: any\n' > "$stage/debian/control"
+shlibs=$(cd "$stage" && dpkg-shlibdeps -O --ignore-missing-info -e root/usr/bin/valetkey -e root/usr/bin/valetkeyd -e root/usr/bin/valetkey-tray 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+
+install -d "$root/DEBIAN"
+cat > "$root/DEBIAN/control" <<CONTROL
+Package: valetkey
+Version: $version
+Architecture: $arch
+Maintainer: Valet Key developers <valetkey@example.invalid>
+Section: utils
+Priority: optional
+Depends: $shlibs, gnome-keyring | keepassxc | kwalletmanager, libayatana-appindicator3-1, dbus-user-session | dbus-x11
+Suggests: libsecret-tools
+Installed-Size: $(du -sk "$root" | cut -f1)
+Homepage: https://example.invalid/valetkey
+Description: credential broker for local AI agents
+ valetkeyd keeps OAuth refresh tokens in the Secret Service keychain and
+ hands each local AI agent a short-lived, down-scoped access token over a
+ Unix socket, after the user consents in the tray app. Includes the
+ valetkey CLI, the valetkey-tray app and systemd user units.
+CONTROL
+echo /etc/xdg/autostart/valetkey-tray.desktop > "$root/DEBIAN/conffiles"
+# Socket activation for every user (a symlink under /etc/systemd/user;
+# works without a running systemd). Users can opt out with
+# `systemctl --user mask valetkeyd.socket`.
+cat > "$root/DEBIAN/postinst" <<'SH'
+#!/bin/sh
+set -e
+if [ "$1" = configure ] && command -v systemctl >/dev/null; then
+  systemctl --global enable valetkeyd.socket >/dev/null 2>&1 || true
+fi
+SH
+cat > "$root/DEBIAN/prerm" <<'SH'
+#!/bin/sh
+set -e
+if [ "$1" = remove ] && command -v systemctl >/dev/null; then
+  systemctl --global disable valetkeyd.socket >/dev/null 2>&1 || true
+fi
+SH
+chmod 755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm"
+
+mkdir -p "$out"
+deb="$out/valetkey_${version}_${arch}.deb"
+dpkg-deb --root-owner-group "${compress[@]}" --build "$root" "$deb" >/dev/null
+echo "$deb"
