@@ -77,7 +77,7 @@ fn denied(d: &PolicyDecision) -> BrokerError {
 
 fn tell(d: &Daemon, agent: &AgentRow, chain: &[String], decision: &PolicyDecision) {
     if decision.verdict == Verdict::Allow {
-        // The hot path: "token issued" is logged already.
+        // The hot path: the audit record says it already.
         tracing::debug!(agent = %agent.name, rule = %decision.rule, "policy allows");
     } else {
         tracing::info!(agent = %agent.name, verdict = decision.verdict.as_str(), rule = %decision.rule, reasons = ?decision.reasons, "policy decision");

@@ -483,7 +483,13 @@ async fn issue(
             },
         );
     }
-    tracing::info!(provider = %provider.name, scopes = %scopes.join(" "), cached, "token issued");
+    // The audit record (target valetkey::audit) already says this at info;
+    // a fresh token is worth a second line, a cache hit is not.
+    if cached {
+        tracing::debug!(provider = %provider.name, scopes = %scopes.join(" "), "token issued from cache");
+    } else {
+        tracing::info!(provider = %provider.name, scopes = %scopes.join(" "), "token issued");
+    }
     Ok(TokenGetResult {
         access_token: AccessToken::new(tok.token.expose().to_owned()),
         token_type: tok.token_type.clone(),
