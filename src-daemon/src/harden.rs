@@ -9,6 +9,9 @@
 //!   (the usual 8 MiB for users) locking every future page could make
 //!   allocations fail later, so it is skipped and logged instead; run under
 //!   systemd with `LimitMEMLOCK=infinity` (or as root) to get it.
+//! - The open-file soft limit is raised to the hard limit, so
+//!   `[limits] max_connections` above ~1,000 is not cut short by the usual
+//!   soft limit of 1,024 descriptors.
 //! - Secrets themselves live in [`crate::secret::Secret`] and
 //!   `valetkey_ipc::secret` types: zeroed on drop, `<redacted>` in `Debug`.
 
@@ -67,6 +70,17 @@ pub fn apply() -> Hardening {
         );
         false
     };
+    let files = getrlimit(Resource::Nofile);
+    if files.current != files.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: files.maximum,
+                maximum: files.maximum,
+            },
+        )
+        .map_err(|e| tracing::warn!(error = %e, "cannot raise the open-file limit"));
+    }
     let h = Hardening {
         not_dumpable,
         no_core,

@@ -16,7 +16,7 @@
 //   OIDC_AT_TTL        access-token lifetime in seconds (default 600)
 //
 // Control endpoints (test-only, 127.0.0.1, never part of the provider):
-//   GET  /stats          {"refreshes", "refresh_errors", "revocations", "grants_revoked"}
+//   GET  /stats          {"refreshes", "refresh_errors", "revocations", "grants_revoked", "refresh_us"}
 //   POST /outage/start   close the TLS listener and drop open connections
 //   POST /outage/end     listen again on the same port (state is kept)
 //   POST /slow?ms=N      delay every token-endpoint response by N ms (0 = off)
@@ -38,7 +38,10 @@ const accessTokenTtl = Number(process.env.OIDC_AT_TTL || 600);
 export const API = 'https://api.valetkey.test';
 const API_SCOPES = 'repo:read repo:write issues:read issues:write';
 
-const stats = { refreshes: 0, refresh_errors: 0, revocations: 0, grants_revoked: 0, last_refresh_error: null };
+// refresh_us: server-side time of each successful refresh (request in to
+// response finished, µs; the last 1000), so a benchmark can subtract the
+// provider's own share from a cold token.get.
+const stats = { refreshes: 0, refresh_errors: 0, revocations: 0, grants_revoked: 0, last_refresh_error: null, refresh_us: [] };
 const faults = { slowMs: 0, failStatus: 0 };
 
 const provider = new Provider(issuer, {
@@ -107,7 +110,10 @@ const provider = new Provider(issuer, {
 provider.proxy = false;
 
 provider.on('grant.success', (ctx) => {
-  if (ctx.oidc.params.grant_type === 'refresh_token') stats.refreshes += 1;
+  if (ctx.oidc.params.grant_type === 'refresh_token') {
+    stats.refreshes += 1;
+    ctx.res.refreshGrant = true;
+  }
 });
 provider.on('grant.error', (ctx, err) => {
   if (ctx.oidc.params?.grant_type === 'refresh_token') {
@@ -152,6 +158,15 @@ async function handle(req, res) {
         res.writeHead(faults.failStatus, { 'content-type': 'application/json' });
         return res.end(JSON.stringify({ error: 'server_error', error_description: 'injected fault' }));
       }
+    }
+    if (req.method === 'POST' && req.url === '/token') {
+      const t0 = process.hrtime.bigint();
+      res.on('finish', () => {
+        if (res.statusCode === 200 && res.refreshGrant) {
+          stats.refresh_us.push(Number((process.hrtime.bigint() - t0) / 1000n));
+          if (stats.refresh_us.length > 1000) stats.refresh_us.shift();
+        }
+      });
     }
     if (req.url.startsWith('/token/revocation')) {
       res.on('finish', () => { if (res.statusCode === 200) stats.revocations += 1; });

@@ -89,10 +89,12 @@ pub fn inherited() -> Result<Inherited, ServiceError> {
         let slot = match path.file_name().and_then(|n| n.to_str()) {
             Some("agent.sock") => &mut out.agent,
             Some(valetkey_ipc::paths::CONTROL_SOCKET_NAME) => &mut out.control,
-            _ => return Err(bad(format!(
+            _ => {
+                return Err(bad(format!(
                 "{} is neither agent.sock nor control.sock; fix ListenStream= in valetkeyd.socket",
                 path.display()
-            ))),
+            )))
+            }
         };
         if slot.is_some() {
             return Err(bad(format!("{} was passed twice", path.display())));

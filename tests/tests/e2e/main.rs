@@ -8,6 +8,7 @@ mod notifications;
 mod raw;
 
 mod audit;
+mod bench_smoke;
 mod consent;
 mod core_flow;
 mod crash;

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# The benchmark: Valet Key's cached token.get over its real socket against
+# ssh-agent, a minimal JSON echo server and a Secret Service read, in one
+# interleaved run, plus process-level figures (exec to ready, one-shot CLI,
+# cold path, RSS). Runs in a private world like the demo: its own D-Bus,
+# unlocked gnome-keyring, the oidc-provider IdP over TLS, and a valetkeyd
+# with a logged-in provider.
+#
+#   bench/run.sh [--smoke] [--callgrind] [--profile release|debug] [--out DIR] [-- extra valetkey-bench args]
+#
+# Full run (default): release build, 1/16/256/1000 connections, writes
+# results.json and latency.svg into --out (default docs/bench). --smoke:
+# the binaries already built (debug unless --profile), a few hundred
+# requests, into a temp dir; the test suite runs this so the harness can't rot.
+# --callgrind: instead of timing, count the instructions each server
+# executes per request under valgrind's callgrind (deterministic, so it is
+# the regression gate: fails when a cached token.get costs more than
+# $VK_BENCH_MAX_INSTR), into callgrind.json. The default gate, 220000, is
+# today's 196.6k plus 12%; the goal of 22000 (half of ssh-agent) is not met,
+# see docs/BENCHMARKS.md for where the instructions go.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+if [ -z "${VK_BENCH_INNER:-}" ]; then
+  smoke=""; profile=""; out=""; extra=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --smoke) smoke=1; shift ;;
+      --callgrind) export VK_BENCH_CALLGRIND=1; shift ;;
+      --profile) profile=$2; shift 2 ;;
+      --out) out=$2; shift 2 ;;
+      --) shift; extra=("$@"); break ;;
+      *) echo "usage: $0 [--smoke] [--profile release|debug] [--out DIR] [-- valetkey-bench args]" >&2; exit 2 ;;
+    esac
+  done
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/valetkey-target}"
+  if [ -n "$smoke" ]; then
+    profile=${profile:-debug}
+  else
+    profile=${profile:-release}
+    bash scripts/setup.sh >&2
+    if [ "$profile" = release ]; then
+      cargo build --release -p valetkey -p valetkey-bench --quiet
+    else
+      cargo build -p valetkey -p valetkey-bench --quiet
+    fi
+  fi
+  if [ -n "${VK_BENCH_CALLGRIND:-}" ] && ! command -v callgrind_control >/dev/null; then
+    echo "bench: installing valgrind" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq valgrind >/dev/null
+  fi
+  bin="$CARGO_TARGET_DIR/$profile"
+  for b in valetkeyd valetkey valetkey-bench; do
+    [ -x "$bin/$b" ] || { echo "run.sh: $bin/$b missing; build first" >&2; exit 1; }
+  done
+  work=$(mktemp -d /tmp/valetkey-bench.XXXXXX)
+  out=${out:-$([ -n "$smoke" ] && echo "$work/out" || echo "$repo/docs/bench")}
+  mkdir -p "$out"
+  export HOME="$work/home" XDG_RUNTIME_DIR="$work/run" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
+  mkdir -p "$HOME" "$XDG_CONFIG_HOME/valetkey" "$XDG_DATA_HOME"
+  install -d -m 700 "$XDG_RUNTIME_DIR"
+  export VK_BENCH_INNER=1 VK_BENCH_WORK="$work" VK_BENCH_BIN="$bin" VK_BENCH_OUT="$out" VK_BENCH_SMOKE="$smoke"
+  status=0
+  dbus-run-session -- bash "$0" "${extra[@]}" || status=$?
+  [ "$status" -eq 0 ] && rm -rf "$work" || echo "run.sh: failed; logs in $work" >&2
+  exit "$status"
+fi
+
+work=$VK_BENCH_WORK
+bin=$VK_BENCH_BIN
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT
+say() { echo "bench: $*" >&2; }
+# Waits for a socket, failing fast if the process meant to open it died.
+wait_sock() {
+  until [ -S "$1" ]; do
+    kill -0 "$2" 2>/dev/null || { echo "bench: pid $2 died before listening on $1" >&2; exit 1; }
+    sleep 0.05
+  done
+}
+
+eval "$(printf %s bench-pass | gnome-keyring-daemon --unlock --components=secrets)"
+until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+  org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do sleep 0.1; done
+
+"$repo/tests/oidc/make-certs.sh" "$work/certs" >/dev/null
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port); control=$(free_port)
+OIDC_PORT=$port OIDC_CONTROL_PORT=$control OIDC_TLS_CERT="$work/certs/leaf.pem" OIDC_TLS_KEY="$work/certs/leaf.key" \
+  node "$repo/tests/oidc/provider.mjs" > "$work/provider.out" 2> "$work/provider.log" &
+pids+=($!)
+until grep -q '"ready":true' "$work/provider.out" 2>/dev/null; do sleep 0.1; done
+
+cat > "$XDG_CONFIG_HOME/valetkey/config.toml" <<TOML
+[providers.local]
+display_name = "Local benchmark IdP"
+issuer = "https://127.0.0.1:$port"
+client_id = "valetkey-cli"
+allowed_scopes = ["repo:read", "repo:write", "issues:read"]
+login_scopes_extra = ["openid", "offline_access"]
+resource = "https://api.valetkey.test"
+narrows_on_refresh = true
+extra_auth_params = { prompt = "consent" }
+ca_file = "$work/certs/ca.pem"
+
+# A load generator is one agent sending as fast as it can on up to 1,000
+# connections: lift the per-connection limits that exist to stop exactly that.
+[limits]
+max_connections = 1100
+requests_per_second = 1000000
+burst = 1000000
+TOML
+
+# As many descriptors as allowed: 1,000 clients exceed the usual 1,024.
+ulimit -n "$(ulimit -Hn)"
+wrap=()
+[ -n "${VK_BENCH_CALLGRIND:-}" ] && wrap=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p")
+"${wrap[@]}" "$bin/valetkeyd" 2> "$work/valetkeyd.log" &
+pids+=($!)
+wait_sock "$XDG_RUNTIME_DIR/valetkey/agent.sock" $!
+export VK_TEST_CA="$work/certs/ca.pem" BROWSER="$repo/tests/oidc/fake-browser.sh"
+"$bin/valetkey" login local --login-hint alice >"$work/login.log" 2>&1
+
+if [ -n "$VK_BENCH_SMOKE" ]; then cold=3; else cold=30; fi
+"$bin/valetkey" grant add bench local repo:read --binary "$bin/valetkey-bench" >/dev/null
+"$bin/valetkey" grant add valetkey-cli local repo:read --binary "$bin/valetkey" >/dev/null
+for i in $(seq 0 $((cold - 1))); do
+  "$bin/valetkey" grant add "bench-cold-$i" local repo:read --binary "$bin/valetkey-bench" >/dev/null
+done
+agent_sock="$XDG_RUNTIME_DIR/valetkey/agent.sock"
+size=$("$bin/valetkey-bench" reply-size --agent-socket "$agent_sock")
+say "a cached token.get reply is $size bytes; padding the baselines to match"
+
+# ssh-agent's identity list: 4 (length) + 1 (type) + 4 (count) + 4 + 51
+# (ed25519 key blob) + 4 + comment.
+comment=$(head -c $((size - 68)) /dev/zero | tr '\0' c)
+ssh-keygen -q -t ed25519 -N '' -C "$comment" -f "$work/id_ed25519"
+# ssh-agent is setgid, which valgrind refuses to run; a plain copy is the same code.
+ssh_agent=$(command -v ssh-agent)
+[ -n "${VK_BENCH_CALLGRIND:-}" ] && { cp "$ssh_agent" "$work/ssh-agent"; ssh_agent="$work/ssh-agent"; }
+"${wrap[@]}" "$ssh_agent" -D -a "$work/ssh.sock" > /dev/null 2>"$work/ssh-agent.log" &
+pids+=($!)
+wait_sock "$work/ssh.sock" $!
+SSH_AUTH_SOCK="$work/ssh.sock" ssh-add -q "$work/id_ed25519"
+
+"${wrap[@]}" "$bin/valetkey-bench" echo-server --socket "$work/echo.sock" --reply-bytes "$size" > /dev/null 2>"$work/echo.log" &
+pids+=($!)
+wait_sock "$work/echo.sock" $!
+
+head -c 768 /dev/urandom | base64 -w0 | secret-tool store --label="valetkey bench item" service valetkey-bench username bench-item
+
+if [ -n "${VK_BENCH_CALLGRIND:-}" ]; then
+  # Instructions per request on the server side: zero the counters after
+  # a warm-up, send N requests on one connection, dump, divide.
+  n=${VK_BENCH_CG_REQUESTS:-2000}
+  count() { # name pid socket target
+    "$bin/valetkey-bench" load --agent-socket "$3" --target "$4" --requests 200 >/dev/null
+    callgrind_control -z "$2" >/dev/null
+    "$bin/valetkey-bench" load --agent-socket "$3" --target "$4" --requests "$n" >/dev/null
+    callgrind_control -d "$2" >/dev/null
+    local dump; dump=$(ls -t "$work"/cg."$2".* | head -1)
+    local ir; ir=$(awk '/^(summary|totals):/ && !seen {print $2; seen=1}' "$dump")
+    # valgrind 3.19 does not know pidfd_open (syscall 434), so valetkeyd
+    # falls back to reading /proc/PID/stat for its per-request peer check;
+    # natively that check is one poll(2). Report what the fallback cost too.
+    local fallback; fallback=$(callgrind_annotate --inclusive=yes "$dump" 2>/dev/null \
+      | awk '/valetkey::attest::linux::read_stat/ && !seen {gsub(",", "", $1); print $1; seen=1}')
+    fallback=${fallback:-0}
+    # Where they go: the inclusive profile, for docs/BENCHMARKS.md.
+    callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | head -80 > "$VK_BENCH_OUT/callgrind-$1.txt" || true
+    echo "\"$1\": $(((ir - fallback) / n)), \"$1_stat_fallback\": $((fallback / n))"
+  }
+  vk_pid=${pids[1]}; ssh_pid=${pids[2]}; echo_pid=${pids[3]}
+  {
+    echo "{"
+    echo "  \"requests\": $n,"
+    count valetkey "$vk_pid" "$agent_sock" valetkey | sed 's/^/  /; s/$/,/'
+    count ssh-agent "$ssh_pid" "$work/ssh.sock" ssh-agent | sed 's/^/  /; s/$/,/'
+    count echo "$echo_pid" "$work/echo.sock" echo | sed 's/^/  /'
+    echo "}"
+  } > "$VK_BENCH_OUT/callgrind.json"
+  cat "$VK_BENCH_OUT/callgrind.json"
+  per=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["valetkey"])' "$VK_BENCH_OUT/callgrind.json")
+  say "per request: $(tr -d '\n ' < "$VK_BENCH_OUT/callgrind.json")"
+  max=${VK_BENCH_MAX_INSTR:-220000}
+  if [ "$per" -gt "$max" ]; then
+    say "FAIL: a cached token.get costs $per instructions in valetkeyd (gate: $max)"
+    exit 1
+  fi
+  say "ok: $per instructions per cached token.get (gate: $max)"
+  exit 0
+fi
+
+if [ -n "$VK_BENCH_SMOKE" ]; then
+  shape=(--concurrency 1,16 --requests 100 --rounds 2 --process-runs 3)
+else
+  shape=(--concurrency 1,16,256,1000 --duration 8s --rounds 4 --process-runs 30)
+fi
+# Arguments after `--` replace the shape.
+[ $# -gt 0 ] && shape=()
+"$bin/valetkey-bench" compare --agent-socket "$agent_sock" --ssh-socket "$work/ssh.sock" \
+  --echo-socket "$work/echo.sock" --keychain valetkey-bench/bench-item \
+  --bin-dir "$bin" --cold-agents "$cold" --provider-control "127.0.0.1:$control" \
+  --json "$VK_BENCH_OUT/results.json" --svg "$VK_BENCH_OUT/latency.svg" "${shape[@]}" "$@"
+say "results in $VK_BENCH_OUT/results.json and $VK_BENCH_OUT/latency.svg"
