@@ -42,9 +42,10 @@ fn save_screenshot(env: &TestEnv, name: &str, png: &[u8]) {
     let width = u32::from_be_bytes(png[16..20].try_into().expect("ihdr"));
     let height = u32::from_be_bytes(png[20..24].try_into().expect("ihdr"));
     assert!(width >= 600 && height >= 400, "{name} is {width}x{height}");
-    // A blank window compresses to almost nothing; a rendered view does not.
+    // A blank window compresses to a few KB; a rendered view to 14-30 KB
+    // (the Pending card has measured as low as 14.5 KB).
     assert!(
-        png.len() > 15_000,
+        png.len() > 8_000,
         "{name} looks blank ({} bytes)",
         png.len()
     );
