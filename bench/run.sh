@@ -81,29 +81,13 @@ wait_sock() {
   done
 }
 
-eval "$(printf %s bench-pass | gnome-keyring-daemon --unlock --components=secrets)"
-until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-  org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do sleep 0.1; done
-
-"$repo/tests/oidc/make-certs.sh" "$work/certs" >/dev/null
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port); control=$(free_port)
-OIDC_PORT=$port OIDC_CONTROL_PORT=$control OIDC_TLS_CERT="$work/certs/leaf.pem" OIDC_TLS_KEY="$work/certs/leaf.key" \
-  node "$repo/tests/oidc/provider.mjs" > "$work/provider.out" 2> "$work/provider.log" &
-pids+=($!)
-until grep -q '"ready":true' "$work/provider.out" 2>/dev/null; do sleep 0.1; done
-
-cat > "$XDG_CONFIG_HOME/valetkey/config.toml" <<TOML
-[providers.local]
-display_name = "Local benchmark IdP"
-issuer = "https://127.0.0.1:$port"
-client_id = "valetkey-cli"
-allowed_scopes = ["repo:read", "repo:write", "issues:read"]
-login_scopes_extra = ["openid", "offline_access"]
-resource = "https://api.valetkey.test"
-narrows_on_refresh = true
-extra_auth_params = { prompt = "consent" }
-ca_file = "$work/certs/ca.pem"
+# shellcheck source=scripts/world.sh
+. "$repo/scripts/world.sh"
+world_keyring bench-pass
+world_provider
+{
+world_provider_toml "Local benchmark IdP"
+cat <<TOML
 
 # A load generator is one agent sending as fast as it can on up to 1,000
 # connections: lift the per-connection limits that exist to stop exactly that.
@@ -112,6 +96,7 @@ max_connections = 1100
 requests_per_second = 1000000
 burst = 1000000
 TOML
+} > "$XDG_CONFIG_HOME/valetkey/config.toml"
 
 # As many descriptors as allowed: 1,000 clients exceed the usual 1,024.
 ulimit -n "$(ulimit -Hn)"

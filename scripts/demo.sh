@@ -27,32 +27,20 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
 trap cleanup EXIT
 
+# shellcheck source=scripts/world.sh
+. "$repo/scripts/world.sh"
+
 step "Keychain: gnome-keyring (Secret Service) on a private session bus"
-eval "$(printf %s demo-pass | gnome-keyring-daemon --unlock --components=secrets)"
-until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-  org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do sleep 0.1; done
+world_keyring demo-pass
 echo "unlocked"
 
 step "Identity provider: oidc-provider over TLS with a fresh test CA"
-"$repo/tests/oidc/make-certs.sh" "$work/certs"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-OIDC_PORT=$port OIDC_TLS_CERT="$work/certs/leaf.pem" OIDC_TLS_KEY="$work/certs/leaf.key" \
-  node "$repo/tests/oidc/provider.mjs" > "$work/provider.out" 2> "$work/provider.log" &
-pids+=($!)
-until grep -q '"ready":true' "$work/provider.out" 2>/dev/null; do sleep 0.1; done
+world_provider
 echo "issuer https://127.0.0.1:$port"
 
-cat > "$XDG_CONFIG_HOME/valetkey/config.toml" <<TOML
-[providers.local]
-display_name = "Local demo IdP"
-issuer = "https://127.0.0.1:$port"
-client_id = "valetkey-cli"
-allowed_scopes = ["repo:read", "repo:write", "issues:read"]
-login_scopes_extra = ["openid", "offline_access"]
-resource = "https://api.valetkey.test"
-narrows_on_refresh = true
-extra_auth_params = { prompt = "consent" }
-ca_file = "$work/certs/ca.pem"
+{
+world_provider_toml "Local demo IdP"
+cat <<TOML
 
 # The latency check at the end sends 2,000 requests back to back on one
 # connection; lift the per-connection rate limit (default 100/s) for it.
@@ -60,6 +48,7 @@ ca_file = "$work/certs/ca.pem"
 requests_per_second = 100000
 burst = 100000
 TOML
+} > "$XDG_CONFIG_HOME/valetkey/config.toml"
 
 step "Daemon: valetkeyd"
 "$bin/valetkeyd" 2> "$work/valetkeyd.log" &

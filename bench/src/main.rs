@@ -232,11 +232,10 @@ async fn compare(a: CompareArgs) -> anyhow::Result<()> {
                 let run = load::run(t, c, budget)
                     .await
                     .with_context(|| format!("{} with {c} connections", t.name()))?;
+                // Keep the largest RSS seen at the largest concurrency.
                 if let Some(kib) = run.rss_kib {
                     let e = loaded_rss.entry(t.name()).or_insert((c, kib));
-                    if c >= e.0 {
-                        *e = (c, kib.max(if c == e.0 { e.1 } else { 0 }));
-                    }
+                    *e = (*e).max((c, kib));
                 }
                 acc[i].merge(run.samples);
             }

@@ -66,7 +66,7 @@ pub fn time_command(mut cmd: Command) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
-/// `runs` interleaved timings of each of `make`'s commands.
+/// `runs` rounds of `once(0)`, `once(1)`, … (one per name), interleaved.
 pub fn interleaved(
     names: &[&str],
     runs: usize,

@@ -61,17 +61,7 @@ impl Target {
                 socket,
                 provider,
                 scope,
-            } => {
-                let mut line = Line::connect(socket).await?;
-                let hello = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "hello",
-                    "params": {"protocol": 1, "agent": {"name": "bench", "purpose": "benchmark"}}});
-                line.request = format!("{hello}\n").into_bytes();
-                line.call().await.context("hello")?;
-                let get = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "token.get",
-                    "params": {"provider": provider, "scopes": [scope]}});
-                line.request = format!("{get}\n").into_bytes();
-                Conn::Line(line)
-            }
+            } => Conn::Line(Line::valetkey(socket, "bench", provider, scope).await?),
             Target::Echo(socket) => {
                 let mut line = Line::connect(socket).await?;
                 let get = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "token.get",
@@ -124,6 +114,24 @@ impl Line {
             request: Vec::new(),
             reply: Vec::with_capacity(4096),
         })
+    }
+
+    /// Says `hello` as `agent`, then makes `token.get` the request.
+    async fn valetkey(
+        socket: &std::path::Path,
+        agent: &str,
+        provider: &str,
+        scope: &str,
+    ) -> anyhow::Result<Line> {
+        let mut line = Line::connect(socket).await?;
+        let hello = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "hello",
+            "params": {"protocol": 1, "agent": {"name": agent, "purpose": "benchmark"}}});
+        line.request = format!("{hello}\n").into_bytes();
+        line.call().await.context("hello")?;
+        let get = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "token.get",
+            "params": {"provider": provider, "scopes": [scope]}});
+        line.request = format!("{get}\n").into_bytes();
+        Ok(line)
     }
 
     async fn call(&mut self) -> anyhow::Result<usize> {
@@ -248,14 +256,7 @@ pub async fn cold_token_get(
     provider: &str,
     scope: &str,
 ) -> anyhow::Result<std::time::Duration> {
-    let mut line = Line::connect(socket).await?;
-    let hello = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "hello",
-        "params": {"protocol": 1, "agent": {"name": agent, "purpose": "benchmark (cold)"}}});
-    line.request = format!("{hello}\n").into_bytes();
-    line.call().await.context("hello")?;
-    let get = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "token.get",
-        "params": {"provider": provider, "scopes": [scope]}});
-    line.request = format!("{get}\n").into_bytes();
+    let mut line = Line::valetkey(socket, agent, provider, scope).await?;
     let t = std::time::Instant::now();
     line.call().await.context("cold token.get")?;
     Ok(t.elapsed())

@@ -292,14 +292,20 @@ mod tests {
         assert_eq!(a.attest(me, uid).expect("again").sha256, id.sha256);
     }
 
-    #[test]
-    fn an_exited_unreaped_process_is_not_the_same() {
-        let mut child = std::process::Command::new("sleep")
+    /// A child that exits after 0.2 s, its pid and start time.
+    fn short_lived() -> (std::process::Child, u32, u64) {
+        let child = std::process::Command::new("sleep")
             .arg("0.2")
             .spawn()
             .expect("spawn");
         let pid = child.id();
         let start = linux::read_stat(pid).expect("stat").start_time;
+        (child, pid, start)
+    }
+
+    #[test]
+    fn an_exited_unreaped_process_is_not_the_same() {
+        let (mut child, pid, start) = short_lived();
         assert!(Attestor::still_same(pid, start), "running");
         std::thread::sleep(std::time::Duration::from_millis(600));
         // Exited but not waited for: a zombie with the same start time.
@@ -311,12 +317,7 @@ mod tests {
 
     #[test]
     fn a_handle_sees_its_process_exit_even_before_it_is_reaped() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("0.2")
-            .spawn()
-            .expect("spawn");
-        let pid = child.id();
-        let start = linux::read_stat(pid).expect("stat").start_time;
+        let (mut child, pid, start) = short_lived();
         let h = Attestor::handle(pid, start);
         assert!(h.alive(), "running");
         assert!(

@@ -51,14 +51,24 @@ fn home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
+/// `$var`, else `~/fallback` (an XDG base directory).
+fn base(var: &str, fallback: &str) -> PathBuf {
+    match std::env::var_os(var).filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => home().join(fallback),
+    }
+}
+
 fn xdg(var: &str, override_var: &str, fallback: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    match std::env::var_os(var).filter(|p| !p.is_empty()) {
-        Some(p) => PathBuf::from(p).join("valetkey"),
-        None => home().join(fallback).join("valetkey"),
-    }
+    base(var, fallback).join("valetkey")
+}
+
+/// `$XDG_CONFIG_HOME`, else `~/.config` (where systemd looks for user units).
+pub fn config_home() -> PathBuf {
+    base("XDG_CONFIG_HOME", ".config")
 }
 
 /// The config directory (holds `config.toml`).
@@ -101,22 +111,36 @@ pub fn db_path() -> PathBuf {
 /// through this, so a socket can never be planted where another user can
 /// reach or replace it.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), DirError> {
-    let io = |source| DirError::Io {
-        path: dir.to_owned(),
-        source,
-    };
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(io)?;
+                .map_err(|source| DirError::Io {
+                    path: dir.to_owned(),
+                    source,
+                })?;
         }
-        Err(e) => return Err(io(e)),
+        Err(source) => {
+            return Err(DirError::Io {
+                path: dir.to_owned(),
+                source,
+            })
+        }
         Ok(_) => {}
     }
-    let meta = std::fs::symlink_metadata(dir).map_err(io)?;
+    check_private_dir(dir)
+}
+
+/// Checks, without creating or changing anything, that `dir` is a real
+/// directory owned by us with no group or other access (what
+/// [`ensure_private_dir`] insists on; `valetkey doctor` reports it).
+pub fn check_private_dir(dir: &Path) -> Result<(), DirError> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|source| DirError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
     if meta.file_type().is_symlink() {
         return Err(DirError::Symlink(dir.to_owned()));
     }

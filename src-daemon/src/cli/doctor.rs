@@ -4,7 +4,7 @@
 //! (the keychain check asks whether an item exists, not what it holds).
 //! Exit status 1 when any check fails; warnings alone exit 0.
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use valetkey_ipc::client::Client;
@@ -79,32 +79,22 @@ pub async fn doctor(cli: &Cli) -> Result<(), Failure> {
 
 /// Runtime dir, socket file, and a `hello`. Returns the daemon's version.
 async fn socket_checks(r: &mut Report, socket: &Path) -> Option<String> {
-    let me = rustix::process::getuid().as_raw();
+    // The same rules the daemon enforces before it binds; their messages
+    // carry the fix.
     if let Some(dir) = socket.parent() {
-        match std::fs::symlink_metadata(dir) {
-            Ok(m) if m.uid() != me => r.line(
-                Level::Fail,
-                "socket",
-                format!("{} is owned by uid {}, not you", dir.display(), m.uid()),
-                Some("remove the directory and restart valetkeyd"),
-            ),
-            Ok(m) if m.permissions().mode() & 0o077 != 0 => r.line(
-                Level::Fail,
-                "socket",
-                format!(
-                    "{} has mode {:o}",
-                    dir.display(),
-                    m.permissions().mode() & 0o777
-                ),
-                Some(&format!("chmod 700 {}", dir.display())),
-            ),
-            Ok(_) => {}
-            Err(_) => r.line(
-                Level::Warn,
-                "socket",
-                format!("{} does not exist (the daemon never ran)", dir.display()),
-                Some("start it: `valetkey service install`, or run valetkeyd"),
-            ),
+        match crate::dirs::check_private_dir(dir) {
+            Ok(()) => {}
+            Err(crate::dirs::DirError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                r.line(
+                    Level::Warn,
+                    "socket",
+                    format!("{} does not exist (the daemon never ran)", dir.display()),
+                    Some("start it: `valetkey service install`, or run valetkeyd"),
+                )
+            }
+            Err(e) => r.line(Level::Fail, "socket", e.to_string(), None),
         }
     }
     match std::fs::symlink_metadata(socket) {

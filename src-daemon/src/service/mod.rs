@@ -59,7 +59,7 @@ pub enum ServiceError {
     #[error("{0} does not exist; install valetkeyd next to valetkey (or use the .deb)")]
     NoDaemon(PathBuf),
     /// A file could not be written or removed.
-    #[error("{0}: {1}")]
+    #[error("{0}: {1}; check that the directory exists, is yours and is writable, then run the command again")]
     Io(PathBuf, std::io::Error),
     /// The service manager refused or is absent.
     #[error("{0}")]

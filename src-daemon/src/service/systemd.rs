@@ -75,7 +75,7 @@ pub fn inherited() -> Result<Inherited, ServiceError> {
             .ok_or_else(|| bad("not bound to a path".into()))?;
         // Same rules as a socket we bind: a private directory, a 0600 socket.
         if let Some(dir) = path.parent() {
-            crate::dirs::ensure_private_dir(dir).map_err(|e| bad(e.to_string()))?;
+            crate::dirs::check_private_dir(dir).map_err(|e| bad(e.to_string()))?;
         }
         {
             use std::os::unix::fs::PermissionsExt;
@@ -106,13 +106,7 @@ pub fn inherited() -> Result<Inherited, ServiceError> {
 
 /// `$XDG_CONFIG_HOME/systemd/user`, where per-user units live.
 fn user_unit_dir() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config")
-        })
-        .join("systemd/user")
+    crate::dirs::config_home().join("systemd/user")
 }
 
 /// The units for a daemon at `daemon`.
@@ -137,7 +131,7 @@ fn systemctl(args: &[&str]) -> Result<String, ServiceError> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(ServiceError::Manager(format!(
-            "`systemctl --user {}` failed: {}",
+            "`systemctl --user {}` failed: {}; `systemctl --user status valetkeyd.socket valetkeyd.service` shows more",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         )))
@@ -179,7 +173,7 @@ pub fn install(daemon: &Path) -> Result<Vec<Step>, ServiceError> {
     // daemon write where ReadWritePaths= says, and that path must exist.
     let data = crate::dirs::data_dir();
     if !data.is_dir() {
-        crate::dirs::ensure_private_dir(&data).map_err(|e| ServiceError::Manager(e.to_string()))?;
+        crate::dirs::ensure_dir(&data).map_err(|e| ServiceError::Io(data.clone(), e))?;
         steps.push(Step::Did(format!("created {}", data.display())));
     }
     if !manager_reachable() {
@@ -207,7 +201,8 @@ pub fn install(daemon: &Path) -> Result<Vec<Step>, ServiceError> {
 /// Stops and disables the units and removes the per-user copies.
 pub fn uninstall() -> Result<Vec<Step>, ServiceError> {
     let mut steps = Vec::new();
-    if manager_reachable() {
+    let manager = manager_reachable();
+    if manager {
         for unit in ["valetkeyd.socket", "valetkeyd.service"] {
             let known =
                 systemctl(&["is-enabled", unit]).is_ok() || systemctl(&["is-active", unit]).is_ok();
@@ -228,7 +223,7 @@ pub fn uninstall() -> Result<Vec<Step>, ServiceError> {
             Err(e) => return Err(ServiceError::Io(path, e)),
         }
     }
-    if manager_reachable() {
+    if manager {
         systemctl(&["daemon-reload"])?;
     }
     if steps.iter().all(|s| matches!(s, Step::Kept(_))) {
@@ -244,12 +239,13 @@ pub fn uninstall() -> Result<Vec<Step>, ServiceError> {
 /// One line per unit: where its file is, and its state.
 pub fn status() -> Result<Vec<(String, String)>, ServiceError> {
     let dir = user_unit_dir();
+    let manager = manager_reachable();
     let mut rows = Vec::new();
     for unit in ["valetkeyd.socket", "valetkeyd.service"] {
         let file = [dir.join(unit), Path::new(PACKAGED_UNIT_DIR).join(unit)]
             .into_iter()
             .find(|p| p.exists());
-        let state = if !manager_reachable() {
+        let state = if !manager {
             "state unknown: no systemd user manager answers".to_string()
         } else {
             let show = systemctl(&[
