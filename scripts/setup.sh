@@ -17,7 +17,9 @@ need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl pyt
   # service and packaging tests: systemd-analyze and systemd-socket-activate,
   # dpkg-shlibdeps, desktop-file-validate, man (systemd-analyze checks
   # Documentation=man:…), ssh-agent (the benchmark's baseline)
-  systemd dpkg-dev desktop-file-utils man-db openssh-client)
+  systemd dpkg-dev desktop-file-utils man-db openssh-client
+  # the unit tests run again under two pinned dates (libfaketime)
+  faketime)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 missing=()
 for p in "${need[@]}"; do

@@ -12,4 +12,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 (cd src-ui/web && npx --no-install vitest run)
 cargo test --workspace -- --test-threads=2
+# Time is injected: no unit test may depend on the day, hour or time zone.
+# Run the unit tier again with the wall clock pinned (libfaketime) to a
+# Monday morning and to the last minute of a Friday, in two time zones a
+# day apart.
+runner="CARGO_TARGET_$(rustc -vV | sed -n 's/^host: //p' | tr 'a-z-' 'A-Z_')_RUNNER"
+for at in "2026-03-02 09:00:00|America/Adak" "2026-11-27 23:59:00|Pacific/Kiritimati"; do
+  echo "scripts/test.sh: unit tests with the clock at ${at%|*} UTC, TZ=${at#*|}"
+  env "$runner=$PWD/scripts/at-date.sh" VK_FAKE_NOW="${at%|*}" TZ="${at#*|}" \
+    cargo test --workspace --lib --quiet -- --test-threads=2
+done
 echo "scripts/test.sh: all checks passed in $(( $(date +%s) - start ))s"

@@ -19,6 +19,7 @@
 //! * [`oauth`]: discovery, refresh, login, revocation against providers;
 //! * [`keychain`]: refresh tokens and client secrets in the Secret Service;
 //! * [`config`], [`dirs`]: where things are and how providers are set up;
+//! * [`clock`]: the one clock everything reads the time from;
 //! * [`service`]: running under systemd (readiness, socket activation,
 //!   watchdog) and installing the user units;
 //! * [`cli`]: the `valetkey` command.
@@ -26,6 +27,7 @@
 pub mod attest;
 pub mod audit;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod delegation;

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use valetkey_ipc::control::StatusResult;
 
 use crate::attest::Attestor;
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::consent::manager::{Consents, Limits};
 use crate::delegation::keys::Signer;
@@ -48,6 +49,8 @@ pub struct State {
     pub signer: Signer,
     /// Per-agent counters for the anomaly rules.
     pub monitor: Monitor,
+    /// What time it is (the one clock; tests pin it).
+    pub clock: SharedClock,
     /// Issuing paused by the user.
     paused: AtomicBool,
     /// Session locked, as logind / the screensaver last said.
@@ -86,6 +89,7 @@ impl State {
             rates: Rates::default(),
             signer: Signer::default(),
             monitor: Monitor::default(),
+            clock: crate::clock::system(),
             paused: AtomicBool::new(false),
             locked: watch::channel(false).0,
         })

@@ -266,6 +266,7 @@ async fn create_inner(
             sha256: &s.identity.sha256,
             rate_last_minute: d.rates.hit(*agent_id),
             approval: None,
+            now_ns: d.clock.now_ns(),
         },
         Asking {
             provider,

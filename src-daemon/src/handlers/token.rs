@@ -199,6 +199,7 @@ async fn get(
         sha256: &s.identity.sha256,
         rate_last_minute: rate,
         approval: None,
+        now_ns: d.clock.now_ns(),
     };
 
     if let Some(del) = &s.delegation {

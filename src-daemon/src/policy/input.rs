@@ -72,6 +72,8 @@ pub struct InputRequest<'a> {
     pub rate_last_minute: u32,
     /// The approval, when re-deciding an approved request.
     pub approval: Option<String>,
+    /// When the request is decided (Unix nanoseconds, from the daemon's clock).
+    pub now_ns: i64,
 }
 
 fn weekday(days_since_epoch: i64) -> &'static str {
@@ -88,15 +90,15 @@ fn weekday(days_since_epoch: i64) -> &'static str {
     DAYS[days_since_epoch.rem_euclid(7) as usize]
 }
 
-fn time_now() -> PolicyTime {
-    let now = std::time::SystemTime::now();
-    let d = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs() as i64;
+/// The `time` facts of the input at `now_ns` (Unix nanoseconds).
+fn time_at(now_ns: i64) -> PolicyTime {
+    let secs = now_ns.div_euclid(1_000_000_000);
+    let at = std::time::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_secs(secs.max(0) as u64))
+        .unwrap_or(std::time::UNIX_EPOCH);
     PolicyTime {
-        now_ns: d.as_nanos().min(i64::MAX as u128) as i64,
-        rfc3339: humantime::format_rfc3339_seconds(now).to_string(),
+        now_ns,
+        rfc3339: humantime::format_rfc3339_seconds(at).to_string(),
         hour_utc: (secs.rem_euclid(86_400) / 3600) as u32,
         weekday_utc: weekday(secs.div_euclid(86_400)).into(),
     }
@@ -164,7 +166,7 @@ pub fn build_input(agent: &AgentRow, r: &InputRequest<'_>) -> PolicyInput {
             indicator: r.indicator.map(str::to_owned),
         },
         tool: r.context.and_then(|c| c.tool.clone()).unwrap_or_default(),
-        time: time_now(),
+        time: time_at(r.now_ns),
         human_approval: HumanApproval {
             exists: r.approval.is_some(),
             consent_id: r.approval.clone(),
@@ -177,9 +179,9 @@ pub fn build_input(agent: &AgentRow, r: &InputRequest<'_>) -> PolicyInput {
     }
 }
 
-/// A typical request, used to check a policy evaluates before it is put
-/// in force, and in tests.
-pub fn sample() -> PolicyInput {
+/// A typical request at `now` (Unix seconds), used to check a policy
+/// evaluates before it is put in force, and in tests.
+pub fn sample_at(now: i64) -> PolicyInput {
     let agent = AgentRow {
         id: 1,
         name: "sample-agent".into(),
@@ -211,11 +213,12 @@ pub fn sample() -> PolicyInput {
             depth: 0,
             max_depth: 3,
             chain: vec!["user:user".into(), "agent:sample-agent".into()],
-            expires_at: crate::store::now() + 3600,
+            expires_at: now + 3600,
             exe: "/usr/bin/sample",
             sha256: "00",
             rate_last_minute: 1,
             approval: None,
+            now_ns: now.saturating_mul(1_000_000_000),
         },
     )
 }
@@ -226,7 +229,7 @@ mod tests {
 
     #[test]
     fn declared_facts_only_ever_strengthen() {
-        let mut i = sample();
+        let mut i = sample_at(crate::clock::fixed::MONDAY_MORNING);
         assert_eq!(i.action, Action::Read);
         let ctx = RequestContext {
             action: Some(Action::Delete),
@@ -273,6 +276,7 @@ mod tests {
                 sha256: "00",
                 rate_last_minute: 1,
                 approval: None,
+                now_ns: 0,
             },
         );
         assert_eq!(i.action, Action::Delete, "declared delete raises write");
@@ -297,6 +301,11 @@ mod tests {
     #[test]
     fn weekdays_are_right() {
         assert_eq!(weekday(0), "Thursday");
+        let t = time_at(crate::clock::fixed::FRIDAY_NIGHT * 1_000_000_000);
+        assert_eq!(
+            (t.weekday_utc.as_str(), t.hour_utc, t.rfc3339.as_str()),
+            ("Friday", 23, "2026-11-27T23:59:00Z")
+        );
         // 2026-11-22 is a Sunday: 20,779 days after the epoch.
         assert_eq!(weekday(20_779), "Sunday");
     }

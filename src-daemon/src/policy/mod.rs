@@ -128,6 +128,9 @@ pub struct PolicySet {
 /// Words that make a policy's decision depend on more than the input's
 /// stable facts (the clock, the rate, randomness, the network).
 const UNCACHEABLE: &[&str] = &["time", "rate_last_minute", "rand.", "uuid.", "http.send"];
+/// When the load-time check request is made (any fixed instant will do:
+/// it only checks that the policy evaluates).
+const SAMPLE_AT: i64 = crate::clock::fixed::MONDAY_MORNING;
 /// Cached decisions kept at most (then the cache starts over).
 const CACHE_MAX: usize = 4096;
 
@@ -200,7 +203,7 @@ impl PolicySet {
         // Rego reports some mistakes (conflicting values, bad built-in
         // calls) only when evaluating: try one typical request now, so a
         // broken file is refused at load and not on an agent's request.
-        set.decide(&input::sample())
+        set.decide(&input::sample_at(SAMPLE_AT))
             .map_err(|e| err(format!("the policy fails to evaluate: {e}")))?;
         Ok(set)
     }
@@ -496,6 +499,13 @@ impl Policies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::fixed;
+
+    /// The sample request on a Monday morning: no test depends on the day
+    /// it runs (a "no Fridays" rule below once failed CI every Friday).
+    fn sample() -> PolicyInput {
+        input::sample_at(fixed::MONDAY_MORNING)
+    }
 
     fn set(files: &[(&str, &str)], v: RegoVersion) -> Result<PolicySet, PolicyError> {
         PolicySet::compile(
@@ -510,7 +520,7 @@ mod tests {
     #[test]
     fn the_builtin_policy_allows_an_active_agent() {
         let s = set(&[], RegoVersion::V1).expect("builtin compiles");
-        let d = s.decide(&input::sample()).expect("decides");
+        let d = s.decide(&sample()).expect("decides");
         assert_eq!(d.verdict, Verdict::Allow, "{d:?}");
         assert_eq!(d.source, "builtin");
     }
@@ -518,17 +528,17 @@ mod tests {
     #[test]
     fn builtin_guard_rails_deny_and_ask() {
         let s = set(&[], RegoVersion::V1).expect("builtin");
-        let mut i = input::sample();
+        let mut i = sample();
         i.agent.status = "suspended".into();
         let d = s.decide(&i).expect("decides");
         assert_eq!(d.verdict, Verdict::Deny);
         assert!(d.reasons[0].contains("suspended"), "{d:?}");
 
-        let mut i = input::sample();
+        let mut i = sample();
         i.resource.sensitivity = valetkey_ipc::policy::Classification::Confidential;
         assert_eq!(s.decide(&i).expect("d").verdict, Verdict::Deny);
 
-        let mut i = input::sample();
+        let mut i = sample();
         i.action = valetkey_ipc::policy::Action::Delegate;
         i.delegation.depth = 3;
         let d = s.decide(&i).expect("d");
@@ -547,7 +557,7 @@ allow if input.provider == "github"
 deny contains "no Fridays" if input.time.weekday_utc == "Friday"
 "#;
         let s = set(&[("gh.rego", only_github)], RegoVersion::V1).expect("compiles");
-        let mut i = input::sample();
+        let mut i = sample();
         i.provider = "local".into();
         let d = s.decide(&i).expect("d");
         assert_eq!(d.verdict, Verdict::Deny);
@@ -568,7 +578,7 @@ deny contains "no Fridays" if input.time.weekday_utc == "Friday"
     fn decisions_are_reused_only_when_the_policy_cannot_tell_requests_apart() {
         let s = set(&[], RegoVersion::V1).expect("builtin");
         assert!(s.cache.is_some(), "the built-in policy reads no clock");
-        let mut i = input::sample();
+        let mut i = sample();
         s.decide(&i).expect("d");
         i.time.hour_utc = (i.time.hour_utc + 1) % 24;
         assert_eq!(s.decide(&i).expect("d").verdict, Verdict::Allow);
@@ -590,7 +600,7 @@ allow if input.time.hour_utc < 6
             s.cache.is_none(),
             "a policy reading the clock is evaluated every time"
         );
-        let mut i = input::sample();
+        let mut i = sample();
         i.time.hour_utc = 3;
         assert_eq!(s.decide(&i).expect("d").verdict, Verdict::Allow);
         i.time.hour_utc = 12;
@@ -641,9 +651,6 @@ allow if input.time.hour_utc < 6
         let v0 = "package valetkey.authz\nallow { input.provider == \"local\" }\n";
         assert!(set(&[("v0.rego", v0)], RegoVersion::V1).is_err());
         let s = set(&[("v0.rego", v0)], RegoVersion::V0).expect("v0 mode");
-        assert_eq!(
-            s.decide(&input::sample()).expect("d").verdict,
-            Verdict::Allow
-        );
+        assert_eq!(s.decide(&sample()).expect("d").verdict, Verdict::Allow);
     }
 }
