@@ -40,9 +40,9 @@ if [ -z "${VK_BENCH_INNER:-}" ]; then
     profile=${profile:-release}
     bash scripts/setup.sh >&2
     if [ "$profile" = release ]; then
-      cargo build --release -p valetkey -p valetkey-bench --quiet
+      cargo build --release -p valetkeyd -p valetkey -p valetkey-bench --quiet
     else
-      cargo build -p valetkey -p valetkey-bench --quiet
+      cargo build -p valetkeyd -p valetkey -p valetkey-bench --quiet
     fi
   fi
   if [ -n "${VK_BENCH_CALLGRIND:-}" ] && ! command -v callgrind_control >/dev/null; then
@@ -151,7 +151,7 @@ if [ -n "${VK_BENCH_CALLGRIND:-}" ]; then
     # falls back to reading /proc/PID/stat for its per-request peer check;
     # natively that check is one poll(2). Report what the fallback cost too.
     local fallback; fallback=$(callgrind_annotate --inclusive=yes "$dump" 2>/dev/null \
-      | awk '/valetkey::attest::linux::read_stat/ && !seen {gsub(",", "", $1); print $1; seen=1}')
+      | awk '/valetkey_core::attest::linux::read_stat/ && !seen {gsub(",", "", $1); print $1; seen=1}')
     fallback=${fallback:-0}
     # Where they go: the inclusive profile, for docs/BENCHMARKS.md.
     callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | head -80 > "$VK_BENCH_OUT/callgrind-$1.txt" || true

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use valetkey::delegation::jws::verify;
+use valetkey_core::delegation::jws::verify;
 
 fn key() -> &'static Ed25519KeyPair {
     static K: OnceLock<Ed25519KeyPair> = OnceLock::new();

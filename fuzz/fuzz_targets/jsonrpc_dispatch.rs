@@ -8,21 +8,22 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use valetkey::server::dispatch::dispatch;
-use valetkey::server::Session;
-use valetkey::state::{Daemon, State};
+use valetkey_core::broker::{Broker, Shared};
+use valetkey_core::caller::Caller;
 use valetkey_ipc::methods::PeerIdentity;
+use valetkeyd::server::dispatch::dispatch;
+use valetkeyd::server::Session;
 
-fn daemon() -> &'static (tokio::runtime::Runtime, Daemon) {
-    static D: OnceLock<(tokio::runtime::Runtime, Daemon)> = OnceLock::new();
+fn daemon() -> &'static (tokio::runtime::Runtime, Shared) {
+    static D: OnceLock<(tokio::runtime::Runtime, Shared)> = OnceLock::new();
     D.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let cfg = valetkey::config::Config::load(std::path::Path::new("/nonexistent/config.toml"))
+        let cfg = valetkey_core::config::Config::load(std::path::Path::new("/nonexistent/config.toml"))
             .expect("empty config");
-        let store = valetkey::store::Store::open_in_memory().expect("db");
-        let d = rt.block_on(async { State::new(cfg, store) });
+        let store = valetkey_core::store::Store::open_in_memory().expect("db");
+        let d = rt.block_on(async { Broker::new(cfg, store) });
         (rt, d)
     })
 }
@@ -30,16 +31,14 @@ fn daemon() -> &'static (tokio::runtime::Runtime, Daemon) {
 fn session() -> Session {
     Session {
         conn_id: 1,
-        identity: PeerIdentity {
+        caller: Caller::new(PeerIdentity {
             uid: 0,
             pid: std::process::id(),
             exe: "/usr/bin/fuzz-agent".into(),
             sha256: "0".repeat(64),
             start_time: 0,
             parents: vec![],
-        },
-        agent: None,
-        delegation: None,
+        }),
     }
 }
 

@@ -48,6 +48,7 @@ install -D -m 644 packaging/desktop/valetkey-tray-autostart.desktop "$root/etc/x
 install -D -m 644 src-ui/icons/icon.png "$root/usr/share/icons/hicolor/128x128/apps/valetkey.png"
 
 "$bin/valetkey" generate man --out "$stage/man"
+"$bin/valetkeyd" --generate-man "$stage/man"
 install -d "$root/usr/share/man/man1"
 for m in "$stage"/man/*.1; do gzip -9n < "$m" > "$root/usr/share/man/man1/$(basename "$m").gz"; done
 "$bin/valetkey" generate completions --out "$stage/comp"

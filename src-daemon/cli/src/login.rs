@@ -1,0 +1,179 @@
+//! `valetkey login`, `logout` and `provider set-secret`: the only commands
+//! that handle refresh tokens, always straight between provider and keychain.
+
+use std::io::Read;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use super::{Cli, Failure};
+use valetkey_core::keychain::{Item, Keychain};
+use valetkey_core::oauth::device::login_device;
+use valetkey_core::oauth::login::{login_loopback, LoginOptions};
+use valetkey_core::oauth::Upstream;
+use valetkey_core::secret::Secret;
+use valetkey_core::store::Store;
+use valetkey_core::tokens::TokenService;
+
+/// `valetkey login` options.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The provider name from config.toml.
+    pub provider: String,
+    /// Only print the URL; do not try to open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Passed to the provider as `login_hint`.
+    #[arg(long)]
+    pub login_hint: Option<String>,
+    /// Use the device authorization grant (RFC 8628): print a code to
+    /// approve from any other device. For SSH sessions and headless machines.
+    #[arg(long, conflicts_with_all = ["no_browser", "login_hint"])]
+    pub device: bool,
+    /// How long to wait for the login to complete, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// `valetkey provider …`.
+#[derive(Debug, Subcommand)]
+pub enum ProviderCmd {
+    /// Store a confidential client's secret in the keychain (read from stdin).
+    SetSecret {
+        /// The provider name.
+        provider: String,
+    },
+}
+
+fn provider<'a>(
+    cfg: &'a valetkey_core::config::Config,
+    name: &str,
+) -> Result<&'a valetkey_core::config::Provider, Failure> {
+    cfg.provider(name).ok_or_else(|| Failure {
+        code: 1,
+        message: format!(
+            "no provider named {name:?} in {}; configured: {}",
+            cfg.path.display(),
+            cfg.providers.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
+/// Runs the browser login and stores the refresh token.
+pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
+    let cfg = cli.load_config()?;
+    let p = provider(&cfg, &a.provider)?;
+    let keychain = Keychain::new();
+    let secret = TokenService::client_secret(&keychain, p).await?;
+    let upstream = Upstream::new();
+    let timeout = Duration::from_secs(a.timeout);
+    let tokens = if a.device {
+        login_device(&upstream, p, secret.as_ref(), timeout, |d| {
+            eprintln!(
+                "To log in to {}, visit\n\n  {}\n\nand enter the code\n\n  {}\n",
+                p.display_name, d.verification_uri, d.user_code
+            );
+            if let Some(c) = &d.verification_uri_complete {
+                eprintln!("(or open {c} directly)");
+            }
+            eprintln!(
+                "The code expires in {}. Waiting for approval…",
+                humantime::format_duration(d.expires_in)
+            );
+        })
+        .await?
+    } else {
+        let opts = LoginOptions {
+            open_browser: !a.no_browser,
+            login_hint: a.login_hint.clone(),
+            timeout,
+        };
+        login_loopback(&upstream, p, secret.as_ref(), &opts).await?
+    };
+    let rt = tokens.refresh_token.ok_or_else(|| Failure::from(format!(
+        "{} returned no refresh token; the login must ask for offline access (add offline_access to login_scopes_extra, or access_type=offline to extra_auth_params)",
+        p.name
+    )))?;
+    keychain.set(Item::RefreshToken(&p.name), &rt).await?;
+    let scopes = tokens.scopes.unwrap_or_else(|| p.login_scopes.clone());
+    let store = Store::open(&valetkey_core::dirs::db_path())?;
+    store.record_login(&p.name, &scopes)?;
+    let mut rec = valetkey_core::audit::by_user("login", None);
+    rec.provider = Some(p.name.clone());
+    rec.granted = scopes.clone();
+    rec.outcome = "logged_in".into();
+    valetkey_core::audit::write(&store, &rec)?;
+    println!(
+        "Logged in to {}. The refresh token is in the OS keychain (service={}, username={}).\nGranted scopes: {}",
+        p.display_name,
+        valetkey_core::keychain::SERVICE,
+        Item::RefreshToken(&p.name).user(),
+        scopes.join(" ")
+    );
+    Ok(())
+}
+
+/// Revokes at the provider, then deletes locally.
+pub async fn logout(cli: &Cli, name: &str) -> Result<(), Failure> {
+    let cfg = cli.load_config()?;
+    let p = provider(&cfg, name)?;
+    let keychain = Keychain::new();
+    let store = Store::open(&valetkey_core::dirs::db_path())?;
+    let mut failed = None;
+    match keychain.get(Item::RefreshToken(&p.name)).await? {
+        None => println!("No refresh token for {} in the keychain.", p.name),
+        Some(rt) => {
+            let secret = TokenService::client_secret(&keychain, p)
+                .await
+                .ok()
+                .flatten();
+            match Upstream::new().revoke(p, &rt, secret.as_ref()).await {
+                Ok(true) => println!("Revoked the refresh token at {} (RFC 7009).", p.display_name),
+                Ok(false) => println!(
+                    "{} has no revocation endpoint: the token is deleted here but stays valid there until it expires; revoke the app in the provider's settings.",
+                    p.display_name
+                ),
+                Err(e) => failed = Some(format!("revocation at {} failed: {e}. The token was deleted locally but may still be valid at the provider", p.display_name)),
+            }
+        }
+    }
+    keychain.delete(Item::RefreshToken(&p.name)).await?;
+    store.record_logout(&p.name)?;
+    let mut rec = valetkey_core::audit::by_user("logout", None);
+    rec.provider = Some(p.name.clone());
+    rec.outcome = if failed.is_some() {
+        "deleted_locally"
+    } else {
+        "logged_out"
+    }
+    .into();
+    valetkey_core::audit::write(&store, &rec)?;
+    println!("Deleted the {} login from the keychain.", p.name);
+    match failed {
+        Some(m) => Err(Failure::from(m)),
+        None => Ok(()),
+    }
+}
+
+/// `provider set-secret`.
+pub async fn provider_cmd(cli: &Cli, c: &ProviderCmd) -> Result<(), Failure> {
+    let ProviderCmd::SetSecret { provider: name } = c;
+    let cfg = cli.load_config()?;
+    let p = provider(&cfg, name)?;
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let value = input.trim();
+    if value.is_empty() {
+        return Err(Failure::from(
+            "no secret on stdin; pipe it in, e.g. `valetkey provider set-secret NAME < secret.txt`",
+        ));
+    }
+    Keychain::new()
+        .set(Item::ClientSecret(&p.name), &Secret::new(value.to_owned()))
+        .await?;
+    println!(
+        "Stored the client secret for {} in the OS keychain.",
+        p.name
+    );
+    Ok(())
+}

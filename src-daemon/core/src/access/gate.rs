@@ -1,0 +1,154 @@
+//! The policy step shared by `token.get` and `delegation.create`: decide,
+//! refuse on deny, ask a person on require-approval and decide again with
+//! the approval, and record every decision (audit, and the tray for
+//! anything but allow).
+
+use valetkey_ipc::control::{ConsentKind, DelegationAsk, Event};
+use valetkey_ipc::policy::{PolicyDecision, Verdict};
+use valetkey_ipc::{ErrorCode, RpcError};
+
+use crate::broker::Shared;
+use crate::caller::Caller;
+use crate::config::Provider;
+use crate::consent::flow::{self, Ask};
+use crate::error::BrokerError;
+use crate::policy::{build_input, InputRequest};
+use crate::store::{AgentRow, AuditRecord};
+
+/// How to ask a person if the policy wants one.
+pub struct Asking<'a> {
+    /// The provider.
+    pub provider: &'a Provider,
+    /// RFC 8707 resource.
+    pub resource: Option<&'a str>,
+    /// The agent's duration hint.
+    pub duration_secs: Option<u64>,
+    /// Wait for the decision.
+    pub wait: bool,
+    /// `Approval` or `Delegation`.
+    pub kind: ConsentKind,
+    /// For a delegation.
+    pub delegation: Option<DelegationAsk>,
+    /// A person already approved this request (from `consent.wait`).
+    pub approved: Option<(String, Vec<String>)>,
+}
+
+/// What a request went through, for its audit record and the monitor.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// The last policy decision.
+    pub decision: Option<PolicyDecision>,
+    /// The action as the policy saw it.
+    pub action: Option<String>,
+    /// Whose data, as the policy saw it.
+    pub resource_owner: Option<String>,
+    /// The consent that decided, if any.
+    pub consent_id: Option<String>,
+}
+
+impl Trace {
+    /// Copies what was traced into `rec`.
+    pub fn fill(&self, rec: &mut AuditRecord) {
+        if let Some(dec) = &self.decision {
+            rec.verdict = Some(dec.verdict.as_str().into());
+            rec.rule = Some(dec.rule.clone());
+            rec.reasons = dec.reasons.clone();
+        }
+        rec.action = self.action.clone();
+        rec.resource_owner = self.resource_owner.clone();
+        rec.consent_id = self.consent_id.clone();
+    }
+}
+
+fn denied(d: &PolicyDecision) -> BrokerError {
+    RpcError::new(
+        ErrorCode::PolicyDenied,
+        format!(
+            "the policy ({}) refused: {}. `valetkey policy check` explains decisions",
+            d.source,
+            d.reasons.join("; ")
+        ),
+    )
+    .with("rule", &d.rule)
+    .with("reasons", &d.reasons)
+    .with("source", &d.source)
+    .into()
+}
+
+fn tell(d: &Shared, agent: &AgentRow, chain: &[String], decision: &PolicyDecision) {
+    if decision.verdict == Verdict::Allow {
+        // The hot path: the audit record says it already.
+        tracing::debug!(agent = %agent.name, rule = %decision.rule, "policy allows");
+    } else {
+        tracing::info!(agent = %agent.name, verdict = decision.verdict.as_str(), rule = %decision.rule, reasons = ?decision.reasons, "policy decision");
+        d.events.emit(
+            &d.store,
+            Event::PolicyDecided {
+                agent: agent.name.clone(),
+                chain: chain.to_vec(),
+                decision: decision.clone(),
+            },
+        );
+    }
+}
+
+/// Runs the policy. `Ok(None)`: allowed, go on as usual. `Ok(Some(scopes))`:
+/// a person approved this request (possibly narrowing the scopes). The
+/// last decision and the facts it saw are left in `t` for the audit record.
+pub async fn run(
+    d: &Shared,
+    s: &Caller,
+    agent: &AgentRow,
+    req: InputRequest<'_>,
+    asking: Asking<'_>,
+    t: &mut Trace,
+) -> Result<Option<Vec<String>>, BrokerError> {
+    let (consent_id, scopes) = match asking.approved.clone() {
+        Some(a) => a,
+        None => {
+            let input = build_input(agent, &req);
+            t.action = Some(input.action.as_str().into());
+            t.resource_owner = Some(input.resource.owner.clone());
+            let decision = d.policies.decide(&input)?;
+            tell(d, agent, &req.chain, &decision);
+            t.decision = Some(decision.clone());
+            match decision.verdict {
+                Verdict::Allow => return Ok(None),
+                Verdict::Deny => return Err(denied(&decision)),
+                Verdict::RequireApproval => {}
+            }
+            flow::ask(
+                d,
+                s,
+                Ask {
+                    provider: asking.provider,
+                    scopes: req.scopes,
+                    resource: asking.resource,
+                    duration_secs: asking.duration_secs,
+                    wait: asking.wait,
+                    kind: asking.kind,
+                    reasons: decision.reasons.clone(),
+                    delegation: asking.delegation.clone(),
+                },
+            )
+            .await?
+        }
+    };
+    t.consent_id = Some(consent_id.clone());
+    // Decide again, as approved, for what the person allowed.
+    let approved = InputRequest {
+        approval: Some(consent_id),
+        scopes: &scopes,
+        ..req
+    };
+    let input = build_input(agent, &approved);
+    t.action = Some(input.action.as_str().into());
+    t.resource_owner = Some(input.resource.owner.clone());
+    let decision = d.policies.decide(&input)?;
+    tell(d, agent, &approved.chain, &decision);
+    t.decision = Some(decision.clone());
+    match decision.verdict {
+        Verdict::Allow => Ok(Some(scopes)),
+        _ => Err(denied(&decision)),
+    }
+}

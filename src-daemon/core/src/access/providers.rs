@@ -1,0 +1,28 @@
+//! `providers.list`: what agents can ask for, and whether it can work now.
+
+use valetkey_ipc::methods::{ProviderSummary, ProvidersListResult};
+
+use crate::broker::Shared;
+use crate::error::BrokerError;
+
+/// Handles `providers.list`.
+pub fn handle(d: &Shared) -> Result<ProvidersListResult, BrokerError> {
+    let mut providers = Vec::new();
+    for p in d.config.providers.values() {
+        let st = d.store.provider_state(&p.name)?;
+        providers.push(ProviderSummary {
+            name: p.name.clone(),
+            issuer: p
+                .issuer
+                .as_ref()
+                .or(p.endpoints.token.as_ref())
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            logged_in: st.logged_in_at.is_some() && !st.login_required,
+            login_required: st.login_required || st.logged_in_at.is_none(),
+            allowed_scopes: p.allowed_scopes.clone(),
+            narrows_on_refresh: p.narrows_on_refresh,
+        });
+    }
+    Ok(ProvidersListResult { providers })
+}

@@ -1,0 +1,128 @@
+//! The broker's services put together: one cheap, clonable handle
+//! ([`Shared`]) that the daemon's connection tasks hold.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use valetkey_ipc::control::StatusResult;
+
+use crate::attest::Attestor;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::consent::manager::{Consents, Limits};
+use crate::delegation::keys::Signer;
+use crate::events::Events;
+use crate::keychain::Keychain;
+use crate::monitor::Monitor;
+use crate::oauth::Upstream;
+use crate::policy::{Policies, Rates};
+use crate::store::Store;
+use crate::tokens::TokenService;
+
+/// Everything a handler may touch.
+pub struct Broker {
+    /// The validated config.
+    pub config: Config,
+    /// Providers' login state, agents and grants.
+    pub store: Store,
+    /// Refresh tokens and client secrets.
+    pub keychain: Keychain,
+    /// HTTP clients and discovered endpoints.
+    pub upstream: Upstream,
+    /// Cache and single-flight refresh.
+    pub tokens: TokenService,
+    /// Peer attestation with its hash cache.
+    pub attestor: Attestor,
+    /// Pending consents.
+    pub consents: Consents,
+    /// The event bus (activity log and tray).
+    pub events: Events,
+    /// Live agent sessions, to end them on revocation.
+    pub live: crate::live::Sessions,
+    /// The policies in force.
+    pub policies: Policies,
+    /// Requests per agent in the last minute.
+    pub rates: Rates,
+    /// The delegation (and audit checkpoint) signing key.
+    pub signer: Signer,
+    /// Per-agent counters for the anomaly rules.
+    pub monitor: Monitor,
+    /// What time it is (the one clock; tests pin it).
+    pub clock: SharedClock,
+    /// Issuing paused by the user.
+    paused: AtomicBool,
+    /// Session locked, as logind / the screensaver last said.
+    locked: watch::Sender<bool>,
+}
+
+/// A handle to the broker.
+pub type Shared = Arc<Broker>;
+
+impl Broker {
+    /// Builds the state from its parts; the policy is read from the
+    /// config's policy directory (last good copy kept in the data dir).
+    pub fn new(config: Config, store: Store) -> Shared {
+        let policies = Policies::load(&config, &crate::dirs::data_dir());
+        Self::with_policies(config, store, policies)
+    }
+
+    /// Builds the state with given policies.
+    pub fn with_policies(config: Config, store: Store, policies: Policies) -> Shared {
+        let limits = Limits {
+            timeout: config.consent.timeout,
+            max_pending_per_agent: config.consent.max_pending_per_agent,
+            max_prompts_per_minute: config.consent.max_prompts_per_minute,
+        };
+        Arc::new(Broker {
+            config,
+            store,
+            keychain: Keychain::new(),
+            upstream: Upstream::new(),
+            tokens: TokenService::default(),
+            attestor: Attestor::default(),
+            consents: Consents::new(limits),
+            events: Events::default(),
+            live: crate::live::Sessions::default(),
+            policies,
+            rates: Rates::default(),
+            signer: Signer::default(),
+            monitor: Monitor::default(),
+            clock: crate::clock::system(),
+            paused: AtomicBool::new(false),
+            locked: watch::channel(false).0,
+        })
+    }
+
+    /// Whether issuing is paused.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Pauses or resumes; returns whether it changed.
+    pub fn set_paused(&self, paused: bool) -> bool {
+        self.paused.swap(paused, Ordering::SeqCst) != paused
+    }
+
+    /// Whether the session is locked.
+    pub fn locked(&self) -> bool {
+        *self.locked.borrow()
+    }
+
+    /// Records the lock state; returns whether it changed.
+    pub fn set_locked(&self, locked: bool) -> bool {
+        self.locked
+            .send_if_modified(|l| std::mem::replace(l, locked) != locked)
+    }
+
+    /// The state at a glance.
+    pub fn status(&self) -> StatusResult {
+        StatusResult {
+            daemon_version: env!("CARGO_PKG_VERSION").into(),
+            paused: self.paused(),
+            session_locked: self.locked(),
+            on_lock: self.config.consent.on_lock.as_str().into(),
+            pending: self.consents.pending_count() as u32,
+        }
+    }
+}

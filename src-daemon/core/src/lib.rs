@@ -1,0 +1,57 @@
+//! Valet Key's core: everything the broker decides and remembers, with no
+//! sockets, no daemon and no command line in it. `valetkeyd` (the
+//! daemon) wraps it in sockets and handlers; `valetkey` (the CLI) uses its
+//! config, keychain, login flows and read-only audit verification.
+//!
+//! The modules follow a request's path:
+//!
+//! * [`attest`]: who the peer process is (exe, hash, start time, parents);
+//! * [`access`]: the steps of `hello`, `token.get`, `consent.wait` and
+//!   `delegation.create`, for a [`caller::Caller`];
+//! * [`store`]: providers' login state, the agent registry, grants (SQLite);
+//! * [`tokens`]: the access-token cache and single-flight refresh;
+//! * [`policy`]: the Rego policy step every request goes through;
+//! * [`delegation`]: broker-signed tokens for sub-agents, and their
+//!   revocation list;
+//! * [`consent`]: pending consents, decisions, one-click revocation;
+//! * [`control`]: what the user does from the tray or the CLI: decide
+//!   consents, revoke, pause, rotate keys, reload policies;
+//! * [`agents`]: the registry as the user sees and changes it, and each
+//!   agent's lifecycle (suspend, resume, review, deprecate, reinstate);
+//! * [`audit`]: the hash-chained record of every decision, with its actor;
+//!   [`record`] writes to it, [`observe`] also feeds the monitor and acts
+//!   on what it finds;
+//! * [`monitor`]: anomaly rules over what agents do;
+//! * [`events`]: the activity log and the event bus the tray listens to;
+//! * [`live`]: switches that end an agent's live sessions on revocation;
+//! * [`oauth`]: discovery, refresh, login, revocation against providers;
+//! * [`keychain`]: refresh tokens and client secrets in the Secret Service;
+//! * [`config`], [`dirs`]: where things are and how providers are set up;
+//! * [`clock`]: the one clock everything reads the time from;
+//! * [`broker`]: the services put together.
+
+pub mod access;
+pub mod agents;
+pub mod attest;
+pub mod audit;
+pub mod broker;
+pub mod caller;
+pub mod clock;
+pub mod config;
+pub mod consent;
+pub mod control;
+pub mod delegation;
+pub mod dirs;
+pub mod error;
+pub mod events;
+pub mod keychain;
+pub mod live;
+pub mod monitor;
+pub mod oauth;
+pub mod observe;
+pub mod policy;
+pub mod record;
+pub mod secret;
+pub mod store;
+pub mod timefmt;
+pub mod tokens;

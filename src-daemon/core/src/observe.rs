@@ -1,0 +1,74 @@
+//! What agents do, recorded and watched: a record about a request is
+//! written (see [`crate::record`]) and fed to the anomaly monitor, whose
+//! findings are acted on here: an `anomaly` record, an event for the tray
+//! and the desktop, and with `[monitor] on_anomaly = "suspend"` the agent's
+//! suspension.
+
+use valetkey_ipc::control::{Event, Lifecycle};
+
+use crate::broker::Shared;
+use crate::config::OnAnomaly;
+use crate::error::BrokerError;
+use crate::monitor::rules::Finding;
+use crate::store::AuditRecord;
+
+/// Records `r` (fail closed, as [`crate::record::record`]) and feeds it to
+/// the monitor.
+pub fn record(d: &Shared, r: AuditRecord) -> Result<(), BrokerError> {
+    let rec = crate::record::record(d, r)?;
+    observe(d, &rec);
+    Ok(())
+}
+
+fn observe(d: &Shared, rec: &AuditRecord) {
+    if !d.config.monitor.enabled {
+        return;
+    }
+    for f in d.monitor.observe(rec, &d.config.monitor, &d.store) {
+        act(d, rec, f);
+    }
+}
+
+/// Acts on one finding: records it, tells the tray (and through it the
+/// desktop), and suspends the agent when configured to.
+fn act(d: &Shared, about: &AuditRecord, f: Finding) {
+    let Some(agent) = about.agent.clone() else {
+        return;
+    };
+    let suspend = d.config.monitor.on_anomaly == OnAnomaly::Suspend;
+    tracing::warn!(agent, rule = f.rule.as_str(), detail = %f.detail, suspend, "anomaly");
+    let rec = AuditRecord {
+        kind: "anomaly".into(),
+        chain: about.chain.clone(),
+        agent: Some(agent.clone()),
+        pid: about.pid,
+        binary_sha256: about.binary_sha256.clone(),
+        provider: about.provider.clone(),
+        scopes: about.scopes.clone(),
+        outcome: f.rule.as_str().into(),
+        detail: Some(format!("{} (after record {})", f.detail, about.id)),
+        ..Default::default()
+    };
+    let _ = crate::audit::write(&d.store, &rec);
+    d.events.emit(
+        &d.store,
+        Event::Anomaly {
+            agent: agent.clone(),
+            rule: f.rule.as_str().into(),
+            detail: f.detail.clone(),
+            suspended: suspend,
+        },
+    );
+    if suspend {
+        let d = d.clone();
+        tokio::spawn(async move {
+            let p = valetkey_ipc::control::AgentsLifecycleParams {
+                name: agent.clone(),
+                step: Lifecycle::Suspend,
+            };
+            if let Err(e) = crate::agents::agents_lifecycle(&d, p).await {
+                tracing::error!(agent = %agent, error = %e, "could not suspend the agent after an anomaly");
+            }
+        });
+    }
+}

@@ -1,0 +1,97 @@
+//! `valetkeyd`: the Valet Key daemon.
+//!
+//! Binds the agent socket, then serves until SIGTERM or SIGINT. The socket is
+//! ready (and "ready" is logged) before the first accept, so a supervisor or
+//! test can connect as soon as it sees that line.
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+use valetkey_core::broker::Broker;
+use valetkey_core::config::Config;
+use valetkey_core::store::Store;
+use valetkeyd::args::DaemonArgs as Args;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(dir) = &args.generate_man {
+        return Args::write_man(dir).with_context(|| format!("writing into {}", dir.display()));
+    }
+    let default = match args.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Under systemd (JOURNAL_STREAM set) log to the journal natively, with
+    // each audit record's fields as journal fields; else to stderr.
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| l.with_syslog_identifier("valetkeyd".into()));
+    let stderr = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(journald)
+        .with(stderr)
+        .init();
+    valetkeyd::harden::apply();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config_path = valetkey_core::dirs::config_file(args.config.as_deref());
+    let config = Config::load(&config_path)?;
+    let socket =
+        valetkey_core::dirs::agent_socket(args.socket.as_deref(), config.socket.as_deref());
+    let db = valetkey_core::dirs::db_path();
+    let store = Store::open(&db)?;
+    let providers = config.providers.len();
+    let daemon = Broker::new(config, store);
+    let control = valetkey_ipc::paths::control_socket_for(&socket);
+    // Sockets passed by systemd (socket activation) win; the rest we bind.
+    // Control first: once agent.sock accepts, control.sock does too.
+    let inherited = valetkeyd::service::inherited()?;
+    let activated = inherited.agent.is_some() || inherited.control.is_some();
+    let (control, control_listener) = match inherited.control {
+        Some(pair) => pair,
+        None => (
+            control.clone(),
+            valetkeyd::server::listener::bind(&control)?,
+        ),
+    };
+    let (socket, agent_listener) = match inherited.agent {
+        Some(pair) => pair,
+        None => (socket.clone(), valetkeyd::server::listener::bind(&socket)?),
+    };
+    let listeners = valetkeyd::server::Listeners {
+        agent: agent_listener,
+        control: control_listener,
+    };
+    tracing::info!(socket = %socket.display(), control = %control.display(), db = %db.display(), config = %config_path.display(), providers, activated, "ready");
+    valetkeyd::service::ready(&format!("serving agents on {}", socket.display()));
+    valetkeyd::service::spawn_watchdog();
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        valetkeyd::service::stopping();
+    };
+    valetkeyd::server::run(daemon, listeners, shutdown).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! One connection: identity from the socket, then a frame loop.
+//!
+//! The peer's uid and pid come from `SO_PEERCRED` before a byte is read. A
+//! peer of another uid, or one that cannot be attested, gets one error
+//! frame (`peer_rejected`, id `null`) and is disconnected.
+//!
+//! Then every frame is checked before it reaches a handler, and each
+//! violation gets its error and, where the stream cannot be trusted any
+//! more, a close, without touching other connections (each has its own
+//! task, buffer and limits):
+//! - over 64 KiB: `frame_too_large`, close;
+//! - not UTF-8, not JSON, nested too deep, not JSON-RPC: `parse_error` /
+//!   `bad_request`, close;
+//! - unknown methods: `unknown_method`; the third closes;
+//! - a frame begun but not finished within `[limits] frame_timeout`
+//!   (slowloris): `frame_timeout`, close;
+//! - faster than `[limits] requests_per_second` (token bucket with
+//!   `burst`): `rate_limited` with `retry_after_ms`, connection kept;
+//! - the pid that connected has exited or names another process now
+//!   (the socket was handed to, or inherited by, someone else):
+//!   `peer_changed`, close.
+
+use futures::StreamExt;
+use interprocess::local_socket::tokio::{prelude::*, Stream};
+use tokio::sync::watch;
+use tokio_util::codec::Framed;
+use tracing::Instrument;
+use valetkey_core::caller::Caller;
+use valetkey_ipc::codec::{FrameCodec, FrameError};
+use valetkey_ipc::jsonrpc::Response;
+use valetkey_ipc::{ErrorCode, RpcError};
+
+use super::dispatch;
+use super::wire::{send, Conn, Session};
+use valetkey_core::broker::Shared;
+
+/// Which socket a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `agent.sock`.
+    Agent,
+    /// `control.sock`: only allow-listed executables.
+    Control,
+}
+
+async fn reject(mut framed: Conn, err: RpcError) {
+    tracing::warn!(error = %err, "peer rejected");
+    let _ = send(&mut framed, &Response::err(None, err)).await;
+}
+
+/// Refuses a connection over the cap: one error frame, then close.
+pub async fn turn_away(stream: Stream, cap: usize) {
+    tracing::warn!(cap, "connection refused: too many open");
+    let mut framed = Framed::new(stream, FrameCodec::default());
+    let err = RpcError::new(
+        ErrorCode::TooManyConnections,
+        format!("valetkeyd already serves {cap} connections ([limits] max_connections); close idle ones and retry"),
+    );
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        send(&mut framed, &Response::err(None, err)),
+    )
+    .await;
+}
+
+/// Serves one connection until it closes or the daemon stops.
+pub async fn serve(
+    daemon: Shared,
+    stream: Stream,
+    role: Role,
+    conn_id: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let creds = stream.peer_creds();
+    let framed = Framed::new(stream, FrameCodec::default());
+    let (uid, pid) = match &creds {
+        Ok(c) => (c.euid(), c.pid()),
+        Err(_) => (None, None),
+    };
+    let span = tracing::info_span!(
+        "conn",
+        id = conn_id,
+        ?role,
+        uid,
+        pid,
+        agent = tracing::field::Empty
+    );
+    async move {
+        let me = rustix::process::geteuid().as_raw();
+        let (Some(uid), Some(pid)) = (uid, pid) else {
+            return reject(framed, RpcError::new(ErrorCode::PeerRejected, "cannot read the peer's credentials from the socket")).await;
+        };
+        if uid != me {
+            return reject(framed, RpcError::new(ErrorCode::PeerRejected, format!(
+                "this valetkeyd serves uid {me}; connections from uid {uid} are refused. Run your own daemon as your own user"
+            ))).await;
+        }
+        let d = daemon.clone();
+        let attested = tokio::task::spawn_blocking(move || d.attestor.attest(pid as u32, uid)).await;
+        let identity = match attested {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => return reject(framed, RpcError::new(ErrorCode::PeerRejected, format!("{e}"))).await,
+            Err(e) => return reject(framed, RpcError::new(ErrorCode::Internal, format!("attestation task failed: {e}"))).await,
+        };
+        tracing::debug!(exe = %identity.exe, sha256 = %identity.sha256, "peer attested");
+        if role == Role::Control {
+            if let Err(why) = super::control::admit(&daemon, &identity) {
+                return reject(framed, RpcError::new(ErrorCode::PeerRejected, why)).await;
+            }
+            return super::control::serve(&daemon, framed, &identity, &mut stop).await;
+        }
+        let process = valetkey_core::attest::Attestor::handle(identity.pid, identity.start_time);
+        let mut session = Session { conn_id, caller: Caller::new(identity) };
+        frame_loop(&daemon, framed, &mut session, &process, &mut stop).await;
+        if let Some((agent_id, _)) = &session.caller.agent {
+            daemon.live.unregister(*agent_id, conn_id);
+        }
+        tracing::debug!("connection closed");
+    }
+    .instrument(span)
+    .await
+}
+
+/// A token bucket: `rate` requests a second, bursts up to `burst`.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    at: tokio::time::Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            tokens: burst as f64,
+            rate: rate as f64,
+            burst: burst as f64,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Takes one token, or says how long until one is there.
+    fn take(&mut self) -> Result<(), u64> {
+        let now = tokio::time::Instant::now();
+        let dt = now.duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((((1.0 - self.tokens) / self.rate) * 1000.0).ceil() as u64)
+        }
+    }
+}
+
+/// Unknown methods tolerated on one connection before it is closed.
+const MAX_UNKNOWN: u32 = 3;
+
+/// Why a frame ends the connection (after its error is sent).
+fn fatal(resp: &Response, unknown: &mut u32) -> bool {
+    let Some(e) = &resp.error else { return false };
+    match ErrorCode::from_code(e.code) {
+        // The stream can no longer be trusted to be JSON-RPC.
+        Some(ErrorCode::ParseError | ErrorCode::BadRequest) => true,
+        Some(ErrorCode::UnknownMethod) => {
+            *unknown += 1;
+            *unknown >= MAX_UNKNOWN
+        }
+        Some(ErrorCode::PeerChanged) => true,
+        _ => false,
+    }
+}
+
+async fn frame_loop(
+    daemon: &Shared,
+    mut framed: Conn,
+    session: &mut Session,
+    process: &valetkey_core::attest::ProcessHandle,
+    stop: &mut watch::Receiver<bool>,
+) {
+    // Turns true when the user revokes this agent: close at once, even
+    // while a request (say, a consent wait) is in flight.
+    let mut kill: Option<watch::Receiver<bool>> = None;
+    let killed = |k: &mut Option<watch::Receiver<bool>>| {
+        let k = k.clone();
+        async move {
+            match k {
+                Some(mut k) => {
+                    let _ = k.wait_for(|v| *v).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+    };
+    let limits = &daemon.config.limits;
+    let mut bucket = Bucket::new(limits.requests_per_second, limits.burst);
+    let mut unknown = 0;
+    // When the unfinished frame in the buffer was first seen.
+    let mut partial_since: Option<tokio::time::Instant> = None;
+    let check = limits.frame_timeout / 2;
+    loop {
+        let frame = tokio::select! {
+            f = framed.next() => f,
+            _ = tokio::time::sleep(check) => {
+                if framed.read_buffer().is_empty() {
+                    partial_since = None;
+                    continue;
+                }
+                let since = *partial_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() < limits.frame_timeout {
+                    continue;
+                }
+                tracing::warn!("a frame was not finished in time; closing");
+                let err = RpcError::new(
+                    ErrorCode::FrameTimeout,
+                    format!("a frame was started but not finished within {:?}; the connection is closed. Send each message whole, ending with a newline", limits.frame_timeout),
+                );
+                let _ = send(&mut framed, &Response::err(None, err)).await;
+                return;
+            }
+            _ = stop.changed() => return,
+            _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
+        };
+        partial_since = None;
+        let resp = match frame {
+            Some(Ok(bytes)) => {
+                if let Err(wait_ms) = bucket.take() {
+                    let err = RpcError::new(
+                        ErrorCode::RateLimited,
+                        format!("more than {} requests a second on this connection; retry in {wait_ms} ms", limits.requests_per_second),
+                    )
+                    .with("retry_after_ms", wait_ms);
+                    let id = valetkey_ipc::jsonrpc::parse_request(&bytes)
+                        .ok()
+                        .and_then(|r| r.id);
+                    if !send(&mut framed, &Response::err(id, err)).await {
+                        return;
+                    }
+                    continue;
+                }
+                let resp = if process.alive() {
+                    tokio::select! {
+                        r = dispatch::dispatch(daemon, session, &bytes) => r,
+                        _ = stop.changed() => return,
+                        _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
+                    }
+                } else {
+                    tracing::warn!(
+                        pid = session.caller.identity.pid,
+                        "the peer process is gone or its pid was reused; closing"
+                    );
+                    let id = valetkey_ipc::jsonrpc::parse_request(&bytes)
+                        .ok()
+                        .and_then(|r| r.id);
+                    Response::err(id, RpcError::new(
+                        ErrorCode::PeerChanged,
+                        format!("process {} that opened this connection has exited (or its pid now names another process); the connection is closed. Connect again from the process that uses it", session.caller.identity.pid),
+                    ))
+                };
+                if kill.is_none() {
+                    if let Some((agent_id, _)) = &session.caller.agent {
+                        kill = Some(daemon.live.register(*agent_id, session.conn_id));
+                    }
+                }
+                resp
+            }
+            Some(Err(FrameError::TooLarge { limit })) => {
+                let err = RpcError::new(
+                    ErrorCode::FrameTooLarge,
+                    format!("a frame exceeded {limit} bytes; the connection is closed. Keep each JSON-RPC message under {limit} bytes including its newline"),
+                );
+                tracing::warn!("oversized frame; closing");
+                let _ = send(&mut framed, &Response::err(None, err)).await;
+                return;
+            }
+            Some(Err(_)) | None => return,
+        };
+        if !send(&mut framed, &resp).await {
+            return;
+        }
+        if fatal(&resp, &mut unknown) {
+            tracing::info!("closing after a protocol violation");
+            return;
+        }
+    }
+}
+
+async fn closed_by_user(framed: &mut Conn) {
+    tracing::info!("closing: the user revoked this agent");
+    let err = RpcError::new(
+        ErrorCode::AgentSuspended,
+        "the user revoked this agent's access; the connection is closed",
+    );
+    let _ = send(framed, &Response::err(None, err)).await;
+}

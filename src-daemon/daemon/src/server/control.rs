@@ -1,0 +1,180 @@
+//! The control socket: the tray app and the `valetkey` CLI decide consents,
+//! list and revoke grants, and pause issuing here.
+//!
+//! Admission: the same uid (checked for every connection) *and* an
+//! attested executable that is `valetkey` or `valetkey-tray` installed next
+//! to this `valetkeyd`, or one listed in `[control] allowed_clients`. What
+//! that buys: an agent cannot approve its own requests by speaking this
+//! protocol, because its binary is not on the list. What it does not buy:
+//! code running as the same user can still ptrace the tray (unless
+//! `kernel.yama.ptrace_scope` >= 1), drive its window with synthetic input,
+//! or edit the state database; the uid is the security boundary, attestation
+//! raises the bar inside it.
+//!
+//! After `events.subscribe`, [`valetkey_ipc::control::Event`]s are pushed on
+//! the connection as JSON-RPC notifications between responses.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+use valetkey_ipc::codec::FrameError;
+use valetkey_ipc::control::{
+    ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
+    AgentsStats, ConsentDecide, ConsentList, EventsSubscribe, EventsSubscribeResult, IssuingSet,
+    KeysRotate, PolicyStatus, Revoke, Status, EVENT_METHOD,
+};
+use valetkey_ipc::jsonrpc::{parse_request, Response};
+use valetkey_ipc::methods::{Method, PeerIdentity};
+use valetkey_ipc::{ErrorCode, RpcError};
+
+use super::wire::{params, result, send, Conn};
+use valetkey_core::agents as a;
+use valetkey_core::broker::Shared;
+use valetkey_core::control as h;
+use valetkey_core::error::BrokerError;
+
+/// The names of the control clients installed next to `valetkeyd`.
+pub const CONTROL_CLIENTS: &[&str] = &["valetkey", "valetkey-tray"];
+
+fn allowed_paths(d: &Shared) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = d.config.control.allowed_clients.clone();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_owned))
+    {
+        v.extend(CONTROL_CLIENTS.iter().map(|n| dir.join(n)));
+    }
+    v
+}
+
+/// Whether this peer may use the control socket; the error says why not.
+pub fn admit(d: &Shared, peer: &PeerIdentity) -> Result<(), String> {
+    let exe = Path::new(&peer.exe);
+    let ok = allowed_paths(d)
+        .iter()
+        .any(|p| p == exe || std::fs::canonicalize(p).map(|c| c == exe).unwrap_or(false));
+    if ok {
+        return Ok(());
+    }
+    Err(format!(
+        "{} may not use the control socket: only valetkey and valetkey-tray installed next to valetkeyd, or a client listed in [control] allowed_clients, may decide consents",
+        peer.exe
+    ))
+}
+
+/// Serves one admitted control connection.
+pub async fn serve(
+    d: &Shared,
+    mut framed: Conn,
+    peer: &PeerIdentity,
+    stop: &mut watch::Receiver<bool>,
+) {
+    tracing::info!(exe = %peer.exe, "control client connected");
+    let mut events: Option<broadcast::Receiver<valetkey_ipc::control::Event>> = None;
+    loop {
+        let next_event = async {
+            match events.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            frame = framed.next() => {
+                let resp = match frame {
+                    Some(Ok(bytes)) => dispatch(d, &bytes, &mut events).await,
+                    Some(Err(FrameError::TooLarge { limit })) => {
+                        let err = RpcError::new(ErrorCode::FrameTooLarge, format!("a frame exceeded {limit} bytes; the connection is closed"));
+                        let _ = send(&mut framed, &Response::err(None, err)).await;
+                        return;
+                    }
+                    Some(Err(_)) | None => return,
+                };
+                if !send(&mut framed, &resp).await {
+                    return;
+                }
+            }
+            ev = next_event => {
+                let params = match ev {
+                    Ok(e) => serde_json::to_value(e).unwrap_or(Value::Null),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        // The client fell behind: tell it to re-list.
+                        serde_json::json!({"type": "lagged", "missed": n})
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let note = serde_json::json!({"jsonrpc": "2.0", "method": EVENT_METHOD, "params": params});
+                if framed.send(Bytes::from(note.to_string())).await.is_err() {
+                    return;
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+macro_rules! route {
+    ($req:expr, $method:expr, { $($m:ty => $call:expr),* $(,)? }) => {
+        match $method {
+            $(<$m>::NAME => match params::<$m>($req.params) {
+                Ok(p) => result($call(p).await),
+                Err(e) => Err(e),
+            },)*
+            other => Err(BrokerError::Rpc(RpcError::new(
+                ErrorCode::UnknownMethod,
+                format!("unknown control method {other:?}; see PROTOCOL.md, \"Control socket\""),
+            ).with("method", other))),
+        }
+    };
+}
+
+async fn dispatch(
+    d: &Shared,
+    frame: &[u8],
+    events: &mut Option<broadcast::Receiver<valetkey_ipc::control::Event>>,
+) -> Response {
+    let req = match parse_request(frame) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    let id = req.id.clone();
+    let method = req.method.clone();
+    let outcome = if method == EventsSubscribe::NAME {
+        match params::<EventsSubscribe>(req.params) {
+            Ok(_) => {
+                *events = Some(d.events.subscribe());
+                result(Ok::<_, BrokerError>(EventsSubscribeResult {
+                    status: d.status(),
+                }))
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        route!(req, method.as_str(), {
+            ConsentList => |_| async { h::consent_list(d) },
+            ConsentDecide => |p| async { h::consent_decide(d, p) },
+            AgentsList => |_| async { a::agents_list(d) },
+            AgentsReinstate => |p| async { a::agents_reinstate(d, p) },
+            AgentsShow => |p| async { a::agents_show(d, p) },
+            AgentsStats => |_| async { Ok::<_, BrokerError>(d.monitor.stats(d.clock.now())) },
+            AgentsEdit => |p| async { a::agents_edit(d, p) },
+            AgentsLifecycle => |p| a::agents_lifecycle(d, p),
+            KeysRotate => |_| h::keys_rotate(d),
+            PolicyStatus => |_| async { Ok::<_, BrokerError>(d.policies.status()) },
+            Revoke => |p| h::revoke(d, p),
+            IssuingSet => |p| async { h::issuing_set(d, p) },
+            Status => |_| async { Ok::<_, BrokerError>(d.status()) },
+            ActivityList => |p| async { h::activity_list(d, p) },
+        })
+    };
+    match outcome {
+        Ok(v) => Response::ok(id, v),
+        Err(e) => {
+            let err: RpcError = e.into();
+            tracing::info!(code = err.name(), method = %method, "control request refused");
+            Response::err(id, err)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The socket server: accept, attest, serve, shut down.
+//!
+//! Two sockets: `agent.sock` for agents and `control.sock` for the tray
+//! and CLI (see [`control`]). Like mini-redis, [`run`] takes listeners that
+//! are already bound, so the caller (and tests) know the sockets are ready
+//! before a client connects. A semaphore caps concurrent connections (one
+//! over `[limits] max_connections` gets `too_many_connections`); a
+//! watch channel tells every connection to finish its current request and
+//! close on shutdown. A one-second tick times out unanswered consents.
+
+mod conn;
+pub use conn::Role;
+pub use wire::Session;
+mod control;
+#[doc(hidden)]
+pub mod dispatch;
+pub mod listener;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use interprocess::local_socket::tokio::{prelude::*, Listener};
+use tokio::sync::{watch, Semaphore};
+
+use valetkey_core::broker::Shared;
+
+/// Serves `listener` until `shutdown` resolves, then drains connections.
+/// The two bound sockets.
+pub struct Listeners {
+    /// `agent.sock`.
+    pub agent: Listener,
+    /// `control.sock`.
+    pub control: Listener,
+}
+
+pub async fn run(
+    daemon: Shared,
+    listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    crate::lockwatch::spawn_watchers(&daemon);
+    crate::policy_watch::spawn(&daemon);
+    crate::duties::spawn(&daemon);
+    crate::notify::spawn(&daemon);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let permits = Arc::new(Semaphore::new(daemon.config.limits.max_connections));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next_id: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, role) = loop {
+            tokio::select! {
+                s = listeners.agent.accept() => break (s, Role::Agent),
+                s = listeners.control.accept() => break (s, Role::Control),
+                _ = tick.tick() => valetkey_core::consent::flow::expire_overdue(&daemon),
+                _ = &mut shutdown => return finish(&daemon, tasks, stop_tx).await,
+            }
+        };
+        match stream {
+            Ok(stream) => {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    tokio::spawn(conn::turn_away(
+                        stream,
+                        daemon.config.limits.max_connections,
+                    ));
+                    continue;
+                };
+                next_id += 1;
+                let (d, rx) = (daemon.clone(), stop_rx.clone());
+                let id = next_id;
+                tasks.spawn(async move {
+                    conn::serve(d, stream, role, id, rx).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+}
+
+async fn finish(
+    daemon: &Shared,
+    mut tasks: tokio::task::JoinSet<()>,
+    stop_tx: watch::Sender<bool>,
+) {
+    tracing::info!(
+        connections = tasks.len(),
+        "shutting down: closing connections"
+    );
+    let _ = stop_tx.send(true);
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections did not close within 5 s; aborting them");
+    }
+    // Sign the head, so a clean stop leaves nothing unsigned.
+    crate::duties::sign(daemon).await;
+}
