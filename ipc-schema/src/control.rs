@@ -16,6 +16,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::admin::*;
 use crate::methods::{AgentInfo, Method, NoParams, ProcessInfo};
 use crate::policy::{Classification, PolicyDecision};
 

@@ -11,12 +11,16 @@
 //! * [`jsonrpc`]: the JSON-RPC 2.0 envelope.
 //! * [`error`]: stable, named error codes agents can branch on.
 //! * [`methods`]: one type per agent method with its params and result.
-//! * [`control`]: the control socket's methods and pushed events (tray, CLI).
+//! * [`control`]: the control socket's methods and pushed events (tray, CLI),
+//!   with [`admin`]'s methods through which the CLI changes state;
+//! * [`audit`]: one record of the audit trail.
 //! * [`policy`]: the input document policies see, and their decisions.
 //! * [`paths`]: where the socket lives.
 //! * [`client`]: an async client for Rust agents.
 //! * [`schema`]: the JSON Schema generator.
 
+pub mod admin;
+pub mod audit;
 pub mod client;
 pub mod codec;
 pub mod control;

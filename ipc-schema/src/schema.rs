@@ -9,8 +9,9 @@ use serde_json::{json, Map, Value};
 
 use crate::control::{
     ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
-    AgentsStats, ConsentDecide, ConsentList, Event, EventsSubscribe, IssuingSet, KeysRotate,
-    PolicyStatus, Revoke, Status,
+    AgentsStats, AuditQuery, ConsentDecide, ConsentList, Event, EventsSubscribe, GrantsAdd,
+    GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout, PolicyStatus, ProvidersStatus, Revoke,
+    Status,
 };
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
@@ -73,6 +74,12 @@ pub fn control_protocol_schema() -> String {
     method_entry::<Status>(&mut gen, &mut methods);
     method_entry::<ActivityList>(&mut gen, &mut methods);
     method_entry::<EventsSubscribe>(&mut gen, &mut methods);
+    method_entry::<GrantsAdd>(&mut gen, &mut methods);
+    method_entry::<GrantsList>(&mut gen, &mut methods);
+    method_entry::<LoginRecord>(&mut gen, &mut methods);
+    method_entry::<Logout>(&mut gen, &mut methods);
+    method_entry::<ProvidersStatus>(&mut gen, &mut methods);
+    method_entry::<AuditQuery>(&mut gen, &mut methods);
     let event = defs_of::<Event>(&mut gen);
     document(
         gen,

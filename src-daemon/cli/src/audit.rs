@@ -1,13 +1,14 @@
 //! `valetkey audit`: query, verify and export the audit trail, and
-//! `valetkey agents --stats`. Query, verify and export read the state
-//! database directly, so they work with the daemon stopped (and a
-//! security team can run them on a copy of the file).
+//! `valetkey agents --stats`. Queries ask the daemon; verify and export
+//! open the state database read-only (the only thing the CLI ever opens
+//! it for), so they work with the daemon stopped, and a security team can
+//! run them on a copy of the file.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use valetkey_ipc::control::AgentsStats;
+use valetkey_ipc::control::{AgentsStats, AuditQuery, AuditQueryParams};
 
 use super::client::{connect, fail};
 use super::{when, Cli, Failure};
@@ -107,7 +108,7 @@ fn filter(f: &Filters) -> AuditFilter {
 }
 
 fn open() -> Result<Store, Failure> {
-    Ok(Store::open(&valetkey_core::dirs::db_path())?)
+    Ok(Store::open_read_only(&valetkey_core::dirs::db_path())?)
 }
 
 fn line(r: &AuditRecord) -> String {
@@ -139,16 +140,29 @@ fn line(r: &AuditRecord) -> String {
 }
 
 /// Runs `valetkey audit …`.
-pub fn audit(_cli: &Cli, a: &AuditArgs) -> Result<(), Failure> {
+pub async fn audit(cli: &Cli, a: &AuditArgs) -> Result<(), Failure> {
     match &a.cmd {
-        None => list(a),
+        None => list(cli, a).await,
         Some(AuditCmd::Verify { jwks, json }) => verify_cmd(jwks.as_ref(), *json),
         Some(AuditCmd::Export { out }) => export(&a.filters, out.as_ref()),
     }
 }
 
-fn list(a: &AuditArgs) -> Result<(), Failure> {
-    let rows = open()?.query_audit(&filter(&a.filters), a.limit.clamp(1, 100_000), false)?;
+async fn list(cli: &Cli, a: &AuditArgs) -> Result<(), Failure> {
+    let f = &a.filters;
+    let rows = connect(cli)
+        .await?
+        .call::<AuditQuery>(&AuditQueryParams {
+            agent: f.agent.clone(),
+            provider: f.provider.clone(),
+            kind: f.kind.clone(),
+            since: f.since,
+            until: f.until,
+            limit: Some(a.limit.clamp(1, 10_000)),
+        })
+        .await
+        .map_err(fail)?
+        .records;
     if !a.json && !rows.is_empty() {
         println!(
             "{:>6}  {:<20}  {:<17} {:<28} {:<36} {:<9} {:<24} DETAIL",

@@ -8,6 +8,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use valetkey_ipc::client::Client;
+use valetkey_ipc::control::ProviderStatus;
 use valetkey_ipc::methods::AgentInfo;
 
 use super::{Cli, Failure};
@@ -65,7 +66,8 @@ pub async fn doctor(cli: &Cli) -> Result<(), Failure> {
     service_check(&mut r);
     keychain_check(&mut r).await;
     if let Some(cfg) = &cfg {
-        provider_checks(&mut r, cfg).await;
+        let states = super::grants::provider_states(cli).await.ok().flatten();
+        provider_checks(&mut r, cfg, states.as_deref()).await;
     }
     version_check(&mut r, daemon_version);
     if r.failures > 0 {
@@ -222,7 +224,7 @@ async fn keychain_check(r: &mut Report) {
     }
 }
 
-async fn provider_checks(r: &mut Report, cfg: &Config) {
+async fn provider_checks(r: &mut Report, cfg: &Config, states: Option<&[ProviderStatus]>) {
     if cfg.providers.is_empty() {
         r.line(
             Level::Warn,
@@ -232,12 +234,23 @@ async fn provider_checks(r: &mut Report, cfg: &Config) {
         );
         return;
     }
-    let store = valetkey_core::store::Store::open(&valetkey_core::dirs::db_path()).ok();
+    let states = match states {
+        Some(v) => v,
+        None => {
+            r.line(
+                Level::Warn,
+                "logins",
+                "the daemon is not running, so whether the provider accepted each login is unknown",
+                Some("start valetkeyd, then run `valetkey doctor` again"),
+            );
+            &[]
+        }
+    };
     let keychain = Keychain::new();
     let mut clock_done = false;
     for p in cfg.providers.values() {
         let check = format!("login:{}", p.name);
-        let state = store.as_ref().and_then(|s| s.provider_state(&p.name).ok());
+        let state = states.iter().find(|s| s.name == p.name);
         let login_fix = format!("`valetkey login {}`", p.name);
         match (state, keychain.get(Item::RefreshToken(&p.name)).await) {
             (Some(s), _) if s.login_required => r.line(

@@ -169,7 +169,7 @@ pub async fn agents(cli: &Cli, a: &AgentsArgs) -> Result<(), Failure> {
         return super::audit::stats(cli, a.json).await;
     }
     let cmd = match &a.cmd {
-        None | Some(AgentsCmd::List) => return super::grants::agents(cli),
+        None | Some(AgentsCmd::List) => return super::grants::agents(cli).await,
         Some(c) => c,
     };
     let mut c = connect(cli).await?;

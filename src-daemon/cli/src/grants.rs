@@ -1,15 +1,19 @@
-//! `valetkey grant`, `agents`, `providers`: the registry and grants, read
-//! and written straight in the state database (WAL lets the daemon run
-//! meanwhile; it reads grants on every request, so changes apply at once).
+//! `valetkey grant`, `agents` and `providers`: grants, the registry and
+//! provider logins, as the daemon holds them. Every change goes through
+//! the daemon (the only writer of its database), so it applies at once,
+//! is recorded in the audit trail and reaches the tray.
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use valetkey_ipc::control::{
+    AgentsList, GrantsAdd, GrantsAddParams, GrantsList, GrantsListParams, ProviderStatus,
+    ProvidersStatus, Revoke, RevokeParams, RevokeTarget,
+};
+use valetkey_ipc::methods::NoParams;
 
-use valetkey_ipc::control::{Revoke, RevokeParams, RevokeTarget};
-
-use super::{when, Cli, Failure};
-use valetkey_core::store::{NewGrant, Store};
+use super::client::{connect, fail};
+use super::{when, Cli, Failure, EXIT_UNAVAILABLE};
 
 /// `valetkey grant …`.
 #[derive(Debug, Subcommand)]
@@ -47,13 +51,9 @@ pub enum GrantCmd {
     },
 }
 
-fn store() -> Result<Store, Failure> {
-    Ok(Store::open(&valetkey_core::dirs::db_path())?)
-}
-
 /// Runs a grant subcommand.
 pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
-    let s = store()?;
+    let mut c = connect(cli).await?;
     match cmd {
         GrantCmd::Add {
             agent,
@@ -62,84 +62,48 @@ pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
             ttl,
             binary,
         } => {
-            let cfg = cli.load_config()?;
-            let p = cfg.provider(provider).ok_or_else(|| {
-                Failure::from(format!(
-                    "no provider named {provider:?} in {}",
-                    cfg.path.display()
-                ))
-            })?;
-            valetkey_ipc::methods::validate_scopes(scopes)?;
-            let outside: Vec<&String> = scopes
-                .iter()
-                .filter(|x| !p.allowed_scopes.contains(x))
-                .collect();
-            if !outside.is_empty() {
-                return Err(Failure::from(format!(
-                    "{provider} does not allow {}; allowed_scopes in the config: {}",
-                    outside
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    p.allowed_scopes.join(" ")
-                )));
-            }
-            let (agent_id, sha, exe) = match binary {
-                Some(path) => {
-                    let path = std::fs::canonicalize(path)?;
-                    let sha = valetkey_core::attest::sha256_file(&path)?;
-                    let exe = path.to_string_lossy().into_owned();
-                    (s.ensure_agent(agent, &exe, &sha)?, sha, exe)
-                }
-                None => {
-                    let row = s.agent_by_name(agent)?.ok_or_else(|| Failure::from(format!(
-                        "agent {agent:?} has not connected yet, so its binary is unknown; run it once, or pass --binary PATH"
-                    )))?;
-                    let b = s
-                        .agent_binaries(row.id)?
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| {
-                            Failure::from(format!(
-                                "agent {agent:?} has no recorded binary; pass --binary PATH"
-                            ))
-                        })?;
-                    (row.id, b.sha256, b.exe)
-                }
+            let binary = match binary {
+                Some(p) => Some(
+                    std::path::absolute(p)
+                        .map_err(|e| Failure::from(format!("{}: {e}", p.display())))?
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
+                None => None,
             };
-            let expires_at = ttl.map(|d| valetkey_core::store::now() + d.as_secs() as i64);
-            s.upsert_grant(&NewGrant {
-                agent_id,
-                provider,
-                scopes,
-                binary_sha256: &sha,
-                expires_at,
-            })?;
-            // An explicit grant is the user taking the agent back.
-            s.set_agent_status(agent_id, valetkey_core::store::ACTIVE)?;
-            let mut rec = valetkey_core::audit::by_user("grant", Some(agent));
-            rec.binary_sha256 = Some(sha.clone());
-            rec.provider = Some(provider.clone());
-            rec.granted = scopes.clone();
-            rec.outcome = "added".into();
-            rec.detail = Some(format!(
-                "by the CLI for {exe}, until {}",
-                expires_at.map_or_else(|| "revoked".into(), |t| when(Some(t)))
-            ));
-            valetkey_core::audit::write(&s, &rec)?;
+            let r = c
+                .call::<GrantsAdd>(&GrantsAddParams {
+                    agent: agent.clone(),
+                    provider: provider.clone(),
+                    scopes: scopes.clone(),
+                    ttl_secs: ttl.map(|d| d.as_secs().max(1)),
+                    binary,
+                })
+                .await
+                .map_err(fail)?;
+            let g = &r.grant;
             println!(
-                "Granted {agent} ({exe}, sha256 {}…) {} on {provider}, until {}.",
-                &sha[..12],
-                scopes.join(" "),
-                expires_at
+                "Granted {agent} ({}, sha256 {}…) {} on {provider}, until {}.",
+                r.exe,
+                &g.binary_sha256[..12.min(g.binary_sha256.len())],
+                g.scopes.join(" "),
+                g.expires_at
                     .map(|t| when(Some(t)))
                     .unwrap_or_else(|| "revoked".into())
             );
+            if r.reinstated {
+                println!("{agent} was suspended or deprecated; this grant made it active again.");
+            }
         }
         GrantCmd::List { agent, all } => {
-            let rows = s.list_grants(agent.as_deref(), *all)?;
-            if rows.is_empty() {
+            let r = c
+                .call::<GrantsList>(&GrantsListParams {
+                    agent: agent.clone(),
+                    all: *all,
+                })
+                .await
+                .map_err(fail)?;
+            if r.grants.is_empty() {
                 println!("No grants. Add one with `valetkey grant add AGENT PROVIDER SCOPE…`.");
                 return Ok(());
             }
@@ -147,10 +111,11 @@ pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
                 "{:<20} {:<12} {:<30} {:<22} {:<22} BINARY",
                 "AGENT", "PROVIDER", "SCOPES", "EXPIRES", "LAST USED"
             );
-            for g in rows {
+            for e in r.grants {
+                let g = e.grant;
                 println!(
                     "{:<20} {:<12} {:<30} {:<22} {:<22} {}…",
-                    g.agent_name,
+                    e.agent,
                     g.provider,
                     g.scopes.join(" "),
                     g.expires_at
@@ -162,41 +127,32 @@ pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
             }
         }
         GrantCmd::Revoke { agent, provider } => {
-            let ids: Vec<i64> = s
-                .list_grants(Some(agent), true)?
-                .into_iter()
-                .filter(|g| provider.as_deref().is_none_or(|p| g.provider == p))
-                .map(|g| g.id)
+            let listed = c
+                .call::<GrantsList>(&GrantsListParams {
+                    agent: Some(agent.clone()),
+                    all: true,
+                })
+                .await
+                .map_err(fail)?;
+            let ids: Vec<i64> = listed
+                .grants
+                .iter()
+                .filter(|e| provider.as_deref().is_none_or(|p| e.grant.provider == p))
+                .map(|e| e.grant.id)
                 .collect();
             if ids.is_empty() {
                 return Err(Failure::from(format!("{agent} has no grants to revoke")));
             }
-            // Through the daemon when it runs, so its cached tokens and open
-            // connections go too; straight in the database otherwise.
-            let via_daemon = match super::client::connect(cli).await {
-                Ok(mut c) => {
-                    for id in &ids {
-                        c.call::<Revoke>(&RevokeParams {
-                            target: RevokeTarget::Grant { id: *id },
-                        })
-                        .await?;
-                    }
-                    true
-                }
-                Err(f) if f.code == super::EXIT_UNAVAILABLE => {
-                    s.revoke_grants(agent, provider.as_deref())?;
-                    false
-                }
-                Err(f) => return Err(f),
-            };
+            for id in &ids {
+                c.call::<Revoke>(&RevokeParams {
+                    target: RevokeTarget::Grant { id: *id },
+                })
+                .await
+                .map_err(fail)?;
+            }
             println!(
-                "Revoked {} grant(s) of {agent}{}. Its next token request is refused.",
-                ids.len(),
-                if via_daemon {
-                    ""
-                } else {
-                    " (daemon not running)"
-                }
+                "Revoked {} grant(s) of {agent}. Its next token request is refused.",
+                ids.len()
             );
         }
     }
@@ -204,40 +160,62 @@ pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
 }
 
 /// `valetkey agents`.
-pub fn agents(_cli: &Cli) -> Result<(), Failure> {
-    let s = store()?;
-    let agents = s.list_agents()?;
-    if agents.is_empty() {
+pub async fn agents(cli: &Cli) -> Result<(), Failure> {
+    let mut c = connect(cli).await?;
+    let r = c.call::<AgentsList>(&NoParams {}).await.map_err(fail)?;
+    if r.agents.is_empty() {
         println!("No agent has connected yet.");
     }
-    for a in agents {
+    for a in r.agents {
         println!("{} (id {}) v{:?}: {}", a.name, a.id, a.version, a.purpose);
         println!(
             "  first seen {}, last seen {}",
-            when(Some(a.created_at)),
+            when(Some(a.first_seen)),
             when(Some(a.last_seen))
         );
-        for b in s.agent_binaries(a.id)? {
+        for b in a.binaries {
             println!("  binary {} sha256 {}", b.exe, b.sha256);
         }
     }
     Ok(())
 }
 
-/// `valetkey providers`.
-pub fn providers(cli: &Cli) -> Result<(), Failure> {
+/// The daemon's view of each provider's login, or `None` when it is not
+/// running (then only the config is known).
+pub async fn provider_states(cli: &Cli) -> Result<Option<Vec<ProviderStatus>>, Failure> {
+    match connect(cli).await {
+        Ok(mut c) => Ok(Some(
+            c.call::<ProvidersStatus>(&NoParams {})
+                .await
+                .map_err(fail)?
+                .providers,
+        )),
+        Err(f) if f.code == EXIT_UNAVAILABLE => Ok(None),
+        Err(f) => Err(f),
+    }
+}
+
+/// `valetkey providers`: the config, with each login's state when the
+/// daemon runs.
+pub async fn providers(cli: &Cli) -> Result<(), Failure> {
     let cfg = cli.load_config()?;
     if cfg.providers.is_empty() {
         println!("No providers configured in {}.", cfg.path.display());
         return Ok(());
     }
-    let s = store()?;
+    let states = provider_states(cli).await?;
     for p in cfg.providers.values() {
-        let st = s.provider_state(&p.name)?;
-        let login = match (st.logged_in_at, st.login_required) {
-            (_, true) => "login required (rejected by provider)".to_string(),
-            (Some(t), false) => format!("logged in {}", when(Some(t))),
-            (None, false) => "not logged in".to_string(),
+        let st = states.as_ref().map(|v| v.iter().find(|s| s.name == p.name));
+        let login = match st {
+            None => "login state unknown (valetkeyd is not running)".to_string(),
+            Some(None) => "not logged in".to_string(),
+            Some(Some(s)) if s.login_required => {
+                "login required (rejected by provider)".to_string()
+            }
+            Some(Some(s)) => match s.logged_in_at {
+                Some(t) => format!("logged in {}", when(Some(t))),
+                None => "not logged in".to_string(),
+            },
         };
         println!(
             "{:<12} {:<24} {}; allowed: {}; narrows on refresh: {}",

@@ -1,18 +1,25 @@
-//! `valetkey login`, `logout` and `provider set-secret`: the only commands
-//! that handle refresh tokens, always straight between provider and keychain.
+//! `valetkey login`, `logout` and `provider set-secret`. Login runs the
+//! browser or device flow here and puts the refresh token straight into
+//! the keychain; the daemon then records the login (it is the only writer
+//! of its database). Logout is the daemon's: it revokes the token at the
+//! provider, deletes it from the keychain and forgets the login.
 
 use std::io::Read;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use valetkey_ipc::control::{
+    LoginRecord, LoginRecordParams, Logout, LogoutParams, UpstreamRevocation,
+};
+
+use super::client::{connect, fail};
 use super::{Cli, Failure};
 use valetkey_core::keychain::{Item, Keychain};
 use valetkey_core::oauth::device::login_device;
 use valetkey_core::oauth::login::{login_loopback, LoginOptions};
 use valetkey_core::oauth::Upstream;
 use valetkey_core::secret::Secret;
-use valetkey_core::store::Store;
 use valetkey_core::tokens::TokenService;
 
 /// `valetkey login` options.
@@ -63,6 +70,9 @@ fn provider<'a>(
 pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
     let cfg = cli.load_config()?;
     let p = provider(&cfg, &a.provider)?;
+    // The daemon records the login: make sure it answers before the user
+    // goes through a browser for nothing.
+    let mut daemon = connect(cli).await?;
     let keychain = Keychain::new();
     let secret = TokenService::client_secret(&keychain, p).await?;
     let upstream = Upstream::new();
@@ -96,13 +106,13 @@ pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
     )))?;
     keychain.set(Item::RefreshToken(&p.name), &rt).await?;
     let scopes = tokens.scopes.unwrap_or_else(|| p.login_scopes.clone());
-    let store = Store::open(&valetkey_core::dirs::db_path())?;
-    store.record_login(&p.name, &scopes)?;
-    let mut rec = valetkey_core::audit::by_user("login", None);
-    rec.provider = Some(p.name.clone());
-    rec.granted = scopes.clone();
-    rec.outcome = "logged_in".into();
-    valetkey_core::audit::write(&store, &rec)?;
+    daemon
+        .call::<LoginRecord>(&LoginRecordParams {
+            provider: p.name.clone(),
+            scopes: scopes.clone(),
+        })
+        .await
+        .map_err(fail)?;
     println!(
         "Logged in to {}. The refresh token is in the OS keychain (service={}, username={}).\nGranted scopes: {}",
         p.display_name,
@@ -113,45 +123,34 @@ pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Revokes at the provider, then deletes locally.
+/// Has the daemon revoke at the provider, then delete locally.
 pub async fn logout(cli: &Cli, name: &str) -> Result<(), Failure> {
     let cfg = cli.load_config()?;
     let p = provider(&cfg, name)?;
-    let keychain = Keychain::new();
-    let store = Store::open(&valetkey_core::dirs::db_path())?;
-    let mut failed = None;
-    match keychain.get(Item::RefreshToken(&p.name)).await? {
-        None => println!("No refresh token for {} in the keychain.", p.name),
-        Some(rt) => {
-            let secret = TokenService::client_secret(&keychain, p)
-                .await
-                .ok()
-                .flatten();
-            match Upstream::new().revoke(p, &rt, secret.as_ref()).await {
-                Ok(true) => println!("Revoked the refresh token at {} (RFC 7009).", p.display_name),
-                Ok(false) => println!(
-                    "{} has no revocation endpoint: the token is deleted here but stays valid there until it expires; revoke the app in the provider's settings.",
-                    p.display_name
-                ),
-                Err(e) => failed = Some(format!("revocation at {} failed: {e}. The token was deleted locally but may still be valid at the provider", p.display_name)),
-            }
-        }
+    let r = connect(cli)
+        .await?
+        .call::<Logout>(&LogoutParams {
+            provider: p.name.clone(),
+        })
+        .await
+        .map_err(fail)?;
+    match r.upstream {
+        UpstreamRevocation::NoToken => println!("No refresh token for {} in the keychain.", p.name),
+        UpstreamRevocation::Revoked => println!("Revoked the refresh token at {} (RFC 7009).", p.display_name),
+        UpstreamRevocation::Unsupported => println!(
+            "{} has no revocation endpoint: the token is deleted here but stays valid there until it expires; revoke the app in the provider's settings.",
+            p.display_name
+        ),
+        UpstreamRevocation::Failed => {}
     }
-    keychain.delete(Item::RefreshToken(&p.name)).await?;
-    store.record_logout(&p.name)?;
-    let mut rec = valetkey_core::audit::by_user("logout", None);
-    rec.provider = Some(p.name.clone());
-    rec.outcome = if failed.is_some() {
-        "deleted_locally"
-    } else {
-        "logged_out"
-    }
-    .into();
-    valetkey_core::audit::write(&store, &rec)?;
     println!("Deleted the {} login from the keychain.", p.name);
-    match failed {
-        Some(m) => Err(Failure::from(m)),
-        None => Ok(()),
+    match (r.upstream, r.error) {
+        (UpstreamRevocation::Failed, e) => Err(Failure::from(format!(
+            "revocation at {} failed: {}. The token was deleted locally but may still be valid at the provider",
+            p.display_name,
+            e.unwrap_or_default()
+        ))),
+        _ => Ok(()),
     }
 }
 

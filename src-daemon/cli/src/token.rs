@@ -93,12 +93,12 @@ pub async fn status(cli: &Cli) -> Result<(), Failure> {
         ),
         Err(e) => {
             println!("not reachable");
-            super::grants::providers(cli)?;
+            super::grants::providers(cli).await?;
             return Err(Failure {
                 code: EXIT_UNAVAILABLE,
                 message: e.to_string(),
             });
         }
     }
-    super::grants::providers(cli)
+    super::grants::providers(cli).await
 }

@@ -35,15 +35,7 @@ fn view_of(
         grants: grants
             .iter()
             .filter(|g| g.agent_id == a.id)
-            .map(|g| GrantView {
-                id: g.id,
-                provider: g.provider.clone(),
-                scopes: g.scopes.clone(),
-                binary_sha256: g.binary_sha256.clone(),
-                created_at: g.created_at,
-                expires_at: g.expires_at,
-                last_used_at: g.last_used_at,
-            })
+            .map(grant_view)
             .collect(),
         classification: Classification::parse(&a.classification).unwrap_or_default(),
         name: a.name,
@@ -61,6 +53,19 @@ fn view_of(
         last_seen: a.last_seen,
         binaries,
     })
+}
+
+/// A grant as the tray and the CLI show it.
+pub fn grant_view(g: &GrantRow) -> GrantView {
+    GrantView {
+        id: g.id,
+        provider: g.provider.clone(),
+        scopes: g.scopes.clone(),
+        binary_sha256: g.binary_sha256.clone(),
+        created_at: g.created_at,
+        expires_at: g.expires_at,
+        last_used_at: g.last_used_at,
+    }
 }
 
 fn agent_named(d: &Shared, name: &str) -> Result<crate::store::AgentRow, BrokerError> {
@@ -155,7 +160,7 @@ pub fn agents_edit(d: &Shared, p: AgentsEditParams) -> Result<AgentView, BrokerE
     agents_show(d, AgentNameParams { name: a.name })
 }
 
-fn lifecycle_audit(d: &Shared, name: &str, change: &str, detail: Option<String>) {
+pub(crate) fn lifecycle_audit(d: &Shared, name: &str, change: &str, detail: Option<String>) {
     let mut rec = crate::audit::by_user("lifecycle", Some(name));
     rec.outcome = change.to_owned();
     rec.detail = detail;

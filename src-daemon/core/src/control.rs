@@ -5,9 +5,9 @@
 //! control routes only decode and encode.
 
 use valetkey_ipc::control::{
-    ActivityListParams, ActivityListResult, ConsentDecideParams, ConsentDecideResult,
-    ConsentListResult, Event, IssuingSetParams, KeysRotateResult, RevokeParams, RevokeResult,
-    StatusResult,
+    ActivityListParams, ActivityListResult, AuditQueryParams, AuditQueryResult,
+    ConsentDecideParams, ConsentDecideResult, ConsentListResult, Event, IssuingSetParams,
+    KeysRotateResult, RevokeParams, RevokeResult, StatusResult,
 };
 use valetkey_ipc::{ErrorCode, RpcError};
 
@@ -86,4 +86,23 @@ pub fn reload_policy(d: &Shared) {
     crate::record::record_best_effort(d, rec);
     d.events
         .emit(&d.store, Event::PolicyReloaded { ok, files, error });
+}
+
+/// `audit.query`: the newest records matching the filters.
+pub fn audit_query(d: &Shared, p: AuditQueryParams) -> Result<AuditQueryResult, BrokerError> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=10_000).contains(&limit) {
+        return Err(RpcError::new(ErrorCode::InvalidParams, "limit must be 1 to 10000").into());
+    }
+    let filter = crate::store::AuditFilter {
+        agent: p.agent,
+        provider: p.provider,
+        kind: p.kind,
+        since: p.since,
+        until: p.until,
+        after_id: None,
+    };
+    Ok(AuditQueryResult {
+        records: d.store.query_audit(&filter, limit, false)?,
+    })
 }

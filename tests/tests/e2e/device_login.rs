@@ -79,7 +79,9 @@ async fn device_login_stores_a_refresh_token_that_serves_agents() {
 
 #[tokio::test]
 async fn device_login_denied_by_the_user_fails_cleanly_and_stores_nothing() {
-    let env = TestEnv::new().expect("env");
+    let mut env = TestEnv::new().expect("env");
+    // The daemon records logins (it is the only writer of its database).
+    env.start_daemon().expect("daemon");
     let (child, uri, code, _, rest) = start_device_login(&env);
     let deny = env.run_script("device-approve.sh", &[&uri, &code, "deny"]);
     assert!(

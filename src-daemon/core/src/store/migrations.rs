@@ -1,7 +1,9 @@
 //! Numbered schema migrations. Append only: never edit a shipped step.
 
+#[cfg(any(test, feature = "writer"))]
 use rusqlite::Connection;
 
+#[cfg(any(test, feature = "writer"))]
 use super::StoreError;
 
 const STEPS: &[&str] = &[
@@ -132,7 +134,13 @@ const STEPS: &[&str] = &[
      );",
 ];
 
+/// The schema version this build writes.
+pub fn known() -> i64 {
+    STEPS.len() as i64
+}
+
 /// Brings the schema up to date inside one transaction per step.
+#[cfg(any(test, feature = "writer"))]
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = STEPS.len() as i64;

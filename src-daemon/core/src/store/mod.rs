@@ -2,9 +2,10 @@
 //! grants. Never tokens: those live in the keychain (refresh tokens) and in
 //! memory (access tokens).
 //!
-//! SQLite in WAL mode, so the CLI can read and write grants while the daemon
-//! runs. Schema changes go through numbered migrations keyed on
-//! `PRAGMA user_version`. The connection sits behind a std `Mutex` that is
+//! SQLite in WAL mode. The daemon is its only writer and the only one that
+//! runs the numbered migrations (keyed on `PRAGMA user_version`); the CLI
+//! opens it read-only, to verify and export the audit trail, and asks the
+//! daemon for everything else. The connection sits behind a std `Mutex` that is
 //! only ever held for one statement or transaction, never across an
 //! `.await`.
 
@@ -69,7 +70,10 @@ pub fn now() -> i64 {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `path`.
+    /// Opens (creating if needed) and migrates the database at `path`: the
+    /// writer's connection. Only with the `writer` feature, which only the
+    /// daemon enables: the CLI cannot build a writable store at all.
+    #[cfg(feature = "writer")]
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             crate::dirs::ensure_dir(dir).map_err(|source| StoreError::Open {
@@ -81,11 +85,46 @@ impl Store {
         Self::init(conn)
     }
 
-    /// An in-memory database, for unit tests.
+    /// Opens the database read-only, for `valetkey audit verify` and
+    /// `audit export`: the daemon is its only writer, and only the daemon
+    /// runs migrations, so a schema this build does not know is refused
+    /// rather than changed.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        if !path.exists() {
+            return Err(StoreError::NotFound(format!(
+                "there is no state database at {} yet; valetkeyd creates it when it first starts",
+                path.display()
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = migrations::known();
+        if found > known {
+            return Err(StoreError::TooNew { found, known });
+        }
+        if found < known {
+            return Err(StoreError::NotFound(format!(
+                "the state database {} has schema version {found}, older than this build's {known}; start valetkeyd once to upgrade it",
+                path.display()
+            )));
+        }
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// An in-memory database, for tests.
+    #[cfg(any(test, feature = "writer"))]
     pub fn open_in_memory() -> Result<Store, StoreError> {
         Self::init(Connection::open_in_memory()?)
     }
 
+    #[cfg(any(test, feature = "writer"))]
     fn init(mut conn: Connection) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

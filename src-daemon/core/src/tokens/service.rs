@@ -70,6 +70,17 @@ pub fn unix_now() -> u64 {
 }
 
 impl TokenService {
+    /// Forgets everything held for `provider` (its cached access tokens
+    /// and a rotated refresh token not yet stored): after a new login or a
+    /// logout, nothing from the old login may be handed out or used.
+    pub fn forget_provider(&self, provider: &str) {
+        self.cache.clear_provider(provider);
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(provider);
+    }
+
     /// Upstream refreshes so far.
     pub fn refresh_count(&self) -> u64 {
         self.refreshes.load(Ordering::Relaxed)

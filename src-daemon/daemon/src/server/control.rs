@@ -23,8 +23,9 @@ use tokio::sync::{broadcast, watch};
 use valetkey_ipc::codec::FrameError;
 use valetkey_ipc::control::{
     ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
-    AgentsStats, ConsentDecide, ConsentList, EventsSubscribe, EventsSubscribeResult, IssuingSet,
-    KeysRotate, PolicyStatus, Revoke, Status, EVENT_METHOD,
+    AgentsStats, AuditQuery, ConsentDecide, ConsentList, EventsSubscribe, EventsSubscribeResult,
+    GrantsAdd, GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout, PolicyStatus,
+    ProvidersStatus, Revoke, Status, EVENT_METHOD,
 };
 use valetkey_ipc::jsonrpc::{parse_request, Response};
 use valetkey_ipc::methods::{Method, PeerIdentity};
@@ -167,6 +168,12 @@ async fn dispatch(
             IssuingSet => |p| async { h::issuing_set(d, p) },
             Status => |_| async { Ok::<_, BrokerError>(d.status()) },
             ActivityList => |p| async { h::activity_list(d, p) },
+            AuditQuery => |p| async { h::audit_query(d, p) },
+            GrantsAdd => |p| valetkey_core::grants::add(d, p),
+            GrantsList => |p| async { valetkey_core::grants::list(d, p) },
+            LoginRecord => |p| async { valetkey_core::logins::record(d, p) },
+            Logout => |p| valetkey_core::logins::logout(d, p),
+            ProvidersStatus => |_| async { valetkey_core::logins::status(d) },
         })
     };
     match outcome {
