@@ -22,7 +22,7 @@ fn daemon() -> &'static (tokio::runtime::Runtime, Shared) {
             .expect("runtime");
         let cfg = valetkey_core::config::Config::load(std::path::Path::new("/nonexistent/config.toml"))
             .expect("empty config");
-        let store = valetkey_core::store::Store::open_in_memory().expect("db");
+        let store = valetkey_core::store::Store::open_in_memory(valetkey_core::clock::system()).expect("db");
         let d = rt.block_on(async { Broker::new(cfg, store) });
         (rt, d)
     })
@@ -31,7 +31,7 @@ fn daemon() -> &'static (tokio::runtime::Runtime, Shared) {
 fn session() -> Session {
     Session {
         conn_id: 1,
-        caller: Caller::new(PeerIdentity {
+        caller: Caller::new(1, PeerIdentity {
             uid: 0,
             pid: std::process::id(),
             exe: "/usr/bin/fuzz-agent".into(),

@@ -77,7 +77,8 @@ pub enum AuditCmd {
 
 /// Parses `--since`/`--until`.
 pub fn parse_time(s: &str) -> Result<i64, String> {
-    let now = valetkey_core::store::now();
+    // "2h" means two hours before the moment the user typed it.
+    let now = valetkey_core::clock::Clock::now(&valetkey_core::clock::SystemClock);
     if let Ok(d) = humantime::parse_duration(s) {
         return Ok(now - d.as_secs() as i64);
     }

@@ -69,7 +69,8 @@ pub fn grant_view(g: &GrantRow) -> GrantView {
 }
 
 fn agent_named(d: &Shared, name: &str) -> Result<crate::store::AgentRow, BrokerError> {
-    d.store.agent_by_name(name)?.ok_or_else(|| {
+    let a = d.store.agent_by_name(name)?;
+    a.map(|a| (*a).clone()).ok_or_else(|| {
         BrokerError::rpc(
             ErrorCode::NotFound,
             format!("no agent named {name:?}; `valetkey agents` lists them"),

@@ -48,6 +48,8 @@ pub struct Broker {
     pub signer: Signer,
     /// Per-agent counters for the anomaly rules.
     pub monitor: Monitor,
+    /// Repeat hand-outs counted, to be written as `token.reused` records.
+    pub reuse: crate::audit::reuse::Reuse,
     /// What time it is (the one clock; tests pin it).
     pub clock: SharedClock,
     /// Issuing paused by the user.
@@ -63,7 +65,7 @@ impl Broker {
     /// Builds the state from its parts; the policy is read from the
     /// config's policy directory (last good copy kept in the data dir).
     pub fn new(config: Config, store: Store) -> Shared {
-        let policies = Policies::load(&config, &crate::dirs::data_dir());
+        let policies = Policies::load(&config, &crate::dirs::data_dir(), store.clock());
         Self::with_policies(config, store, policies)
     }
 
@@ -74,6 +76,7 @@ impl Broker {
             max_pending_per_agent: config.consent.max_pending_per_agent,
             max_prompts_per_minute: config.consent.max_prompts_per_minute,
         };
+        let clock = store.clock();
         Arc::new(Broker {
             config,
             store,
@@ -81,14 +84,15 @@ impl Broker {
             upstream: Upstream::new(),
             tokens: TokenService::default(),
             attestor: Attestor::default(),
-            consents: Consents::new(limits),
+            consents: Consents::new(limits, clock.clone()),
             events: Events::default(),
             live: crate::live::Sessions::default(),
             policies,
             rates: Rates::default(),
             signer: Signer::default(),
             monitor: Monitor::default(),
-            clock: crate::clock::system(),
+            reuse: Default::default(),
+            clock,
             paused: AtomicBool::new(false),
             locked: watch::channel(false).0,
         })

@@ -12,6 +12,9 @@ use crate::error::BrokerError;
 /// declared itself to be (and, for a sub-agent, its verified delegation).
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The connection it came on (unique for the daemon's life): repeat
+    /// hand-outs are counted per token and connection.
+    pub session: u64,
     /// What attestation found (uid, pid, exe, hash, start time, parents).
     pub identity: PeerIdentity,
     /// Set by `hello`: registry id and self-description.
@@ -21,9 +24,10 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// A caller that has not said hello yet.
-    pub fn new(identity: PeerIdentity) -> Self {
+    /// A caller on connection `session` that has not said hello yet.
+    pub fn new(session: u64, identity: PeerIdentity) -> Self {
         Self {
+            session,
             identity,
             agent: None,
             delegation: None,

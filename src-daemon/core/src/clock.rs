@@ -81,6 +81,11 @@ pub mod fixed {
     /// Friday 2026-11-27 23:59:00 UTC: the end of a Friday, a minute
     /// before the weekend.
     pub const FRIDAY_NIGHT: i64 = 1_795_823_940;
+
+    /// A manual clock showing [`MONDAY_MORNING`].
+    pub fn clock() -> std::sync::Arc<super::ManualClock> {
+        super::ManualClock::at(MONDAY_MORNING)
+    }
 }
 
 #[cfg(test)]

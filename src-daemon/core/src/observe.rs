@@ -13,11 +13,58 @@ use crate::monitor::rules::Finding;
 use crate::store::AuditRecord;
 
 /// Records `r` (fail closed, as [`crate::record::record`]) and feeds it to
-/// the monitor.
-pub fn record(d: &Shared, r: AuditRecord) -> Result<(), BrokerError> {
+/// the monitor. Returns the record as written.
+pub fn record(d: &Shared, r: AuditRecord) -> Result<AuditRecord, BrokerError> {
     let rec = crate::record::record(d, r)?;
     observe(d, &rec);
-    Ok(())
+    Ok(rec)
+}
+
+/// What a repeat hand-out looks like to the monitor.
+pub struct Repeat<'a> {
+    /// The agent.
+    pub agent: &'a str,
+    /// Its provider.
+    pub provider: &'a str,
+    /// The token's scopes.
+    pub scopes: &'a [String],
+    /// The action, as the policy saw it.
+    pub action: Option<&'a str>,
+    /// Whose data, when declared.
+    pub resource_owner: Option<&'a str>,
+    /// Delegation depth.
+    pub depth: u32,
+}
+
+/// Feeds a repeat hand-out (counted, not written: see
+/// [`crate::audit::reuse`]) to the monitor, and acts on what it finds.
+pub fn repeat(d: &Shared, r: &Repeat<'_>) {
+    if !d.config.monitor.enabled {
+        return;
+    }
+    let seen = crate::monitor::rules::Seen {
+        now: d.clock.now(),
+        kind: "token.get",
+        provider: Some(r.provider),
+        scopes: r.scopes,
+        ok: true,
+        refused: false,
+        action: r.action,
+        resource_owner: r.resource_owner,
+        user: crate::store::os_user_ref(),
+        depth: r.depth,
+        repeat: true,
+    };
+    let found = d.monitor.repeat(r.agent, &seen, &d.config.monitor);
+    if found.is_empty() {
+        return;
+    }
+    let mut about = crate::audit::by_user("token.reused", Some(r.agent));
+    about.provider = Some(r.provider.to_owned());
+    about.scopes = r.scopes.to_vec();
+    for f in found {
+        act(d, &about, f);
+    }
 }
 
 fn observe(d: &Shared, rec: &AuditRecord) {

@@ -24,6 +24,28 @@ pub fn record_best_effort(d: &Shared, r: AuditRecord) {
     let _ = record(d, r);
 }
 
+/// Writes the repeat counters that are due (see [`crate::audit::reuse`]):
+/// those of tokens that left the cache (expired ones are swept out first)
+/// and, with `all`, every one. The daemon calls it every second, with
+/// `all` every minute, and at shutdown.
+pub fn flush_reuse(d: &Shared, all: bool) {
+    d.tokens.cache.sweep(d.clock.now().max(0) as u64);
+    let mut recs = d.reuse.tokens_left(&d.tokens.cache.take_left());
+    if all {
+        recs.extend(d.reuse.due());
+    }
+    for r in recs {
+        record_best_effort(d, r);
+    }
+}
+
+/// Connection `session` closed: its repeat counters are written.
+pub fn session_closed(d: &Shared, session: u64) {
+    for r in d.reuse.connection_closed(session) {
+        record_best_effort(d, r);
+    }
+}
+
 /// Signs a checkpoint in the background.
 pub fn checkpoint_soon(d: &Shared) {
     let d = d.clone();

@@ -56,7 +56,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let socket =
         valetkey_core::dirs::agent_socket(args.socket.as_deref(), config.socket.as_deref());
     let db = valetkey_core::dirs::db_path();
-    let store = Store::open(&db)?;
+    let store = Store::open(&db, valetkey_core::clock::system())?;
+    Store::spawn_checkpointer(&db).context("cannot start the WAL checkpointer")?;
     let providers = config.providers.len();
     let daemon = Broker::new(config, store);
     let control = valetkey_ipc::paths::control_socket_for(&socket);

@@ -218,9 +218,21 @@ async fn a_full_disk_refuses_hand_outs_with_a_clear_code_and_the_daemon_recovers
     assert!(before > 0);
 
     disk.fill();
+    // A repeat hand-out on one connection is only counted; the first one on
+    // each connection is written durably. So every round opens a new one.
     let mut refused = None;
     for i in 0..5000 {
-        match agent.token("local", &["repo:read"]).await {
+        let round = async {
+            let mut c = valetkey_ipc::Client::connect(&env.socket).await?;
+            c.hello(valetkey_ipc::methods::AgentInfo {
+                name: "filler".into(),
+                version: "1".into(),
+                purpose: "fills the disk".into(),
+            })
+            .await?;
+            c.token("local", &["repo:read"]).await
+        };
+        match round.await {
             Ok(_) => continue,
             Err(e) => {
                 refused = Some((i, code(&e).map(str::to_owned), e.to_string()));
@@ -359,4 +371,68 @@ async fn anomaly_rules_fire_on_real_traffic_and_can_suspend_the_agent() {
         .expect_err("suspended");
     assert_eq!(code(&e), Some("agent_suspended"));
     let _ = again.call::<Whoami>(&Default::default()).await;
+}
+
+/// Waits (up to 5 s) until `args` finds `n` records.
+fn wait_for_records(env: &TestEnv, args: &[&str], n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let rs = records(env, args);
+        if rs.len() >= n || std::time::Instant::now() > deadline {
+            return rs;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn repeats_are_counted_not_written_and_a_kill_loses_only_the_counters() {
+    let (mut env, mut agent) = TestEnv::with_agent("repeater", &["repo:read"]).await;
+    let first = agent.token("local", &["repo:read"]).await.expect("first");
+    for _ in 0..5 {
+        let t = agent.token("local", &["repo:read"]).await.expect("repeat");
+        assert_eq!(
+            t.access_token.expose(),
+            first.access_token.expose(),
+            "cached"
+        );
+    }
+    // The first hand-out is on record; the five repeats are only counted.
+    let issued = records(&env, &["--agent", "repeater", "--kind", "token.get"]);
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    assert!(records(&env, &["--kind", "token.reused"]).is_empty());
+
+    // The connection closes: one token.reused record with the count.
+    drop(agent);
+    let reused = wait_for_records(&env, &["--kind", "token.reused"], 1);
+    assert_eq!(reused.len(), 1, "{reused:?}");
+    let r = &reused[0];
+    let detail = r["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.starts_with("5 more hand-out(s)")
+            && detail.contains(&format!("record {}", issued[0]["id"])),
+        "{detail}"
+    );
+    assert_eq!(r["agent"], "repeater");
+    assert_eq!(r["granted"], serde_json::json!(["repo:read"]));
+    assert_eq!(r["pid"], std::process::id());
+
+    // kill -9 between two flushes: a new connection's first hand-out was
+    // written before the token went out; its repeats were still counters.
+    let mut agent = env.agent("repeater").await;
+    for _ in 0..4 {
+        agent.token("local", &["repo:read"]).await.expect("token");
+    }
+    env.daemon().expect("daemon").kill().expect("kill -9");
+    let _ = env.daemon().expect("daemon").wait();
+    env.start_daemon().expect("restart");
+    let issued = records(&env, &["--agent", "repeater", "--kind", "token.get"]);
+    assert_eq!(issued.len(), 2, "both first issuances survived: {issued:?}");
+    assert_eq!(
+        records(&env, &["--kind", "token.reused"]).len(),
+        1,
+        "the lost counters are all that is missing"
+    );
+    let out = env.cli_ok(&["audit", "verify"]);
+    assert!(out.starts_with("OK:"), "{out}");
 }

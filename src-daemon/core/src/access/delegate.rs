@@ -77,7 +77,7 @@ fn parent_of(d: &Shared, s: &Caller, provider: &str) -> Result<Parent, BrokerErr
                 .with("granted", Vec::<String>::new()),
             )
         })?;
-    let cap = crate::store::now() + delegation::verify::max_ttl_secs(d);
+    let cap = d.clock.now() + delegation::verify::max_ttl_secs(d);
     Ok(Parent {
         provider: provider.to_owned(),
         scopes: g.scopes,
@@ -191,7 +191,7 @@ async fn create_inner(
         .with("granted", &parent.scopes)
         .into());
     }
-    let now = crate::store::now();
+    let now = d.clock.now();
     let ttl = i64::try_from(p.ttl_secs).unwrap_or(i64::MAX);
     let expires_at = now.saturating_add(ttl);
     if expires_at > parent.expires_at {
@@ -264,7 +264,7 @@ async fn create_inner(
             expires_at,
             exe: &s.identity.exe,
             sha256: &s.identity.sha256,
-            rate_last_minute: d.rates.hit(*agent_id),
+            rate_last_minute: d.rates.hit(*agent_id, d.clock.now()),
             approval: None,
             now_ns: d.clock.now_ns(),
         },

@@ -43,6 +43,9 @@ fn missing<'a>(want: &'a [String], have: &[String]) -> Vec<&'a str> {
         .collect()
 }
 
+/// A token handed out, and the cached token's id.
+type Issued = (TokenGetResult, u64);
+
 /// Handles `token.get`, and records the outcome.
 pub async fn handle(
     d: &Shared,
@@ -54,28 +57,55 @@ pub async fn handle(
     audit_outcome(d, s, &p, &t, r)
 }
 
+/// Records the outcome before the answer goes out. A repeat hand-out of a
+/// token this connection already got is counted, not written (see
+/// [`crate::audit::reuse`]); everything else is written durably first, and
+/// a hand-out that cannot be recorded is refused (fail closed).
 fn audit_outcome(
     d: &Shared,
     s: &Caller,
     p: &TokenGetParams,
     t: &Trace,
-    r: Result<TokenGetResult, BrokerError>,
+    r: Result<Issued, BrokerError>,
 ) -> Result<TokenGetResult, BrokerError> {
+    if let Ok((res, token)) = &r {
+        if t.consent_id.is_none() && d.reuse.repeat(*token, s.session, d.clock.now()) {
+            counted(d, s, t, res);
+            return r.map(|(res, _)| res);
+        }
+    }
     let r = r.map_err(RpcError::from);
     let mut rec = crate::audit::about(s, "token.get");
     rec.provider = Some(p.provider.clone());
     rec.scopes = p.scopes.clone();
     t.fill(&mut rec);
     rec.outcome = match &r {
-        Ok(res) => {
+        Ok((res, _)) => {
             rec.granted = res.scopes.clone();
             "issued".into()
         }
         Err(e) => format!("refused:{}", e.name()),
     };
-    // Fail closed: a token whose hand-out is not on record is not handed out.
-    crate::observe::record(d, rec)?;
-    r.map_err(BrokerError::Rpc)
+    let written = crate::observe::record(d, rec)?;
+    let (res, token) = r.map_err(BrokerError::Rpc)?;
+    d.reuse.first(token, s.session, written);
+    Ok(res)
+}
+
+/// A repeat, as the monitor sees it.
+fn counted(d: &Shared, s: &Caller, t: &Trace, res: &TokenGetResult) {
+    let Some((_, agent)) = &s.agent else { return };
+    crate::observe::repeat(
+        d,
+        &crate::observe::Repeat {
+            agent: &agent.name,
+            provider: &res.provider,
+            scopes: &res.scopes,
+            action: t.action.as_deref(),
+            resource_owner: t.resource_owner.as_deref(),
+            depth: s.delegation.as_ref().map_or(0, |del| del.depth),
+        },
+    );
 }
 
 fn greeted(s: &Caller) -> Result<(i64, &valetkey_ipc::methods::AgentInfo), BrokerError> {
@@ -107,7 +137,7 @@ async fn get(
     p: &TokenGetParams,
     approved: Option<(String, Vec<String>)>,
     t: &mut Trace,
-) -> Result<TokenGetResult, BrokerError> {
+) -> Result<Issued, BrokerError> {
     let (agent_id, agent) = greeted(s)?;
     validate_scopes(&p.scopes).map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
     if let Some(c) = &p.context {
@@ -173,7 +203,7 @@ async fn get(
         )
     })?;
     crate::delegation::check_status(&row.name, &row.status)?;
-    let rate = d.rates.hit(agent_id);
+    let rate = d.rates.hit(agent_id, d.clock.now());
     let asking = |kind| Asking {
         provider,
         resource,
@@ -239,7 +269,7 @@ async fn get(
         .await?;
         let scopes = approval.unwrap_or(scopes);
         // No grant row of its own: report use only when a token was fetched.
-        let now = crate::store::now();
+        let now = d.clock.now();
         return issue(d, s, provider, &state, &scopes, resource, None, Some(now)).await;
     }
 
@@ -273,7 +303,7 @@ async fn get(
     let expires_at = grant
         .as_ref()
         .and_then(|g| g.expires_at)
-        .unwrap_or_else(|| crate::store::now() + 3600);
+        .unwrap_or_else(|| d.clock.now() + 3600);
     let approval = gate::run(
         d,
         s,
@@ -417,7 +447,7 @@ async fn issue(
     resource: Option<&str>,
     grant_id: Option<i64>,
     last_used: Option<i64>,
-) -> Result<TokenGetResult, BrokerError> {
+) -> Result<Issued, BrokerError> {
     let (agent_id, agent) = s
         .agent
         .as_ref()
@@ -467,9 +497,10 @@ async fn issue(
         scopes: &scopes,
         resource,
         generation: state.generation,
+        now: d.clock.now().max(0) as u64,
     };
     let (tok, cached) = d.tokens.get(&deps, provider, &req).await?;
-    let now = crate::store::now();
+    let now = d.clock.now();
     // Keep the hot path free of writes: record use at most once a minute.
     if !cached || last_used.is_none_or(|t| now - t >= 60) {
         if let Some(g) = grant_id {
@@ -491,12 +522,13 @@ async fn issue(
     } else {
         tracing::info!(provider = %provider.name, scopes = %scopes.join(" "), "token issued");
     }
-    Ok(TokenGetResult {
+    let res = TokenGetResult {
         access_token: AccessToken::new(tok.token.expose().to_owned()),
         token_type: tok.token_type.clone(),
         expires_at: tok.expires_at,
         scopes: tok.scopes.clone(),
         resource: resource.map(str::to_owned),
         provider: provider.name.clone(),
-    })
+    };
+    Ok((res, tok.id))
 }

@@ -15,6 +15,7 @@
 //! top; [`checkpoint`] signs the chain's head; [`verify`] checks it all.
 
 pub mod checkpoint;
+pub mod reuse;
 pub mod verify;
 
 use valetkey_ipc::ErrorCode;

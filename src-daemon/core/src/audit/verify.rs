@@ -199,7 +199,7 @@ pub fn keys_from_jwks(text: &str) -> Result<Keys, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{now, AuditRecord};
+    use crate::store::AuditRecord;
     use ring::signature::{Ed25519KeyPair, KeyPair};
 
     struct Log {
@@ -209,7 +209,7 @@ mod tests {
     }
 
     fn log(n: usize) -> Log {
-        let store = Store::open_in_memory().expect("db");
+        let store = Store::open_in_memory(crate::clock::fixed::clock()).expect("db");
         store.meta_or_init("broker_id", || "b1".into()).expect("id");
         for i in 0..n {
             store
@@ -242,7 +242,7 @@ mod tests {
 
         fn checkpoint(&self) {
             let (seq, hash) = self.store.audit_head().expect("head").expect("rows");
-            let ts = now();
+            let ts = self.store.now();
             let sig = self.key.sign(&Checkpoint::message(
                 "urn:valetkey:broker:b1",
                 seq,
@@ -356,7 +356,7 @@ mod tests {
             l.hello();
         }
         // Everything so far is "old".
-        let deleted = l.store.prune_audit(now() + 10).expect("prune");
+        let deleted = l.store.prune_audit(l.store.now() + 10).expect("prune");
         assert_eq!(deleted, 9, "records 1..9 go, 10 stays as the anchor");
         let r = verify(&l.store, &l.keys).expect("verify");
         assert_eq!(r.broken, None, "{r:?}");
@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn nothing_is_pruned_without_a_checkpoint() {
         let l = log(5);
-        assert_eq!(l.store.prune_audit(now() + 10).expect("prune"), 0);
+        assert_eq!(l.store.prune_audit(l.store.now() + 10).expect("prune"), 0);
         assert_eq!(l.broken(), None);
     }
 }

@@ -223,7 +223,7 @@ pub async fn wait(d: &Shared, asked: Asked) -> Result<Vec<String>, BrokerError> 
     let left = Duration::from_secs(
         request
             .expires_at
-            .saturating_sub(crate::tokens::service::unix_now()),
+            .saturating_sub(d.clock.now().max(0) as u64),
     ) + Duration::from_millis(500);
     let waited = tokio::time::timeout(left, async {
         rx.wait_for(Option::is_some).await.map(|v| v.clone())
@@ -339,7 +339,7 @@ pub fn decide(
                 format!("duration_secs must be between {MIN_FOR} and {MAX_FOR}"),
             ))
         }
-        Decision::For { duration_secs } => Some(crate::store::now() + duration_secs as i64),
+        Decision::For { duration_secs } => Some(d.clock.now() + duration_secs as i64),
         _ => None,
     };
     // Approvals and delegations are about one request: any "allow" approves

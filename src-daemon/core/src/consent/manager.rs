@@ -14,7 +14,9 @@
 //! `wait: false` can still collect the answer with `consent.wait`.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::SharedClock;
 
 use tokio::sync::watch;
 use valetkey_ipc::control::{ConsentKind, ConsentRequest, Decision};
@@ -103,12 +105,13 @@ impl FoldKey {
 struct Entry {
     request: ConsentRequest,
     tx: watch::Sender<Option<Resolution>>,
-    deadline: Instant,
+    /// When it times out (Unix seconds, by the book's clock).
+    deadline: i64,
 }
 
 struct Rate {
-    prompts: VecDeque<Instant>,
-    flood_told: Option<Instant>,
+    prompts: VecDeque<i64>,
+    flood_told: Option<i64>,
 }
 
 /// Limits for [`Consents`].
@@ -122,13 +125,15 @@ pub struct Limits {
     pub max_prompts_per_minute: usize,
 }
 
-const REMEMBER_DECIDED: Duration = Duration::from_secs(300);
-const WINDOW: Duration = Duration::from_secs(60);
+/// Seconds a decided consent can still be collected with `consent.wait`.
+const REMEMBER_DECIDED: i64 = 300;
+/// The flood limits' window, in seconds.
+const WINDOW: i64 = 60;
 
 #[derive(Default)]
 struct Inner {
     pending: Vec<Entry>,
-    decided: HashMap<String, (Resolution, ConsentRequest, Instant)>,
+    decided: HashMap<String, (Resolution, ConsentRequest, i64)>,
     rates: HashMap<i64, Rate>,
 }
 
@@ -136,6 +141,7 @@ struct Inner {
 pub struct Consents {
     inner: std::sync::Mutex<Inner>,
     limits: Limits,
+    clock: SharedClock,
 }
 
 fn new_id() -> String {
@@ -148,10 +154,11 @@ fn new_id() -> String {
 
 impl Consents {
     /// An empty book.
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, clock: SharedClock) -> Self {
         Self {
             inner: Default::default(),
             limits,
+            clock,
         }
     }
 
@@ -168,7 +175,7 @@ impl Consents {
     /// and `requests` are filled in here), or folds it into an identical
     /// pending one.
     pub fn ask(&self, mut request: ConsentRequest) -> Result<Asked, Refusal> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let key = FoldKey::of(&request);
         let mut inner = self.lock();
         if let Some(e) = inner
@@ -194,35 +201,29 @@ impl Consents {
             prompts: VecDeque::new(),
             flood_told: None,
         });
-        while rate
-            .prompts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > WINDOW)
-        {
+        while rate.prompts.front().is_some_and(|t| now - *t > WINDOW) {
             rate.prompts.pop_front();
         }
         if pending_for_agent >= self.limits.max_pending_per_agent
             || rate.prompts.len() >= self.limits.max_prompts_per_minute
         {
-            let first = rate
-                .flood_told
-                .is_none_or(|t| now.duration_since(t) > WINDOW);
+            let first = rate.flood_told.is_none_or(|t| now - t > WINDOW);
             if first {
                 rate.flood_told = Some(now);
             }
             return Err(Refusal::Flood { first });
         }
         rate.prompts.push_back(now);
-        let unix = crate::tokens::service::unix_now();
+        let timeout = self.limits.timeout.as_secs() as i64;
         request.id = new_id();
-        request.created_at = unix;
-        request.expires_at = unix + self.limits.timeout.as_secs();
+        request.created_at = now.max(0) as u64;
+        request.expires_at = (now + timeout).max(0) as u64;
         request.requests = 1;
         let (tx, rx) = watch::channel(None);
         inner.pending.push(Entry {
             request: request.clone(),
             tx,
-            deadline: now + self.limits.timeout,
+            deadline: now + timeout,
         });
         Ok(Asked {
             id: request.id.clone(),
@@ -239,10 +240,10 @@ impl Consents {
         let pos = inner.pending.iter().position(|e| e.request.id == id)?;
         let e = inner.pending.remove(pos);
         let _ = e.tx.send(Some(resolution.clone()));
-        let now = Instant::now();
+        let now = self.clock.now();
         inner
             .decided
-            .retain(|_, (_, _, at)| now.duration_since(*at) < REMEMBER_DECIDED);
+            .retain(|_, (_, _, at)| now - *at < REMEMBER_DECIDED);
         inner
             .decided
             .insert(id.to_owned(), (resolution, e.request.clone(), now));
@@ -300,7 +301,7 @@ impl Consents {
 
     /// Ids of pending consents past their deadline.
     pub fn overdue(&self) -> Vec<String> {
-        let now = Instant::now();
+        let now = self.clock.now();
         self.lock()
             .pending
             .iter()
@@ -326,11 +327,14 @@ mod tests {
     use valetkey_ipc::methods::AgentInfo;
 
     fn book(max_pending: usize, per_minute: usize) -> Consents {
-        Consents::new(Limits {
-            timeout: Duration::from_secs(120),
-            max_pending_per_agent: max_pending,
-            max_prompts_per_minute: per_minute,
-        })
+        Consents::new(
+            Limits {
+                timeout: Duration::from_secs(120),
+                max_pending_per_agent: max_pending,
+                max_prompts_per_minute: per_minute,
+            },
+            crate::clock::fixed::clock(),
+        )
     }
 
     fn req(agent_id: i64, scopes: &[&str]) -> ConsentRequest {

@@ -153,7 +153,7 @@ impl Store {
         self.with_conn(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO signing_keys (kid, public_x, created_at) VALUES (?1, ?2, ?3)",
-                params![kid, x, crate::store::now()],
+                params![kid, x, self.now()],
             )
             .map(|_| ())
         })
@@ -175,7 +175,7 @@ impl Store {
         self.with_conn(|c| {
             c.execute(
                 "UPDATE signing_keys SET retired_at = ?2 WHERE kid != ?1 AND retired_at IS NULL",
-                params![kid, crate::store::now()],
+                params![kid, self.now()],
             )
             .map(|_| ())
         })
@@ -188,7 +188,7 @@ impl Store {
         self.with_conn(|c| {
             let mut s = c.prepare("SELECT kid FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at + ?1 < ?2")?;
             let v = s
-                .query_map(params![max_ttl_secs, crate::store::now()], |r| r.get(0))?
+                .query_map(params![max_ttl_secs, self.now()], |r| r.get(0))?
                 .collect::<Result<Vec<String>, _>>();
             v
         })
@@ -215,7 +215,7 @@ impl Store {
                  ORDER BY retired_at IS NOT NULL, created_at DESC, rowid DESC",
             )?;
             let v = s
-                .query_map(params![max_ttl_secs, crate::store::now()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(params![max_ttl_secs, self.now()], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>();
             v
         })

@@ -33,7 +33,7 @@ pub fn verify_hello(
             format!("{e}; ask the parent agent for a new token"),
         )
     })?;
-    let now = crate::store::now();
+    let now = d.clock.now();
     if claims.aud != audience(&d.store)? {
         return Err(invalid("audience", "the token was issued for another broker; it is only good on the socket of the valetkeyd that signed it"));
     }
@@ -101,7 +101,7 @@ pub fn verify_hello(
 /// expired, every agent in the chain active, the root grant live and still
 /// covering the scopes.
 pub fn check_live(d: &Shared, del: &DelegationInfo) -> Result<(), BrokerError> {
-    let now = crate::store::now();
+    let now = d.clock.now();
     if del.expires_at as i64 <= now {
         return Err(invalid(
             "expired",

@@ -65,6 +65,7 @@ impl Monitor {
             resource_owner: rec.resource_owner.as_deref(),
             user,
             depth: depth(&rec.chain),
+            repeat: false,
         };
         let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
         let stats = agents.entry(agent.to_owned()).or_default();
@@ -80,6 +81,16 @@ impl Monitor {
             }
         }
         stats.observe(&seen, cfg)
+    }
+
+    /// Counts a repeat hand-out (see [`crate::audit::reuse`]): no record
+    /// was written, but the rates still see the request.
+    pub fn repeat(&self, agent: &str, seen: &Seen<'_>, cfg: &MonitorSection) -> Vec<Finding> {
+        let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        match agents.get_mut(agent) {
+            Some(stats) => stats.observe(seen, cfg),
+            None => vec![],
+        }
     }
 
     /// `agents.stats`: every agent's counters at `now`, busiest first.

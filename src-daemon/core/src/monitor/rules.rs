@@ -86,6 +86,9 @@ pub struct Seen<'a> {
     pub user: &'a str,
     /// Delegation depth (0 for an agent's own request).
     pub depth: u32,
+    /// A repeat hand-out of a token already issued (and so already seen
+    /// by `first_use`) on the same connection.
+    pub repeat: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -240,7 +243,7 @@ impl AgentStats {
                 ),
             });
         }
-        if t.first_use && s.ok && s.kind == "token.get" {
+        if t.first_use && s.ok && !s.repeat && s.kind == "token.get" {
             if let Some(p) = s.provider {
                 let had_history = !self.known.is_empty();
                 let mut new: Vec<String> = Vec::new();
@@ -472,6 +475,21 @@ mod tests {
             ..get(T0, &repo)
         };
         assert_eq!(rules(&a.observe(&s, &t())), ["deep_delegation"]);
+    }
+
+    #[test]
+    fn a_repeat_hand_out_counts_but_is_never_a_first_use() {
+        let mut a = AgentStats::default();
+        let repo = vec!["repo".to_string()];
+        a.remember("github", &repo);
+        let issues = vec!["issues".to_string()];
+        let repeat = Seen {
+            repeat: true,
+            ..get(T0, &issues)
+        };
+        assert!(a.observe(&repeat, &t()).is_empty(), "no first_use");
+        assert_eq!((a.requests, a.last_minute(T0)), (1, 1), "counted");
+        assert_eq!(rules(&a.observe(&get(T0, &issues), &t())), ["first_use"]);
     }
 
     #[test]

@@ -21,10 +21,10 @@ pub struct Rates {
 }
 
 impl Rates {
-    /// Counts a request by `agent_id` now; returns the count over the last
-    /// 60 seconds, this one included.
-    pub fn hit(&self, agent_id: i64) -> u32 {
-        let now = crate::tokens::service::unix_now();
+    /// Counts a request by `agent_id` at `now` (Unix seconds); returns the
+    /// count over the last 60 seconds, this one included.
+    pub fn hit(&self, agent_id: i64, now: i64) -> u32 {
+        let now = now.max(0) as u64;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let buckets = map.entry(agent_id).or_insert([(0, 0); 60]);
         let slot = &mut buckets[(now % 60) as usize];
@@ -293,9 +293,17 @@ mod tests {
     #[test]
     fn rates_count_the_last_minute() {
         let r = Rates::default();
-        assert_eq!(r.hit(1), 1);
-        assert_eq!(r.hit(1), 2);
-        assert_eq!(r.hit(2), 1);
+        let t = crate::clock::fixed::MONDAY_MORNING;
+        assert_eq!(r.hit(1, t), 1);
+        assert_eq!(r.hit(1, t + 30), 2);
+        assert_eq!(r.hit(2, t + 30), 1);
+        assert_eq!(r.hit(1, t + 59), 3);
+        assert_eq!(
+            r.hit(1, t + 61),
+            3,
+            "four hits, the first one left the minute"
+        );
+        assert_eq!(r.hit(1, t + 200), 1);
     }
 
     #[test]

@@ -38,6 +38,7 @@ use valetkey_ipc::ErrorCode;
 
 pub use input::{build_input, InputRequest, Rates};
 
+use crate::clock::SharedClock;
 use crate::config::{Config, RegoVersion};
 use crate::error::BrokerError;
 
@@ -339,6 +340,8 @@ struct Loaded {
 
 /// The daemon's policies: the set in force, reloadable.
 pub struct Policies {
+    /// When a load happened (for `policy.status`).
+    clock: SharedClock,
     /// The policy directory.
     pub dir: PathBuf,
     version: RegoVersion,
@@ -365,8 +368,9 @@ pub fn dir_of(cfg: &Config) -> PathBuf {
 impl Policies {
     /// Loads the policy directory; if it is broken, the last good copy
     /// saved in `data_dir`; if there is none, nothing (fail closed).
-    pub fn load(cfg: &Config, data_dir: &Path) -> Policies {
+    pub fn load(cfg: &Config, data_dir: &Path, clock: SharedClock) -> Policies {
         let p = Policies {
+            clock,
             dir: dir_of(cfg),
             version: cfg.policy.rego_version,
             last_good_path: data_dir.join("policy-last-good.json"),
@@ -384,7 +388,7 @@ impl Policies {
                     let mut st = p.write();
                     st.set = Some(Arc::new(set));
                     st.last_good = true;
-                    st.loaded_at = crate::store::now();
+                    st.loaded_at = p.clock.now();
                 }
                 None => {
                     tracing::error!(error = %e, "the policy files are broken and there is no last good copy; nothing is issued until they are fixed")
@@ -438,7 +442,7 @@ impl Policies {
                 self.save_last_good(&set);
                 let mut st = self.write();
                 st.set = Some(Arc::new(set));
-                st.loaded_at = crate::store::now();
+                st.loaded_at = self.clock.now();
                 st.last_good = false;
                 st.error = None;
                 tracing::info!(dir = %self.dir.display(), ?files, "policy loaded");

@@ -7,7 +7,7 @@
 use rusqlite::params;
 use valetkey_ipc::control::ActivityEntry;
 
-use super::{now, Store, StoreError};
+use super::{Store, StoreError};
 
 const KEEP: i64 = 10_000;
 
@@ -24,7 +24,7 @@ impl Store {
             .prepare_cached(
                 "INSERT INTO activity (ts, kind, agent, summary) VALUES (?1, ?2, ?3, ?4) RETURNING id",
             )?
-            .query_row(params![now(), kind, agent, summary], |r| r.get(0))?;
+            .query_row(params![self.now(), kind, agent, summary], |r| r.get(0))?;
         if id % 1000 == 0 {
             conn.execute("DELETE FROM activity WHERE id <= ?1", [id - KEEP])?;
         }

@@ -7,9 +7,11 @@
 //! time, but `purpose` and `display_name` only when the agent is new, so
 //! an agent cannot rewrite what the user registered about it.
 
-use rusqlite::{params, OptionalExtension};
+use std::sync::Arc;
 
-use super::{now, Store, StoreError};
+use rusqlite::params;
+
+use super::{Store, StoreError};
 
 /// An agent in the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,10 +69,18 @@ pub struct AgentEdit {
 
 /// The OS user running this process (who every agent acts for).
 pub fn os_user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| format!("uid{}", rustix::process::geteuid().as_raw()))
+    os_user_ref().to_owned()
+}
+
+/// [`os_user`], read once.
+pub fn os_user_ref() -> &'static str {
+    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    USER.get_or_init(|| {
+        std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| format!("uid{}", rustix::process::geteuid().as_raw()))
+    })
 }
 
 fn words(s: String) -> Vec<String> {
@@ -88,7 +98,7 @@ pub struct BinaryRow {
     pub last_seen: i64,
 }
 
-fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
+pub(super) fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
     Ok(AgentRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -108,7 +118,7 @@ fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRow> {
     })
 }
 
-const AGENT_COLS: &str = "id, name, purpose, version, created_at, last_seen, status, display_name, declared_purpose, owner, classification, environment, tools, providers, reviewed_at";
+pub(super) const AGENT_COLS: &str = "id, name, purpose, version, created_at, last_seen, status, display_name, declared_purpose, owner, classification, environment, tools, providers, reviewed_at";
 
 /// The status of an agent in good standing.
 pub const ACTIVE: &str = "active";
@@ -129,7 +139,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let t = now();
+        let t = self.now();
         let id: i64 = tx.query_row(
             "INSERT INTO agents (name, purpose, declared_purpose, version, created_at, last_seen, display_name, owner)
              VALUES (?1, ?2, ?2, ?3, ?4, ?4, ?1, ?5)
@@ -145,6 +155,7 @@ impl Store {
             params![id, sha256, exe, t],
         )?;
         tx.commit()?;
+        self.mirror_mut().refresh_agent(&conn, id)?;
         Ok(id)
     }
 
@@ -153,7 +164,7 @@ impl Store {
     pub fn ensure_agent(&self, name: &str, exe: &str, sha256: &str) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let t = now();
+        let t = self.now();
         let id: i64 = tx.query_row(
             "INSERT INTO agents (name, created_at, last_seen, display_name, owner) VALUES (?1, ?2, 0, ?1, ?3)
              ON CONFLICT(name) DO UPDATE SET name = name RETURNING id",
@@ -165,32 +176,39 @@ impl Store {
             params![id, sha256, exe, t],
         )?;
         tx.commit()?;
+        self.mirror_mut().refresh_agent(&conn, id)?;
         Ok(id)
     }
 
     /// An agent by name.
-    pub fn agent_by_name(&self, name: &str) -> Result<Option<AgentRow>, StoreError> {
-        let conn = self.conn();
-        let row = conn
-            .prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents WHERE name = ?1"))?
-            .query_row([name], agent_from_row)
-            .optional()?;
-        Ok(row)
+    pub fn agent_by_name(&self, name: &str) -> Result<Option<Arc<AgentRow>>, StoreError> {
+        let m = self.mirror();
+        Ok(m.names.get(name).and_then(|id| m.agents.get(id)).cloned())
     }
 
     /// An agent by id.
-    pub fn agent_by_id(&self, id: i64) -> Result<Option<AgentRow>, StoreError> {
+    pub fn agent_by_id(&self, id: i64) -> Result<Option<Arc<AgentRow>>, StoreError> {
+        Ok(self.mirror().agents.get(&id).cloned())
+    }
+
+    /// Runs one statement on agent `id`, then refreshes its mirror; false
+    /// when no row changed.
+    fn write_agent(
+        &self,
+        id: i64,
+        sql: &str,
+        p: &[&dyn rusqlite::ToSql],
+    ) -> Result<bool, StoreError> {
         let conn = self.conn();
-        let row = conn
-            .prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents WHERE id = ?1"))?
-            .query_row([id], agent_from_row)
-            .optional()?;
-        Ok(row)
+        let n = conn.execute(sql, p)?;
+        self.mirror_mut().refresh_agent(&conn, id)?;
+        Ok(n > 0)
     }
 
     /// Applies an edit; false when no such agent.
     pub fn edit_agent(&self, id: i64, e: &AgentEdit) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        self.write_agent(
+            id,
             "UPDATE agents SET
                 display_name = COALESCE(?2, display_name),
                 purpose = COALESCE(?3, purpose),
@@ -210,27 +228,25 @@ impl Store {
                 e.tools.as_ref().map(|t| t.join(" ")),
                 e.providers.as_ref().map(|t| t.join(" ")),
             ],
-        )?;
-        Ok(n > 0)
+        )
     }
 
     /// Records a review now.
     pub fn review_agent(&self, id: i64) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        self.write_agent(
+            id,
             "UPDATE agents SET reviewed_at = ?2 WHERE id = ?1",
-            params![id, now()],
-        )?;
-        Ok(n > 0)
+            params![id, self.now()],
+        )
     }
 
     /// The agent's lifecycle status (`None` when no such agent).
     pub fn agent_status(&self, agent_id: i64) -> Result<Option<String>, StoreError> {
-        let conn = self.conn();
-        let s: Option<String> = conn
-            .prepare_cached("SELECT status FROM agents WHERE id = ?1")?
-            .query_row([agent_id], |r| r.get(0))
-            .optional()?;
-        Ok(s)
+        Ok(self
+            .mirror()
+            .agents
+            .get(&agent_id)
+            .map(|a| a.status.clone()))
     }
 
     /// Every agent, by name.
@@ -264,21 +280,16 @@ impl Store {
 
     /// Sets `active`, `suspended` or `deprecated`; false when no such agent.
     pub fn set_agent_status(&self, agent_id: i64, status: &str) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        self.write_agent(
+            agent_id,
             "UPDATE agents SET status = ?2 WHERE id = ?1",
             params![agent_id, status],
-        )?;
-        Ok(n > 0)
+        )
     }
 
     /// Whether the agent is suspended.
     pub fn agent_suspended(&self, agent_id: i64) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        let s: Option<String> = conn
-            .prepare_cached("SELECT status FROM agents WHERE id = ?1")?
-            .query_row([agent_id], |r| r.get(0))
-            .optional()?;
-        Ok(s.as_deref() == Some(SUSPENDED))
+        Ok(self.agent_status(agent_id)?.as_deref() == Some(SUSPENDED))
     }
 
     /// Remembers a "deny" for this agent binary and provider.
@@ -288,29 +299,32 @@ impl Store {
         provider: &str,
         sha256: &str,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
+        let conn = self.conn();
+        conn.execute(
             "INSERT OR REPLACE INTO denials (agent_id, provider, binary_sha256, created_at)
              VALUES (?1, ?2, ?3, ?4)",
-            params![agent_id, provider, sha256, now()],
+            params![agent_id, provider, sha256, self.now()],
         )?;
+        self.mirror_mut()
+            .denials
+            .insert((agent_id, provider.to_owned(), sha256.to_owned()));
         Ok(())
     }
 
     /// Whether a remembered denial applies.
     pub fn denied(&self, agent_id: i64, provider: &str, sha256: &str) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        let n: i64 = conn
-            .prepare_cached(
-                "SELECT COUNT(*) FROM denials WHERE agent_id = ?1 AND provider = ?2 AND binary_sha256 = ?3",
-            )?
-            .query_row(params![agent_id, provider, sha256], |r| r.get(0))?;
-        Ok(n > 0)
+        Ok(self
+            .mirror()
+            .denials
+            .iter()
+            .any(|(a, p, s)| *a == agent_id && p == provider && s == sha256))
     }
 
     /// Forgets every remembered denial of an agent.
     pub fn clear_denials(&self, agent_id: i64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn()
-            .execute("DELETE FROM denials WHERE agent_id = ?1", [agent_id])?)
+        let conn = self.conn();
+        let n = conn.execute("DELETE FROM denials WHERE agent_id = ?1", [agent_id])?;
+        self.mirror_mut().denials.retain(|(a, _, _)| *a != agent_id);
+        Ok(n)
     }
 }

@@ -12,7 +12,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{now, Store, StoreError};
+use super::{Store, StoreError};
 pub use valetkey_ipc::audit::AuditRecord;
 
 /// The `prev` of the very first record.
@@ -196,7 +196,7 @@ impl Store {
         let mut rec = r.clone();
         let (last, prev) = head.unwrap_or((0, None));
         rec.id = last + 1;
-        rec.ts = now();
+        rec.ts = self.now();
         rec.prev = prev.unwrap_or_else(|| GENESIS.to_owned());
         rec.hash = hash_of(&rec);
         insert(&tx, &rec)?;

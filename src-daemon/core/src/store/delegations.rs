@@ -7,7 +7,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{now, Store, StoreError};
+use super::{Store, StoreError};
 
 /// A delegation to record.
 #[derive(Debug, Clone)]
@@ -116,7 +116,7 @@ impl Store {
                 d.depth,
                 d.max_depth,
                 d.kid,
-                now(),
+                self.now(),
                 d.expires_at
             ],
         )?;
@@ -174,7 +174,7 @@ impl Store {
             names
         };
         let mut all: Vec<&dyn rusqlite::ToSql> = p.to_vec();
-        let t = now();
+        let t = self.now();
         all.push(&t);
         all.push(&reason);
         let n = p.len();
@@ -255,13 +255,13 @@ mod tests {
             depth: parent.map_or(1, |_| 2),
             max_depth: 3,
             kid: "k",
-            expires_at: now() + 60,
+            expires_at: crate::clock::fixed::MONDAY_MORNING + 60,
         }
     }
 
     #[test]
     fn revoking_a_parent_revokes_the_subtree_only() {
-        let s = Store::open_in_memory().expect("db");
+        let s = Store::open_in_memory(crate::clock::fixed::clock()).expect("db");
         let sc = vec!["a".to_string()];
         s.insert_delegation(&new("j1", None, 1, "b", &sc))
             .expect("1");
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_token_binds_to_its_first_binary() {
-        let s = Store::open_in_memory().expect("db");
+        let s = Store::open_in_memory(crate::clock::fixed::clock()).expect("db");
         let sc = vec!["a".to_string()];
         s.insert_delegation(&new("j1", None, 1, "b", &sc))
             .expect("1");

@@ -1,8 +1,8 @@
 //! Standing grants: agent × binary × provider → scopes, with an optional end.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
-use super::{now, Store, StoreError};
+use super::{Store, StoreError};
 
 /// A grant as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +53,9 @@ pub struct NewGrant<'a> {
     pub expires_at: Option<i64>,
 }
 
-const GRANT_COLS: &str = "g.id, g.agent_id, a.name, g.provider, g.scopes, g.binary_sha256, g.created_at, g.expires_at, g.last_used_at";
+pub(super) const GRANT_COLS: &str = "g.id, g.agent_id, a.name, g.provider, g.scopes, g.binary_sha256, g.created_at, g.expires_at, g.last_used_at";
 
-fn grant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
+pub(super) fn grant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
     let scopes: String = r.get(4)?;
     Ok(GrantRow {
         id: r.get(0)?,
@@ -76,7 +76,8 @@ impl Store {
         let mut scopes = g.scopes.to_vec();
         scopes.sort();
         scopes.dedup();
-        let id = self.conn().query_row(
+        let conn = self.conn();
+        let id = conn.query_row(
             "INSERT INTO grants (agent_id, provider, scopes, binary_sha256, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(agent_id, provider, binary_sha256)
@@ -87,11 +88,12 @@ impl Store {
                 g.provider,
                 scopes.join(" "),
                 g.binary_sha256,
-                now(),
+                self.now(),
                 g.expires_at
             ],
             |r| r.get(0),
         )?;
+        self.mirror_mut().refresh_grant(&conn, id)?;
         Ok(id)
     }
 
@@ -102,32 +104,28 @@ impl Store {
         provider: &str,
         binary_sha256: &str,
     ) -> Result<Option<GrantRow>, StoreError> {
-        let conn = self.conn();
-        let row = conn
-            .prepare_cached(&format!(
-                "SELECT {GRANT_COLS} FROM grants g JOIN agents a ON a.id = g.agent_id
-                 WHERE g.agent_id = ?1 AND g.provider = ?2 AND g.binary_sha256 = ?3
-                   AND (g.expires_at IS NULL OR g.expires_at > ?4)"
-            ))?
-            .query_row(
-                params![agent_id, provider, binary_sha256, now()],
-                grant_from_row,
-            )
-            .optional()?;
-        Ok(row)
+        let now = self.now();
+        Ok(self.mirror().grants.get(&agent_id).and_then(|v| {
+            v.iter()
+                .find(|g| {
+                    g.provider == provider
+                        && g.binary_sha256 == binary_sha256
+                        && g.expires_at.is_none_or(|e| e > now)
+                })
+                .cloned()
+        }))
     }
 
     /// A live grant by id.
     pub fn live_grant_by_id(&self, id: i64) -> Result<Option<GrantRow>, StoreError> {
-        let conn = self.conn();
-        let row = conn
-            .prepare_cached(&format!(
-                "SELECT {GRANT_COLS} FROM grants g JOIN agents a ON a.id = g.agent_id
-                 WHERE g.id = ?1 AND (g.expires_at IS NULL OR g.expires_at > ?2)"
-            ))?
-            .query_row(params![id, now()], grant_from_row)
-            .optional()?;
-        Ok(row)
+        let now = self.now();
+        Ok(self
+            .mirror()
+            .grants
+            .values()
+            .flatten()
+            .find(|g| g.id == id && g.expires_at.is_none_or(|e| e > now))
+            .cloned())
     }
 
     /// Deletes grants matching `filter` (one grant, one agent's, or all)
@@ -152,10 +150,12 @@ impl Store {
             tx.execute(
                 "UPDATE delegations SET revoked_at = ?2, revoked_reason = 'grant revoked'
                  WHERE root_grant_id = ?1 AND revoked_at IS NULL",
-                params![r.id, now()],
+                params![r.id, self.now()],
             )?;
         }
         tx.commit()?;
+        self.mirror_mut()
+            .forget_grants(|g| rows.iter().any(|r| r.id == g.id));
         Ok(rows)
     }
 
@@ -168,7 +168,7 @@ impl Store {
              ORDER BY a.name, g.provider"
         ))?;
         let rows = stmt
-            .query_map(params![agent, all, now()], grant_from_row)?
+            .query_map(params![agent, all, self.now()], grant_from_row)?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
@@ -181,7 +181,7 @@ impl Store {
             "UPDATE delegations SET revoked_at = ?3, revoked_reason = 'grant revoked'
              WHERE revoked_at IS NULL AND root_grant_id IN (SELECT id FROM grants
                WHERE agent_id = (SELECT id FROM agents WHERE name = ?1) AND (?2 IS NULL OR provider = ?2))",
-            params![agent, provider, now()],
+            params![agent, provider, self.now()],
         )?;
         let n = tx.execute(
             "DELETE FROM grants WHERE agent_id = (SELECT id FROM agents WHERE name = ?1)
@@ -189,14 +189,21 @@ impl Store {
             params![agent, provider],
         )?;
         tx.commit()?;
+        self.mirror_mut()
+            .forget_grants(|g| g.agent_name == agent && provider.is_none_or(|p| g.provider == p));
         Ok(n)
     }
 
     /// Notes that a token was handed out under a grant.
     pub fn touch_grant(&self, grant_id: i64) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached("UPDATE grants SET last_used_at = ?2 WHERE id = ?1")?
-            .execute(params![grant_id, now()])?;
+        let now = self.now();
+        let conn = self.conn();
+        conn.prepare_cached("UPDATE grants SET last_used_at = ?2 WHERE id = ?1")?
+            .execute(params![grant_id, now])?;
+        let mut m = self.mirror_mut();
+        if let Some(g) = m.grants.values_mut().flatten().find(|g| g.id == grant_id) {
+            g.last_used_at = Some(now);
+        }
         Ok(())
     }
 }
@@ -207,7 +214,7 @@ mod tests {
 
     #[test]
     fn grants_bind_to_binary_and_expire() {
-        let s = Store::open_in_memory().expect("db");
+        let s = Store::open_in_memory(crate::clock::fixed::clock()).expect("db");
         let id = s
             .upsert_agent_seen("bot", "p", "1", "/bin/bot", "aa")
             .expect("agent");
@@ -238,7 +245,7 @@ mod tests {
             provider: "gh",
             scopes: &scopes,
             binary_sha256: "aa",
-            expires_at: Some(now() - 1),
+            expires_at: Some(s.now() - 1),
         })
         .expect("replace");
         assert!(
@@ -254,7 +261,7 @@ mod tests {
 
     #[test]
     fn provider_generation_moves_on_login_and_logout() {
-        let s = Store::open_in_memory().expect("db");
+        let s = Store::open_in_memory(crate::clock::fixed::clock()).expect("db");
         assert_eq!(
             s.provider_state("p").expect("q"),
             crate::store::ProviderState::default()

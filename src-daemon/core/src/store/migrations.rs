@@ -132,6 +132,9 @@ const STEPS: &[&str] = &[
         kid   TEXT NOT NULL,
         sig   TEXT NOT NULL
      );",
+    // 5: find rows written before the chain existed without scanning the
+    // whole trail at every start (200k records took 50 ms).
+    "CREATE INDEX audit_unchained ON audit (id) WHERE hash IS NULL;",
 ];
 
 /// The schema version this build writes.

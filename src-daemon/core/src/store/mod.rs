@@ -16,14 +16,19 @@ mod delegations;
 mod grants;
 mod meta;
 mod migrations;
+mod mirror;
 mod providers;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rusqlite::Connection;
 
-pub use agents::{os_user, AgentEdit, AgentRow, BinaryRow, ACTIVE, DEPRECATED, SUSPENDED};
+use crate::clock::SharedClock;
+
+pub use agents::{
+    os_user, os_user_ref, AgentEdit, AgentRow, BinaryRow, ACTIVE, DEPRECATED, SUSPENDED,
+};
 pub use audit::{hash_of as audit_hash, AuditFilter, AuditRecord, Checkpoint, GENESIS};
 pub use delegations::{DelegationRow, NewDelegation};
 pub use grants::{GrantFilter, GrantRow, NewGrant};
@@ -59,22 +64,18 @@ pub enum StoreError {
 /// A handle to the state database.
 pub struct Store {
     conn: Mutex<Connection>,
-}
-
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    /// Agents, grants, denials and logins, in memory (see [`mirror`]).
+    mirror: RwLock<mirror::Mirror>,
+    /// Where row timestamps and expiry checks get the time.
+    clock: SharedClock,
 }
 
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`: the
     /// writer's connection. Only with the `writer` feature, which only the
     /// daemon enables: the CLI cannot build a writable store at all.
-    #[cfg(feature = "writer")]
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    #[cfg(any(test, feature = "writer"))]
+    pub fn open(path: &Path, clock: SharedClock) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             crate::dirs::ensure_dir(dir).map_err(|source| StoreError::Open {
                 path: path.to_owned(),
@@ -82,7 +83,35 @@ impl Store {
             })?;
         }
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        Self::init(conn, clock)
+    }
+
+    /// Moves the WAL into the database file every 2 s from a thread of its
+    /// own, so the thread that serves agents never pays for a checkpoint.
+    /// PASSIVE: it never waits for, or blocks, the writer.
+    #[cfg(feature = "writer")]
+    pub fn spawn_checkpointer(path: &Path) -> std::io::Result<()> {
+        let path = path.to_owned();
+        std::thread::Builder::new()
+            .name("wal-checkpoint".into())
+            .spawn(move || {
+                let conn = match Connection::open(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the WAL checkpointer cannot open the database; the WAL will grow");
+                        return;
+                    }
+                };
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    if let Err(e) =
+                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            })?;
+        Ok(())
     }
 
     /// Opens the database read-only, for `valetkey audit verify` and
@@ -114,28 +143,48 @@ impl Store {
             )));
         }
         Ok(Store {
+            mirror: RwLock::new(mirror::Mirror::load(&conn)?),
             conn: Mutex::new(conn),
+            clock: crate::clock::system(),
         })
     }
 
     /// An in-memory database, for tests.
     #[cfg(any(test, feature = "writer"))]
-    pub fn open_in_memory() -> Result<Store, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+    pub fn open_in_memory(clock: SharedClock) -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?, clock)
     }
 
     #[cfg(any(test, feature = "writer"))]
-    fn init(mut conn: Connection) -> Result<Store, StoreError> {
+    fn init(mut conn: Connection, clock: SharedClock) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Every commit is fsynced before it returns: the records written
+        // are the ones that gate a hand-out (first issuances, refusals,
+        // grants, revocations); repeats are only counted (audit::reuse).
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        // Checkpoints run on a thread of their own (spawn_checkpointer),
+        // never on the serving thread.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::run(&mut conn)?;
         let store = Store {
+            mirror: RwLock::new(mirror::Mirror::load(&conn)?),
             conn: Mutex::new(conn),
+            clock,
         };
         store.chain_legacy_audit()?;
         Ok(store)
+    }
+
+    /// Seconds since the epoch, by the store's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The clock the store reads.
+    pub fn clock(&self) -> SharedClock {
+        self.clock.clone()
     }
 
     /// Locks the connection. A poisoned lock only means another thread
@@ -143,6 +192,17 @@ impl Store {
     /// consistent, so the connection is still safe to use.
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The in-memory rows, for reading. Held only for a lookup.
+    fn mirror(&self) -> RwLockReadGuard<'_, mirror::Mirror> {
+        self.mirror.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The in-memory rows, for refreshing after a write (while the
+    /// connection is still held, so refreshes follow commit order).
+    fn mirror_mut(&self) -> RwLockWriteGuard<'_, mirror::Mirror> {
+        self.mirror.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on the connection, for modules outside `store` that own a

@@ -43,6 +43,9 @@ impl CacheKey {
 /// A cached access token.
 #[derive(Debug)]
 pub struct CachedToken {
+    /// Unique for the daemon's life (the audit trail counts repeat
+    /// hand-outs per token and connection).
+    pub id: u64,
     /// The token.
     pub token: Secret,
     /// `Bearer` and so on.
@@ -59,6 +62,8 @@ pub struct CachedToken {
 #[derive(Default)]
 pub struct TokenCache {
     map: Mutex<HashMap<CacheKey, Arc<CachedToken>>>,
+    /// Ids of tokens that left the cache since [`TokenCache::take_left`].
+    left: Mutex<Vec<u64>>,
 }
 
 impl TokenCache {
@@ -70,7 +75,9 @@ impl TokenCache {
                 Some(t.clone())
             }
             Some(_) => {
-                map.remove(key);
+                if let Some(t) = map.remove(key) {
+                    self.gone(&[t.id]);
+                }
                 None
             }
             None => None,
@@ -79,10 +86,43 @@ impl TokenCache {
 
     /// Stores a token.
     pub fn insert(&self, key: CacheKey, token: Arc<CachedToken>) {
-        self.map
+        let old = self
+            .map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, token);
+        if let Some(t) = old {
+            self.gone(&[t.id]);
+        }
+    }
+
+    fn gone(&self, ids: &[u64]) {
+        if !ids.is_empty() {
+            self.left
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(ids);
+        }
+    }
+
+    /// Drops tokens with less than the margin left at `now`.
+    pub fn sweep(&self, now: u64) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids = vec![];
+        map.retain(|_, t| {
+            let live = t.expires_at > now + EXPIRY_MARGIN_SECS;
+            if !live {
+                ids.push(t.id);
+            }
+            live
+        });
+        drop(map);
+        self.gone(&ids);
+    }
+
+    /// The ids of tokens that left the cache since the last call.
+    pub fn take_left(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.left.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Removes and returns the tokens of one agent (or of every agent),
@@ -99,17 +139,18 @@ impl TokenCache {
             .filter(|k| provider.is_none_or(|p| k.provider == p))
             .cloned()
             .collect();
-        keys.into_iter()
+        let taken: Vec<(CacheKey, Arc<CachedToken>)> = keys
+            .into_iter()
             .filter_map(|k| map.remove(&k).map(|t| (k, t)))
-            .collect()
+            .collect();
+        drop(map);
+        self.gone(&taken.iter().map(|(_, t)| t.id).collect::<Vec<_>>());
+        taken
     }
 
     /// Drops every token of a provider.
     pub fn clear_provider(&self, provider: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| k.provider != provider);
+        self.take(None, Some(provider));
     }
 }
 
@@ -119,6 +160,7 @@ mod tests {
 
     fn tok(exp: u64, generation: i64) -> Arc<CachedToken> {
         Arc::new(CachedToken {
+            id: exp ^ generation as u64,
             token: Secret::new("t".into()),
             token_type: "Bearer".into(),
             expires_at: exp,
@@ -170,5 +212,35 @@ mod tests {
         assert!(c
             .get(&CacheKey::new(1, "p", &["a".into()], None), 1, 0)
             .is_none());
+    }
+
+    #[test]
+    fn every_way_out_of_the_cache_is_reported_once() {
+        let c = TokenCache::default();
+        let k = |a| CacheKey::new(a, "p", &["a".into()], None);
+        let t = |id, exp| {
+            Arc::new(CachedToken {
+                id,
+                token: Secret::new("t".into()),
+                token_type: "Bearer".into(),
+                expires_at: exp,
+                scopes: vec![],
+                generation: 1,
+            })
+        };
+        c.insert(k(1), t(1, 1000));
+        c.insert(k(1), t(2, 1000));
+        c.insert(k(2), t(3, 100));
+        c.insert(k(3), t(4, 1000));
+        c.insert(k(4), t(5, 1000));
+        assert_eq!(c.take_left(), vec![1], "replaced");
+        c.sweep(500);
+        assert_eq!(c.take_left(), vec![3], "expired");
+        assert!(c.get(&k(3), 2, 0).is_none());
+        assert_eq!(c.take_left(), vec![4], "an older login's");
+        c.take(Some(1), None);
+        c.clear_provider("p");
+        assert_eq!(c.take_left(), vec![2, 5], "revoked, then the provider's");
+        assert!(c.take_left().is_empty());
     }
 }

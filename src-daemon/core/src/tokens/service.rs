@@ -37,6 +37,8 @@ pub struct TokenService {
     pending: Mutex<HashMap<String, Secret>>,
     /// Upstream refreshes made (for `status` and tests).
     refreshes: AtomicU64,
+    /// The last token id handed out by a refresh.
+    ids: AtomicU64,
 }
 
 /// What a request needs besides the provider.
@@ -49,6 +51,8 @@ pub struct Request<'a> {
     pub resource: Option<&'a str>,
     /// Provider login generation.
     pub generation: i64,
+    /// Now (Unix seconds, from the daemon's clock).
+    pub now: u64,
 }
 
 /// Shared parts the service uses.
@@ -59,14 +63,6 @@ pub struct Deps<'a> {
     pub keychain: &'a Keychain,
     /// Provider access.
     pub upstream: &'a Upstream,
-}
-
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl TokenService {
@@ -103,12 +99,12 @@ impl TokenService {
         req: &Request<'_>,
     ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
         let key = CacheKey::new(req.agent_id, &p.name, req.scopes, req.resource);
-        if let Some(t) = self.cache.get(&key, req.generation, unix_now()) {
+        if let Some(t) = self.cache.get(&key, req.generation, req.now) {
             return Ok((t, true));
         }
         let gate = self.flight(&p.name);
         let _flight = gate.lock().await;
-        if let Some(t) = self.cache.get(&key, req.generation, unix_now()) {
+        if let Some(t) = self.cache.get(&key, req.generation, req.now) {
             return Ok((t, true));
         }
         let token = self.refresh(deps, p, req).await?;
@@ -253,9 +249,10 @@ impl TokenService {
             .unwrap_or(DEFAULT_LIFETIME_SECS);
         Ok((
             Arc::new(CachedToken {
+                id: self.ids.fetch_add(1, Ordering::Relaxed) + 1,
                 token: got.access_token,
                 token_type: got.token_type,
-                expires_at: unix_now() + lifetime,
+                expires_at: req.now + lifetime,
                 scopes,
                 generation: req.generation,
             }),

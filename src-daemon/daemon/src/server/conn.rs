@@ -110,11 +110,12 @@ pub async fn serve(
             return super::control::serve(&daemon, framed, &identity, &mut stop).await;
         }
         let process = valetkey_core::attest::Attestor::handle(identity.pid, identity.start_time);
-        let mut session = Session { conn_id, caller: Caller::new(identity) };
+        let mut session = Session { conn_id, caller: Caller::new(conn_id, identity) };
         frame_loop(&daemon, framed, &mut session, &process, &mut stop).await;
         if let Some((agent_id, _)) = &session.caller.agent {
             daemon.live.unregister(*agent_id, conn_id);
         }
+        valetkey_core::record::session_closed(&daemon, conn_id);
         tracing::debug!("connection closed");
     }
     .instrument(span)

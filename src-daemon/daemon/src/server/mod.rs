@@ -102,6 +102,8 @@ async fn finish(
     {
         tracing::warn!("connections did not close within 5 s; aborting them");
     }
-    // Sign the head, so a clean stop leaves nothing unsigned.
+    // Counted repeats first, so a clean stop leaves nothing unwritten,
+    // then sign the head so it leaves nothing unsigned.
+    valetkey_core::record::flush_reuse(daemon, true);
     crate::duties::sign(daemon).await;
 }
