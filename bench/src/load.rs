@@ -36,6 +36,18 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// Nanoseconds all of `pid`'s threads have spent on a CPU: the first field
+/// of each `/proc/PID/task/TID/schedstat`.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let p = t.ok()?.path().join("schedstat");
+        let text = std::fs::read_to_string(p).ok()?;
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
 /// Opens `conns` connections, warms each with one request, then measures.
 pub async fn run(target: &Target, conns: usize, budget: Budget) -> anyhow::Result<Run> {
     let mut open = Vec::with_capacity(conns);
@@ -45,7 +57,9 @@ pub async fn run(target: &Target, conns: usize, budget: Budget) -> anyhow::Resul
     for c in open.iter_mut() {
         c.call().await?;
     }
-    let rss_kib = open.first().and_then(|c| c.server_pid()).and_then(rss_kib);
+    let pid = open.first().and_then(|c| c.server_pid());
+    let rss_kib = pid.and_then(rss_kib);
+    let cpu_before = pid.and_then(cpu_ns);
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for mut c in open {
@@ -76,6 +90,10 @@ pub async fn run(target: &Target, conns: usize, budget: Budget) -> anyhow::Resul
         all.merge(s?);
     }
     all.secs = start.elapsed().as_secs_f64();
+    all.server_cpu_ns = match (cpu_before, pid.and_then(cpu_ns)) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
     Ok(Run {
         samples: all,
         rss_kib,

@@ -251,7 +251,11 @@ async fn compare(a: CompareArgs) -> anyhow::Result<()> {
 
     let mut extra = serde_json::Map::new();
     if let Some(dir) = &a.bin_dir {
-        extra.insert("startup_us".into(), startup(dir, a.process_runs)?);
+        extra.insert("startup_us".into(), startup(dir, a.process_runs, 0)?);
+        extra.insert(
+            "startup_200k_audit_us".into(),
+            startup(dir, a.process_runs, 200_000)?,
+        );
         extra.insert("oneshot_us".into(), oneshot(dir, &a, a.process_runs)?);
     }
     if a.cold_agents > 0 {
@@ -314,22 +318,33 @@ async fn compare(a: CompareArgs) -> anyhow::Result<()> {
 
 fn print_table(table: &Table) {
     println!(
-        "{:>6} {:<10} {:>10} {:>9} {:>9} {:>9} {:>13} {:>13}",
-        "conns", "target", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "p50 ×ssh/×echo", "rps ×ssh"
+        "{:>6} {:<10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>13} {:>13} {:>9}",
+        "conns",
+        "target",
+        "req/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "cpu µs/req",
+        "p50 ×ssh/×echo",
+        "rps ×ssh",
+        "cpu ×ssh"
     );
     for (c, row) in table {
         let base = |n: &str| row.iter().find(|(m, _)| m == n).map(|(_, s)| *s);
         let (ssh, echo) = (base("ssh-agent"), base("echo"));
         for (n, s) in row {
             println!(
-                "{c:>6} {n:<10} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>6.2}/{:<6.2} {:>13.2}",
+                "{c:>6} {n:<10} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>10.2} {:>6.2}/{:<6.2} {:>13.2} {:>9.2}",
                 s.rps,
                 s.p50_us,
                 s.p99_us,
                 s.p999_us,
+                s.server_cpu_us_per_req,
                 ssh.map_or(f64::NAN, |b| s.p50_us / b.p50_us),
                 echo.map_or(f64::NAN, |b| s.p50_us / b.p50_us),
                 ssh.map_or(f64::NAN, |b| s.rps / b.rps),
+                ssh.map_or(f64::NAN, |b| s.server_cpu_us_per_req / b.server_cpu_us_per_req),
             );
         }
     }
@@ -346,11 +361,26 @@ fn summary_json(rows: Vec<(String, Samples)>) -> serde_json::Value {
 }
 
 /// exec → connectable socket: valetkeyd (with this session's config and a
-/// data dir of its own) against `ssh-agent -D`.
-fn startup(bin: &std::path::Path, runs: usize) -> anyhow::Result<serde_json::Value> {
-    let scratch = procs::Scratch::new("startup")?;
+/// data dir of its own, its audit trail pre-filled with `records` rows)
+/// against `ssh-agent -D`.
+fn startup(
+    bin: &std::path::Path,
+    runs: usize,
+    records: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let scratch = procs::Scratch::new(&format!("startup-{records}"))?;
     let vk_sock = scratch.0.join("run/agent.sock");
     let ssh_sock = scratch.0.join("ssh.sock");
+    if records > 0 {
+        // One start makes the database; then the trail is filled.
+        let mut c = Command::new(bin.join("valetkeyd"));
+        c.arg("--socket")
+            .arg(&vk_sock)
+            .env("VALETKEY_DATA_DIR", scratch.0.join("data"))
+            .env("RUST_LOG", "warn");
+        procs::time_to_socket(c, &vk_sock)?;
+        procs::fill_audit(&scratch.0.join("data/state.db"), records)?;
+    }
     let rows = procs::interleaved(&["valetkeyd", "ssh-agent"], runs, |i| {
         if i == 0 {
             let mut c = Command::new(bin.join("valetkeyd"));

@@ -46,6 +46,35 @@ pub fn time_to_socket(mut cmd: Command, socket: &Path) -> anyhow::Result<Duratio
     Ok(took)
 }
 
+/// Appends `n` audit records to the state database at `db`, as a busy
+/// daemon would have over months, in one transaction. They are linked as
+/// the daemon links them (each `prev` is the previous `hash`) but with
+/// stand-in hashes: start-up never recomputes them, `audit verify` would.
+pub fn fill_audit(db: &Path, n: usize) -> anyhow::Result<()> {
+    let mut c = rusqlite::Connection::open(db).with_context(|| format!("open {}", db.display()))?;
+    let tx = c.transaction()?;
+    let start: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM audit", [], |r| r.get(0))?;
+    {
+        let mut ins = tx.prepare(
+            "INSERT INTO audit (id, ts, kind, chain, agent, pid, binary_sha256, provider, scopes, granted, verdict, rule, reasons, outcome, prev, hash)
+             VALUES (?1, ?2, 'token.get', '[\"user:bench\",\"agent:filler\"]', 'filler', 4242, ?3, 'local', 'repo:read', 'repo:read', 'allow', 'data.valetkey.builtin.allow', '[]', 'issued', ?4, ?5)",
+        )?;
+        let hex = |i: i64| format!("{:064x}", i);
+        for i in 1..=n as i64 {
+            let id = start + i;
+            ins.execute(rusqlite::params![
+                id,
+                1_772_442_000 + i,
+                hex(7),
+                hex(id - 1),
+                hex(id)
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// Runs `cmd` to completion; its wall time. Fails on a non-zero exit.
 pub fn time_command(mut cmd: Command) -> anyhow::Result<Duration> {
     let start = Instant::now();

@@ -11,6 +11,9 @@ pub struct Samples {
     pub secs: f64,
     /// Requests that failed (an error reply, or a closed connection).
     pub errors: u64,
+    /// Nanoseconds the server's threads spent on a CPU while these
+    /// requests were served (schedstat), when the server's pid is known.
+    pub server_cpu_ns: Option<u64>,
 }
 
 impl Samples {
@@ -19,6 +22,10 @@ impl Samples {
         self.ns.extend(other.ns);
         self.secs += other.secs;
         self.errors += other.errors;
+        self.server_cpu_ns = match (self.server_cpu_ns, other.server_cpu_ns) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
     }
 
     /// Percentiles and throughput.
@@ -43,6 +50,10 @@ impl Samples {
             p99_us: pct(0.99),
             p999_us: pct(0.999),
             max_us: pct(1.0),
+            server_cpu_us_per_req: match self.server_cpu_ns {
+                Some(ns) if !self.ns.is_empty() => ns as f64 / 1000.0 / self.ns.len() as f64,
+                _ => f64::NAN,
+            },
         }
     }
 }
@@ -64,6 +75,10 @@ pub struct Summary {
     pub p999_us: f64,
     /// Slowest, µs.
     pub max_us: f64,
+    /// Server CPU time per request, µs (schedstat; NaN when unknown).
+    /// The stable figure: the one-client p50 mostly measures how fast an
+    /// idle vCPU wakes up.
+    pub server_cpu_us_per_req: f64,
 }
 
 #[cfg(test)]
@@ -76,6 +91,7 @@ mod tests {
             ns: (1..=1000).rev().map(|i| i * 1000).collect(),
             secs: 2.0,
             errors: 0,
+            server_cpu_ns: Some(3_000_000),
         };
         let m = s.summary();
         assert_eq!(m.requests, 1000);
@@ -84,5 +100,6 @@ mod tests {
         assert_eq!(m.p99_us, 990.0);
         assert_eq!(m.p999_us, 999.0);
         assert_eq!(m.max_us, 1000.0);
+        assert_eq!(m.server_cpu_us_per_req, 3.0);
     }
 }

@@ -12,7 +12,7 @@ use valetkey_core::broker::{Broker, Shared};
 use valetkey_core::caller::Caller;
 use valetkey_ipc::methods::PeerIdentity;
 use valetkeyd::server::dispatch::dispatch;
-use valetkeyd::server::Session;
+use valetkeyd::server::{Answer, Session};
 
 fn daemon() -> &'static (tokio::runtime::Runtime, Shared) {
     static D: OnceLock<(tokio::runtime::Runtime, Shared)> = OnceLock::new();
@@ -51,11 +51,13 @@ fuzz_target!(|data: &[u8]| {
         let mut fresh = session();
         let mut greeted = session();
         let hello = dispatch(d, &mut greeted, HELLO).await;
-        assert!(hello.error.is_none(), "hello failed: {:?}", hello.error);
+        assert!(hello.error().is_none(), "hello failed: {:?}", hello.error());
         for s in [&mut fresh, &mut greeted] {
-            let resp = dispatch(d, s, data).await;
-            assert!(resp.result.is_some() != resp.error.is_some(), "result xor error");
-            let v = serde_json::to_value(&resp).expect("serializable");
+            let v: serde_json::Value = match dispatch(d, s, data).await {
+                Answer::Encoded(bytes) => serde_json::from_slice(&bytes).expect("a valid frame"),
+                Answer::Error(resp) => serde_json::to_value(&resp).expect("serializable"),
+            };
+            assert!(v.get("result").is_some() != v.get("error").is_some(), "result xor error");
             assert_eq!(v["jsonrpc"], "2.0");
         }
     });

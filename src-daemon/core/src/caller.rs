@@ -3,14 +3,17 @@
 //! connection; every step of [`crate::access`] and every audit record
 //! about a request takes it.
 
-use valetkey_ipc::methods::{AgentInfo, DelegationInfo, PeerIdentity};
+use std::sync::{Arc, Mutex};
+
+use valetkey_ipc::methods::{AgentInfo, DelegationInfo, PeerIdentity, RequestContext};
+use valetkey_ipc::policy::PolicyDecision;
 use valetkey_ipc::ErrorCode;
 
 use crate::error::BrokerError;
 
 /// Who is asking: the attested process, and after `hello` the agent it
 /// declared itself to be (and, for a sub-agent, its verified delegation).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Caller {
     /// The connection it came on (unique for the daemon's life): repeat
     /// hand-outs are counted per token and connection.
@@ -21,6 +24,41 @@ pub struct Caller {
     pub agent: Option<(i64, AgentInfo)>,
     /// Set by `hello` with a delegation token: the verified chain.
     pub delegation: Option<DelegationInfo>,
+    /// Set by `hello`: who this caller acts for, outermost first
+    /// (`user:…`, `agent:…`); a sub-agent's is its delegation's chain.
+    own_chain: Vec<String>,
+    /// The last policy decision on this connection and what it was made
+    /// for: an agent asking for the same thing again gets it without the
+    /// input document being built, cloned and hashed (see
+    /// [`crate::access::gate`]).
+    pub policy_memo: Mutex<Option<PolicyMemo>>,
+}
+
+/// A policy decision and the facts that, together with the policy set
+/// and the agent's registry record, fully determine it (when the policy
+/// reads neither the clock nor the request rate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyMemo {
+    /// The policy set in force (its address: a reload makes a new one).
+    pub set: usize,
+    /// The agent's registry record (its address: any change makes a new one).
+    pub agent: usize,
+    /// Provider.
+    pub provider: String,
+    /// Sorted scopes.
+    pub scopes: Vec<String>,
+    /// Resource indicator.
+    pub indicator: Option<String>,
+    /// What the agent declared.
+    pub context: Option<RequestContext>,
+    /// When the access would end (Unix seconds).
+    pub expires_at: i64,
+    /// The decision.
+    pub decision: Arc<PolicyDecision>,
+    /// The action, as the policy saw it.
+    pub action: Arc<str>,
+    /// Whose data, as the policy saw it.
+    pub resource_owner: Arc<str>,
 }
 
 impl Caller {
@@ -31,6 +69,32 @@ impl Caller {
             identity,
             agent: None,
             delegation: None,
+            own_chain: vec![],
+            policy_memo: Mutex::new(None),
+        }
+    }
+
+    /// Greets the caller as `agent` (and, for a sub-agent, its verified
+    /// delegation).
+    pub fn greet(&mut self, id: i64, agent: AgentInfo, delegation: Option<DelegationInfo>) {
+        self.own_chain = vec![
+            format!("user:{}", crate::store::os_user_ref()),
+            format!("agent:{}", agent.name),
+        ];
+        self.agent = Some((id, agent));
+        self.delegation = delegation;
+    }
+
+    /// Who the caller acts for, outermost first: `user:…`, `agent:…`, and
+    /// for a sub-agent every ancestor down to itself. Just the user before
+    /// `hello`.
+    pub fn chain(&self) -> std::borrow::Cow<'_, [String]> {
+        match (&self.delegation, self.agent.is_some()) {
+            (Some(del), _) => std::borrow::Cow::Borrowed(&del.chain),
+            (None, true) => std::borrow::Cow::Borrowed(&self.own_chain),
+            (None, false) => {
+                std::borrow::Cow::Owned(vec![format!("user:{}", crate::store::os_user_ref())])
+            }
         }
     }
 

@@ -40,7 +40,7 @@ fn status_of(d: &Shared, p: &Provider) -> Result<ProviderStatus, BrokerError> {
         name: p.name.clone(),
         display_name: p.display_name.clone(),
         logged_in_at: st.logged_in_at,
-        login_scopes: st.login_scopes,
+        login_scopes: st.login_scopes.clone(),
         login_required: st.login_required,
         allowed_scopes: p.allowed_scopes.clone(),
         narrows_on_refresh: p.narrows_on_refresh,

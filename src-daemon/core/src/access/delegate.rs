@@ -80,7 +80,7 @@ fn parent_of(d: &Shared, s: &Caller, provider: &str) -> Result<Parent, BrokerErr
     let cap = d.clock.now() + delegation::verify::max_ttl_secs(d);
     Ok(Parent {
         provider: provider.to_owned(),
-        scopes: g.scopes,
+        scopes: g.scopes.clone(),
         expires_at: g.expires_at.map_or(cap, |e| e.min(cap)),
         depth: 0,
         max_depth: d.config.delegation.max_depth,
@@ -260,7 +260,7 @@ async fn create_inner(
             delegating_to: Some(&p.sub_agent),
             depth,
             max_depth,
-            chain: chain.clone(),
+            chain: &chain,
             expires_at,
             exe: &s.identity.exe,
             sha256: &s.identity.sha256,

@@ -3,12 +3,14 @@
 //! the approval, and record every decision (audit, and the tray for
 //! anything but allow).
 
+use std::sync::Arc;
+
 use valetkey_ipc::control::{ConsentKind, DelegationAsk, Event};
 use valetkey_ipc::policy::{PolicyDecision, Verdict};
 use valetkey_ipc::{ErrorCode, RpcError};
 
 use crate::broker::Shared;
-use crate::caller::Caller;
+use crate::caller::{Caller, PolicyMemo};
 use crate::config::Provider;
 use crate::consent::flow::{self, Ask};
 use crate::error::BrokerError;
@@ -37,11 +39,11 @@ pub struct Asking<'a> {
 #[derive(Debug, Default)]
 pub struct Trace {
     /// The last policy decision.
-    pub decision: Option<PolicyDecision>,
+    pub decision: Option<Arc<PolicyDecision>>,
     /// The action as the policy saw it.
-    pub action: Option<String>,
+    pub action: Option<Arc<str>>,
     /// Whose data, as the policy saw it.
-    pub resource_owner: Option<String>,
+    pub resource_owner: Option<Arc<str>>,
     /// The consent that decided, if any.
     pub consent_id: Option<String>,
 }
@@ -54,8 +56,8 @@ impl Trace {
             rec.rule = Some(dec.rule.clone());
             rec.reasons = dec.reasons.clone();
         }
-        rec.action = self.action.clone();
-        rec.resource_owner = self.resource_owner.clone();
+        rec.action = self.action.as_deref().map(str::to_owned);
+        rec.resource_owner = self.resource_owner.as_deref().map(str::to_owned);
         rec.consent_id = self.consent_id.clone();
     }
 }
@@ -92,13 +94,64 @@ fn tell(d: &Shared, agent: &AgentRow, chain: &[String], decision: &PolicyDecisio
     }
 }
 
+/// The decision for `req`, and its facts in `t`. An agent asking its
+/// connection's last question again, under the same policy set and
+/// registry record, gets the last answer without the input document being
+/// built (when the policy cannot tell the two requests apart anyway).
+fn decide(
+    d: &Shared,
+    s: &Caller,
+    agent: &Arc<AgentRow>,
+    req: &InputRequest<'_>,
+    t: &mut Trace,
+) -> Result<Arc<PolicyDecision>, BrokerError> {
+    let set = d.policies.current()?;
+    let memo = set.cacheable() && req.approval.is_none() && req.delegating_to.is_none();
+    let same = |m: &PolicyMemo| {
+        m.set == Arc::as_ptr(&set) as usize
+            && m.agent == Arc::as_ptr(agent) as usize
+            && m.expires_at == req.expires_at
+            && m.provider == req.provider
+            && m.scopes == req.scopes
+            && m.indicator.as_deref() == req.indicator
+            && m.context.as_ref() == req.context
+    };
+    let mut slot = s.policy_memo.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = slot.as_ref().filter(|m| memo && same(m)) {
+        t.action = Some(m.action.clone());
+        t.resource_owner = Some(m.resource_owner.clone());
+        t.decision = Some(m.decision.clone());
+        return Ok(m.decision.clone());
+    }
+    let input = build_input(agent, req);
+    let decision = Arc::new(d.policies.decide_with(&set, &input)?);
+    let action: Arc<str> = Arc::from(input.action.as_str());
+    let owner: Arc<str> = Arc::from(input.resource.owner.as_str());
+    t.action = Some(action.clone());
+    t.resource_owner = Some(owner.clone());
+    t.decision = Some(decision.clone());
+    *slot = memo.then(|| PolicyMemo {
+        set: Arc::as_ptr(&set) as usize,
+        agent: Arc::as_ptr(agent) as usize,
+        provider: req.provider.to_owned(),
+        scopes: req.scopes.to_vec(),
+        indicator: req.indicator.map(str::to_owned),
+        context: req.context.cloned(),
+        expires_at: req.expires_at,
+        decision: decision.clone(),
+        action,
+        resource_owner: owner,
+    });
+    Ok(decision)
+}
+
 /// Runs the policy. `Ok(None)`: allowed, go on as usual. `Ok(Some(scopes))`:
 /// a person approved this request (possibly narrowing the scopes). The
 /// last decision and the facts it saw are left in `t` for the audit record.
 pub async fn run(
     d: &Shared,
     s: &Caller,
-    agent: &AgentRow,
+    agent: &Arc<AgentRow>,
     req: InputRequest<'_>,
     asking: Asking<'_>,
     t: &mut Trace,
@@ -106,12 +159,8 @@ pub async fn run(
     let (consent_id, scopes) = match asking.approved.clone() {
         Some(a) => a,
         None => {
-            let input = build_input(agent, &req);
-            t.action = Some(input.action.as_str().into());
-            t.resource_owner = Some(input.resource.owner.clone());
-            let decision = d.policies.decide(&input)?;
-            tell(d, agent, &req.chain, &decision);
-            t.decision = Some(decision.clone());
+            let decision = decide(d, s, agent, &req, t)?;
+            tell(d, agent, req.chain, &decision);
             match decision.verdict {
                 Verdict::Allow => return Ok(None),
                 Verdict::Deny => return Err(denied(&decision)),
@@ -141,12 +190,8 @@ pub async fn run(
         scopes: &scopes,
         ..req
     };
-    let input = build_input(agent, &approved);
-    t.action = Some(input.action.as_str().into());
-    t.resource_owner = Some(input.resource.owner.clone());
-    let decision = d.policies.decide(&input)?;
-    tell(d, agent, &approved.chain, &decision);
-    t.decision = Some(decision.clone());
+    let decision = decide(d, s, agent, &approved, t)?;
+    tell(d, agent, approved.chain, &decision);
     match decision.verdict {
         Verdict::Allow => Ok(Some(scopes)),
         _ => Err(denied(&decision)),

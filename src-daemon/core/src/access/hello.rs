@@ -96,12 +96,11 @@ fn greet(d: &Shared, s: &mut Caller, p: HelloParams) -> Result<HelloResult, Brok
             exe: s.identity.exe.clone(),
         },
     );
-    s.agent = Some((agent_id, p.agent));
     if let Some(del) = &delegation {
         tracing::info!(chain = %del.chain.join(" → "), jti = %del.jti, "sub-agent presented a delegation");
     }
     let info = delegation.clone();
-    s.delegation = delegation;
+    s.greet(agent_id, p.agent, delegation);
     Ok(HelloResult {
         protocol: PROTOCOL_VERSION,
         daemon_version: env!("CARGO_PKG_VERSION").into(),

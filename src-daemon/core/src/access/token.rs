@@ -260,7 +260,7 @@ async fn get(
                 &scopes,
                 del.depth,
                 del.max_depth,
-                del.chain.clone(),
+                &del.chain,
                 del.expires_at as i64,
             ),
             asking(ConsentKind::Approval),
@@ -300,6 +300,7 @@ async fn get(
         .with("remembered", true)
         .into());
     }
+    let own_chain = s.chain();
     let expires_at = grant
         .as_ref()
         .and_then(|g| g.expires_at)
@@ -312,7 +313,7 @@ async fn get(
             &scopes,
             0,
             d.config.delegation.max_depth,
-            crate::audit::chain_of(s),
+            &own_chain,
             expires_at,
         ),
         asking(ConsentKind::Approval),
@@ -415,7 +416,10 @@ fn login_needed(provider: &Provider, why: &str) -> BrokerError {
     )
 }
 
-fn login_state(d: &Shared, provider: &Provider) -> Result<ProviderState, BrokerError> {
+fn login_state(
+    d: &Shared,
+    provider: &Provider,
+) -> Result<std::sync::Arc<ProviderState>, BrokerError> {
     let state = d.store.provider_state(&provider.name)?;
     if state.logged_in_at.is_none() {
         return Err(login_needed(
@@ -452,8 +456,7 @@ async fn issue(
         .agent
         .as_ref()
         .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))?;
-    let scopes = scopes.to_vec();
-    let not_in_login = missing(&scopes, &state.login_scopes);
+    let not_in_login = missing(scopes, &state.login_scopes);
     if !state.login_scopes.is_empty() && !not_in_login.is_empty() {
         return Err(login_needed(
             provider,
@@ -494,7 +497,7 @@ async fn issue(
     };
     let req = Request {
         agent_id: *agent_id,
-        scopes: &scopes,
+        scopes,
         resource,
         generation: state.generation,
         now: d.clock.now().max(0) as u64,

@@ -24,17 +24,9 @@ use crate::caller::Caller;
 use crate::error::BrokerError;
 use crate::store::{AuditRecord, Store};
 
-/// Who a session acts for, outermost first: `user:…`, `agent:…`, and for a
-/// sub-agent every ancestor down to itself.
+/// Who a caller acts for, outermost first (see [`Caller::chain`]).
 pub fn chain_of(s: &Caller) -> Vec<String> {
-    if let Some(del) = &s.delegation {
-        return del.chain.clone();
-    }
-    let mut v = vec![user()];
-    if let Some((_, a)) = &s.agent {
-        v.push(format!("agent:{}", a.name));
-    }
-    v
+    s.chain().into_owned()
 }
 
 /// `user:NAME` for the OS user the daemon serves.

@@ -61,7 +61,7 @@ pub struct InputRequest<'a> {
     /// Depth limit.
     pub max_depth: u32,
     /// The chain, outermost first.
-    pub chain: Vec<String>,
+    pub chain: &'a [String],
     /// When the access would end (unix seconds).
     pub expires_at: i64,
     /// The calling binary.
@@ -153,7 +153,7 @@ pub fn build_input(agent: &AgentRow, r: &InputRequest<'_>) -> PolicyInput {
         delegation: PolicyDelegation {
             depth: r.depth,
             max_depth: r.max_depth,
-            chain: r.chain.clone(),
+            chain: r.chain.to_vec(),
             sub_agent: r.delegating_to.map(str::to_owned),
         },
         provider: r.provider.to_owned(),
@@ -200,6 +200,7 @@ pub fn sample_at(now: i64) -> PolicyInput {
         reviewed_at: None,
     };
     let scopes = vec!["repo:read".to_string()];
+    let chain = ["user:user".to_string(), "agent:sample-agent".to_string()];
     build_input(
         &agent,
         &InputRequest {
@@ -212,7 +213,7 @@ pub fn sample_at(now: i64) -> PolicyInput {
             delegating_to: None,
             depth: 0,
             max_depth: 3,
-            chain: vec!["user:user".into(), "agent:sample-agent".into()],
+            chain: &chain,
             expires_at: now + 3600,
             exe: "/usr/bin/sample",
             sha256: "00",
@@ -270,7 +271,7 @@ mod tests {
                 delegating_to: None,
                 depth: 0,
                 max_depth: 3,
-                chain: vec![],
+                chain: &[],
                 expires_at: 10,
                 exe: "/x",
                 sha256: "00",

@@ -213,6 +213,13 @@ impl PolicySet {
         Self::compile(read_dir(dir, false)?, version)
     }
 
+    /// Whether identical requests get identical decisions (the policy
+    /// reads neither the clock, the request rate nor randomness), so a
+    /// decision can be reused.
+    pub fn cacheable(&self) -> bool {
+        self.cache.is_some()
+    }
+
     /// Which policy decided, for people.
     fn source_of(&self, rule: &str) -> String {
         if rule.starts_with(BUILTIN_PACKAGE) || !self.user {
@@ -463,6 +470,12 @@ impl Policies {
 
     /// Decides `input`, or refuses with `policy_unavailable`.
     pub fn decide(&self, input: &PolicyInput) -> Result<PolicyDecision, BrokerError> {
+        let set = self.current()?;
+        self.decide_with(&set, input)
+    }
+
+    /// The set in force, or `policy_unavailable`.
+    pub fn current(&self) -> Result<Arc<PolicySet>, BrokerError> {
         let set = self.read().set.clone();
         let Some(set) = set else {
             return Err(BrokerError::rpc(
@@ -474,6 +487,15 @@ impl Policies {
                 ),
             ));
         };
+        Ok(set)
+    }
+
+    /// Decides `input` with `set` (from [`Policies::current`]).
+    pub fn decide_with(
+        &self,
+        set: &PolicySet,
+        input: &PolicyInput,
+    ) -> Result<PolicyDecision, BrokerError> {
         set.decide(input).map_err(|e| {
             tracing::error!(error = %e, "policy evaluation failed; refusing");
             BrokerError::rpc(

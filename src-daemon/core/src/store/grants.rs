@@ -1,5 +1,7 @@
 //! Standing grants: agent × binary × provider → scopes, with an optional end.
 
+use std::sync::Arc;
+
 use rusqlite::params;
 
 use super::{Store, StoreError};
@@ -103,7 +105,7 @@ impl Store {
         agent_id: i64,
         provider: &str,
         binary_sha256: &str,
-    ) -> Result<Option<GrantRow>, StoreError> {
+    ) -> Result<Option<Arc<GrantRow>>, StoreError> {
         let now = self.now();
         Ok(self.mirror().grants.get(&agent_id).and_then(|v| {
             v.iter()
@@ -117,7 +119,7 @@ impl Store {
     }
 
     /// A live grant by id.
-    pub fn live_grant_by_id(&self, id: i64) -> Result<Option<GrantRow>, StoreError> {
+    pub fn live_grant_by_id(&self, id: i64) -> Result<Option<Arc<GrantRow>>, StoreError> {
         let now = self.now();
         Ok(self
             .mirror()
@@ -202,7 +204,7 @@ impl Store {
             .execute(params![grant_id, now])?;
         let mut m = self.mirror_mut();
         if let Some(g) = m.grants.values_mut().flatten().find(|g| g.id == grant_id) {
-            g.last_used_at = Some(now);
+            Arc::make_mut(g).last_used_at = Some(now);
         }
         Ok(())
     }
@@ -264,7 +266,7 @@ mod tests {
         let s = Store::open_in_memory(crate::clock::fixed::clock()).expect("db");
         assert_eq!(
             s.provider_state("p").expect("q"),
-            crate::store::ProviderState::default()
+            crate::store::ProviderState::default().into()
         );
         s.record_login("p", &["a".into(), "b".into()])
             .expect("login");

@@ -22,11 +22,11 @@ pub(super) struct Mirror {
     /// Agent ids by name.
     pub names: HashMap<String, i64>,
     /// Grants by agent id (an agent has a handful).
-    pub grants: HashMap<i64, Vec<GrantRow>>,
+    pub grants: HashMap<i64, Vec<Arc<GrantRow>>>,
     /// Remembered denials: (agent id, provider, binary).
     pub denials: HashSet<(i64, String, String)>,
     /// Login state by provider name.
-    pub providers: HashMap<String, ProviderState>,
+    pub providers: HashMap<String, Arc<ProviderState>>,
 }
 
 impl Mirror {
@@ -53,7 +53,7 @@ impl Mirror {
         })?;
         for p in rows {
             let (name, st) = p?;
-            m.providers.insert(name, st);
+            m.providers.insert(name, Arc::new(st));
         }
         Ok(m)
     }
@@ -66,7 +66,7 @@ impl Mirror {
     fn put_grant(&mut self, g: GrantRow) {
         let v = self.grants.entry(g.agent_id).or_default();
         v.retain(|x| x.id != g.id);
-        v.push(g);
+        v.push(Arc::new(g));
     }
 
     /// Re-reads agent `id` (after a write to it).
@@ -119,7 +119,7 @@ impl Mirror {
             .query_row(params![name], |r| provider_from_row(r, 0))
             .optional()?;
         match row {
-            Some(st) => self.providers.insert(name.to_owned(), st),
+            Some(st) => self.providers.insert(name.to_owned(), Arc::new(st)),
             None => self.providers.remove(name),
         };
         Ok(())

@@ -2,6 +2,8 @@
 //! this row says whether one should be there and whether it still works.
 //! Read from the in-memory mirror; every write refreshes it.
 
+use std::sync::Arc;
+
 use rusqlite::params;
 
 use super::{Store, StoreError};
@@ -39,7 +41,7 @@ pub(super) fn provider_from_row(
 
 impl Store {
     /// The state of `name` (default when never seen).
-    pub fn provider_state(&self, name: &str) -> Result<ProviderState, StoreError> {
+    pub fn provider_state(&self, name: &str) -> Result<Arc<ProviderState>, StoreError> {
         Ok(self
             .mirror()
             .providers

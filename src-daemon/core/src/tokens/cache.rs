@@ -22,10 +22,23 @@ pub struct CacheKey {
     pub agent_id: i64,
     /// Provider name.
     pub provider: String,
-    /// Sorted, space-joined scopes.
-    pub scopes: String,
+    /// Sorted, deduplicated scopes.
+    pub scopes: Vec<String>,
     /// RFC 8707 resource.
     pub resource: Option<String>,
+}
+
+/// A [`CacheKey`] borrowed from a request: a lookup allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRef<'a> {
+    /// The agent's registry id.
+    pub agent_id: i64,
+    /// Provider name.
+    pub provider: &'a str,
+    /// Sorted, deduplicated scopes.
+    pub scopes: &'a [String],
+    /// RFC 8707 resource.
+    pub resource: Option<&'a str>,
 }
 
 impl CacheKey {
@@ -34,9 +47,25 @@ impl CacheKey {
         Self {
             agent_id,
             provider: provider.to_owned(),
-            scopes: scopes.join(" "),
+            scopes: scopes.to_vec(),
             resource: resource.map(str::to_owned),
         }
+    }
+
+    /// The key, borrowed.
+    pub fn as_ref(&self) -> KeyRef<'_> {
+        KeyRef {
+            agent_id: self.agent_id,
+            provider: &self.provider,
+            scopes: &self.scopes,
+            resource: self.resource.as_deref(),
+        }
+    }
+
+    fn is(&self, k: &KeyRef<'_>) -> bool {
+        self.provider == k.provider
+            && self.scopes.as_slice() == k.scopes
+            && self.resource.as_deref() == k.resource
     }
 }
 
@@ -58,41 +87,48 @@ pub struct CachedToken {
     pub generation: i64,
 }
 
+/// Tokens by agent: an agent holds a handful, so each lookup is one hash
+/// of an integer and a short scan.
+type Map = HashMap<i64, Vec<(CacheKey, Arc<CachedToken>)>>;
+
 /// The cache. A std `Mutex`: held only for a map lookup or insert.
 #[derive(Default)]
 pub struct TokenCache {
-    map: Mutex<HashMap<CacheKey, Arc<CachedToken>>>,
+    map: Mutex<Map>,
     /// Ids of tokens that left the cache since [`TokenCache::take_left`].
     left: Mutex<Vec<u64>>,
 }
 
 impl TokenCache {
     /// A live token for `key` from login `generation`, if any.
-    pub fn get(&self, key: &CacheKey, generation: i64, now: u64) -> Option<Arc<CachedToken>> {
+    pub fn get(&self, key: KeyRef<'_>, generation: i64, now: u64) -> Option<Arc<CachedToken>> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(key) {
-            Some(t) if t.generation == generation && t.expires_at > now + EXPIRY_MARGIN_SECS => {
-                Some(t.clone())
-            }
-            Some(_) => {
-                if let Some(t) = map.remove(key) {
-                    self.gone(&[t.id]);
-                }
-                None
-            }
-            None => None,
+        let v = map.get_mut(&key.agent_id)?;
+        let i = v.iter().position(|(k, _)| k.is(&key))?;
+        let t = &v[i].1;
+        if t.generation == generation && t.expires_at > now + EXPIRY_MARGIN_SECS {
+            return Some(t.clone());
         }
+        let (_, gone) = v.swap_remove(i);
+        drop(map);
+        self.gone(&[gone.id]);
+        None
     }
 
     /// Stores a token.
     pub fn insert(&self, key: CacheKey, token: Arc<CachedToken>) {
-        let old = self
-            .map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, token);
-        if let Some(t) = old {
-            self.gone(&[t.id]);
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let v = map.entry(key.agent_id).or_default();
+        let old = match v.iter().position(|(k, _)| k.is(&key.as_ref())) {
+            Some(i) => Some(std::mem::replace(&mut v[i].1, token).id),
+            None => {
+                v.push((key, token));
+                None
+            }
+        };
+        drop(map);
+        if let Some(id) = old {
+            self.gone(&[id]);
         }
     }
 
@@ -109,13 +145,16 @@ impl TokenCache {
     pub fn sweep(&self, now: u64) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let mut ids = vec![];
-        map.retain(|_, t| {
-            let live = t.expires_at > now + EXPIRY_MARGIN_SECS;
-            if !live {
-                ids.push(t.id);
-            }
-            live
-        });
+        for v in map.values_mut() {
+            v.retain(|(_, t)| {
+                let live = t.expires_at > now + EXPIRY_MARGIN_SECS;
+                if !live {
+                    ids.push(t.id);
+                }
+                live
+            });
+        }
+        map.retain(|_, v| !v.is_empty());
         drop(map);
         self.gone(&ids);
     }
@@ -133,16 +172,18 @@ impl TokenCache {
         provider: Option<&str>,
     ) -> Vec<(CacheKey, Arc<CachedToken>)> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let keys: Vec<CacheKey> = map
-            .keys()
-            .filter(|k| agent_id.is_none_or(|a| k.agent_id == a))
-            .filter(|k| provider.is_none_or(|p| k.provider == p))
-            .cloned()
-            .collect();
-        let taken: Vec<(CacheKey, Arc<CachedToken>)> = keys
-            .into_iter()
-            .filter_map(|k| map.remove(&k).map(|t| (k, t)))
-            .collect();
+        let mut taken = Vec::new();
+        for (agent, v) in map.iter_mut() {
+            if agent_id.is_some_and(|a| a != *agent) {
+                continue;
+            }
+            let (out, keep): (Vec<_>, Vec<_>) = std::mem::take(v)
+                .into_iter()
+                .partition(|(k, _)| provider.is_none_or(|p| k.provider == p));
+            *v = keep;
+            taken.extend(out);
+        }
+        map.retain(|_, v| !v.is_empty());
         drop(map);
         self.gone(&taken.iter().map(|(_, t)| t.id).collect::<Vec<_>>());
         taken
@@ -174,14 +215,14 @@ mod tests {
         let c = TokenCache::default();
         let k = CacheKey::new(1, "p", &["a".into()], None);
         c.insert(k.clone(), tok(1000, 1));
-        assert!(c.get(&k, 1, 900).is_some());
+        assert!(c.get(k.as_ref(), 1, 900).is_some());
         assert!(
-            c.get(&k, 1, 1000 - EXPIRY_MARGIN_SECS).is_none(),
+            c.get(k.as_ref(), 1, 1000 - EXPIRY_MARGIN_SECS).is_none(),
             "inside the margin"
         );
         c.insert(k.clone(), tok(1000, 1));
-        assert!(c.get(&k, 2, 900).is_none(), "old generation");
-        assert!(c.get(&k, 1, 900).is_none(), "and it was evicted");
+        assert!(c.get(k.as_ref(), 2, 900).is_none(), "old generation");
+        assert!(c.get(k.as_ref(), 1, 900).is_none(), "and it was evicted");
     }
 
     #[test]
@@ -190,27 +231,31 @@ mod tests {
         c.insert(CacheKey::new(1, "p", &["a".into()], None), tok(1000, 1));
         assert!(c
             .get(
-                &CacheKey::new(1, "p", &["a".into(), "b".into()], None),
+                CacheKey::new(1, "p", &["a".into(), "b".into()], None).as_ref(),
                 1,
                 0
             )
             .is_none());
         assert!(c
-            .get(&CacheKey::new(1, "p", &["a".into()], Some("r")), 1, 0)
+            .get(
+                CacheKey::new(1, "p", &["a".into()], Some("r")).as_ref(),
+                1,
+                0
+            )
             .is_none());
         c.insert(CacheKey::new(2, "p", &["a".into()], None), tok(1000, 1));
         assert!(
-            c.get(&CacheKey::new(3, "p", &["a".into()], None), 1, 0)
+            c.get(CacheKey::new(3, "p", &["a".into()], None).as_ref(), 1, 0)
                 .is_none(),
             "agents never share a token"
         );
         assert_eq!(c.take(Some(2), None).len(), 1);
         assert!(c
-            .get(&CacheKey::new(1, "p", &["a".into()], None), 1, 0)
+            .get(CacheKey::new(1, "p", &["a".into()], None).as_ref(), 1, 0)
             .is_some());
         c.clear_provider("p");
         assert!(c
-            .get(&CacheKey::new(1, "p", &["a".into()], None), 1, 0)
+            .get(CacheKey::new(1, "p", &["a".into()], None).as_ref(), 1, 0)
             .is_none());
     }
 
@@ -236,7 +281,7 @@ mod tests {
         assert_eq!(c.take_left(), vec![1], "replaced");
         c.sweep(500);
         assert_eq!(c.take_left(), vec![3], "expired");
-        assert!(c.get(&k(3), 2, 0).is_none());
+        assert!(c.get(k(3).as_ref(), 2, 0).is_none());
         assert_eq!(c.take_left(), vec![4], "an older login's");
         c.take(Some(1), None);
         c.clear_provider("p");

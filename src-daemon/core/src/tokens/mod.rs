@@ -4,5 +4,5 @@
 mod cache;
 pub mod service;
 
-pub use cache::{CacheKey, CachedToken, TokenCache};
+pub use cache::{CacheKey, CachedToken, KeyRef, TokenCache};
 pub use service::TokenService;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use valetkey_ipc::ErrorCode;
 
-use super::{CacheKey, CachedToken, TokenCache};
+use super::{CacheKey, CachedToken, KeyRef, TokenCache};
 use crate::config::Provider;
 use crate::error::BrokerError;
 use crate::keychain::{Item, Keychain};
@@ -98,17 +98,25 @@ impl TokenService {
         p: &Provider,
         req: &Request<'_>,
     ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
-        let key = CacheKey::new(req.agent_id, &p.name, req.scopes, req.resource);
-        if let Some(t) = self.cache.get(&key, req.generation, req.now) {
+        let key = KeyRef {
+            agent_id: req.agent_id,
+            provider: &p.name,
+            scopes: req.scopes,
+            resource: req.resource,
+        };
+        if let Some(t) = self.cache.get(key, req.generation, req.now) {
             return Ok((t, true));
         }
         let gate = self.flight(&p.name);
         let _flight = gate.lock().await;
-        if let Some(t) = self.cache.get(&key, req.generation, req.now) {
+        if let Some(t) = self.cache.get(key, req.generation, req.now) {
             return Ok((t, true));
         }
         let token = self.refresh(deps, p, req).await?;
-        self.cache.insert(key, token.clone());
+        self.cache.insert(
+            CacheKey::new(req.agent_id, &p.name, req.scopes, req.resource),
+            token.clone(),
+        );
         Ok((token, false))
     }
 

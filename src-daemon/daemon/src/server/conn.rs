@@ -31,7 +31,7 @@ use valetkey_ipc::jsonrpc::Response;
 use valetkey_ipc::{ErrorCode, RpcError};
 
 use super::dispatch;
-use super::wire::{send, Conn, Session};
+use super::wire::{send, send_answer, Answer, Conn, Session};
 use valetkey_core::broker::Shared;
 
 /// Which socket a connection came in on.
@@ -159,8 +159,10 @@ impl Bucket {
 const MAX_UNKNOWN: u32 = 3;
 
 /// Why a frame ends the connection (after its error is sent).
-fn fatal(resp: &Response, unknown: &mut u32) -> bool {
-    let Some(e) = &resp.error else { return false };
+fn fatal(answer: &Answer, unknown: &mut u32) -> bool {
+    let Some(e) = answer.error() else {
+        return false;
+    };
     match ErrorCode::from_code(e.code) {
         // The stream can no longer be trusted to be JSON-RPC.
         Some(ErrorCode::ParseError | ErrorCode::BadRequest) => true,
@@ -254,7 +256,7 @@ async fn frame_loop(
                     let id = valetkey_ipc::jsonrpc::parse_request(&bytes)
                         .ok()
                         .and_then(|r| r.id);
-                    Response::err(id, RpcError::new(
+                    Answer::err(id, RpcError::new(
                         ErrorCode::PeerChanged,
                         format!("process {} that opened this connection has exited (or its pid now names another process); the connection is closed. Connect again from the process that uses it", session.caller.identity.pid),
                     ))
@@ -277,7 +279,7 @@ async fn frame_loop(
             }
             Some(Err(_)) | None => return,
         };
-        if !send(&mut framed, &resp).await {
+        if !send_answer(&mut framed, &resp).await {
             return;
         }
         if fatal(&resp, &mut unknown) {

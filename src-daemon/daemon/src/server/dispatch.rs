@@ -1,80 +1,94 @@
-//! Routes a frame to its handler. The only place that turns JSON into typed
-//! params and handler results or errors back into JSON.
+//! Routes an agent's frame to its handler: the one place that turns JSON
+//! into typed params, and typed results or errors back into a frame.
+//! Every method but `hello` and `jwks` needs a greeted caller, checked
+//! here once, so no handler checks `hello` again.
 
-use valetkey_ipc::jsonrpc::{parse_request, Response};
+use valetkey_ipc::jsonrpc::{parse_request_ref, Id, RequestRef};
 use valetkey_ipc::methods::{
     ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, TokenGet, Whoami,
 };
 use valetkey_ipc::{ErrorCode, RpcError};
 
-use super::wire::{params, result, Session};
+use super::wire::{encode, params_ref, Answer, Session};
 use valetkey_core::access;
 use valetkey_core::broker::Shared;
 use valetkey_core::error::BrokerError;
 
 /// Answers one frame.
-pub async fn dispatch(d: &Shared, s: &mut Session, frame: &[u8]) -> Response {
-    let req = match parse_request(frame) {
+pub async fn dispatch(d: &Shared, s: &mut Session, frame: &[u8]) -> Answer {
+    let req = match parse_request_ref(frame) {
         Ok(r) => r,
-        Err(resp) => return *resp,
+        Err(resp) => return Answer::Error(*resp),
     };
-    let id = req.id;
-    let method = req.method.as_str();
-    let outcome = if method == Hello::NAME {
-        match params::<Hello>(req.params) {
-            Ok(p) => result(access::hello::handle(d, &mut s.caller, p)),
-            Err(e) => Err(e),
-        }
-    } else if method == Jwks::NAME {
+    let answer = route(d, s, &req).await;
+    if let Some(e) = answer.error() {
+        tracing::info!(code = e.name(), method = %req.method, "request refused");
+    }
+    answer
+}
+
+fn unknown(id: &Option<Id>, method: &str) -> Answer {
+    Answer::err(
+        id.clone(),
+        RpcError::new(
+            ErrorCode::UnknownMethod,
+            format!(
+                "unknown method {method:?}; methods: hello, token.get, consent.wait, delegation.create, jwks, providers.list, whoami"
+            ),
+        )
+        .with("method", method),
+    )
+}
+
+async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
+    let (id, method) = (&req.id, req.method.as_ref());
+    macro_rules! call {
+        ($m:ty, |$p:ident| $call:expr) => {
+            match params_ref::<$m>(req.params) {
+                Ok($p) => encode(id, $call),
+                Err(e) => Answer::err(id.clone(), e),
+            }
+        };
+    }
+    match method {
+        Hello::NAME => call!(Hello, |p| access::hello::handle(d, &mut s.caller, p)),
         // Public keys: a local resource server may ask without a hello.
-        match params::<Jwks>(req.params) {
-            Ok(_) => result(access::delegate::jwks(d)),
-            Err(e) => Err(e),
+        Jwks::NAME => call!(Jwks, |_p| access::delegate::jwks(d)),
+        TokenGet::NAME
+        | ConsentWait::NAME
+        | ProvidersList::NAME
+        | Whoami::NAME
+        | DelegationCreate::NAME
+            if s.caller.agent.is_none() =>
+        {
+            Answer::err(
+                id.clone(),
+                BrokerError::rpc(
+                    ErrorCode::HelloRequired,
+                    format!("call hello before {method:?}; every connection starts with hello"),
+                ),
+            )
         }
-    } else if s.caller.agent.is_none() {
-        Err(BrokerError::rpc(
-            ErrorCode::HelloRequired,
-            format!("call hello before {method:?}; every connection starts with hello"),
-        ))
-    } else {
-        match method {
-            TokenGet::NAME => match params::<TokenGet>(req.params) {
-                Ok(p) => result(access::token::handle(d, &s.caller, p).await),
-                Err(e) => Err(e),
-            },
-            ConsentWait::NAME => match params::<ConsentWait>(req.params) {
-                Ok(p) => result(access::token::handle_wait(d, &s.caller, p).await),
-                Err(e) => Err(e),
-            },
-            ProvidersList::NAME => match params::<ProvidersList>(req.params) {
-                Ok(_) => result(access::providers::handle(d)),
-                Err(e) => Err(e),
-            },
-            Whoami::NAME => match params::<Whoami>(req.params) {
-                Ok(_) => result(access::whoami::handle(d, &s.caller)),
-                Err(e) => Err(e),
-            },
-            DelegationCreate::NAME => match params::<DelegationCreate>(req.params) {
-                Ok(p) => result(access::delegate::create(d, &s.caller, p).await),
-                Err(e) => Err(e),
-            },
-            other => Err(BrokerError::Rpc(
-                RpcError::new(
-                    ErrorCode::UnknownMethod,
-                    format!(
-                        "unknown method {other:?}; methods: hello, token.get, consent.wait, delegation.create, jwks, providers.list, whoami"
-                    ),
-                )
-                .with("method", other),
-            )),
+        TokenGet::NAME => call!(TokenGet, |p| access::token::handle(d, &s.caller, p).await),
+        ConsentWait::NAME => {
+            call!(ConsentWait, |p| access::token::handle_wait(d, &s.caller, p)
+                .await)
         }
-    };
-    match outcome {
-        Ok(v) => Response::ok(id, v),
-        Err(e) => {
-            let err: RpcError = e.into();
-            tracing::info!(code = err.name(), method, "request refused");
-            Response::err(id, err)
+        ProvidersList::NAME => call!(ProvidersList, |_p| access::providers::handle(d)),
+        Whoami::NAME => call!(Whoami, |_p| access::whoami::handle(d, &s.caller)),
+        DelegationCreate::NAME => {
+            call!(DelegationCreate, |p| access::delegate::create(
+                d, &s.caller, p
+            )
+            .await)
         }
+        other if s.caller.agent.is_none() => Answer::err(
+            id.clone(),
+            BrokerError::rpc(
+                ErrorCode::HelloRequired,
+                format!("call hello before {other:?}; every connection starts with hello"),
+            ),
+        ),
+        other => unknown(id, other),
     }
 }

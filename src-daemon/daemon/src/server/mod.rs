@@ -10,7 +10,7 @@
 
 mod conn;
 pub use conn::Role;
-pub use wire::Session;
+pub use wire::{Answer, Session};
 mod control;
 #[doc(hidden)]
 pub mod dispatch;
