@@ -76,22 +76,14 @@ pub async fn add(d: &Shared, p: GrantsAddParams) -> Result<GrantsAddResult, Brok
         )
     })?;
     validate_scopes(&p.scopes).map_err(invalid)?;
-    let outside: Vec<&String> = p
-        .scopes
-        .iter()
-        .filter(|x| !provider.allowed_scopes.contains(x))
-        .collect();
+    let outside = crate::scope::missing(&p.scopes, &provider.allowed_scopes);
     if !outside.is_empty() {
         return Err(RpcError::new(
             ErrorCode::ScopeNotAllowed,
             format!(
                 "{} does not allow {}; allowed_scopes in the config: {}",
                 provider.name,
-                outside
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                outside.join(" "),
                 provider.allowed_scopes.join(" ")
             ),
         )

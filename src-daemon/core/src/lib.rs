@@ -30,6 +30,7 @@
 //! * [`keychain`]: refresh tokens and client secrets in the Secret Service;
 //! * [`config`], [`dirs`]: where things are and how providers are set up;
 //! * [`clock`]: the one clock everything reads the time from;
+//! * [`scope`]: a set of scopes, sorted once, compared one way;
 //! * [`broker`]: the services put together.
 
 pub mod access;
@@ -55,6 +56,7 @@ pub mod oauth;
 pub mod observe;
 pub mod policy;
 pub mod record;
+pub mod scope;
 pub mod secret;
 pub mod store;
 pub mod timefmt;

@@ -24,6 +24,7 @@ use crate::caller::Caller;
 use crate::delegation::{self, jws};
 use crate::error::BrokerError;
 use crate::policy::InputRequest;
+use crate::scope::ScopeSet;
 use crate::store::NewDelegation;
 
 fn refused(reason: &str, message: String) -> BrokerError {
@@ -159,9 +160,7 @@ async fn create_inner(
     }
 
     let parent = parent_of(d, s, &provider.name)?;
-    let mut scopes = p.scopes.clone();
-    scopes.sort();
-    scopes.dedup();
+    let scopes = ScopeSet::new(p.scopes.iter().cloned());
     if parent.provider != provider.name {
         return Err(RpcError::new(
             ErrorCode::ScopeNotGranted,
@@ -172,11 +171,7 @@ async fn create_inner(
         )
         .into());
     }
-    let outside: Vec<&str> = scopes
-        .iter()
-        .filter(|x| !parent.scopes.contains(x))
-        .map(String::as_str)
-        .collect();
+    let outside = scopes.missing_from(&parent.scopes);
     if !outside.is_empty() {
         return Err(RpcError::new(
             ErrorCode::ScopeNotGranted,
@@ -295,7 +290,7 @@ async fn create_inner(
         .with("rule", "valetkeyd.depth_approval")
         .into());
     }
-    let scopes = approval.unwrap_or(scopes);
+    let scopes = approval.unwrap_or_else(|| scopes.into_vec());
 
     let (kid, key) = d.signer.current(&d.store, &d.keychain).await?;
     let jti = {

@@ -33,15 +33,9 @@ use crate::config::Provider;
 use crate::consent::flow::{self, Ask};
 use crate::error::BrokerError;
 use crate::policy::InputRequest;
+use crate::scope::{missing, ScopeSet};
 use crate::store::ProviderState;
 use crate::tokens::service::{Deps, Request};
-
-fn missing<'a>(want: &'a [String], have: &[String]) -> Vec<&'a str> {
-    want.iter()
-        .filter(|s| !have.contains(s))
-        .map(String::as_str)
-        .collect()
-}
 
 /// A token handed out, and the cached token's id.
 type Issued = (TokenGetResult, u64);
@@ -144,9 +138,7 @@ async fn get(
         c.validate()
             .map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
     }
-    let mut scopes = p.scopes.clone();
-    scopes.sort();
-    scopes.dedup();
+    let scopes = ScopeSet::new(p.scopes.iter().cloned());
 
     let provider = d.config.provider(&p.provider).ok_or_else(|| {
         let known: Vec<&str> = d.config.providers.keys().map(String::as_str).collect();
@@ -165,7 +157,7 @@ async fn get(
         )
         .with("provider", &p.provider)
     })?;
-    let not_allowed = missing(&scopes, &provider.allowed_scopes);
+    let not_allowed = scopes.missing_from(&provider.allowed_scopes);
     if !not_allowed.is_empty() {
         return Err(RpcError::new(
             ErrorCode::ScopeNotAllowed,
@@ -242,7 +234,7 @@ async fn get(
                 &[&provider.name],
             ));
         }
-        let not_granted_ = missing(&scopes, &del.scopes);
+        let not_granted_ = scopes.missing_from(&del.scopes);
         if !not_granted_.is_empty() {
             return Err(not_granted(
                 &format!("sub-agent {:?}", agent.name),
@@ -267,7 +259,7 @@ async fn get(
             t,
         )
         .await?;
-        let scopes = approval.unwrap_or(scopes);
+        let scopes = approval.unwrap_or_else(|| scopes.into_vec());
         // No grant row of its own: report use only when a token was fetched.
         let now = d.clock.now();
         return issue(d, s, provider, &state, &scopes, resource, None, Some(now)).await;
@@ -277,7 +269,7 @@ async fn get(
         .store
         .live_grant(agent_id, &provider.name, &s.identity.sha256)?;
     if let Some(g) = &grant {
-        let not_granted_ = missing(&scopes, &g.scopes);
+        let not_granted_ = scopes.missing_from(&g.scopes);
         if !not_granted_.is_empty() {
             return Err(not_granted(
                 &format!("agent {:?}", agent.name),
@@ -327,7 +319,7 @@ async fn get(
             g.as_ref().map(|g| g.id),
             g.and_then(|g| g.last_used_at),
         ),
-        (None, Some(g)) => (scopes, Some(g.id), g.last_used_at),
+        (None, Some(g)) => (scopes.into_vec(), Some(g.id), g.last_used_at),
         (None, None) => {
             let (consent_id, allowed) = flow::ask(
                 d,

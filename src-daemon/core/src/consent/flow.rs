@@ -18,6 +18,7 @@ use crate::broker::Shared;
 use crate::caller::Caller;
 use crate::config::{OnLock, Provider};
 use crate::error::BrokerError;
+use crate::scope::ScopeSet;
 use crate::store::{GrantFilter, NewGrant};
 
 /// Shortest and longest "allow for" durations.
@@ -320,10 +321,8 @@ pub fn decide(
             .with("consent_id", id),
         )
     })?;
-    let mut scopes = narrowed.unwrap_or_else(|| req.scopes.clone());
-    scopes.sort();
-    scopes.dedup();
-    if scopes.is_empty() || scopes.iter().any(|s| !req.scopes.contains(s)) {
+    let scopes = ScopeSet::new(narrowed.unwrap_or_else(|| req.scopes.clone()));
+    if scopes.is_empty() || !scopes.within(&req.scopes) {
         return Err(BrokerError::rpc(
             ErrorCode::InvalidParams,
             format!(
@@ -364,7 +363,7 @@ pub fn decide(
     let resolution = match decision {
         Decision::Deny { .. } => Resolution::Denied,
         _ => Resolution::Allowed {
-            scopes: scopes.clone(),
+            scopes: scopes.to_vec(),
             grant_id,
             decision,
         },
@@ -393,7 +392,7 @@ pub fn decide(
         scopes: if matches!(decision, Decision::Deny { .. }) {
             vec![]
         } else {
-            scopes
+            scopes.into_vec()
         },
     })
 }

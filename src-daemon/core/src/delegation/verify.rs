@@ -64,8 +64,8 @@ pub fn verify_hello(
             "this broker has no record of the token; ask the parent agent for a new one",
         )
     })?;
-    let mut scopes: Vec<String> = claims.scope.split_whitespace().map(str::to_owned).collect();
-    scopes.sort();
+    let scopes =
+        crate::scope::ScopeSet::new(claims.scope.split_whitespace().map(str::to_owned)).into_vec();
     if row.provider != claims.vk_provider
         || row.scopes != scopes
         || row.depth != claims.vk_depth

@@ -75,9 +75,7 @@ pub(super) fn grant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow
 impl Store {
     /// Creates or replaces the grant for (agent, provider, binary).
     pub fn upsert_grant(&self, g: &NewGrant<'_>) -> Result<i64, StoreError> {
-        let mut scopes = g.scopes.to_vec();
-        scopes.sort();
-        scopes.dedup();
+        let scopes = crate::scope::ScopeSet::new(g.scopes.iter().cloned());
         let conn = self.conn();
         let id = conn.query_row(
             "INSERT INTO grants (agent_id, provider, scopes, binary_sha256, created_at, expires_at)

@@ -235,7 +235,7 @@ impl TokenService {
             tracing::info!(provider = %p.name, "refresh token rotated and stored");
         }
         let scopes = got.scopes.clone().unwrap_or_else(|| req.scopes.to_vec());
-        let extra: Vec<&String> = scopes.iter().filter(|s| !req.scopes.contains(s)).collect();
+        let extra = crate::scope::missing(&scopes, req.scopes);
         if !extra.is_empty() && !p.allow_full_scope {
             return Err(BrokerError::rpc(
                 ErrorCode::ScopeNotAllowed,
@@ -243,11 +243,7 @@ impl TokenService {
                     "{} returned a token with more scopes than asked ({}); it was not handed out. \
                      Set allow_full_scope = true for this provider to accept that",
                     p.name,
-                    extra
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    extra.join(" ")
                 ),
             ));
         }
