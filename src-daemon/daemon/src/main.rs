@@ -51,6 +51,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // Before a socket accepts anything: a supervisor may stop the daemon
+    // the moment it is ready, and that request must not be lost.
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let config_path = valetkey_core::dirs::config_file(args.config.as_deref());
     let config = Config::load(&config_path)?;
     let socket =
@@ -83,8 +87,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(socket = %socket.display(), control = %control.display(), db = %db.display(), config = %config_path.display(), providers, activated, "ready");
     valetkeyd::service::ready(&format!("serving agents on {}", socket.display()));
     valetkeyd::service::spawn_watchdog();
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),

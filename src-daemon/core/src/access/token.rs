@@ -22,9 +22,11 @@
 //!
 //! Every outcome, with the policy decision, is written to the audit log.
 
+use std::sync::Arc;
 use valetkey_ipc::control::{ConsentKind, Event};
-use valetkey_ipc::methods::{validate_scopes, ConsentWaitParams, TokenGetParams, TokenGetResult};
-use valetkey_ipc::{AccessToken, ErrorCode, RpcError};
+
+use valetkey_ipc::methods::{validate_scopes, ConsentWaitParams, TokenGetParams};
+use valetkey_ipc::{ErrorCode, RpcError};
 
 use crate::access::gate::{self, Asking, Trace};
 use crate::broker::Shared;
@@ -36,16 +38,38 @@ use crate::policy::InputRequest;
 use crate::scope::{missing, ScopeSet};
 use crate::store::ProviderState;
 use crate::tokens::service::{Deps, Request};
+use crate::tokens::CachedToken;
 
 /// A token handed out, and the cached token's id.
-type Issued = (TokenGetResult, u64);
+type Issued = Handed;
+
+/// A token handed out. It serializes exactly as
+/// [`TokenGetResult`](valetkey_ipc::methods::TokenGetResult), straight
+/// from the cached token: its bytes leave their zeroizing buffer only for
+/// the reply frame, with no copy in between.
+#[derive(Debug, Clone)]
+pub struct Handed(pub Arc<CachedToken>);
+
+impl serde::Serialize for Handed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let t = &self.0;
+        let mut st = s.serialize_struct("TokenGetResult", 6)?;
+        st.serialize_field("access_token", t.token.expose())?;
+        st.serialize_field("token_type", &t.token_type)?;
+        st.serialize_field("expires_at", &t.expires_at)?;
+        st.serialize_field("scopes", &t.scopes)?;
+        match &t.resource {
+            Some(r) => st.serialize_field("resource", r)?,
+            None => st.skip_field("resource")?,
+        }
+        st.serialize_field("provider", &t.provider)?;
+        st.end()
+    }
+}
 
 /// Handles `token.get`, and records the outcome.
-pub async fn handle(
-    d: &Shared,
-    s: &Caller,
-    p: TokenGetParams,
-) -> Result<TokenGetResult, BrokerError> {
+pub async fn handle(d: &Shared, s: &Caller, p: TokenGetParams) -> Result<Handed, BrokerError> {
     let mut t = Trace::default();
     let r = get(d, s, &p, None, &mut t).await;
     audit_outcome(d, s, &p, &t, r)
@@ -61,11 +85,11 @@ fn audit_outcome(
     p: &TokenGetParams,
     t: &Trace,
     r: Result<Issued, BrokerError>,
-) -> Result<TokenGetResult, BrokerError> {
-    if let Ok((res, token)) = &r {
-        if t.consent_id.is_none() && d.reuse.repeat(*token, s.session, d.clock.now()) {
-            counted(d, s, t, res);
-            return r.map(|(res, _)| res);
+) -> Result<Handed, BrokerError> {
+    if let Ok(res) = &r {
+        if t.consent_id.is_none() && d.reuse.repeat(res.0.id, s.session, d.clock.now()) {
+            counted(d, s, t, &res.0);
+            return r;
         }
     }
     let r = r.map_err(RpcError::from);
@@ -74,20 +98,20 @@ fn audit_outcome(
     rec.scopes = p.scopes.clone();
     t.fill(&mut rec);
     rec.outcome = match &r {
-        Ok((res, _)) => {
-            rec.granted = res.scopes.clone();
+        Ok(res) => {
+            rec.granted = res.0.scopes.clone();
             "issued".into()
         }
         Err(e) => format!("refused:{}", e.name()),
     };
     let written = crate::observe::record(d, rec)?;
-    let (res, token) = r.map_err(BrokerError::Rpc)?;
-    d.reuse.first(token, s.session, written);
+    let res = r.map_err(BrokerError::Rpc)?;
+    d.reuse.first(res.0.id, s.session, written);
     Ok(res)
 }
 
 /// A repeat, as the monitor sees it.
-fn counted(d: &Shared, s: &Caller, t: &Trace, res: &TokenGetResult) {
+fn counted(d: &Shared, s: &Caller, t: &Trace, res: &CachedToken) {
     let Some((_, agent)) = &s.agent else { return };
     crate::observe::repeat(
         d,
@@ -353,7 +377,7 @@ pub async fn handle_wait(
     d: &Shared,
     s: &Caller,
     p: ConsentWaitParams,
-) -> Result<TokenGetResult, BrokerError> {
+) -> Result<Handed, BrokerError> {
     let (scopes, req) = flow::wait_by_id(d, s, &p.consent_id).await?;
     let params = TokenGetParams {
         provider: req.provider.clone(),
@@ -517,13 +541,41 @@ async fn issue(
     } else {
         tracing::info!(provider = %provider.name, scopes = %scopes.join(" "), "token issued");
     }
-    let res = TokenGetResult {
-        access_token: AccessToken::new(tok.token.expose().to_owned()),
-        token_type: tok.token_type.clone(),
-        expires_at: tok.expires_at,
-        scopes: tok.scopes.clone(),
-        resource: resource.map(str::to_owned),
-        provider: provider.name.clone(),
-    };
-    Ok((res, tok.id))
+    Ok(Handed(tok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use valetkey_ipc::methods::TokenGetResult;
+    use valetkey_ipc::AccessToken;
+
+    #[test]
+    fn a_hand_out_is_the_wire_result_byte_for_byte() {
+        for resource in [None, Some("https://api.example")] {
+            let tok = CachedToken {
+                id: 1,
+                token: Secret::new("tok\"en".into()),
+                token_type: "Bearer".into(),
+                expires_at: 1_772_445_600,
+                scopes: vec!["a".into(), "b".into()],
+                generation: 1,
+                provider: "p".into(),
+                resource: resource.map(str::to_owned),
+            };
+            let wire = TokenGetResult {
+                access_token: AccessToken::new("tok\"en".into()),
+                token_type: "Bearer".into(),
+                expires_at: 1_772_445_600,
+                scopes: vec!["a".into(), "b".into()],
+                resource: resource.map(str::to_owned),
+                provider: "p".into(),
+            };
+            assert_eq!(
+                serde_json::to_string(&Handed(Arc::new(tok))).expect("json"),
+                serde_json::to_string(&wire).expect("json")
+            );
+        }
+    }
 }

@@ -14,7 +14,7 @@
 //! refusal, or any other record. Repeats are what a busy agent does all
 //! day; writing each one durably cost most of a cached hand-out.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Mutex;
 
 use crate::store::AuditRecord;

@@ -3,7 +3,7 @@
 //! delegation chain and the request. Agent-declared facts can only make a
 //! request look stronger or more sensitive, never weaker.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Mutex;
 
 use valetkey_ipc::methods::RequestContext;
@@ -17,7 +17,7 @@ use crate::store::AgentRow;
 /// Requests per agent in the last minute, in one-second buckets.
 #[derive(Default)]
 pub struct Rates {
-    map: Mutex<HashMap<i64, [(u64, u32); 60]>>,
+    map: Mutex<FxHashMap<i64, [(u64, u32); 60]>>,
 }
 
 impl Rates {

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use rustc_hash::FxHashMap;
 
 use super::agents::{agent_from_row, AgentRow, AGENT_COLS};
 use super::grants::{grant_from_row, GrantRow, GRANT_COLS};
@@ -18,11 +19,11 @@ use super::providers::{provider_from_row, ProviderState, PROVIDER_COLS};
 #[derive(Debug, Default)]
 pub(super) struct Mirror {
     /// Agents by id.
-    pub agents: HashMap<i64, Arc<AgentRow>>,
+    pub agents: FxHashMap<i64, Arc<AgentRow>>,
     /// Agent ids by name.
     pub names: HashMap<String, i64>,
     /// Grants by agent id (an agent has a handful).
-    pub grants: HashMap<i64, Vec<Arc<GrantRow>>>,
+    pub grants: FxHashMap<i64, Vec<Arc<GrantRow>>>,
     /// Remembered denials: (agent id, provider, binary).
     pub denials: HashSet<(i64, String, String)>,
     /// Login state by provider name.

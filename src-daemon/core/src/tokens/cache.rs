@@ -7,7 +7,7 @@
 //! token another agent was handed. The price is one refresh per agent and
 //! scope set instead of one per scope set.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::secret::Secret;
@@ -85,11 +85,15 @@ pub struct CachedToken {
     pub scopes: Vec<String>,
     /// The provider login generation it came from.
     pub generation: i64,
+    /// The provider that issued it.
+    pub provider: String,
+    /// The RFC 8707 resource it is for.
+    pub resource: Option<String>,
 }
 
 /// Tokens by agent: an agent holds a handful, so each lookup is one hash
 /// of an integer and a short scan.
-type Map = HashMap<i64, Vec<(CacheKey, Arc<CachedToken>)>>;
+type Map = FxHashMap<i64, Vec<(CacheKey, Arc<CachedToken>)>>;
 
 /// The cache. A std `Mutex`: held only for a map lookup or insert.
 #[derive(Default)]
@@ -207,6 +211,8 @@ mod tests {
             expires_at: exp,
             scopes: vec!["a".into()],
             generation,
+            provider: "p".into(),
+            resource: None,
         })
     }
 
@@ -271,6 +277,8 @@ mod tests {
                 expires_at: exp,
                 scopes: vec![],
                 generation: 1,
+                provider: "p".into(),
+                resource: None,
             })
         };
         c.insert(k(1), t(1, 1000));

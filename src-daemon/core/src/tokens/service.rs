@@ -259,6 +259,8 @@ impl TokenService {
                 expires_at: req.now + lifetime,
                 scopes,
                 generation: req.generation,
+                provider: p.name.clone(),
+                resource: req.resource.map(str::to_owned),
             }),
             got.refresh_token.is_some(),
         ))
