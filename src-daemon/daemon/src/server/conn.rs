@@ -23,10 +23,9 @@
 use futures::StreamExt;
 use interprocess::local_socket::tokio::{prelude::*, Stream};
 use tokio::sync::watch;
-use tokio_util::codec::Framed;
 use tracing::Instrument;
 use valetkey_core::caller::Caller;
-use valetkey_ipc::codec::{FrameCodec, FrameError};
+use valetkey_ipc::codec::FrameError;
 use valetkey_ipc::jsonrpc::Response;
 use valetkey_ipc::{ErrorCode, RpcError};
 
@@ -51,7 +50,7 @@ async fn reject(mut framed: Conn, err: RpcError) {
 /// Refuses a connection over the cap: one error frame, then close.
 pub async fn turn_away(stream: Stream, cap: usize) {
     tracing::warn!(cap, "connection refused: too many open");
-    let mut framed = Framed::new(stream, FrameCodec::default());
+    let mut framed = super::wire::framed(stream);
     let err = RpcError::new(
         ErrorCode::TooManyConnections,
         format!("valetkeyd already serves {cap} connections ([limits] max_connections); close idle ones and retry"),
@@ -72,7 +71,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let creds = stream.peer_creds();
-    let framed = Framed::new(stream, FrameCodec::default());
+    let framed = super::wire::framed(stream);
     let (uid, pid) = match &creds {
         Ok(c) => (c.euid(), c.pid()),
         Err(_) => (None, None),
@@ -244,7 +243,10 @@ async fn frame_loop(
                 }
                 let resp = if process.alive() {
                     tokio::select! {
-                        r = dispatch::dispatch(daemon, session, &bytes) => r,
+                        // Boxed: the request's future (a consent wait, a
+                        // refresh) lives only while it runs, not in every
+                        // idle connection's task.
+                        r = Box::pin(dispatch::dispatch(daemon, session, &bytes)) => r,
                         _ = stop.changed() => return,
                         _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
                     }

@@ -31,6 +31,20 @@ pub struct Session {
 
 pub(crate) type Conn = Framed<Stream, FrameCodec>;
 
+/// Bytes a connection's read buffer starts with: a `token.get` frame is
+/// ~100 bytes. It grows for a bigger frame (up to the 64 KiB cap), and the
+/// write buffer only when an error is written: an idle connection holds
+/// almost nothing, where the codec's default is 8 KiB each way.
+const READ_BUF: usize = 256;
+
+/// Frames a new connection.
+pub(crate) fn framed(stream: Stream) -> Conn {
+    let mut parts = tokio_util::codec::FramedParts::new::<Bytes>(stream, FrameCodec::default());
+    parts.read_buf = bytes::BytesMut::with_capacity(READ_BUF);
+    parts.write_buf = bytes::BytesMut::new();
+    Framed::from_parts(parts)
+}
+
 pub(crate) async fn send(framed: &mut Conn, resp: &Response) -> bool {
     match serde_json::to_vec(resp) {
         Ok(v) => framed.send(Bytes::from(v)).await.is_ok(),
