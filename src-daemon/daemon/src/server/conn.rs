@@ -243,10 +243,7 @@ async fn frame_loop(
                 }
                 let resp = if process.alive() {
                     tokio::select! {
-                        // Boxed: the request's future (a consent wait, a
-                        // refresh) lives only while it runs, not in every
-                        // idle connection's task.
-                        r = Box::pin(dispatch::dispatch(daemon, session, &bytes)) => r,
+                        r = dispatch::dispatch(daemon, session, &bytes) => r,
                         _ = stop.changed() => return,
                         _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
                     }
