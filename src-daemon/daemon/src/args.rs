@@ -17,6 +17,10 @@ pub struct DaemonArgs {
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Runtime threads serving requests: 1 (the default) runs tokio's
+    /// current_thread runtime, more its multi_thread runtime (for measuring).
+    #[arg(long, env = "VALETKEYD_WORKERS", default_value_t = 1, hide = true)]
+    pub workers: usize,
     /// Write valetkeyd's man page into this directory and exit (for packagers).
     #[arg(long, hide = true, value_name = "DIR")]
     pub generate_man: Option<PathBuf>,

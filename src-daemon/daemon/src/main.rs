@@ -43,8 +43,18 @@ fn main() -> anyhow::Result<()> {
         .with(stderr)
         .init();
     valetkeyd::harden::apply();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+    // One thread by default: on the 2-vCPU machines measured, tokio's
+    // current_thread runtime served at least as fast as multi_thread
+    // (docs/BENCHMARKS.md, "Runtime choice"); --workers N measures the other.
+    let mut rt = match args.workers {
+        0 | 1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    rt.enable_all()
         .build()
         .context("cannot start the async runtime")?
         .block_on(run(args))
