@@ -110,29 +110,27 @@ pub fn parse_request_ref(frame: &[u8]) -> Result<RequestRef<'_>, Box<Response>> 
             }))
         }
     };
-    let bad = |why: String| {
-        Box::new(Response::err(
-            req.id.clone(),
-            RpcError::new(ErrorCode::BadRequest, why),
-        ))
-    };
-    if req.jsonrpc != "2.0" {
-        return Err(bad(format!(
-            "\"jsonrpc\" must be \"2.0\", got {:?}",
-            req.jsonrpc
-        )));
-    }
-    if req.id.is_none() {
-        return Err(bad(
-            "every request needs an \"id\"; notifications are not supported".into(),
-        ));
-    }
-    if let Some(p) = req.params {
-        if !p.get().trim_start().starts_with('{') {
-            return Err(bad("\"params\" must be an object".into()));
-        }
-    }
+    let object = req.params.map(|p| p.get().trim_start().starts_with('{'));
+    check(&req.jsonrpc, &req.id, object)?;
     Ok(req)
+}
+
+/// The envelope checks both parsers make, in order: the version, an id,
+/// and params (when present, `Some(is_object)`) that are an object.
+fn check(jsonrpc: &str, id: &Option<Id>, params_object: Option<bool>) -> Result<(), Box<Response>> {
+    let why = if jsonrpc != "2.0" {
+        format!("\"jsonrpc\" must be \"2.0\", got {jsonrpc:?}")
+    } else if id.is_none() {
+        "every request needs an \"id\"; notifications are not supported".into()
+    } else if params_object == Some(false) {
+        "\"params\" must be an object".into()
+    } else {
+        return Ok(());
+    };
+    Err(Box::new(Response::err(
+        id.clone(),
+        RpcError::new(ErrorCode::BadRequest, why),
+    )))
 }
 
 /// Parses one frame into a request, or the error response to send back.
@@ -160,22 +158,11 @@ pub fn parse_request(frame: &[u8]) -> Result<Request, Box<Response>> {
     };
     let req: Request = serde_json::from_value(value)
         .map_err(|e| bad(format!("not a JSON-RPC 2.0 request: {e}")))?;
-    if req.jsonrpc != "2.0" {
-        return Err(bad(format!(
-            "\"jsonrpc\" must be \"2.0\", got {:?}",
-            req.jsonrpc
-        )));
-    }
-    if req.id.is_none() {
-        return Err(bad(
-            "every request needs an \"id\"; notifications are not supported".into(),
-        ));
-    }
-    if let Some(p) = &req.params {
-        if !p.is_object() {
-            return Err(bad("\"params\" must be an object".into()));
-        }
-    }
+    check(
+        &req.jsonrpc,
+        &req.id,
+        req.params.as_ref().map(Value::is_object),
+    )?;
     Ok(req)
 }
 
