@@ -287,11 +287,6 @@ impl Store {
         )
     }
 
-    /// Whether the agent is suspended.
-    pub fn agent_suspended(&self, agent_id: i64) -> Result<bool, StoreError> {
-        Ok(self.agent_status(agent_id)?.as_deref() == Some(SUSPENDED))
-    }
-
     /// Remembers a "deny" for this agent binary and provider.
     pub fn add_denial(
         &self,

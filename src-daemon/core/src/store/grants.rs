@@ -173,27 +173,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// Deletes an agent's grants for a provider (or all providers); returns how many.
-    pub fn revoke_grants(&self, agent: &str, provider: Option<&str>) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "UPDATE delegations SET revoked_at = ?3, revoked_reason = 'grant revoked'
-             WHERE revoked_at IS NULL AND root_grant_id IN (SELECT id FROM grants
-               WHERE agent_id = (SELECT id FROM agents WHERE name = ?1) AND (?2 IS NULL OR provider = ?2))",
-            params![agent, provider, self.now()],
-        )?;
-        let n = tx.execute(
-            "DELETE FROM grants WHERE agent_id = (SELECT id FROM agents WHERE name = ?1)
-               AND (?2 IS NULL OR provider = ?2)",
-            params![agent, provider],
-        )?;
-        tx.commit()?;
-        self.mirror_mut()
-            .forget_grants(|g| g.agent_name == agent && provider.is_none_or(|p| g.provider == p));
-        Ok(n)
-    }
-
     /// Notes that a token was handed out under a grant.
     pub fn touch_grant(&self, grant_id: i64) -> Result<(), StoreError> {
         let now = self.now();
@@ -255,7 +234,12 @@ mod tests {
         assert_eq!(s.list_grants(Some("bot"), false).expect("q").len(), 0);
         assert_eq!(s.list_grants(Some("bot"), true).expect("q").len(), 1);
 
-        assert_eq!(s.revoke_grants("bot", Some("gh")).expect("revoke"), 1);
+        assert_eq!(
+            s.delete_grants(GrantFilter::Agent(id))
+                .expect("revoke")
+                .len(),
+            1
+        );
         assert!(!any_gh(&s));
     }
 
