@@ -13,7 +13,7 @@ use valetkey_ipc::methods::AgentInfo;
 
 use super::{Cli, Failure};
 use valetkey_core::config::Config;
-use valetkey_core::keychain::{Item, Keychain};
+use valetkey_core::keychain::{Item, SecretService};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -246,7 +246,7 @@ async fn provider_checks(r: &mut Report, cfg: &Config, states: Option<&[Provider
             &[]
         }
     };
-    let keychain = Keychain::new();
+    let keychain = SecretService::new();
     let mut clock_done = false;
     for p in cfg.providers.values() {
         let check = format!("login:{}", p.name);

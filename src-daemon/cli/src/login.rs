@@ -15,10 +15,10 @@ use valetkey_ipc::control::{
 
 use super::client::{connect, fail};
 use super::{Cli, Failure};
-use valetkey_core::keychain::{Item, Keychain};
+use valetkey_core::keychain::{Item, SecretService};
 use valetkey_core::oauth::device::login_device;
 use valetkey_core::oauth::login::{login_loopback, LoginOptions};
-use valetkey_core::oauth::Upstream;
+use valetkey_core::oauth::HttpUpstream;
 use valetkey_core::secret::Secret;
 use valetkey_core::tokens::TokenService;
 
@@ -73,9 +73,9 @@ pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
     // The daemon records the login: make sure it answers before the user
     // goes through a browser for nothing.
     let mut daemon = connect(cli).await?;
-    let keychain = Keychain::new();
+    let keychain = SecretService::new();
     let secret = TokenService::client_secret(&keychain, p).await?;
-    let upstream = Upstream::new();
+    let upstream = HttpUpstream::new();
     let timeout = Duration::from_secs(a.timeout);
     let tokens = if a.device {
         login_device(&upstream, p, secret.as_ref(), timeout, |d| {
@@ -167,7 +167,7 @@ pub async fn provider_cmd(cli: &Cli, c: &ProviderCmd) -> Result<(), Failure> {
             "no secret on stdin; pipe it in, e.g. `valetkey provider set-secret NAME < secret.txt`",
         ));
     }
-    Keychain::new()
+    SecretService::new()
         .set(Item::ClientSecret(&p.name), &Secret::new(value.to_owned()))
         .await?;
     println!(

@@ -13,9 +13,9 @@ use crate::config::Config;
 use crate::consent::manager::{Consents, Limits};
 use crate::delegation::keys::Signer;
 use crate::events::Events;
-use crate::keychain::Keychain;
+use crate::keychain::{Keychain, SecretService};
 use crate::monitor::Monitor;
-use crate::oauth::Upstream;
+use crate::oauth::{HttpUpstream, Upstream};
 use crate::policy::{Policies, Rates};
 use crate::store::Store;
 use crate::tokens::TokenService;
@@ -27,9 +27,9 @@ pub struct Broker {
     /// Providers' login state, agents and grants.
     pub store: Store,
     /// Refresh tokens and client secrets.
-    pub keychain: Keychain,
+    pub keychain: Arc<dyn Keychain>,
     /// HTTP clients and discovered endpoints.
-    pub upstream: Upstream,
+    pub upstream: Arc<dyn Upstream>,
     /// Cache and single-flight refresh.
     pub tokens: TokenService,
     /// Peer attestation with its hash cache.
@@ -58,6 +58,15 @@ pub struct Broker {
     locked: watch::Sender<bool>,
 }
 
+/// What the broker reaches outside the process through: the keychain and
+/// the providers' token endpoints.
+pub struct Ports {
+    /// Refresh tokens, client secrets and signing keys.
+    pub keychain: Arc<dyn Keychain>,
+    /// Refresh and revocation.
+    pub upstream: Arc<dyn Upstream>,
+}
+
 /// A handle to the broker.
 pub type Shared = Arc<Broker>;
 
@@ -69,8 +78,19 @@ impl Broker {
         Self::with_policies(config, store, policies)
     }
 
-    /// Builds the state with given policies.
+    /// Builds the state with given policies, over the real keychain and
+    /// providers.
     pub fn with_policies(config: Config, store: Store, policies: Policies) -> Shared {
+        let ports = Ports {
+            keychain: Arc::new(SecretService::new()),
+            upstream: Arc::new(HttpUpstream::new()),
+        };
+        Self::assemble(config, store, policies, ports)
+    }
+
+    /// Builds the state over the given ports (the in-process tests pass
+    /// fakes here).
+    pub fn assemble(config: Config, store: Store, policies: Policies, ports: Ports) -> Shared {
         let limits = Limits {
             timeout: config.consent.timeout,
             max_pending_per_agent: config.consent.max_pending_per_agent,
@@ -80,9 +100,9 @@ impl Broker {
         Arc::new(Broker {
             config,
             store,
-            keychain: Keychain::new(),
-            upstream: Upstream::new(),
-            tokens: TokenService::default(),
+            tokens: TokenService::new(ports.keychain.clone(), ports.upstream.clone()),
+            keychain: ports.keychain,
+            upstream: ports.upstream,
             attestor: Attestor::default(),
             consents: Consents::new(limits, clock.clone()),
             events: Events::default(),

@@ -36,7 +36,7 @@ pub async fn keys_rotate(d: &Shared) -> Result<KeysRotateResult, BrokerError> {
         .signer
         .rotate(
             &d.store,
-            &d.keychain,
+            &*d.keychain,
             crate::delegation::verify::max_ttl_secs(d),
         )
         .await?;

@@ -68,9 +68,44 @@ impl Item<'_> {
 pub const SERVICE: &str = "valetkey";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A handle to the keychain. Cheap to clone.
+/// A future a port returns: boxed, so the ports can be trait objects.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where secrets live, as the core sees it: the daemon passes the real
+/// [`SecretService`]; the in-process tests pass a fake that can fail on
+/// demand. Every method is one keychain round trip.
+pub trait Keychain: Send + Sync {
+    /// Reads an item; `Ok(None)` when it does not exist.
+    fn get<'a>(&'a self, item: Item<'a>) -> BoxFuture<'a, Result<Option<Secret>, KeychainError>>;
+    /// Writes (creates or replaces) an item.
+    fn set<'a>(
+        &'a self,
+        item: Item<'a>,
+        value: &'a Secret,
+    ) -> BoxFuture<'a, Result<(), KeychainError>>;
+    /// Deletes an item; deleting a missing one is not an error.
+    fn delete<'a>(&'a self, item: Item<'a>) -> BoxFuture<'a, Result<(), KeychainError>>;
+}
+
+impl Keychain for SecretService {
+    fn get<'a>(&'a self, item: Item<'a>) -> BoxFuture<'a, Result<Option<Secret>, KeychainError>> {
+        Box::pin(SecretService::get(self, item))
+    }
+    fn set<'a>(
+        &'a self,
+        item: Item<'a>,
+        value: &'a Secret,
+    ) -> BoxFuture<'a, Result<(), KeychainError>> {
+        Box::pin(SecretService::set(self, item, value))
+    }
+    fn delete<'a>(&'a self, item: Item<'a>) -> BoxFuture<'a, Result<(), KeychainError>> {
+        Box::pin(SecretService::delete(self, item))
+    }
+}
+
+/// The Secret Service keychain (over D-Bus). Cheap to clone.
 #[derive(Clone, Default)]
-pub struct Keychain {
+pub struct SecretService {
     store: Arc<Mutex<Slot>>,
 }
 
@@ -112,7 +147,7 @@ fn map_err(e: KrError) -> KeychainError {
     }
 }
 
-impl Keychain {
+impl SecretService {
     /// A keychain that connects on first use.
     pub fn new() -> Self {
         Self::default()
@@ -132,7 +167,7 @@ impl Keychain {
         self.store.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
-    /// Builds an entry. Blocking: call only inside [`Keychain::run`].
+    /// Builds an entry. Blocking: call only inside [`SecretService::run`].
     fn entry(&self, user: &str, label: &str) -> Result<keyring_core::Entry, KeychainError> {
         let mods = HashMap::from([("label", label)]);
         self.store()?
@@ -143,7 +178,7 @@ impl Keychain {
     /// Runs a blocking keychain operation off the runtime, with a timeout.
     async fn run<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Keychain) -> Result<T, KeychainError> + Send + 'static,
+        op: impl FnOnce(&SecretService) -> Result<T, KeychainError> + Send + 'static,
     ) -> Result<T, KeychainError> {
         let this = self.clone();
         let task = tokio::task::spawn_blocking(move || {

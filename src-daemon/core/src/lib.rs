@@ -61,3 +61,6 @@ pub mod secret;
 pub mod store;
 pub mod timefmt;
 pub mod tokens;
+
+#[cfg(test)]
+mod inproc;

@@ -80,7 +80,7 @@ pub async fn logout(d: &Shared, p: LogoutParams) -> Result<LogoutResult, BrokerE
     let (upstream, error) = match d.keychain.get(Item::RefreshToken(&provider.name)).await? {
         None => (UpstreamRevocation::NoToken, None),
         Some(rt) => {
-            let secret = TokenService::client_secret(&d.keychain, provider)
+            let secret = TokenService::client_secret(&*d.keychain, provider)
                 .await
                 .ok()
                 .flatten();

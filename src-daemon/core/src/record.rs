@@ -52,7 +52,7 @@ pub fn checkpoint_soon(d: &Shared) {
     tokio::spawn(async move {
         let now = d.clock.now();
         crate::audit::checkpoint::log(
-            crate::audit::checkpoint::make(&d.store, &d.signer, &d.keychain, now).await,
+            crate::audit::checkpoint::make(&d.store, &d.signer, &*d.keychain, now).await,
         )
     });
 }

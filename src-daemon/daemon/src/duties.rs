@@ -47,5 +47,5 @@ fn spawn_reuse(d: &Shared) {
 
 /// Signs the head now, if it is not signed yet.
 pub async fn sign(d: &Shared) {
-    checkpoint::log(checkpoint::make(&d.store, &d.signer, &d.keychain, d.clock.now()).await);
+    checkpoint::log(checkpoint::make(&d.store, &d.signer, &*d.keychain, d.clock.now()).await);
 }

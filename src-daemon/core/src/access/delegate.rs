@@ -292,7 +292,7 @@ async fn create_inner(
     }
     let scopes = approval.unwrap_or_else(|| scopes.into_vec());
 
-    let (kid, key) = d.signer.current(&d.store, &d.keychain).await?;
+    let (kid, key) = d.signer.current(&d.store, &*d.keychain).await?;
     let jti = {
         let mut b = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)

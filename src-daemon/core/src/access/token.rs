@@ -37,7 +37,7 @@ use crate::error::BrokerError;
 use crate::policy::InputRequest;
 use crate::scope::{missing, ScopeSet};
 use crate::store::ProviderState;
-use crate::tokens::service::{Deps, Request};
+use crate::tokens::service::Request;
 use crate::tokens::CachedToken;
 
 /// A token handed out, and the cached token's id.
@@ -506,11 +506,6 @@ async fn issue(
         }
     }
 
-    let deps = Deps {
-        store: &d.store,
-        keychain: &d.keychain,
-        upstream: &d.upstream,
-    };
     let req = Request {
         agent_id: *agent_id,
         scopes,
@@ -518,7 +513,7 @@ async fn issue(
         generation: state.generation,
         now: d.clock.now().max(0) as u64,
     };
-    let (tok, cached) = d.tokens.get(&deps, provider, &req).await?;
+    let (tok, cached) = d.tokens.get(&d.store, provider, &req).await?;
     let now = d.clock.now();
     // Keep the hot path free of writes: record use at most once a minute.
     if !cached || last_used.is_none_or(|t| now - t >= 60) {

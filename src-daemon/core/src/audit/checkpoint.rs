@@ -23,7 +23,7 @@ use crate::store::{Checkpoint, Store};
 pub async fn make(
     store: &Store,
     signer: &Signer,
-    keychain: &Keychain,
+    keychain: &dyn Keychain,
     now: i64,
 ) -> Result<Option<Checkpoint>, BrokerError> {
     let Some((seq, hash)) = store.audit_head()? else {

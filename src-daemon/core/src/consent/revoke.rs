@@ -130,7 +130,7 @@ async fn revoke_grants(
         if !p.revoke_agent_tokens {
             continue;
         }
-        let secret = TokenService::client_secret(&d.keychain, p)
+        let secret = TokenService::client_secret(&*d.keychain, p)
             .await
             .ok()
             .flatten();

@@ -43,7 +43,7 @@ fn internal(msg: impl Into<String>) -> BrokerError {
 
 async fn generate(
     store: &Store,
-    keychain: &Keychain,
+    keychain: &dyn Keychain,
 ) -> Result<(String, Arc<Ed25519KeyPair>), BrokerError> {
     let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
         .map_err(|_| internal("cannot generate a signing key"))?;
@@ -68,7 +68,7 @@ impl Signer {
     pub async fn current(
         &self,
         store: &Store,
-        keychain: &Keychain,
+        keychain: &dyn Keychain,
     ) -> Result<(String, Arc<Ed25519KeyPair>), BrokerError> {
         if let Some(k) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(k);
@@ -103,7 +103,7 @@ impl Signer {
     pub async fn rotate(
         &self,
         store: &Store,
-        keychain: &Keychain,
+        keychain: &dyn Keychain,
         max_ttl_secs: i64,
     ) -> Result<(String, Vec<String>), BrokerError> {
         let (kid, pair) = generate(store, keychain).await?;

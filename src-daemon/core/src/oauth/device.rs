@@ -17,7 +17,7 @@ use oauth2::{
 
 use super::http::Transport;
 use super::login::LoginError;
-use super::{TokenSet, Upstream, UpstreamError};
+use super::{HttpUpstream, TokenSet, UpstreamError};
 use crate::config::Provider;
 use crate::secret::Secret;
 
@@ -44,7 +44,7 @@ fn config_err(p: &Provider, detail: impl Into<String>) -> UpstreamError {
 /// Runs the device flow. `show` is called once with what the user must do;
 /// the call then polls until approval, denial, expiry or `timeout`.
 pub async fn login_device(
-    up: &Upstream,
+    up: &HttpUpstream,
     p: &Provider,
     client_secret: Option<&Secret>,
     timeout: Duration,

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use url::Url;
 
-use super::{Upstream, UpstreamError};
+use super::{HttpUpstream, UpstreamError};
 use crate::config::{Endpoints, Provider};
 
 #[derive(Deserialize)]
@@ -32,7 +32,7 @@ fn well_known(issuer: &Url) -> Vec<Url> {
     urls
 }
 
-impl Upstream {
+impl HttpUpstream {
     /// The provider's endpoints: config first, discovery for the rest.
     pub async fn endpoints(&self, p: &Provider) -> Result<Endpoints, UpstreamError> {
         let Some(issuer) = &p.issuer else {

@@ -12,7 +12,7 @@ use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::{TokenSet, Upstream, UpstreamError};
+use super::{HttpUpstream, TokenSet, UpstreamError};
 use crate::config::Provider;
 use crate::secret::Secret;
 
@@ -54,7 +54,7 @@ pub struct LoginOptions {
 
 /// Runs the whole browser login and returns the provider's tokens.
 pub async fn login_loopback(
-    up: &Upstream,
+    up: &HttpUpstream,
     p: &Provider,
     client_secret: Option<&Secret>,
     opts: &LoginOptions,

@@ -1,7 +1,7 @@
 //! Talking to identity providers: discovery, refresh, code exchange and
 //! revocation, on top of the `oauth2` crate.
 //!
-//! [`Upstream`] keeps one HTTP client per provider (with the provider's
+//! [`HttpUpstream`] keeps one HTTP client per provider (with the provider's
 //! extra CA, no redirects, and its timeout) and the discovered endpoints.
 //! Every failure is classified into [`UpstreamError`], whose variants map
 //! one-to-one onto the wire error codes agents see.
@@ -19,6 +19,8 @@ pub use http::{clock_skew, HttpError};
 pub use ops::TokenSet;
 
 use crate::config::{Endpoints, Provider};
+use crate::keychain::BoxFuture;
+use crate::secret::Secret;
 
 /// Why a provider call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -59,14 +61,85 @@ pub enum UpstreamError {
     },
 }
 
-/// Provider clients and discovered endpoints, shared by the daemon.
+/// The provider calls the broker makes once a login exists, as the core
+/// sees them: the daemon passes the real [`HttpUpstream`]; the in-process
+/// tests pass a fake that counts calls and fails on demand.
+pub trait Upstream: Send + Sync {
+    /// Refresh-token grant, narrowed to `scopes` (and `resource`).
+    fn refresh<'a>(
+        &'a self,
+        p: &'a Provider,
+        refresh_token: &'a Secret,
+        client_secret: Option<&'a Secret>,
+        scopes: &'a [String],
+        resource: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<TokenSet, UpstreamError>>;
+    /// RFC 7009 revocation of a refresh token; `Ok(false)` when the
+    /// provider has no revocation endpoint.
+    fn revoke<'a>(
+        &'a self,
+        p: &'a Provider,
+        refresh_token: &'a Secret,
+        client_secret: Option<&'a Secret>,
+    ) -> BoxFuture<'a, Result<bool, UpstreamError>>;
+    /// RFC 7009 revocation of an access token.
+    fn revoke_access_token<'a>(
+        &'a self,
+        p: &'a Provider,
+        access_token: &'a Secret,
+        client_secret: Option<&'a Secret>,
+    ) -> BoxFuture<'a, Result<bool, UpstreamError>>;
+}
+
+impl Upstream for HttpUpstream {
+    fn refresh<'a>(
+        &'a self,
+        p: &'a Provider,
+        refresh_token: &'a Secret,
+        client_secret: Option<&'a Secret>,
+        scopes: &'a [String],
+        resource: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<TokenSet, UpstreamError>> {
+        Box::pin(HttpUpstream::refresh(
+            self,
+            p,
+            refresh_token,
+            client_secret,
+            scopes,
+            resource,
+        ))
+    }
+    fn revoke<'a>(
+        &'a self,
+        p: &'a Provider,
+        refresh_token: &'a Secret,
+        client_secret: Option<&'a Secret>,
+    ) -> BoxFuture<'a, Result<bool, UpstreamError>> {
+        Box::pin(HttpUpstream::revoke(self, p, refresh_token, client_secret))
+    }
+    fn revoke_access_token<'a>(
+        &'a self,
+        p: &'a Provider,
+        access_token: &'a Secret,
+        client_secret: Option<&'a Secret>,
+    ) -> BoxFuture<'a, Result<bool, UpstreamError>> {
+        Box::pin(HttpUpstream::revoke_access_token(
+            self,
+            p,
+            access_token,
+            client_secret,
+        ))
+    }
+}
+
+/// Provider clients and discovered endpoints: the real [`Upstream`].
 #[derive(Default)]
-pub struct Upstream {
+pub struct HttpUpstream {
     clients: Mutex<HashMap<String, reqwest::Client>>,
     endpoints: Mutex<HashMap<String, Endpoints>>,
 }
 
-impl Upstream {
+impl HttpUpstream {
     /// A fresh cache.
     pub fn new() -> Self {
         Self::default()

@@ -12,7 +12,7 @@ use oauth2::{
 use url::Url;
 
 use super::http::{HttpError, Transport};
-use super::{Upstream, UpstreamError};
+use super::{HttpUpstream, UpstreamError};
 use crate::config::Provider;
 use crate::secret::Secret;
 
@@ -100,7 +100,7 @@ fn describe_basic(r: &oauth2::basic::BasicErrorResponse) -> (String, Option<Stri
     (code, r.error_description().cloned())
 }
 
-impl Upstream {
+impl HttpUpstream {
     fn token_url(&self, p: &Provider, url: Option<Url>) -> Result<TokenUrl, UpstreamError> {
         url.map(TokenUrl::from_url)
             .ok_or_else(|| UpstreamError::Config {

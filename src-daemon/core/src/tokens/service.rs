@@ -26,11 +26,14 @@ use crate::store::Store;
 /// Default lifetime assumed when a provider omits `expires_in`.
 const DEFAULT_LIFETIME_SECS: u64 = 600;
 
-/// The cache plus the refresh machinery.
-#[derive(Default)]
+/// The cache plus the refresh machinery, over its two ports.
 pub struct TokenService {
     /// Live access tokens.
     pub cache: TokenCache,
+    /// Where refresh tokens and client secrets are read and rotated.
+    keychain: Arc<dyn Keychain>,
+    /// The provider's token endpoint.
+    upstream: Arc<dyn Upstream>,
     /// One async mutex per provider: the single-flight gate.
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Rotated refresh tokens the keychain refused to store yet.
@@ -55,17 +58,20 @@ pub struct Request<'a> {
     pub now: u64,
 }
 
-/// Shared parts the service uses.
-pub struct Deps<'a> {
-    /// The state DB.
-    pub store: &'a Store,
-    /// The keychain.
-    pub keychain: &'a Keychain,
-    /// Provider access.
-    pub upstream: &'a Upstream,
-}
-
 impl TokenService {
+    /// A service with an empty cache over these ports.
+    pub fn new(keychain: Arc<dyn Keychain>, upstream: Arc<dyn Upstream>) -> Self {
+        Self {
+            cache: TokenCache::default(),
+            keychain,
+            upstream,
+            flights: Mutex::default(),
+            pending: Mutex::default(),
+            refreshes: AtomicU64::new(0),
+            ids: AtomicU64::new(0),
+        }
+    }
+
     /// Forgets everything held for `provider` (its cached access tokens
     /// and a rotated refresh token not yet stored): after a new login or a
     /// logout, nothing from the old login may be handed out or used.
@@ -91,10 +97,11 @@ impl TokenService {
             .clone()
     }
 
-    /// A token from the cache, or from one upstream refresh.
+    /// A token from the cache, or from one upstream refresh (whose
+    /// outcome is audited in `store`).
     pub async fn get(
         &self,
-        deps: &Deps<'_>,
+        store: &Store,
         p: &Provider,
         req: &Request<'_>,
     ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
@@ -112,7 +119,7 @@ impl TokenService {
         if let Some(t) = self.cache.get(key, req.generation, req.now) {
             return Ok((t, true));
         }
-        let token = self.refresh(deps, p, req).await?;
+        let token = self.refresh(store, p, req).await?;
         self.cache.insert(
             CacheKey::new(req.agent_id, &p.name, req.scopes, req.resource),
             token.clone(),
@@ -120,7 +127,7 @@ impl TokenService {
         Ok((token, false))
     }
 
-    async fn refresh_token(&self, deps: &Deps<'_>, p: &Provider) -> Result<Secret, BrokerError> {
+    async fn refresh_token(&self, p: &Provider) -> Result<Secret, BrokerError> {
         let pending = self
             .pending
             .lock()
@@ -130,7 +137,7 @@ impl TokenService {
         if let Some(rt) = pending {
             return Ok(rt);
         }
-        deps.keychain
+        self.keychain
             .get(Item::RefreshToken(&p.name))
             .await?
             .ok_or_else(|| {
@@ -146,7 +153,7 @@ impl TokenService {
 
     /// The client secret of a confidential client.
     pub async fn client_secret(
-        keychain: &Keychain,
+        keychain: &dyn Keychain,
         p: &Provider,
     ) -> Result<Option<Secret>, BrokerError> {
         if !p.confidential {
@@ -166,14 +173,14 @@ impl TokenService {
 
     async fn refresh(
         &self,
-        deps: &Deps<'_>,
+        store: &Store,
         p: &Provider,
         req: &Request<'_>,
     ) -> Result<Arc<CachedToken>, BrokerError> {
-        let rt = self.refresh_token(deps, p).await?;
-        let secret = Self::client_secret(deps.keychain, p).await?;
+        let rt = self.refresh_token(p).await?;
+        let secret = Self::client_secret(&*self.keychain, p).await?;
         self.refreshes.fetch_add(1, Ordering::Relaxed);
-        let r = self.exchange(deps, p, req, &rt, secret.as_ref()).await;
+        let r = self.exchange(store, p, req, &rt, secret.as_ref()).await;
         let mut rec = crate::audit::by_user("refresh", None);
         rec.provider = Some(p.name.clone());
         rec.scopes = req.scopes.to_vec();
@@ -189,19 +196,19 @@ impl TokenService {
         }
         // The refresh already happened upstream: a failure to record it is
         // reported by the token.get record that follows, which fails closed.
-        let _ = crate::audit::write(deps.store, &rec);
+        let _ = crate::audit::write(store, &rec);
         r.map(|(t, _)| t)
     }
 
     async fn exchange(
         &self,
-        deps: &Deps<'_>,
+        store: &Store,
         p: &Provider,
         req: &Request<'_>,
         rt: &Secret,
         secret: Option<&Secret>,
     ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
-        let got = match deps
+        let got = match self
             .upstream
             .refresh(p, rt, secret, req.scopes, req.resource)
             .await
@@ -209,7 +216,7 @@ impl TokenService {
             Ok(t) => t,
             Err(e @ crate::oauth::UpstreamError::InvalidGrant { .. }) => {
                 tracing::warn!(provider = %p.name, "provider rejected the refresh token; login required");
-                deps.store.mark_login_required(&p.name)?;
+                store.mark_login_required(&p.name)?;
                 self.cache.clear_provider(&p.name);
                 self.pending
                     .lock()
@@ -220,7 +227,7 @@ impl TokenService {
             Err(e) => return Err(e.into()),
         };
         if let Some(new_rt) = &got.refresh_token {
-            if let Err(e) = deps.keychain.set(Item::RefreshToken(&p.name), new_rt).await {
+            if let Err(e) = self.keychain.set(Item::RefreshToken(&p.name), new_rt).await {
                 tracing::error!(provider = %p.name, error = %e, "could not store the rotated refresh token; keeping it in memory");
                 self.pending
                     .lock()
