@@ -7,9 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use valetkey_ipc::methods::{AgentInfo, DelegationInfo, PeerIdentity, RequestContext};
 use valetkey_ipc::policy::PolicyDecision;
-use valetkey_ipc::ErrorCode;
-
-use crate::error::BrokerError;
 
 /// Who is asking: the attested process, and after `hello` the agent it
 /// declared itself to be (and, for a sub-agent, its verified delegation).
@@ -98,11 +95,33 @@ impl Caller {
         }
     }
 
-    /// The greeted agent, or `hello_required`.
-    pub fn greeted(&self) -> Result<(i64, &AgentInfo), BrokerError> {
-        self.agent
-            .as_ref()
-            .map(|(id, a)| (*id, a))
-            .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))
+    /// The caller as a greeted agent, if it said hello.
+    pub fn greeted(&self) -> Option<Greeted<'_>> {
+        self.agent.as_ref().map(|(id, agent)| Greeted {
+            caller: self,
+            id: *id,
+            agent,
+        })
+    }
+}
+
+/// A caller that said hello: what every agent method but `hello` and
+/// `jwks` is handled for. Dispatch makes one or answers `hello_required`,
+/// so no handler checks `hello` again. It reads as the [`Caller`] it
+/// borrows.
+#[derive(Debug, Clone, Copy)]
+pub struct Greeted<'a> {
+    caller: &'a Caller,
+    /// The agent's registry id.
+    pub id: i64,
+    /// What `hello` declared.
+    pub agent: &'a AgentInfo,
+}
+
+impl std::ops::Deref for Greeted<'_> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        self.caller
     }
 }

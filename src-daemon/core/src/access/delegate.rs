@@ -20,7 +20,7 @@ use valetkey_ipc::{DelegationToken, ErrorCode, RpcError};
 
 use crate::access::gate::{self, Asking, Trace};
 use crate::broker::Shared;
-use crate::caller::Caller;
+use crate::caller::Greeted;
 use crate::delegation::{self, jws};
 use crate::error::BrokerError;
 use crate::policy::InputRequest;
@@ -45,11 +45,8 @@ struct Parent {
     root_grant_id: i64,
 }
 
-fn parent_of(d: &Shared, s: &Caller, provider: &str) -> Result<Parent, BrokerError> {
-    let (agent_id, agent) = s
-        .agent
-        .as_ref()
-        .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))?;
+fn parent_of(d: &Shared, s: Greeted<'_>, provider: &str) -> Result<Parent, BrokerError> {
+    let (agent_id, agent) = (&s.id, s.agent);
     if let Some(del) = &s.delegation {
         delegation::verify::check_live(d, del)?;
         return Ok(Parent {
@@ -85,7 +82,7 @@ fn parent_of(d: &Shared, s: &Caller, provider: &str) -> Result<Parent, BrokerErr
         expires_at: g.expires_at.map_or(cap, |e| e.min(cap)),
         depth: 0,
         max_depth: d.config.delegation.max_depth,
-        chain: crate::audit::chain_of(s),
+        chain: crate::audit::chain_of(&s),
         jti: None,
         root_grant_id: g.id,
     })
@@ -94,12 +91,12 @@ fn parent_of(d: &Shared, s: &Caller, provider: &str) -> Result<Parent, BrokerErr
 /// Handles `delegation.create`, and records the outcome.
 pub async fn create(
     d: &Shared,
-    s: &Caller,
+    s: Greeted<'_>,
     p: DelegationCreateParams,
 ) -> Result<DelegationCreateResult, BrokerError> {
     let mut t = Trace::default();
     let r = create_inner(d, s, &p, &mut t).await.map_err(RpcError::from);
-    let mut rec = crate::audit::about(s, "delegation.create");
+    let mut rec = crate::audit::about(&s, "delegation.create");
     rec.provider = Some(p.provider.clone());
     rec.scopes = p.scopes.clone();
     t.fill(&mut rec);
@@ -122,14 +119,11 @@ pub async fn create(
 
 async fn create_inner(
     d: &Shared,
-    s: &Caller,
+    s: Greeted<'_>,
     p: &DelegationCreateParams,
     t: &mut Trace,
 ) -> Result<DelegationCreateResult, BrokerError> {
-    let (agent_id, agent) = s
-        .agent
-        .as_ref()
-        .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))?;
+    let (agent_id, agent) = (&s.id, s.agent);
     let invalid = |m: String| BrokerError::rpc(ErrorCode::InvalidParams, m);
     AgentInfo {
         name: p.sub_agent.clone(),

@@ -10,7 +10,7 @@ use valetkey_ipc::policy::{PolicyDecision, Verdict};
 use valetkey_ipc::{ErrorCode, RpcError};
 
 use crate::broker::Shared;
-use crate::caller::{Caller, PolicyMemo};
+use crate::caller::{Caller, Greeted, PolicyMemo};
 use crate::config::Provider;
 use crate::consent::flow::{self, Ask};
 use crate::error::BrokerError;
@@ -150,7 +150,7 @@ fn decide(
 /// last decision and the facts it saw are left in `t` for the audit record.
 pub async fn run(
     d: &Shared,
-    s: &Caller,
+    s: Greeted<'_>,
     agent: &Arc<AgentRow>,
     req: InputRequest<'_>,
     asking: Asking<'_>,
@@ -159,7 +159,7 @@ pub async fn run(
     let (consent_id, scopes) = match asking.approved.clone() {
         Some(a) => a,
         None => {
-            let decision = decide(d, s, agent, &req, t)?;
+            let decision = decide(d, &s, agent, &req, t)?;
             tell(d, agent, req.chain, &decision);
             match decision.verdict {
                 Verdict::Allow => return Ok(None),
@@ -190,7 +190,7 @@ pub async fn run(
         scopes: &scopes,
         ..req
     };
-    let decision = decide(d, s, agent, &approved, t)?;
+    let decision = decide(d, &s, agent, &approved, t)?;
     tell(d, agent, approved.chain, &decision);
     match decision.verdict {
         Verdict::Allow => Ok(Some(scopes)),

@@ -1,26 +1,31 @@
-//! `token.get`: the checks, in order, that stand between an agent and a
-//! token. Each refusal has its own code and says how to fix it:
+//! `token.get`: the steps, in order, that stand between an agent and a
+//! token, each a function below. Each refusal has its own code and says
+//! how to fix it:
 //!
-//! 1. params: valid scopes (`invalid_params`);
-//! 2. the provider exists (`unknown_provider`) and allows the scopes and
-//!    resource (`scope_not_allowed`);
-//! 3. issuing is not paused (`issuing_paused`);
-//! 4. the provider has a working login (`provider_login_required`);
-//! 5. the agent is active (`agent_suspended`, `agent_deprecated`);
-//! 6. a sub-agent: its delegation covers the provider and scopes
-//!    (`scope_not_granted`) and its whole chain still stands
+//! 1. `resolve`: valid params (`invalid_params`), a configured provider
+//!    (`unknown_provider`) that allows the scopes and resource
+//!    (`scope_not_allowed`);
+//! 2. `ready`: issuing is not paused (`issuing_paused`), the provider has
+//!    a working login (`provider_login_required`), the agent is active
+//!    (`agent_suspended`, `agent_deprecated`);
+//! 3. `authorize`: a sub-agent's delegation covers the provider and
+//!    scopes (`scope_not_granted`) and its whole chain still stands
 //!    (`delegation_revoked`); otherwise a live grant binds this agent and
 //!    binary to the provider and covers every scope (`scope_not_granted`),
 //!    or a remembered denial refuses at once (`consent_denied`);
-//! 7. the policy ([`crate::policy`]): `policy_denied`, or a person must
-//!    approve this very request (even with a grant);
-//! 8. without a grant the user is asked (see [`crate::consent::flow`]) and
-//!    the agent waits or gets `consent_required` with a consent id;
-//! 9. the provider can narrow, or the user accepted full-scope tokens
-//!    (`scope_not_allowed`);
-//! 10. then the token service: cache or one single-flight refresh.
+//! 4. `Policy::run` ([`crate::policy`]): `policy_denied`, or a person
+//!    must approve this very request (even with a grant);
+//! 5. `consent`: without a grant the user is asked (see
+//!    [`crate::consent::flow`]) and the agent waits or gets
+//!    `consent_required` with a consent id;
+//! 6. `issue`: the login covers the scopes, in full for a provider that
+//!    cannot narrow (`scope_not_allowed`), then the token service: cache
+//!    or one single-flight refresh.
 //!
 //! Every outcome, with the policy decision, is written to the audit log.
+//! The caller is [`Greeted`]: dispatch refused it already if it had not
+//! said hello. The in-process tests of these steps are in
+//! `crate::inproc::token_get`.
 
 use std::sync::Arc;
 use valetkey_ipc::control::{ConsentKind, Event};
@@ -30,13 +35,13 @@ use valetkey_ipc::{ErrorCode, RpcError};
 
 use crate::access::gate::{self, Asking, Trace};
 use crate::broker::Shared;
-use crate::caller::Caller;
+use crate::caller::Greeted;
 use crate::config::Provider;
 use crate::consent::flow::{self, Ask};
 use crate::error::BrokerError;
 use crate::policy::InputRequest;
 use crate::scope::{missing, ScopeSet};
-use crate::store::ProviderState;
+use crate::store::{AgentRow, GrantRow, ProviderState};
 use crate::tokens::service::Request;
 use crate::tokens::CachedToken;
 
@@ -69,7 +74,7 @@ impl serde::Serialize for Handed {
 }
 
 /// Handles `token.get`, and records the outcome.
-pub async fn handle(d: &Shared, s: &Caller, p: TokenGetParams) -> Result<Handed, BrokerError> {
+pub async fn handle(d: &Shared, s: Greeted<'_>, p: TokenGetParams) -> Result<Handed, BrokerError> {
     let mut t = Trace::default();
     let r = get(d, s, &p, None, &mut t).await;
     audit_outcome(d, s, &p, &t, r)
@@ -81,7 +86,7 @@ pub async fn handle(d: &Shared, s: &Caller, p: TokenGetParams) -> Result<Handed,
 /// a hand-out that cannot be recorded is refused (fail closed).
 fn audit_outcome(
     d: &Shared,
-    s: &Caller,
+    s: Greeted<'_>,
     p: &TokenGetParams,
     t: &Trace,
     r: Result<Issued, BrokerError>,
@@ -93,7 +98,7 @@ fn audit_outcome(
         }
     }
     let r = r.map_err(RpcError::from);
-    let mut rec = crate::audit::about(s, "token.get");
+    let mut rec = crate::audit::about(&s, "token.get");
     rec.provider = Some(p.provider.clone());
     rec.scopes = p.scopes.clone();
     t.fill(&mut rec);
@@ -111,12 +116,11 @@ fn audit_outcome(
 }
 
 /// A repeat, as the monitor sees it.
-fn counted(d: &Shared, s: &Caller, t: &Trace, res: &CachedToken) {
-    let Some((_, agent)) = &s.agent else { return };
+fn counted(d: &Shared, s: Greeted<'_>, t: &Trace, res: &CachedToken) {
     crate::observe::repeat(
         d,
         &crate::observe::Repeat {
-            agent: &agent.name,
+            agent: &s.agent.name,
             provider: &res.provider,
             scopes: &res.scopes,
             action: t.action.as_deref(),
@@ -124,13 +128,6 @@ fn counted(d: &Shared, s: &Caller, t: &Trace, res: &CachedToken) {
             depth: s.delegation.as_ref().map_or(0, |del| del.depth),
         },
     );
-}
-
-fn greeted(s: &Caller) -> Result<(i64, &valetkey_ipc::methods::AgentInfo), BrokerError> {
-    s.agent
-        .as_ref()
-        .map(|(id, a)| (*id, a))
-        .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))
 }
 
 fn not_granted(who: &str, provider: &str, have: &[String], missing: &[&str]) -> BrokerError {
@@ -147,40 +144,69 @@ fn not_granted(who: &str, provider: &str, have: &[String], missing: &[&str]) -> 
     .into()
 }
 
-/// The checks, in order; `approved` carries a person's approval from
+/// The steps, in order; `approved` carries a person's approval from
 /// `consent.wait`.
 async fn get(
     d: &Shared,
-    s: &Caller,
+    s: Greeted<'_>,
     p: &TokenGetParams,
     approved: Option<(String, Vec<String>)>,
     t: &mut Trace,
 ) -> Result<Issued, BrokerError> {
-    let (agent_id, agent) = greeted(s)?;
+    let r = resolve(d, p)?;
+    let (state, row) = ready(d, s, r.provider)?;
+    let authority = authorize(d, s, &r)?;
+    let policy = Policy {
+        row: &row,
+        params: p,
+        approved,
+    };
+    let approval = policy.run(d, s, &r, &authority, t).await?;
+    let (scopes, grant_id, last_used) = match (authority, approval) {
+        // A sub-agent has no grant row of its own: its use is reported
+        // only when a token was fetched.
+        (Authority::Delegated, approval) => (
+            approval.unwrap_or_else(|| r.scopes.to_vec()),
+            None,
+            Some(d.clock.now()),
+        ),
+        // A person approved this very request: that is its consent.
+        (Authority::Granted(g), Some(allowed)) => (allowed, Some(g.id), g.last_used_at),
+        (Authority::Ungranted, Some(allowed)) => (allowed, None, None),
+        (Authority::Granted(g), None) => (r.scopes.to_vec(), Some(g.id), g.last_used_at),
+        (Authority::Ungranted, None) => (consent(d, s, &r, p, t).await?, None, None),
+    };
+    let i = Issue {
+        provider: r.provider,
+        state: &state,
+        scopes: &scopes,
+        resource: r.resource,
+        grant_id,
+        last_used,
+    };
+    issue(d, s, i).await
+}
+
+/// What a request names, checked against the config.
+struct Resolved<'a> {
+    provider: &'a Provider,
+    scopes: ScopeSet,
+    resource: Option<&'a str>,
+}
+
+/// Step 1: valid params, a configured provider that allows the scopes and
+/// the resource.
+fn resolve<'a>(d: &'a Shared, p: &'a TokenGetParams) -> Result<Resolved<'a>, BrokerError> {
     validate_scopes(&p.scopes).map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
     if let Some(c) = &p.context {
         c.validate()
             .map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
     }
     let scopes = ScopeSet::new(p.scopes.iter().cloned());
-
-    let provider = d.config.provider(&p.provider).ok_or_else(|| {
-        let known: Vec<&str> = d.config.providers.keys().map(String::as_str).collect();
-        RpcError::new(
-            ErrorCode::UnknownProvider,
-            format!(
-                "no provider named {:?} is configured (configured: {}); add it to {}",
-                p.provider,
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                },
-                d.config.path.display()
-            ),
-        )
-        .with("provider", &p.provider)
-    })?;
+    let provider = d
+        .config
+        .provider(&p.provider)
+        .ok_or_else(|| unknown_provider(d, &p.provider))?;
     let not_allowed = scopes.missing_from(&provider.allowed_scopes);
     if !not_allowed.is_empty() {
         return Err(RpcError::new(
@@ -204,7 +230,38 @@ async fn get(
         }
     }
     let resource = p.resource.as_deref().or(provider.resource.as_deref());
+    Ok(Resolved {
+        provider,
+        scopes,
+        resource,
+    })
+}
 
+fn unknown_provider(d: &Shared, name: &str) -> BrokerError {
+    let known: Vec<&str> = d.config.providers.keys().map(String::as_str).collect();
+    RpcError::new(
+        ErrorCode::UnknownProvider,
+        format!(
+            "no provider named {name:?} is configured (configured: {}); add it to {}",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            },
+            d.config.path.display()
+        ),
+    )
+    .with("provider", name)
+    .into()
+}
+
+/// Step 2: issuing is on, the provider has a working login, and the
+/// agent is active.
+fn ready(
+    d: &Shared,
+    s: Greeted<'_>,
+    provider: &Provider,
+) -> Result<(Arc<ProviderState>, Arc<AgentRow>), BrokerError> {
     if d.paused() {
         return Err(BrokerError::rpc(
             ErrorCode::IssuingPaused,
@@ -212,170 +269,167 @@ async fn get(
         ));
     }
     let state = login_state(d, provider)?;
-    let row = d.store.agent_by_id(agent_id)?.ok_or_else(|| {
+    let row = d.store.agent_by_id(s.id)?.ok_or_else(|| {
         BrokerError::rpc(
             ErrorCode::AgentSuspended,
             "this agent was removed from the registry; reconnect and say hello again",
         )
     })?;
     crate::delegation::check_status(&row.name, &row.status)?;
-    let rate = d.rates.hit(agent_id, d.clock.now());
-    let asking = |kind| Asking {
-        provider,
-        resource,
-        duration_secs: p.duration_secs,
-        wait: p.wait.unwrap_or(true),
-        kind,
-        delegation: None,
-        approved: approved.clone(),
-    };
-    let input = |scopes, depth, max_depth, chain, expires_at| InputRequest {
-        method: "token.get",
-        provider: &provider.name,
-        provider_sensitivity: provider.sensitivity,
-        scopes,
-        indicator: resource,
-        context: p.context.as_ref(),
-        delegating_to: None,
-        depth,
-        max_depth,
-        chain,
-        expires_at,
-        exe: &s.identity.exe,
-        sha256: &s.identity.sha256,
-        rate_last_minute: rate,
-        approval: None,
-        now_ns: d.clock.now_ns(),
-    };
+    Ok((state, row))
+}
 
+/// What stands behind a request.
+enum Authority {
+    /// A sub-agent's delegation, checked live.
+    Delegated,
+    /// A standing grant that covers the scopes.
+    Granted(Arc<GrantRow>),
+    /// Nothing yet: unless the policy asks a person, the user is asked.
+    Ungranted,
+}
+
+/// Step 3: a sub-agent's delegation covers the provider and scopes and
+/// its chain stands; otherwise a live grant for this agent and binary
+/// covers every scope, or a remembered denial refuses at once.
+fn authorize(d: &Shared, s: Greeted<'_>, r: &Resolved<'_>) -> Result<Authority, BrokerError> {
+    let provider = &r.provider.name;
     if let Some(del) = &s.delegation {
-        // A sub-agent: what its token allows, while the chain stands.
-        if provider.name != del.provider {
-            return Err(not_granted(
-                &format!("sub-agent {:?}", agent.name),
-                &del.provider,
-                &del.scopes,
-                &[&provider.name],
-            ));
+        let who = format!("sub-agent {:?}", s.agent.name);
+        if *provider != del.provider {
+            return Err(not_granted(&who, &del.provider, &del.scopes, &[provider]));
         }
-        let not_granted_ = scopes.missing_from(&del.scopes);
-        if !not_granted_.is_empty() {
-            return Err(not_granted(
-                &format!("sub-agent {:?}", agent.name),
-                &provider.name,
-                &del.scopes,
-                &not_granted_,
-            ));
+        let missing = r.scopes.missing_from(&del.scopes);
+        if !missing.is_empty() {
+            return Err(not_granted(&who, provider, &del.scopes, &missing));
         }
         crate::delegation::verify::check_live(d, del)?;
-        let approval = gate::run(
-            d,
-            s,
-            &row,
-            input(
-                &scopes,
-                del.depth,
-                del.max_depth,
-                &del.chain,
-                del.expires_at as i64,
-            ),
-            asking(ConsentKind::Approval),
-            t,
-        )
-        .await?;
-        let scopes = approval.unwrap_or_else(|| scopes.into_vec());
-        // No grant row of its own: report use only when a token was fetched.
-        let now = d.clock.now();
-        return issue(d, s, provider, &state, &scopes, resource, None, Some(now)).await;
+        return Ok(Authority::Delegated);
     }
-
-    let grant = d
-        .store
-        .live_grant(agent_id, &provider.name, &s.identity.sha256)?;
-    if let Some(g) = &grant {
-        let not_granted_ = scopes.missing_from(&g.scopes);
-        if !not_granted_.is_empty() {
-            return Err(not_granted(
-                &format!("agent {:?}", agent.name),
-                &provider.name,
-                &g.scopes,
-                &not_granted_,
-            ));
+    let sha = &s.identity.sha256;
+    if let Some(g) = d.store.live_grant(s.id, provider, sha)? {
+        let missing = r.scopes.missing_from(&g.scopes);
+        if !missing.is_empty() {
+            let who = format!("agent {:?}", s.agent.name);
+            return Err(not_granted(&who, provider, &g.scopes, &missing));
         }
-    } else if d
-        .store
-        .denied(agent_id, &provider.name, &s.identity.sha256)?
-    {
+        return Ok(Authority::Granted(g));
+    }
+    if d.store.denied(s.id, provider, sha)? {
         return Err(RpcError::new(
             ErrorCode::ConsentDenied,
             format!(
-                "the user denied {:?} access to {} and asked to remember it; `valetkey reinstate {}` forgets that",
-                agent.name, provider.name, agent.name
+                "the user denied {:?} access to {provider} and asked to remember it; `valetkey reinstate {}` forgets that",
+                s.agent.name, s.agent.name
             ),
         )
         .with("remembered", true)
         .into());
     }
-    let own_chain = s.chain();
-    let expires_at = grant
-        .as_ref()
-        .and_then(|g| g.expires_at)
-        .unwrap_or_else(|| d.clock.now() + 3600);
-    let approval = gate::run(
-        d,
-        s,
-        &row,
-        input(
-            &scopes,
-            0,
-            d.config.delegation.max_depth,
-            &own_chain,
+    Ok(Authority::Ungranted)
+}
+
+/// Step 4: the policy, for what the authority allows.
+struct Policy<'p> {
+    row: &'p Arc<AgentRow>,
+    params: &'p TokenGetParams,
+    approved: Option<(String, Vec<String>)>,
+}
+
+impl Policy<'_> {
+    /// `Ok(None)`: allowed. `Ok(Some(scopes))`: a person approved this
+    /// request, for these scopes.
+    async fn run(
+        self,
+        d: &Shared,
+        s: Greeted<'_>,
+        r: &Resolved<'_>,
+        authority: &Authority,
+        t: &mut Trace,
+    ) -> Result<Option<Vec<String>>, BrokerError> {
+        let own_chain;
+        let (depth, max_depth, chain, expires_at) = match (authority, &s.delegation) {
+            (Authority::Delegated, Some(del)) => (
+                del.depth,
+                del.max_depth,
+                &del.chain[..],
+                del.expires_at as i64,
+            ),
+            _ => {
+                own_chain = s.chain();
+                let expires_at = match authority {
+                    Authority::Granted(g) => g.expires_at,
+                    _ => None,
+                };
+                (
+                    0,
+                    d.config.delegation.max_depth,
+                    &own_chain[..],
+                    expires_at.unwrap_or_else(|| d.clock.now() + 3600),
+                )
+            }
+        };
+        let p = self.params;
+        let input = InputRequest {
+            method: "token.get",
+            provider: &r.provider.name,
+            provider_sensitivity: r.provider.sensitivity,
+            scopes: &r.scopes,
+            indicator: r.resource,
+            context: p.context.as_ref(),
+            delegating_to: None,
+            depth,
+            max_depth,
+            chain,
             expires_at,
-        ),
-        asking(ConsentKind::Approval),
-        t,
-    )
-    .await?;
-    let (scopes, grant_id, last_used) = match (approval, grant) {
-        // A person approved this very request: that is its consent.
-        (Some(allowed), g) => (
-            allowed,
-            g.as_ref().map(|g| g.id),
-            g.and_then(|g| g.last_used_at),
-        ),
-        (None, Some(g)) => (scopes.into_vec(), Some(g.id), g.last_used_at),
-        (None, None) => {
-            let (consent_id, allowed) = flow::ask(
-                d,
-                s,
-                Ask {
-                    provider,
-                    scopes: &scopes,
-                    resource,
-                    duration_secs: p.duration_secs,
-                    wait: p.wait.unwrap_or(true),
-                    kind: ConsentKind::Access,
-                    reasons: vec![],
-                    delegation: None,
-                },
-            )
-            .await?;
-            t.consent_id = Some(consent_id);
-            // The user may have narrowed; the token carries what was allowed.
-            (allowed, None, None)
-        }
+            exe: &s.identity.exe,
+            sha256: &s.identity.sha256,
+            rate_last_minute: d.rates.hit(s.id, d.clock.now()),
+            approval: None,
+            now_ns: d.clock.now_ns(),
+        };
+        let asking = Asking {
+            provider: r.provider,
+            resource: r.resource,
+            duration_secs: p.duration_secs,
+            wait: p.wait.unwrap_or(true),
+            kind: ConsentKind::Approval,
+            delegation: None,
+            approved: self.approved,
+        };
+        gate::run(d, s, self.row, input, asking, t).await
+    }
+}
+
+/// Step 5, without a grant: the user is asked (see
+/// [`crate::consent::flow`]); the token carries what they allowed.
+async fn consent(
+    d: &Shared,
+    s: Greeted<'_>,
+    r: &Resolved<'_>,
+    p: &TokenGetParams,
+    t: &mut Trace,
+) -> Result<Vec<String>, BrokerError> {
+    let ask = Ask {
+        provider: r.provider,
+        scopes: &r.scopes,
+        resource: r.resource,
+        duration_secs: p.duration_secs,
+        wait: p.wait.unwrap_or(true),
+        kind: ConsentKind::Access,
+        reasons: vec![],
+        delegation: None,
     };
-    issue(
-        d, s, provider, &state, &scopes, resource, grant_id, last_used,
-    )
-    .await
+    let (consent_id, allowed) = flow::ask(d, s, ask).await?;
+    t.consent_id = Some(consent_id);
+    Ok(allowed)
 }
 
 /// Handles `consent.wait`: waits for a consent `token.get` opened with
 /// `wait: false`, then issues what the user allowed.
 pub async fn handle_wait(
     d: &Shared,
-    s: &Caller,
+    s: Greeted<'_>,
     p: ConsentWaitParams,
 ) -> Result<Handed, BrokerError> {
     let (scopes, req) = flow::wait_by_id(d, s, &p.consent_id).await?;
@@ -408,17 +462,15 @@ pub async fn handle_wait(
         )
     })?;
     let state = login_state(d, provider)?;
-    let r = issue(
-        d,
-        s,
+    let issue_ = Issue {
         provider,
-        &state,
-        &scopes,
-        req.resource.as_deref(),
-        None,
-        None,
-    )
-    .await;
+        state: &state,
+        scopes: &scopes,
+        resource: req.resource.as_deref(),
+        grant_id: None,
+        last_used: None,
+    };
+    let r = issue(d, s, issue_).await;
     audit_outcome(d, s, &params, &Trace::default(), r)
 }
 
@@ -455,23 +507,63 @@ fn login_state(
     Ok(state)
 }
 
-/// The last step: scopes are allowed; check the login covers them and get
-/// the token.
-#[allow(clippy::too_many_arguments)]
-async fn issue(
-    d: &Shared,
-    s: &Caller,
+/// What step 6 issues.
+struct Issue<'a> {
+    provider: &'a Provider,
+    state: &'a ProviderState,
+    scopes: &'a [String],
+    resource: Option<&'a str>,
+    /// The grant behind it.
+    grant_id: Option<i64>,
+    /// When its use was last reported: a cache hit is reported again
+    /// only a minute later (`None`: on every hit).
+    last_used: Option<i64>,
+}
+
+/// Step 6: the scopes are allowed; the login must cover them (in full, for
+/// a provider that cannot narrow), then the token service hands out a
+/// cached token or refreshes once.
+async fn issue(d: &Shared, s: Greeted<'_>, i: Issue<'_>) -> Result<Issued, BrokerError> {
+    login_covers(i.provider, i.state, i.scopes)?;
+    let req = Request {
+        agent_id: s.id,
+        scopes: i.scopes,
+        resource: i.resource,
+        generation: i.state.generation,
+        now: d.clock.now().max(0) as u64,
+    };
+    let (tok, cached) = d.tokens.get(&d.store, i.provider, &req).await?;
+    let now = d.clock.now();
+    // Keep the hot path free of writes: record use at most once a minute.
+    if !cached || i.last_used.is_none_or(|t| now - t >= 60) {
+        if let Some(g) = i.grant_id {
+            d.store.touch_grant(g)?;
+        }
+        d.events.emit(
+            &d.store,
+            Event::TokenIssued {
+                agent: s.agent.name.clone(),
+                provider: i.provider.name.clone(),
+                scopes: tok.scopes.clone(),
+            },
+        );
+    }
+    // The audit record (target valetkey::audit) already says this at info;
+    // a fresh token is worth a second line, a cache hit is not.
+    let (provider, scopes) = (&i.provider.name, i.scopes.join(" "));
+    if cached {
+        tracing::debug!(%provider, %scopes, "token issued from cache");
+    } else {
+        tracing::info!(%provider, %scopes, "token issued");
+    }
+    Ok(Handed(tok))
+}
+
+fn login_covers(
     provider: &Provider,
     state: &ProviderState,
     scopes: &[String],
-    resource: Option<&str>,
-    grant_id: Option<i64>,
-    last_used: Option<i64>,
-) -> Result<Issued, BrokerError> {
-    let (agent_id, agent) = s
-        .agent
-        .as_ref()
-        .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))?;
+) -> Result<(), BrokerError> {
     let not_in_login = missing(scopes, &state.login_scopes);
     if !state.login_scopes.is_empty() && !not_in_login.is_empty() {
         return Err(login_needed(
@@ -483,60 +575,27 @@ async fn issue(
             ),
         ));
     }
-    if !provider.narrows_on_refresh && !provider.allow_full_scope {
-        let full: Vec<String> = {
-            let mut f: Vec<String> = state
-                .login_scopes
-                .iter()
-                .filter(|s| provider.allowed_scopes.contains(s))
-                .cloned()
-                .collect();
-            f.sort();
-            f
-        };
-        if full != scopes {
-            return Err(BrokerError::rpc(
-                ErrorCode::ScopeNotAllowed,
-                format!(
-                    "{} cannot narrow tokens on refresh, so the token would carry {}; set allow_full_scope = true for it in the config to accept that",
-                    provider.name,
-                    full.join(" ")
-                ),
-            ));
-        }
+    if provider.narrows_on_refresh || provider.allow_full_scope {
+        return Ok(());
     }
-
-    let req = Request {
-        agent_id: *agent_id,
-        scopes,
-        resource,
-        generation: state.generation,
-        now: d.clock.now().max(0) as u64,
-    };
-    let (tok, cached) = d.tokens.get(&d.store, provider, &req).await?;
-    let now = d.clock.now();
-    // Keep the hot path free of writes: record use at most once a minute.
-    if !cached || last_used.is_none_or(|t| now - t >= 60) {
-        if let Some(g) = grant_id {
-            d.store.touch_grant(g)?;
-        }
-        d.events.emit(
-            &d.store,
-            Event::TokenIssued {
-                agent: agent.name.clone(),
-                provider: provider.name.clone(),
-                scopes: tok.scopes.clone(),
-            },
-        );
+    let mut full: Vec<String> = state
+        .login_scopes
+        .iter()
+        .filter(|s| provider.allowed_scopes.contains(s))
+        .cloned()
+        .collect();
+    full.sort();
+    if full != scopes {
+        return Err(BrokerError::rpc(
+            ErrorCode::ScopeNotAllowed,
+            format!(
+                "{} cannot narrow tokens on refresh, so the token would carry {}; set allow_full_scope = true for it in the config to accept that",
+                provider.name,
+                full.join(" ")
+            ),
+        ));
     }
-    // The audit record (target valetkey::audit) already says this at info;
-    // a fresh token is worth a second line, a cache hit is not.
-    if cached {
-        tracing::debug!(provider = %provider.name, scopes = %scopes.join(" "), "token issued from cache");
-    } else {
-        tracing::info!(provider = %provider.name, scopes = %scopes.join(" "), "token issued");
-    }
-    Ok(Handed(tok))
+    Ok(())
 }
 
 #[cfg(test)]

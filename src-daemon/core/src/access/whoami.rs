@@ -1,21 +1,16 @@
 //! `whoami`: the caller as the daemon sees it, with its usable grants.
 
 use valetkey_ipc::methods::{GrantSummary, WhoamiResult};
-use valetkey_ipc::ErrorCode;
 
 use crate::broker::Shared;
-use crate::caller::Caller;
+use crate::caller::Greeted;
 use crate::error::BrokerError;
 
 /// Handles `whoami`.
-pub fn handle(d: &Shared, s: &Caller) -> Result<WhoamiResult, BrokerError> {
-    let (agent_id, agent) = s
-        .agent
-        .clone()
-        .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))?;
+pub fn handle(d: &Shared, s: Greeted<'_>) -> Result<WhoamiResult, BrokerError> {
     let grants = d
         .store
-        .list_grants(Some(&agent.name), false)?
+        .list_grants(Some(&s.agent.name), false)?
         .into_iter()
         .filter(|g| g.binary_sha256 == s.identity.sha256)
         .map(|g| GrantSummary {
@@ -25,8 +20,8 @@ pub fn handle(d: &Shared, s: &Caller) -> Result<WhoamiResult, BrokerError> {
         })
         .collect();
     Ok(WhoamiResult {
-        agent_id,
-        agent,
+        agent_id: s.id,
+        agent: s.agent.clone(),
         identity: s.identity.clone(),
         grants,
         delegation: s.delegation.clone(),

@@ -15,7 +15,7 @@ use valetkey_ipc::{ErrorCode, RpcError};
 
 use super::manager::{Asked, Lookup, Refusal, Resolution};
 use crate::broker::Shared;
-use crate::caller::Caller;
+use crate::caller::Greeted;
 use crate::config::{OnLock, Provider};
 use crate::error::BrokerError;
 use crate::scope::ScopeSet;
@@ -123,17 +123,18 @@ fn user_away() -> BrokerError {
 
 /// Opens (or joins) a consent for this request and, unless `wait` is off,
 /// waits for it. Returns the consent id and the scopes the user allowed.
-pub async fn ask(d: &Shared, s: &Caller, a: Ask<'_>) -> Result<(String, Vec<String>), BrokerError> {
-    let (agent_id, agent) = s
-        .agent
-        .as_ref()
-        .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))?;
+pub async fn ask(
+    d: &Shared,
+    s: Greeted<'_>,
+    a: Ask<'_>,
+) -> Result<(String, Vec<String>), BrokerError> {
+    let (agent_id, agent) = (s.id, s.agent);
     if d.locked() && d.config.consent.on_lock == OnLock::Refuse {
         return Err(user_away());
     }
     let request = ConsentRequest {
         id: String::new(),
-        agent_id: *agent_id,
+        agent_id,
         agent: agent.clone(),
         exe: s.identity.exe.clone(),
         sha256: s.identity.sha256.clone(),
@@ -243,14 +244,10 @@ pub async fn wait(d: &Shared, asked: Asked) -> Result<Vec<String>, BrokerError> 
 /// For `consent.wait`: finds this agent's consent and waits for it.
 pub async fn wait_by_id(
     d: &Shared,
-    s: &Caller,
+    s: Greeted<'_>,
     id: &str,
 ) -> Result<(Vec<String>, ConsentRequest), BrokerError> {
-    let (agent_id, _) = s
-        .agent
-        .as_ref()
-        .ok_or_else(|| BrokerError::rpc(ErrorCode::HelloRequired, "call hello first"))?;
-    match d.consents.lookup(id, *agent_id, &s.identity.sha256) {
+    match d.consents.lookup(id, s.id, &s.identity.sha256) {
         None => Err(RpcError::new(
             ErrorCode::UnknownConsent,
             format!("no pending or recent consent {id:?} for this agent; call token.get again"),

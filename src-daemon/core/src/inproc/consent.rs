@@ -3,7 +3,7 @@
 use valetkey_ipc::control::{ConsentKind, Decision};
 use valetkey_ipc::ErrorCode;
 
-use super::{ask, code, token, World};
+use super::{ask, code, g, token, World};
 
 fn grants(w: &World) -> Vec<(String, Vec<String>)> {
     let rows = w.d.store.list_grants(None, true).expect("grants");
@@ -22,7 +22,7 @@ async fn allow_always_makes_a_grant_and_the_next_request_asks_nobody() {
     assert_eq!(token(&again), "access-1", "from the cache");
     assert_eq!(w.d.consents.pending_count(), 0);
     // The grant is for read: write needs a new consent.
-    let r = crate::access::token::handle(&w.d, &c, ask("gh", &["write"], false)).await;
+    let r = crate::access::token::handle(&w.d, g(&c), ask("gh", &["write"], false)).await;
     assert_eq!(code(r), ErrorCode::ScopeNotGranted);
 }
 
@@ -37,7 +37,7 @@ async fn allow_once_hands_out_one_token_and_leaves_no_grant() {
         .expect("token");
     assert_eq!(token(&h), "access-1");
     assert!(grants(&w).is_empty());
-    let r = crate::access::token::handle(&w.d, &c, ask("gh", &["read"], false)).await;
+    let r = crate::access::token::handle(&w.d, g(&c), ask("gh", &["read"], false)).await;
     assert_eq!(code(r), ErrorCode::ConsentRequired, "asked again");
 }
 
@@ -53,7 +53,7 @@ async fn allow_for_a_while_makes_a_grant_that_ends_on_the_clock() {
     w.clock.advance(3599);
     assert!(w.get(&c, "gh", &["read"]).await.is_ok());
     w.clock.advance(2);
-    let r = crate::access::token::handle(&w.d, &c, ask("gh", &["read"], false)).await;
+    let r = crate::access::token::handle(&w.d, g(&c), ask("gh", &["read"], false)).await;
     assert_eq!(code(r), ErrorCode::ConsentRequired, "the grant expired");
 }
 
@@ -97,7 +97,7 @@ async fn deny_refuses_and_deny_remembered_refuses_at_once_next_time() {
     assert_eq!(w.d.consents.pending_count(), 0);
     // Bound to the binary: the same name from another binary is asked.
     let other = w.agent("coder", "coder-v2");
-    let r = crate::access::token::handle(&w.d, &other, ask("gh", &["read"], false)).await;
+    let r = crate::access::token::handle(&w.d, g(&other), ask("gh", &["read"], false)).await;
     assert_eq!(code(r), ErrorCode::ConsentRequired);
     assert_eq!(
         w.upstream
@@ -129,7 +129,7 @@ async fn without_waiting_the_agent_gets_an_id_and_collects_with_consent_wait() {
     let w = World::new();
     w.login("gh", &["read"]);
     let c = w.agent("coder", "coder");
-    let r = crate::access::token::handle(&w.d, &c, ask("gh", &["read"], false)).await;
+    let r = crate::access::token::handle(&w.d, g(&c), ask("gh", &["read"], false)).await;
     let e = valetkey_ipc::RpcError::from(r.expect_err("consent required"));
     assert_eq!(e.code, ErrorCode::ConsentRequired.code());
     let id = e
@@ -144,14 +144,14 @@ async fn without_waiting_the_agent_gets_an_id_and_collects_with_consent_wait() {
     let params = valetkey_ipc::methods::ConsentWaitParams {
         consent_id: id.clone(),
     };
-    let h = crate::access::token::handle_wait(&w.d, &c, params)
+    let h = crate::access::token::handle_wait(&w.d, g(&c), params)
         .await
         .expect("token");
     assert_eq!(token(&h), "access-1");
     // Another agent cannot collect it.
     let thief = w.agent("thief", "thief");
     let params = valetkey_ipc::methods::ConsentWaitParams { consent_id: id };
-    let r = crate::access::token::handle_wait(&w.d, &thief, params).await;
+    let r = crate::access::token::handle_wait(&w.d, g(&thief), params).await;
     assert_eq!(code(r), ErrorCode::UnknownConsent);
 }
 
@@ -188,7 +188,7 @@ async fn an_agent_that_floods_prompts_is_refused_and_the_user_told_once() {
     ];
     let mut codes = vec![];
     for s in sets {
-        let r = crate::access::token::handle(&w.d, &c, ask("gh", s, false)).await;
+        let r = crate::access::token::handle(&w.d, g(&c), ask("gh", s, false)).await;
         codes.push(code(r));
     }
     use ErrorCode::{ConsentRateLimited as Limited, ConsentRequired as Asked};

@@ -26,7 +26,7 @@ use valetkey_ipc::{ErrorCode, PROTOCOL_VERSION};
 
 use crate::access::token::Handed;
 use crate::broker::{Broker, Ports, Shared};
-use crate::caller::Caller;
+use crate::caller::{Caller, Greeted};
 use crate::clock::{fixed, ManualClock};
 use crate::config::Config;
 use crate::error::BrokerError;
@@ -149,7 +149,7 @@ impl World {
         provider: &str,
         scopes: &[&str],
     ) -> Result<Handed, BrokerError> {
-        crate::access::token::handle(&self.d, c, ask(provider, scopes, true)).await
+        crate::access::token::handle(&self.d, g(c), ask(provider, scopes, true)).await
     }
 
     /// Waits (yielding to the tasks that run the requests) until a consent
@@ -207,6 +207,11 @@ impl World {
             .map(|r| r.outcome)
             .collect()
     }
+}
+
+/// The caller as greeted (it must have said hello).
+pub fn g(c: &Caller) -> Greeted<'_> {
+    c.greeted().expect("said hello")
 }
 
 /// `hello` params for an agent named `name`.

@@ -7,7 +7,7 @@ use valetkey_ipc::control::{Decision, RevokeResult, RevokeTarget};
 use valetkey_ipc::methods::DelegationCreateParams;
 use valetkey_ipc::ErrorCode;
 
-use super::{ask, code, hello, token, World};
+use super::{ask, code, g, hello, token, World};
 use crate::caller::Caller;
 
 async fn revoke(w: &World, target: RevokeTarget) -> RevokeResult {
@@ -31,7 +31,7 @@ pub(super) async fn sub_agent(w: &World, parent: &Caller, scopes: &[&str]) -> (C
         max_depth: None,
         wait: Some(false),
     };
-    let made = crate::access::delegate::create(&w.d, parent, p)
+    let made = crate::access::delegate::create(&w.d, g(parent), p)
         .await
         .expect("delegated");
     let mut c = w.connect("helper");
@@ -91,7 +91,7 @@ async fn revoking_an_agent_cuts_everything_it_holds_and_suspends_it() {
         name: "coder".into(),
     };
     crate::agents::agents_reinstate(&w.d, name).expect("reinstated");
-    let r = crate::access::token::handle(&w.d, &c, ask("gh", &["read"], false)).await;
+    let r = crate::access::token::handle(&w.d, g(&c), ask("gh", &["read"], false)).await;
     assert_eq!(code(r), ErrorCode::ConsentRequired);
 }
 
@@ -124,7 +124,7 @@ async fn revoking_a_grant_kills_the_delegations_made_under_it() {
         code(w.get(&helper, "gh", &["read"]).await),
         ErrorCode::DelegationRevoked
     );
-    let again = crate::access::token::handle(&w.d, &c, ask("gh", &["read"], false)).await;
+    let again = crate::access::token::handle(&w.d, g(&c), ask("gh", &["read"], false)).await;
     assert_eq!(code(again), ErrorCode::ConsentRequired);
     // Another agent's grant on the same provider stands, and its cached
     // token was not touched.
@@ -175,7 +175,7 @@ async fn revoking_everything_removes_every_grant_but_suspends_nobody() {
         (2, 2, 2)
     );
     for c in [&a, &b] {
-        let r = crate::access::token::handle(&w.d, c, ask("gh", &["read"], false)).await;
+        let r = crate::access::token::handle(&w.d, g(c), ask("gh", &["read"], false)).await;
         assert_eq!(
             code(r),
             ErrorCode::ConsentRequired,

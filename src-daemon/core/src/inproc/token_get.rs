@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use valetkey_ipc::control::{ConsentKind, Decision};
 use valetkey_ipc::ErrorCode;
 
-use super::{ask, code, token, Answer, World};
+use super::{ask, code, g, token, Answer, World};
 
 const FULL: &str = r#"
 [providers.full]
@@ -34,7 +34,7 @@ async fn refused(
     c: &crate::caller::Caller,
     p: valetkey_ipc::methods::TokenGetParams,
 ) -> ErrorCode {
-    code(crate::access::token::handle(&w.d, c, p).await)
+    code(crate::access::token::handle(&w.d, g(c), p).await)
 }
 
 #[tokio::test]
@@ -84,24 +84,12 @@ async fn the_request_and_provider_are_checked_before_anything_else() {
 }
 
 #[tokio::test]
-async fn a_caller_that_did_not_say_hello_gets_nothing() {
-    let w = World::new();
-    w.login("gh", &["read"]);
-    let c = w.connect("coder");
-    assert_eq!(
-        refused(&w, &c, ask("gh", &["read"], true)).await,
-        ErrorCode::HelloRequired
-    );
-    assert_eq!(w.d.consents.pending_count(), 0);
-}
-
-#[tokio::test]
 async fn a_grant_covers_its_scopes_for_its_binary_only() {
     let w = World::new();
     w.login("gh", &["read", "write"]);
     let c = w.agent("coder", "coder");
     w.grant(&c, "gh", &["read"]).await;
-    let e = crate::access::token::handle(&w.d, &c, ask("gh", &["read", "write"], false)).await;
+    let e = crate::access::token::handle(&w.d, g(&c), ask("gh", &["read", "write"], false)).await;
     let e = valetkey_ipc::RpcError::from(e.expect_err("not granted"));
     assert_eq!(e.code, ErrorCode::ScopeNotGranted.code());
     let data = e.data.expect("data");
@@ -187,7 +175,7 @@ async fn a_policy_approval_is_for_one_request_and_makes_no_grant() {
     );
     w.decide(&p.id, Decision::Always, None).expect("approved");
     let params = valetkey_ipc::methods::ConsentWaitParams { consent_id: p.id };
-    let h = crate::access::token::handle_wait(&w.d, &c, params)
+    let h = crate::access::token::handle_wait(&w.d, g(&c), params)
         .await
         .expect("token");
     assert_eq!(h.0.scopes, ["admin"]);

@@ -298,7 +298,7 @@ impl PolicySet {
 
     /// Decides a request. A refusal that a person's approval would lift
     /// becomes `require_approval`. Identical requests reuse the decision
-    /// when the policy cannot tell them apart (see [`UNCACHEABLE`]): an
+    /// when the policy cannot tell them apart (see `UNCACHEABLE`): an
     /// evaluation costs far more than the rest of a cached `token.get`.
     pub fn decide(&self, input: &PolicyInput) -> Result<PolicyDecision, PolicyError> {
         let Some(cache) = &self.cache else {

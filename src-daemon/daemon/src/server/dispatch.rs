@@ -51,44 +51,33 @@ async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
         };
     }
     match method {
-        Hello::NAME => call!(Hello, |p| access::hello::handle(d, &mut s.caller, p)),
+        Hello::NAME => return call!(Hello, |p| access::hello::handle(d, &mut s.caller, p)),
         // Public keys: a local resource server may ask without a hello.
-        Jwks::NAME => call!(Jwks, |_p| access::delegate::jwks(d)),
-        TokenGet::NAME
-        | ConsentWait::NAME
-        | ProvidersList::NAME
-        | Whoami::NAME
-        | DelegationCreate::NAME
-            if s.caller.agent.is_none() =>
-        {
-            Answer::err(
-                id.clone(),
-                BrokerError::rpc(
-                    ErrorCode::HelloRequired,
-                    format!("call hello before {method:?}; every connection starts with hello"),
-                ),
-            )
-        }
-        TokenGet::NAME => call!(TokenGet, |p| access::token::handle(d, &s.caller, p).await),
-        ConsentWait::NAME => {
-            call!(ConsentWait, |p| access::token::handle_wait(d, &s.caller, p)
-                .await)
-        }
+        Jwks::NAME => return call!(Jwks, |_p| access::delegate::jwks(d)),
+        _ => {}
+    }
+    // Everything else needs a greeted caller (an unknown method too: a
+    // connection learns nothing before hello).
+    let Some(g) = s.caller.greeted() else {
+        return hello_required(id, method);
+    };
+    match method {
+        TokenGet::NAME => call!(TokenGet, |p| access::token::handle(d, g, p).await),
+        ConsentWait::NAME => call!(ConsentWait, |p| access::token::handle_wait(d, g, p).await),
         ProvidersList::NAME => call!(ProvidersList, |_p| access::providers::handle(d)),
-        Whoami::NAME => call!(Whoami, |_p| access::whoami::handle(d, &s.caller)),
-        DelegationCreate::NAME => {
-            call!(DelegationCreate, |p| access::delegate::create(
-                d, &s.caller, p
-            )
-            .await)
-        }
-        other if s.caller.agent.is_none() => Answer::err(
-            id.clone(),
-            BrokerError::rpc(
-                ErrorCode::HelloRequired,
-                format!("call hello before {other:?}; every connection starts with hello"),
-            ),
-        ),
+        Whoami::NAME => call!(Whoami, |_p| access::whoami::handle(d, g)),
+        DelegationCreate::NAME => call!(DelegationCreate, |p| access::delegate::create(d, g, p)
+            .await),
         other => unknown(id, other),
     }
+}
+
+fn hello_required(id: &Option<Id>, method: &str) -> Answer {
+    Answer::err(
+        id.clone(),
+        BrokerError::rpc(
+            ErrorCode::HelloRequired,
+            format!("call hello before {method:?}; every connection starts with hello"),
+        ),
+    )
 }
