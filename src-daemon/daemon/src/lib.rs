@@ -9,6 +9,7 @@
 //!   session locks;
 //! * [`policy_watch`]: reloads the policy when its files change;
 //! * [`duties`]: audit checkpoints and retention on a timer;
+//! * [`memory`]: giving the heap back after connections close;
 //! * [`service`]: running under systemd (readiness, socket activation,
 //!   watchdog);
 //! * [`harden`]: process hardening before any secret is touched;
@@ -18,6 +19,7 @@ pub mod args;
 pub mod duties;
 pub mod harden;
 pub mod lockwatch;
+pub mod memory;
 pub mod notify;
 pub mod policy_watch;
 pub mod server;

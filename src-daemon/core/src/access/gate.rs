@@ -166,7 +166,8 @@ pub async fn run(
                 Verdict::Deny => return Err(denied(&decision)),
                 Verdict::RequireApproval => {}
             }
-            flow::ask(
+            // Boxed: asking is rare, and its future is large.
+            Box::pin(flow::ask(
                 d,
                 s,
                 Ask {
@@ -179,7 +180,7 @@ pub async fn run(
                     reasons: decision.reasons.clone(),
                     delegation: asking.delegation.clone(),
                 },
-            )
+            ))
             .await?
         }
     };

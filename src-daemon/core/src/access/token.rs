@@ -174,7 +174,8 @@ async fn get(
         (Authority::Granted(g), Some(allowed)) => (allowed, Some(g.id), g.last_used_at),
         (Authority::Ungranted, Some(allowed)) => (allowed, None, None),
         (Authority::Granted(g), None) => (r.scopes.to_vec(), Some(g.id), g.last_used_at),
-        (Authority::Ungranted, None) => (consent(d, s, &r, p, t).await?, None, None),
+        // Boxed: asking is rare, and its future is large.
+        (Authority::Ungranted, None) => (Box::pin(consent(d, s, &r, p, t)).await?, None, None),
     };
     let i = Issue {
         provider: r.provider,

@@ -119,7 +119,8 @@ impl TokenService {
         if let Some(t) = self.cache.get(key, req.generation, req.now) {
             return Ok((t, true));
         }
-        let token = self.refresh(store, p, req).await?;
+        // Boxed: a miss is rare, and the refresh future is large.
+        let token = Box::pin(self.refresh(store, p, req)).await?;
         self.cache.insert(
             CacheKey::new(req.agent_id, &p.name, req.scopes, req.resource),
             token.clone(),

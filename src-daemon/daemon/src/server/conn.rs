@@ -106,7 +106,9 @@ pub async fn serve(
             if let Err(why) = super::control::admit(&daemon, &identity) {
                 return reject(framed, RpcError::new(ErrorCode::PeerRejected, why)).await;
             }
-            return super::control::serve(&daemon, framed, &identity, &mut stop).await;
+            // Boxed: the control handlers are many and large, and a
+            // connection future is as big as its biggest branch.
+            return Box::pin(super::control::serve(&daemon, framed, &identity, &mut stop)).await;
         }
         let process = valetkey_core::attest::Attestor::handle(identity.pid, identity.start_time);
         let mut session = Session { conn_id, caller: Caller::new(conn_id, identity) };
@@ -115,6 +117,7 @@ pub async fn serve(
             daemon.live.unregister(*agent_id, conn_id);
         }
         valetkey_core::record::session_closed(&daemon, conn_id);
+        crate::memory::connection_closed();
         tracing::debug!("connection closed");
     }
     .instrument(span)

@@ -63,11 +63,22 @@ async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
     };
     match method {
         TokenGet::NAME => call!(TokenGet, |p| access::token::handle(d, g, p).await),
-        ConsentWait::NAME => call!(ConsentWait, |p| access::token::handle_wait(d, g, p).await),
+        // Rare and large (a consent wait, a delegation): boxed, so every
+        // connection's future is not as big as these.
+        ConsentWait::NAME => {
+            call!(ConsentWait, |p| Box::pin(access::token::handle_wait(
+                d, g, p
+            ))
+            .await)
+        }
         ProvidersList::NAME => call!(ProvidersList, |_p| access::providers::handle(d)),
         Whoami::NAME => call!(Whoami, |_p| access::whoami::handle(d, g)),
-        DelegationCreate::NAME => call!(DelegationCreate, |p| access::delegate::create(d, g, p)
-            .await),
+        DelegationCreate::NAME => {
+            call!(DelegationCreate, |p| Box::pin(access::delegate::create(
+                d, g, p
+            ))
+            .await)
+        }
         other => unknown(id, other),
     }
 }
