@@ -6,7 +6,7 @@
 # unlocked gnome-keyring, the oidc-provider IdP over TLS, and a valetkeyd
 # with a logged-in provider.
 #
-#   bench/run.sh [--smoke] [--callgrind] [--profile release|debug] [--out DIR] [-- extra valetkey-bench args]
+#   bench/run.sh [--smoke] [--callgrind | --syscalls] [--profile release|debug] [--out DIR] [-- extra valetkey-bench args]
 #
 # Full run (default): release build, 1/16/256/1000 connections, writes
 # results.json and latency.svg into --out (default docs/bench). --smoke:
@@ -18,6 +18,9 @@
 # $VK_BENCH_MAX_INSTR), into callgrind.json. The default gate, 24000, is
 # today's 21.6k plus 10% (the goal was 22,000: half of ssh-agent's 42.5k);
 # see docs/BENCHMARKS.md for where the instructions go.
+# --syscalls: the system calls each server makes per request (strace -c
+# over N requests on one connection), into syscalls.json: what CPU time the
+# instruction count does not show.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -27,6 +30,7 @@ if [ -z "${VK_BENCH_INNER:-}" ]; then
     case "$1" in
       --smoke) smoke=1; shift ;;
       --callgrind) export VK_BENCH_CALLGRIND=1; shift ;;
+      --syscalls) export VK_BENCH_SYSCALLS=1; shift ;;
       --profile) profile=$2; shift 2 ;;
       --out) out=$2; shift 2 ;;
       --) shift; extra=("$@"); break ;;
@@ -44,6 +48,11 @@ if [ -z "${VK_BENCH_INNER:-}" ]; then
     else
       cargo build -p valetkeyd -p valetkey -p valetkey-bench --quiet
     fi
+  fi
+  if [ -n "${VK_BENCH_SYSCALLS:-}" ] && ! command -v strace >/dev/null; then
+    echo "bench: installing strace" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq strace >/dev/null
   fi
   if [ -n "${VK_BENCH_CALLGRIND:-}" ] && ! command -v callgrind_control >/dev/null; then
     echo "bench: installing valgrind" >&2
@@ -175,6 +184,33 @@ if [ -n "${VK_BENCH_CALLGRIND:-}" ]; then
     exit 1
   fi
   say "ok: $per instructions per cached token.get (gate: $max)"
+  exit 0
+fi
+
+if [ -n "${VK_BENCH_SYSCALLS:-}" ]; then
+  # System calls per request on the server side, by name: strace counts
+  # them exactly (its overhead changes the time, not the count).
+  n=${VK_BENCH_SC_REQUESTS:-20000}
+  per_request() { # name pid socket target
+    "$bin/valetkey-bench" load --agent-socket "$3" --target "$4" --requests 200 >/dev/null
+    strace -c -f -U name,calls -S calls -o "$work/sc.$1" -p "$2" &
+    local tracer=$!
+    sleep 0.5
+    "$bin/valetkey-bench" load --agent-socket "$3" --target "$4" --requests "$n" >/dev/null
+    kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+    awk -v n="$n" -v name="$1" 'BEGIN{printf "\"%s\": {", name; sep=""}
+      $2 ~ /^[0-9]+$/ && $1 != "total" {printf "%s\"%s\": %.2f", sep, $1, $2/n; sep=", "}
+      END{print "}"}' "$work/sc.$1"
+  }
+  {
+    echo "{"
+    echo "  \"requests\": $n,"
+    per_request valetkey "${pids[1]}" "$agent_sock" valetkey | sed 's/^/  /; s/$/,/'
+    per_request ssh-agent "${pids[2]}" "$work/ssh.sock" ssh-agent | sed 's/^/  /; s/$/,/'
+    per_request echo "${pids[3]}" "$work/echo.sock" echo | sed 's/^/  /'
+    echo "}"
+  } > "$VK_BENCH_OUT/syscalls.json"
+  cat "$VK_BENCH_OUT/syscalls.json"
   exit 0
 fi
 

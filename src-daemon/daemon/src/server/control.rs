@@ -16,8 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use valetkey_ipc::codec::FrameError;
@@ -107,7 +106,7 @@ pub async fn serve(
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
                 let note = serde_json::json!({"jsonrpc": "2.0", "method": EVENT_METHOD, "params": params});
-                if framed.send(Bytes::from(note.to_string())).await.is_err() {
+                if !super::wire::write_frame(&mut framed, note.to_string().into_bytes()).await {
                     return;
                 }
             }

@@ -8,11 +8,10 @@
 //! directly: the token in it is copied nowhere else.
 
 use bytes::Bytes;
-use futures::SinkExt;
 use interprocess::local_socket::tokio::Stream;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Encoder, FramedRead};
 use valetkey_core::caller::Caller;
 use valetkey_core::error::BrokerError;
 use valetkey_ipc::codec::FrameCodec;
@@ -29,25 +28,34 @@ pub struct Session {
     pub caller: Caller,
 }
 
-pub(crate) type Conn = Framed<Stream, FrameCodec>;
+/// A connection: frames are read through the codec, and written straight
+/// to the socket (there is no write buffer to keep).
+pub(crate) type Conn = FramedRead<Stream, FrameCodec>;
 
 /// Bytes a connection's read buffer starts with: a `token.get` frame is
-/// ~100 bytes. It grows for a bigger frame (up to the 64 KiB cap), and the
-/// write buffer only when an error is written: an idle connection holds
-/// almost nothing, where the codec's default is 8 KiB each way.
+/// ~100 bytes. It grows for a bigger frame (up to the 64 KiB cap). (Built
+/// as a `Framed`, each connection held the codec's default 8 KiB each way
+/// whatever it was given: 16 KiB of a connection's ~27.)
 const READ_BUF: usize = 256;
 
 /// Frames a new connection.
 pub(crate) fn framed(stream: Stream) -> Conn {
-    let mut parts = tokio_util::codec::FramedParts::new::<Bytes>(stream, FrameCodec::default());
-    parts.read_buf = bytes::BytesMut::with_capacity(READ_BUF);
-    parts.write_buf = bytes::BytesMut::new();
-    Framed::from_parts(parts)
+    FramedRead::with_capacity(stream, FrameCodec::default(), READ_BUF)
+}
+
+/// Writes one frame (the codec adds the newline and enforces the size
+/// cap); false when it cannot be sent or the connection is gone.
+pub(crate) async fn write_frame(framed: &mut Conn, frame: Vec<u8>) -> bool {
+    let mut out = bytes::BytesMut::new();
+    if framed.decoder_mut().encode(Bytes::from(frame), &mut out).is_err() {
+        return false;
+    }
+    framed.get_mut().write_all(&out).await.is_ok()
 }
 
 pub(crate) async fn send(framed: &mut Conn, resp: &Response) -> bool {
     match serde_json::to_vec(resp) {
-        Ok(v) => framed.send(Bytes::from(v)).await.is_ok(),
+        Ok(v) => write_frame(framed, v).await,
         Err(_) => false,
     }
 }
