@@ -47,7 +47,11 @@ pub(crate) fn framed(stream: Stream) -> Conn {
 /// cap); false when it cannot be sent or the connection is gone.
 pub(crate) async fn write_frame(framed: &mut Conn, frame: Vec<u8>) -> bool {
     let mut out = bytes::BytesMut::new();
-    if framed.decoder_mut().encode(Bytes::from(frame), &mut out).is_err() {
+    if framed
+        .decoder_mut()
+        .encode(Bytes::from(frame), &mut out)
+        .is_err()
+    {
         return false;
     }
     framed.get_mut().write_all(&out).await.is_ok()
