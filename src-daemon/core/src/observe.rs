@@ -34,6 +34,8 @@ pub struct Repeat<'a> {
     pub resource_owner: Option<&'a str>,
     /// Delegation depth.
     pub depth: u32,
+    /// When (Unix seconds).
+    pub now: i64,
 }
 
 /// Feeds a repeat hand-out (counted, not written: see
@@ -43,7 +45,7 @@ pub fn repeat(d: &Shared, r: &Repeat<'_>) {
         return;
     }
     let seen = crate::monitor::rules::Seen {
-        now: d.clock.now(),
+        now: r.now,
         kind: "token.get",
         provider: Some(r.provider),
         scopes: r.scopes,

@@ -92,8 +92,9 @@ fn audit_outcome(
     r: Result<Issued, BrokerError>,
 ) -> Result<Handed, BrokerError> {
     if let Ok(res) = &r {
-        if t.consent_id.is_none() && d.reuse.repeat(res.0.id, s.session, d.clock.now()) {
-            counted(d, s, t, &res.0);
+        let now = d.clock.now();
+        if t.consent_id.is_none() && d.reuse.repeat(res.0.id, s.session, now) {
+            counted(d, s, t, &res.0, now);
             return r;
         }
     }
@@ -116,7 +117,7 @@ fn audit_outcome(
 }
 
 /// A repeat, as the monitor sees it.
-fn counted(d: &Shared, s: Greeted<'_>, t: &Trace, res: &CachedToken) {
+fn counted(d: &Shared, s: Greeted<'_>, t: &Trace, res: &CachedToken, now: i64) {
     crate::observe::repeat(
         d,
         &crate::observe::Repeat {
@@ -126,6 +127,7 @@ fn counted(d: &Shared, s: Greeted<'_>, t: &Trace, res: &CachedToken) {
             action: t.action.as_deref(),
             resource_owner: t.resource_owner.as_deref(),
             depth: s.delegation.as_ref().map_or(0, |del| del.depth),
+            now,
         },
     );
 }
@@ -348,6 +350,9 @@ impl Policy<'_> {
         authority: &Authority,
         t: &mut Trace,
     ) -> Result<Option<Vec<String>>, BrokerError> {
+        // One reading of the clock for the whole step.
+        let now_ns = d.clock.now_ns();
+        let now = now_ns.div_euclid(1_000_000_000);
         let own_chain;
         let (depth, max_depth, chain, expires_at) = match (authority, &s.delegation) {
             (Authority::Delegated, Some(del)) => (
@@ -366,7 +371,7 @@ impl Policy<'_> {
                     0,
                     d.config.delegation.max_depth,
                     &own_chain[..],
-                    expires_at.unwrap_or_else(|| d.clock.now() + 3600),
+                    expires_at.unwrap_or(now + 3600),
                 )
             }
         };
@@ -385,9 +390,9 @@ impl Policy<'_> {
             expires_at,
             exe: &s.identity.exe,
             sha256: &s.identity.sha256,
-            rate_last_minute: d.rates.hit(s.id, d.clock.now()),
+            rate_last_minute: d.rates.hit(s.id, now),
             approval: None,
-            now_ns: d.clock.now_ns(),
+            now_ns,
         };
         let asking = Asking {
             provider: r.provider,
@@ -526,15 +531,15 @@ struct Issue<'a> {
 /// cached token or refreshes once.
 async fn issue(d: &Shared, s: Greeted<'_>, i: Issue<'_>) -> Result<Issued, BrokerError> {
     login_covers(i.provider, i.state, i.scopes)?;
+    let now = d.clock.now();
     let req = Request {
         agent_id: s.id,
         scopes: i.scopes,
         resource: i.resource,
         generation: i.state.generation,
-        now: d.clock.now().max(0) as u64,
+        now: now.max(0) as u64,
     };
     let (tok, cached) = d.tokens.get(&d.store, i.provider, &req).await?;
-    let now = d.clock.now();
     // Keep the hot path free of writes: record use at most once a minute.
     if !cached || i.last_used.is_none_or(|t| now - t >= 60) {
         if let Some(g) = i.grant_id {

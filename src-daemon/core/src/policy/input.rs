@@ -17,7 +17,39 @@ use crate::store::AgentRow;
 /// Requests per agent in the last minute, in one-second buckets.
 #[derive(Default)]
 pub struct Rates {
-    map: Mutex<FxHashMap<i64, [(u64, u32); 60]>>,
+    map: Mutex<FxHashMap<i64, Window>>,
+}
+
+/// One agent's last minute: sixty one-second buckets and their running
+/// total, so a hit costs O(1) instead of a sum over the minute.
+struct Window {
+    buckets: [u32; 60],
+    /// The second the newest bucket is for.
+    last: u64,
+    total: u32,
+}
+
+impl Window {
+    fn new(now: u64) -> Self {
+        Self {
+            buckets: [0; 60],
+            last: now,
+            total: 0,
+        }
+    }
+
+    /// Moves the window to `now`, emptying the buckets of the seconds
+    /// that left the minute. A clock that went back counts in the newest
+    /// bucket.
+    fn advance(&mut self, now: u64) {
+        let gap = now.saturating_sub(self.last).min(60);
+        for i in 1..=gap {
+            let b = &mut self.buckets[((self.last + i) % 60) as usize];
+            self.total -= *b;
+            *b = 0;
+        }
+        self.last = self.last.max(now);
+    }
 }
 
 impl Rates {
@@ -26,17 +58,12 @@ impl Rates {
     pub fn hit(&self, agent_id: i64, now: i64) -> u32 {
         let now = now.max(0) as u64;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let buckets = map.entry(agent_id).or_insert([(0, 0); 60]);
-        let slot = &mut buckets[(now % 60) as usize];
-        if slot.0 != now {
-            *slot = (now, 0);
-        }
-        slot.1 = slot.1.saturating_add(1);
-        buckets
-            .iter()
-            .filter(|(t, _)| now.saturating_sub(*t) < 60)
-            .map(|(_, n)| *n)
-            .sum()
+        let w = map.entry(agent_id).or_insert_with(|| Window::new(now));
+        w.advance(now);
+        let b = &mut w.buckets[(w.last % 60) as usize];
+        *b = b.saturating_add(1);
+        w.total = w.total.saturating_add(1);
+        w.total
     }
 }
 
@@ -305,6 +332,9 @@ mod tests {
             "four hits, the first one left the minute"
         );
         assert_eq!(r.hit(1, t + 200), 1);
+        assert_eq!(r.hit(1, t + 199), 2, "a clock that went back still counts");
+        assert_eq!(r.hit(1, t + 259), 3);
+        assert_eq!(r.hit(1, t + 260), 2, "the two at 200 left the minute");
     }
 
     #[test]

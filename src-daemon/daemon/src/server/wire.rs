@@ -33,10 +33,12 @@ pub struct Session {
 pub(crate) type Conn = FramedRead<Stream, FrameCodec>;
 
 /// Bytes a connection's read buffer starts with: a `token.get` frame is
-/// ~100 bytes. It grows for a bigger frame (up to the 64 KiB cap). (Built
-/// as a `Framed`, each connection held the codec's default 8 KiB each way
-/// whatever it was given: 16 KiB of a connection's ~27.)
-const READ_BUF: usize = 256;
+/// ~100 bytes, so ten fit before the buffer is compacted (at 256 bytes
+/// that happened every other request, ~200 instructions each time). It
+/// grows for a bigger frame (up to the 64 KiB cap). (Built as a `Framed`,
+/// each connection held the codec's default 8 KiB each way whatever it was
+/// given: 16 KiB of a connection's ~27.)
+const READ_BUF: usize = 1024;
 
 /// Frames a new connection.
 pub(crate) fn framed(stream: Stream) -> Conn {
