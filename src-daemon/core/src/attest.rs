@@ -116,6 +116,83 @@ mod linux {
     }
 }
 
+/// How far a peer's self-description can be trusted, beyond its hash:
+/// the control socket admits only peers for which all of this holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// Namespaces (`mnt`, `user`) in which the peer differs from the
+    /// daemon, or whose link could not be read. In another mount namespace
+    /// the executable path it reports names a file of that namespace, not
+    /// of ours (`unshare -Urm` and a bind mount make any program look like
+    /// the installed `valetkey`).
+    pub foreign_namespaces: Vec<&'static str>,
+    /// The reported path, opened in the daemon's namespace, is the very
+    /// file the process runs (same device and inode).
+    pub path_verified: bool,
+    /// Dynamic-loader variables set in the peer's environment
+    /// (`LD_PRELOAD`, `LD_LIBRARY_PATH`, `LD_AUDIT`): each can load any
+    /// code into the real binary. `Err` when the environment is unreadable.
+    pub loader_env: Result<Vec<String>, String>,
+}
+
+/// Loader variables that inject code into a process.
+pub const LOADER_VARS: &[&str] = &["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"];
+
+/// The loader variables set (non-empty) in a `/proc/PID/environ` image.
+pub fn loader_vars(environ: &[u8]) -> Vec<String> {
+    let mut found: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| {
+            let eq = kv.iter().position(|b| *b == b'=')?;
+            let (k, v) = (&kv[..eq], &kv[eq + 1..]);
+            let k = std::str::from_utf8(k).ok()?;
+            (LOADER_VARS.contains(&k) && !v.is_empty()).then(|| k.to_owned())
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Reads process `pid`'s [`Provenance`], given the executable path its
+/// attestation reported. Blocking (reads `/proc`).
+#[cfg(target_os = "linux")]
+pub fn provenance(pid: u32, exe: &str) -> Provenance {
+    use std::os::unix::fs::MetadataExt;
+    let link = |who: &str, ns: &str| std::fs::read_link(format!("/proc/{who}/ns/{ns}")).ok();
+    let foreign_namespaces = ["mnt", "user"]
+        .into_iter()
+        .filter(|ns| {
+            let theirs = link(&pid.to_string(), ns);
+            theirs.is_none() || theirs != link("self", ns)
+        })
+        .collect();
+    let runs = std::fs::metadata(format!("/proc/{pid}/exe")).ok();
+    let named = std::fs::metadata(exe).ok();
+    let path_verified = match (runs, named) {
+        (Some(r), Some(n)) => r.dev() == n.dev() && r.ino() == n.ino(),
+        _ => false,
+    };
+    let loader_env = std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|e| loader_vars(&e))
+        .map_err(|e| e.to_string());
+    Provenance {
+        foreign_namespaces,
+        path_verified,
+        loader_env,
+    }
+}
+
+/// Provenance is read from `/proc`: elsewhere nothing can be vouched for.
+#[cfg(not(target_os = "linux"))]
+pub fn provenance(_pid: u32, _exe: &str) -> Provenance {
+    Provenance {
+        foreign_namespaces: vec!["unknown"],
+        path_verified: false,
+        loader_env: Err("not implemented on this platform".into()),
+    }
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -275,6 +352,36 @@ impl ProcessHandle {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loader_variables_are_found_only_when_set() {
+        let env =
+            b"PATH=/usr/bin\0LD_PRELOAD=/tmp/x.so\0LD_LIBRARY_PATH=\0HOME=/root\0LD_AUDIT=a.so";
+        assert_eq!(loader_vars(env), ["LD_AUDIT", "LD_PRELOAD"]);
+        assert!(loader_vars(b"PATH=/bin\0MY_LD_PRELOAD=x\0").is_empty());
+        assert!(loader_vars(b"").is_empty());
+    }
+
+    #[test]
+    fn this_process_is_in_our_namespaces_and_runs_what_its_path_names() {
+        let exe = std::env::current_exe().expect("exe");
+        let p = provenance(std::process::id(), &exe.to_string_lossy());
+        assert!(p.foreign_namespaces.is_empty(), "{p:?}");
+        assert!(p.path_verified);
+        // cargo sets LD_LIBRARY_PATH for the tests it runs; the reading
+        // must agree with what this process was given.
+        let given: Vec<String> = LOADER_VARS
+            .iter()
+            .filter(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+            .map(|v| v.to_string())
+            .collect();
+        let mut given = given;
+        given.sort();
+        assert_eq!(p.loader_env, Ok(given));
+        // Another file at that path is not the one running.
+        let other = provenance(std::process::id(), "/bin/sh");
+        assert!(!other.path_verified);
+    }
 
     #[test]
     fn attests_this_test_process() {

@@ -367,11 +367,11 @@ async fn control_socket_refuses_binaries_that_are_not_valetkey() {
     let dir = tempfile::tempdir().expect("dir");
     let copy = dir.path().join("valetkey");
     std::fs::copy(crate::harness::bin("valetkey"), &copy).expect("copy");
-    let out = std::process::Command::new(&copy)
+    let out = env
+        .command(&copy)
         .args(["--socket"])
         .arg(&env.socket)
         .args(["consent", "list"])
-        .envs(env.envs())
         .output()
         .expect("run");
     assert!(!out.status.success());
@@ -379,6 +379,89 @@ async fn control_socket_refuses_binaries_that_are_not_valetkey() {
     assert!(err.contains("peer_rejected"), "{err}");
     assert!(err.contains("may not use the control socket"), "{err}");
     // The installed one works.
+    assert!(env.cli_ok(&["consent", "list"]).contains("No consents"));
+}
+
+#[tokio::test]
+async fn control_socket_refuses_the_real_cli_with_loader_variables() {
+    let env = env_with("");
+    for var in ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"] {
+        let value = if var == "LD_LIBRARY_PATH" {
+            "/tmp"
+        } else {
+            "libm.so.6"
+        };
+        let out = env
+            .command(crate::harness::bin("valetkey"))
+            .env(var, value)
+            .args(["consent", "list"])
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("peer_rejected"), "{var}: {err}");
+        assert!(
+            err.contains(&format!("runs with {var} set")),
+            "{var}: {err}"
+        );
+    }
+    // An empty one loads nothing, and the same binary without them works.
+    let out = env
+        .command(crate::harness::bin("valetkey"))
+        .env("LD_PRELOAD", "")
+        .args(["consent", "list"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(env.cli_ok(&["consent", "list"]).contains("No consents"));
+}
+
+#[tokio::test]
+async fn control_socket_refuses_clients_from_other_namespaces_and_bind_mounted_impostors() {
+    let env = env_with("");
+    let cli = crate::harness::bin("valetkey");
+    // The real CLI, run in its own user and mount namespace.
+    let out = env
+        .command("unshare")
+        .arg("-Urm")
+        .arg(&cli)
+        .args(["consent", "list"])
+        .output()
+        .expect("unshare");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("runs in another mnt and user namespace"),
+        "{err}"
+    );
+    // python3 bind-mounted over the installed valetkey's path: /proc/PID/exe
+    // then reads as the installed CLI, inside that namespace.
+    let control = valetkey_ipc::paths::control_socket_for(&env.socket);
+    let script = format!(
+        "mount --bind /usr/bin/python3 '{cli}' && exec '{cli}' -c \"import socket; s = socket.socket(socket.AF_UNIX); s.connect('{control}'); print(s.makefile().readline())\"",
+        cli = cli.display(),
+        control = control.display()
+    );
+    let out = env
+        .command("unshare")
+        .args(["-Urm", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        reply.contains("another mnt and user namespace"),
+        "{reply} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        reply.contains(&cli.display().to_string()),
+        "it claimed to be the CLI: {reply}"
+    );
+    // Outside, the installed CLI is unaffected.
     assert!(env.cli_ok(&["consent", "list"]).contains("No consents"));
 }
 

@@ -3,7 +3,11 @@
 //!
 //! Admission: the same uid (checked for every connection) *and* an
 //! attested executable that is `valetkey` or `valetkey-tray` installed next
-//! to this `valetkeyd`, or one listed in `[control] allowed_clients`. What
+//! to this `valetkeyd`, or one listed in `[control] allowed_clients`, whose
+//! path can be taken at its word: the peer runs in valetkeyd's own mount
+//! and user namespaces, the path names the very file it runs (device and
+//! inode), and no `LD_PRELOAD`, `LD_LIBRARY_PATH` or `LD_AUDIT` is set in
+//! its environment (see [`valetkey_core::attest::Provenance`]). What
 //! that buys: an agent cannot approve its own requests by speaking this
 //! protocol, because its binary is not on the list. What it does not buy:
 //! code running as the same user can still ptrace the tray (unless
@@ -51,7 +55,17 @@ fn allowed_paths(d: &Shared) -> Vec<PathBuf> {
 }
 
 /// Whether this peer may use the control socket; the error says why not.
+/// Its path must be trustworthy (our namespaces, the very file it runs, no
+/// loader variables) before the allow-list is asked.
 pub fn admit(d: &Shared, peer: &PeerIdentity) -> Result<(), String> {
+    trustworthy(
+        peer,
+        &valetkey_core::attest::provenance(peer.pid, &peer.exe),
+    )?;
+    // Everything above was read about this process, not a successor.
+    if !valetkey_core::attest::Attestor::still_same(peer.pid, peer.start_time) {
+        return Err(format!("process {} exited while being admitted", peer.pid));
+    }
     let exe = Path::new(&peer.exe);
     let ok = allowed_paths(d)
         .iter()
@@ -63,6 +77,36 @@ pub fn admit(d: &Shared, peer: &PeerIdentity) -> Result<(), String> {
         "{} may not use the control socket: only valetkey and valetkey-tray installed next to valetkeyd, or a client listed in [control] allowed_clients, may decide consents",
         peer.exe
     ))
+}
+
+/// Refuses a peer whose executable path cannot be taken at its word.
+fn trustworthy(peer: &PeerIdentity, p: &valetkey_core::attest::Provenance) -> Result<(), String> {
+    if !p.foreign_namespaces.is_empty() {
+        return Err(format!(
+            "{} runs in another {} namespace than valetkeyd (a container, `unshare` or a sandbox), where its path names a different file; the control socket takes clients from valetkeyd's own namespaces only. Run valetkey outside it",
+            peer.exe,
+            p.foreign_namespaces.join(" and ")
+        ));
+    }
+    if !p.path_verified {
+        return Err(format!(
+            "the path {} does not name the file process {} runs (it was replaced or mounted over); run the installed valetkey",
+            peer.exe, peer.pid
+        ));
+    }
+    match &p.loader_env {
+        Ok(vars) if vars.is_empty() => Ok(()),
+        Ok(vars) => Err(format!(
+            "{} runs with {} set, which loads code of its own choosing into it; the control socket refuses such clients. Unset {} and retry",
+            peer.exe,
+            vars.join(" and "),
+            vars.join(", ")
+        )),
+        Err(e) => Err(format!(
+            "cannot read the environment of process {} ({e}), so cannot rule out LD_PRELOAD; refusing",
+            peer.pid
+        )),
+    }
 }
 
 /// Serves one admitted control connection.
