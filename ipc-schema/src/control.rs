@@ -34,6 +34,15 @@ pub struct ConsentRequest {
     pub agent: AgentInfo,
     /// The attested executable of the agent process.
     pub exe: String,
+    /// True when `exe` is not the file the process runs, as seen from the
+    /// daemon (see `PeerIdentity.exe_unverified`): show the hash, not the
+    /// path. Omitted when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exe_unverified: bool,
+    /// Namespaces in which the agent differs from the daemon (see
+    /// `PeerIdentity.foreign_namespaces`). Omitted when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_namespaces: Vec<String>,
     /// SHA-256 of that executable, hex.
     pub sha256: String,
     /// The agent's pid when it asked.

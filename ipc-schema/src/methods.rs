@@ -109,6 +109,17 @@ pub struct PeerIdentity {
     pub start_time: u64,
     /// The parent chain, nearest first, up to 8 levels.
     pub parents: Vec<ProcessInfo>,
+    /// Namespaces (`mnt`, `user`) in which the peer differs from the
+    /// daemon. In another mount namespace `exe` is a path of *that*
+    /// namespace. Omitted when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_namespaces: Vec<String>,
+    /// True when `exe`, opened in the daemon's namespace, is not the file
+    /// the process runs (another mount namespace, or a file replaced since
+    /// it started): the path says nothing then; `sha256` still names what
+    /// runs. Omitted when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exe_unverified: bool,
 }
 
 /// One ancestor of the peer process.

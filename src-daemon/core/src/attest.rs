@@ -87,6 +87,29 @@ mod linux {
         })
     }
 
+    /// The namespaces (`mnt`, `user`) in which `pid` is not where we are
+    /// (or whose link cannot be read).
+    pub(super) fn foreign_namespaces(pid: u32) -> Vec<&'static str> {
+        let link = |who: &str, ns: &str| std::fs::read_link(format!("/proc/{who}/ns/{ns}")).ok();
+        ["mnt", "user"]
+            .into_iter()
+            .filter(|ns| {
+                let theirs = link(&pid.to_string(), ns);
+                theirs.is_none() || theirs != link("self", ns)
+            })
+            .collect()
+    }
+
+    /// Whether `exe`, opened here, is the very file `pid` runs.
+    pub(super) fn path_verified(pid: u32, exe: &str) -> bool {
+        let runs = std::fs::metadata(format!("/proc/{pid}/exe")).ok();
+        let named = std::fs::metadata(exe).ok();
+        match (runs, named) {
+            (Some(r), Some(n)) => r.dev() == n.dev() && r.ino() == n.ino(),
+            _ => false,
+        }
+    }
+
     pub(super) fn exe_path(pid: u32) -> Option<String> {
         std::fs::read_link(format!("/proc/{pid}/exe"))
             .ok()
@@ -158,21 +181,8 @@ pub fn loader_vars(environ: &[u8]) -> Vec<String> {
 /// attestation reported. Blocking (reads `/proc`).
 #[cfg(target_os = "linux")]
 pub fn provenance(pid: u32, exe: &str) -> Provenance {
-    use std::os::unix::fs::MetadataExt;
-    let link = |who: &str, ns: &str| std::fs::read_link(format!("/proc/{who}/ns/{ns}")).ok();
-    let foreign_namespaces = ["mnt", "user"]
-        .into_iter()
-        .filter(|ns| {
-            let theirs = link(&pid.to_string(), ns);
-            theirs.is_none() || theirs != link("self", ns)
-        })
-        .collect();
-    let runs = std::fs::metadata(format!("/proc/{pid}/exe")).ok();
-    let named = std::fs::metadata(exe).ok();
-    let path_verified = match (runs, named) {
-        (Some(r), Some(n)) => r.dev() == n.dev() && r.ino() == n.ino(),
-        _ => false,
-    };
+    let foreign_namespaces = linux::foreign_namespaces(pid);
+    let path_verified = linux::path_verified(pid, exe);
     let loader_env = std::fs::read(format!("/proc/{pid}/environ"))
         .map(|e| loader_vars(&e))
         .map_err(|e| e.to_string());
@@ -209,6 +219,13 @@ impl Attestor {
             why: "executable path unreadable".into(),
         })?;
         let sha256 = linux::hash_exe(self, pid)?;
+        // Read before the second look at the start time, so all of it is
+        // about the same process.
+        let exe_unverified = !linux::path_verified(pid, &exe);
+        let foreign_namespaces = linux::foreign_namespaces(pid)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let after = linux::read_stat(pid)?;
         if after.start_time != before.start_time {
             return Err(AttestError::PidReused(pid));
@@ -228,10 +245,12 @@ impl Attestor {
         Ok(PeerIdentity {
             uid,
             pid,
+            exe_unverified,
             exe,
             sha256,
             start_time: before.start_time,
             parents,
+            foreign_namespaces,
         })
     }
 
@@ -392,6 +411,12 @@ mod tests {
         let exe = std::env::current_exe().expect("exe");
         assert_eq!(id.exe, exe.to_string_lossy());
         assert_eq!(id.sha256, sha256_file(&exe).expect("hash"));
+        assert!(
+            id.foreign_namespaces.is_empty(),
+            "{:?}",
+            id.foreign_namespaces
+        );
+        assert!(!id.exe_unverified);
         assert!(!id.parents.is_empty());
         assert!(Attestor::still_same(me, id.start_time));
         assert!(!Attestor::still_same(me, id.start_time + 1));

@@ -186,8 +186,14 @@ async fn consent_notification(d: &Shared, req: &ConsentRequest) -> Result<(), Bo
             )
         })
         .unwrap_or_default();
+    // A path the daemon could not verify says so, as on the tray's card.
+    let unverified = if req.exe_unverified || !req.foreign_namespaces.is_empty() {
+        " (path not verified: trust the hash)"
+    } else {
+        ""
+    };
     let body = format!(
-        "{} wants {} on {}{duration}.\nBinary {} ({})\nPurpose: {}",
+        "{} wants {} on {}{duration}.\nBinary {}{unverified} ({})\nPurpose: {}",
         req.agent.name,
         req.scopes.join(" "),
         req.provider_display,

@@ -13,6 +13,16 @@ const base = (over = {}) => ({
 afterEach(() => clearMocks());
 
 describe("pending consents", () => {
+  test("a binary whose path cannot be verified says so, and a normal one does not", async () => {
+    const odd = consent({ id: "c_ffffffffffffffffffffffffffffffff", exe: "/usr/bin/git", foreign_namespaces: ["mnt", "user"], exe_unverified: true });
+    mount(base({ consent_list: { consents: [consent(), odd] } }));
+    const card = await until(() => $('[data-consent="c_ffffffffffffffffffffffffffffffff"]') ?? fail());
+    expect(card.textContent).toContain("Not verified");
+    expect(card.textContent).toContain("it runs in another mnt and user namespace");
+    const normal = $('[data-consent="c_0123456789abcdef0123456789abcdef"]');
+    expect(normal.textContent).not.toContain("Not verified");
+  });
+
   test("a card shows every identity fact the daemon attested", async () => {
     mount(base());
     const card = await until(() => $("[data-consent]") ?? fail());

@@ -466,6 +466,66 @@ async fn control_socket_refuses_clients_from_other_namespaces_and_bind_mounted_i
 }
 
 #[tokio::test]
+async fn an_agent_in_another_namespace_is_marked_in_whoami_and_on_its_card() {
+    let env = env_with("");
+    // python3 bind-mounted over /usr/bin/git in a private user and mount
+    // namespace: inside it, /proc/PID/exe reads /usr/bin/git.
+    let script = r#"import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
+def call(i, m, p):
+    f.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": m, "params": p}) + "\n").encode()); f.flush()
+    return json.loads(f.readline())
+call(1, "hello", {"protocol": 1, "agent": {"name": "posing-as-git"}})
+print(json.dumps(call(2, "whoami", {})))
+print(json.dumps(call(3, "token.get", {"provider": "local", "scopes": ["repo:read"], "wait": False})))
+"#;
+    let sh = format!(
+        "mount --bind /usr/bin/python3 /usr/bin/git && exec /usr/bin/git -c '{script}' '{}'",
+        env.socket.display()
+    );
+    let out = env
+        .command("unshare")
+        .args(["-Urm", "sh", "-c", &sh])
+        .output()
+        .expect("unshare");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"));
+    let who = lines
+        .next()
+        .unwrap_or_else(|| panic!("no answer: {}", String::from_utf8_lossy(&out.stderr)));
+    let id = &who["result"]["identity"];
+    assert_eq!(id["exe"], "/usr/bin/git", "{who}");
+    assert_eq!(id["exe_unverified"], true, "{who}");
+    assert_eq!(
+        id["foreign_namespaces"],
+        serde_json::json!(["mnt", "user"]),
+        "{who}"
+    );
+    let asked = lines.next().expect("token.get answered");
+    assert_eq!(asked["error"]["data"]["reason"], "pending", "{asked}");
+    // The card the user sees says the path cannot be trusted.
+    let mut ctl = env.control().await;
+    let list = ctl.call::<ConsentList>(&NoParams {}).await.expect("list");
+    let c = list
+        .consents
+        .iter()
+        .find(|c| c.agent.name == "posing-as-git")
+        .expect("its consent");
+    assert_eq!(c.exe, "/usr/bin/git");
+    assert!(c.exe_unverified);
+    assert_eq!(c.foreign_namespaces, ["mnt", "user"]);
+    // An agent from our own namespace is not marked.
+    let mut plain = env.agent("plain").await;
+    let me = plain
+        .call::<valetkey_ipc::methods::Whoami>(&Default::default())
+        .await
+        .expect("whoami");
+    assert!(!me.identity.exe_unverified && me.identity.foreign_namespaces.is_empty());
+}
+
+#[tokio::test]
 async fn cli_parity_list_allow_and_deny() {
     let env = env_with("");
     let mut ctl = subscribed(&env).await;

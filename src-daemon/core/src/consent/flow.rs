@@ -137,6 +137,8 @@ pub async fn ask(
         agent_id,
         agent: agent.clone(),
         exe: s.identity.exe.clone(),
+        exe_unverified: s.identity.exe_unverified,
+        foreign_namespaces: s.identity.foreign_namespaces.clone(),
         sha256: s.identity.sha256.clone(),
         pid: s.identity.pid,
         parents: s.identity.parents.clone(),

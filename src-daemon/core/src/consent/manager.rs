@@ -347,6 +347,8 @@ mod tests {
                 purpose: String::new(),
             },
             exe: "/bin/x".into(),
+            exe_unverified: false,
+            foreign_namespaces: vec![],
             sha256: "ab".into(),
             pid: 1,
             parents: vec![],

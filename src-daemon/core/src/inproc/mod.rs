@@ -131,6 +131,8 @@ impl World {
                 sha256,
                 start_time: session,
                 parents: vec![],
+                foreign_namespaces: vec![],
+                exe_unverified: false,
             },
         )
     }

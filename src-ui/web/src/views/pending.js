@@ -46,6 +46,18 @@ export function renderPending(consents, opts) {
   return h("div", { class: "cards" }, cards);
 }
 
+/** Why the binary's path cannot be taken at its word, or "" when it can. */
+export function unverified(c) {
+  const ns = c.foreign_namespaces || [];
+  if (ns.length) {
+    return `it runs in another ${ns.join(" and ")} namespace (a container, unshare or a sandbox), where this path may name a different file: trust the hash, not the path`;
+  }
+  if (c.exe_unverified) {
+    return "this path is not the file the process runs (replaced or mounted over): trust the hash, not the path";
+  }
+  return "";
+}
+
 function parents(list) {
   if (!list?.length) return "";
   return list.map((p) => `${p.exe ?? "(unreadable)"} (pid ${p.pid})`).join(" ← ");
@@ -133,6 +145,7 @@ function card(c, { now, locked, onLock, decide }) {
       : null,
     facts([
       ["Binary", c.exe],
+      ["Not verified", unverified(c)],
       ["Hash", h("code", { title: c.sha256 }, shortHash(c.sha256))],
       ["Version", c.agent.version],
       ["Process", `pid ${c.pid}`],
