@@ -145,6 +145,21 @@ wait_sock "$work/echo.sock" $!
 
 head -c 768 /dev/urandom | base64 -w0 | secret-tool store --label="valetkey bench item" service valetkey-bench username bench-item
 
+# Runs `FN name pid socket target` for each server (valetkey, ssh-agent,
+# echo; each prints one `"name": …` JSON member) after $n requests, and
+# writes them with the request count as one JSON object to $VK_BENCH_OUT/FILE.
+each_server() { # FN FILE
+  {
+    echo "{"
+    echo "  \"requests\": $n,"
+    "$1" valetkey "${pids[1]}" "$agent_sock" valetkey | sed 's/^/  /; s/$/,/'
+    "$1" ssh-agent "${pids[2]}" "$work/ssh.sock" ssh-agent | sed 's/^/  /; s/$/,/'
+    "$1" echo "${pids[3]}" "$work/echo.sock" echo | sed 's/^/  /'
+    echo "}"
+  } > "$VK_BENCH_OUT/$2"
+  cat "$VK_BENCH_OUT/$2"
+}
+
 if [ -n "${VK_BENCH_CALLGRIND:-}" ]; then
   # Instructions per request on the server side: zero the counters after
   # a warm-up, send N requests on one connection, dump, divide.
@@ -166,16 +181,7 @@ if [ -n "${VK_BENCH_CALLGRIND:-}" ]; then
     callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | head -80 > "$VK_BENCH_OUT/callgrind-$1.txt" || true
     echo "\"$1\": $(((ir - fallback) / n)), \"$1_stat_fallback\": $((fallback / n))"
   }
-  vk_pid=${pids[1]}; ssh_pid=${pids[2]}; echo_pid=${pids[3]}
-  {
-    echo "{"
-    echo "  \"requests\": $n,"
-    count valetkey "$vk_pid" "$agent_sock" valetkey | sed 's/^/  /; s/$/,/'
-    count ssh-agent "$ssh_pid" "$work/ssh.sock" ssh-agent | sed 's/^/  /; s/$/,/'
-    count echo "$echo_pid" "$work/echo.sock" echo | sed 's/^/  /'
-    echo "}"
-  } > "$VK_BENCH_OUT/callgrind.json"
-  cat "$VK_BENCH_OUT/callgrind.json"
+  each_server count callgrind.json
   per=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["valetkey"])' "$VK_BENCH_OUT/callgrind.json")
   say "per request: $(tr -d '\n ' < "$VK_BENCH_OUT/callgrind.json")"
   max=${VK_BENCH_MAX_INSTR:-23300}
@@ -202,15 +208,7 @@ if [ -n "${VK_BENCH_SYSCALLS:-}" ]; then
       $2 ~ /^[0-9]+$/ && $1 != "total" {printf "%s\"%s\": %.2f", sep, $1, $2/n; sep=", "}
       END{print "}"}' "$work/sc.$1"
   }
-  {
-    echo "{"
-    echo "  \"requests\": $n,"
-    per_request valetkey "${pids[1]}" "$agent_sock" valetkey | sed 's/^/  /; s/$/,/'
-    per_request ssh-agent "${pids[2]}" "$work/ssh.sock" ssh-agent | sed 's/^/  /; s/$/,/'
-    per_request echo "${pids[3]}" "$work/echo.sock" echo | sed 's/^/  /'
-    echo "}"
-  } > "$VK_BENCH_OUT/syscalls.json"
-  cat "$VK_BENCH_OUT/syscalls.json"
+  each_server per_request syscalls.json
   exit 0
 fi
 

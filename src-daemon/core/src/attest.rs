@@ -139,25 +139,6 @@ mod linux {
     }
 }
 
-/// How far a peer's self-description can be trusted, beyond its hash:
-/// the control socket admits only peers for which all of this holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Provenance {
-    /// Namespaces (`mnt`, `user`) in which the peer differs from the
-    /// daemon, or whose link could not be read. In another mount namespace
-    /// the executable path it reports names a file of that namespace, not
-    /// of ours (`unshare -Urm` and a bind mount make any program look like
-    /// the installed `valetkey`).
-    pub foreign_namespaces: Vec<&'static str>,
-    /// The reported path, opened in the daemon's namespace, is the very
-    /// file the process runs (same device and inode).
-    pub path_verified: bool,
-    /// Dynamic-loader variables set in the peer's environment
-    /// (`LD_PRELOAD`, `LD_LIBRARY_PATH`, `LD_AUDIT`): each can load any
-    /// code into the real binary. `Err` when the environment is unreadable.
-    pub loader_env: Result<Vec<String>, String>,
-}
-
 /// Loader variables that inject code into a process.
 pub const LOADER_VARS: &[&str] = &["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"];
 
@@ -177,30 +158,23 @@ pub fn loader_vars(environ: &[u8]) -> Vec<String> {
     found
 }
 
-/// Reads process `pid`'s [`Provenance`], given the executable path its
-/// attestation reported. Blocking (reads `/proc`).
+/// The loader variables (`LD_PRELOAD`, `LD_LIBRARY_PATH`, `LD_AUDIT`) set
+/// in process `pid`'s environment: each can load any code into the real
+/// binary. `Err` when the environment cannot be read. Blocking (reads
+/// `/proc`). With the identity's `foreign_namespaces` and
+/// `exe_unverified`, this is what the control socket needs to take a
+/// client's path at its word.
 #[cfg(target_os = "linux")]
-pub fn provenance(pid: u32, exe: &str) -> Provenance {
-    let foreign_namespaces = linux::foreign_namespaces(pid);
-    let path_verified = linux::path_verified(pid, exe);
-    let loader_env = std::fs::read(format!("/proc/{pid}/environ"))
+pub fn loader_env(pid: u32) -> Result<Vec<String>, String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
         .map(|e| loader_vars(&e))
-        .map_err(|e| e.to_string());
-    Provenance {
-        foreign_namespaces,
-        path_verified,
-        loader_env,
-    }
+        .map_err(|e| e.to_string())
 }
 
-/// Provenance is read from `/proc`: elsewhere nothing can be vouched for.
+/// The environment is read from `/proc`: elsewhere it cannot be vouched for.
 #[cfg(not(target_os = "linux"))]
-pub fn provenance(_pid: u32, _exe: &str) -> Provenance {
-    Provenance {
-        foreign_namespaces: vec!["unknown"],
-        path_verified: false,
-        loader_env: Err("not implemented on this platform".into()),
-    }
+pub fn loader_env(_pid: u32) -> Result<Vec<String>, String> {
+    Err("not implemented on this platform".into())
 }
 
 /// Lowercase hex.
@@ -383,23 +357,22 @@ mod tests {
 
     #[test]
     fn this_process_is_in_our_namespaces_and_runs_what_its_path_names() {
+        let me = std::process::id();
         let exe = std::env::current_exe().expect("exe");
-        let p = provenance(std::process::id(), &exe.to_string_lossy());
-        assert!(p.foreign_namespaces.is_empty(), "{p:?}");
-        assert!(p.path_verified);
-        // cargo sets LD_LIBRARY_PATH for the tests it runs; the reading
-        // must agree with what this process was given.
-        let given: Vec<String> = LOADER_VARS
+        assert!(linux::foreign_namespaces(me).is_empty());
+        assert!(linux::path_verified(me, &exe.to_string_lossy()));
+        // Another file at that path is not the one running.
+        assert!(!linux::path_verified(me, "/bin/sh"));
+        // cargo may set LD_LIBRARY_PATH for the tests it runs (the repo's
+        // runner removes it); the reading must agree with what this
+        // process was given.
+        let mut given: Vec<String> = LOADER_VARS
             .iter()
             .filter(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
             .map(|v| v.to_string())
             .collect();
-        let mut given = given;
         given.sort();
-        assert_eq!(p.loader_env, Ok(given));
-        // Another file at that path is not the one running.
-        let other = provenance(std::process::id(), "/bin/sh");
-        assert!(!other.path_verified);
+        assert_eq!(loader_env(me), Ok(given));
     }
 
     #[test]

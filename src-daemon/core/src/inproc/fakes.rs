@@ -179,11 +179,7 @@ impl Upstream for FakeUpstream {
         refresh_token: &'a Secret,
         _client_secret: Option<&'a Secret>,
     ) -> BoxFuture<'a, Result<bool, UpstreamError>> {
-        let t = refresh_token.expose().to_owned();
-        Box::pin(async move {
-            self.revoked_refresh.lock().expect("lock").push(t);
-            Ok(true)
-        })
+        revoked(&self.revoked_refresh, refresh_token)
     }
 
     fn revoke_access_token<'a>(
@@ -192,10 +188,18 @@ impl Upstream for FakeUpstream {
         access_token: &'a Secret,
         _client_secret: Option<&'a Secret>,
     ) -> BoxFuture<'a, Result<bool, UpstreamError>> {
-        let t = access_token.expose().to_owned();
-        Box::pin(async move {
-            self.revoked_access.lock().expect("lock").push(t);
-            Ok(true)
-        })
+        revoked(&self.revoked_access, access_token)
     }
+}
+
+/// Notes a revoked token in `list`; the fake provider supports RFC 7009.
+fn revoked<'a>(
+    list: &'a Mutex<Vec<String>>,
+    token: &Secret,
+) -> BoxFuture<'a, Result<bool, UpstreamError>> {
+    let t = token.expose().to_owned();
+    Box::pin(async move {
+        list.lock().expect("lock").push(t);
+        Ok(true)
+    })
 }

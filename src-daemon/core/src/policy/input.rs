@@ -45,7 +45,7 @@ impl Window {
         let gap = now.saturating_sub(self.last).min(60);
         for i in 1..=gap {
             let b = &mut self.buckets[((self.last + i) % 60) as usize];
-            self.total -= *b;
+            self.total = self.total.saturating_sub(*b);
             *b = 0;
         }
         self.last = self.last.max(now);

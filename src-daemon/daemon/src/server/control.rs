@@ -7,7 +7,7 @@
 //! path can be taken at its word: the peer runs in valetkeyd's own mount
 //! and user namespaces, the path names the very file it runs (device and
 //! inode), and no `LD_PRELOAD`, `LD_LIBRARY_PATH` or `LD_AUDIT` is set in
-//! its environment (see [`valetkey_core::attest::Provenance`]). What
+//! its environment (see [`valetkey_core::attest::loader_env`]). What
 //! that buys: an agent cannot approve its own requests by speaking this
 //! protocol, because its binary is not on the list. What it does not buy:
 //! code running as the same user can still ptrace the tray (unless
@@ -58,13 +58,13 @@ fn allowed_paths(d: &Shared) -> Vec<PathBuf> {
 /// Its path must be trustworthy (our namespaces, the very file it runs, no
 /// loader variables) before the allow-list is asked.
 pub fn admit(d: &Shared, peer: &PeerIdentity) -> Result<(), String> {
-    trustworthy(
-        peer,
-        &valetkey_core::attest::provenance(peer.pid, &peer.exe),
-    )?;
-    // Everything above was read about this process, not a successor.
+    trustworthy(peer, valetkey_core::attest::loader_env(peer.pid))?;
+    // The environment was read from this process, not a successor.
     if !valetkey_core::attest::Attestor::still_same(peer.pid, peer.start_time) {
-        return Err(format!("process {} exited while being admitted", peer.pid));
+        return Err(format!(
+            "process {} exited while being admitted; connect again",
+            peer.pid
+        ));
     }
     let exe = Path::new(&peer.exe);
     let ok = allowed_paths(d)
@@ -79,22 +79,24 @@ pub fn admit(d: &Shared, peer: &PeerIdentity) -> Result<(), String> {
     ))
 }
 
-/// Refuses a peer whose executable path cannot be taken at its word.
-fn trustworthy(peer: &PeerIdentity, p: &valetkey_core::attest::Provenance) -> Result<(), String> {
-    if !p.foreign_namespaces.is_empty() {
+/// Refuses a peer whose executable path cannot be taken at its word: the
+/// namespaces and the path were checked at attestation, the loader
+/// variables are read now.
+fn trustworthy(peer: &PeerIdentity, loader_env: Result<Vec<String>, String>) -> Result<(), String> {
+    if !peer.foreign_namespaces.is_empty() {
         return Err(format!(
             "{} runs in another {} namespace than valetkeyd (a container, `unshare` or a sandbox), where its path names a different file; the control socket takes clients from valetkeyd's own namespaces only. Run valetkey outside it",
             peer.exe,
-            p.foreign_namespaces.join(" and ")
+            peer.foreign_namespaces.join(" and ")
         ));
     }
-    if !p.path_verified {
+    if peer.exe_unverified {
         return Err(format!(
             "the path {} does not name the file process {} runs (it was replaced or mounted over); run the installed valetkey",
             peer.exe, peer.pid
         ));
     }
-    match &p.loader_env {
+    match loader_env {
         Ok(vars) if vars.is_empty() => Ok(()),
         Ok(vars) => Err(format!(
             "{} runs with {} set, which loads code of its own choosing into it; the control socket refuses such clients. Unset {} and retry",
@@ -103,7 +105,7 @@ fn trustworthy(peer: &PeerIdentity, p: &valetkey_core::attest::Provenance) -> Re
             vars.join(", ")
         )),
         Err(e) => Err(format!(
-            "cannot read the environment of process {} ({e}), so cannot rule out LD_PRELOAD; refusing",
+            "cannot read the environment of process {} ({e}), so cannot rule out LD_PRELOAD; run valetkey as valetkeyd's user, outside any sandbox",
             peer.pid
         )),
     }
