@@ -17,6 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::admin::*;
+pub use crate::boxes::*;
 use crate::methods::{AgentInfo, Method, NoParams, ProcessInfo};
 use crate::policy::{Classification, PolicyDecision};
 
@@ -43,8 +44,14 @@ pub struct ConsentRequest {
     /// `PeerIdentity.foreign_namespaces`). Omitted when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub foreign_namespaces: Vec<String>,
-    /// SHA-256 of that executable, hex.
+    /// What the consent binds to, hex: the SHA-256 of that executable, or
+    /// for a boxed agent its entry point (`box.entry_sha256`).
     pub sha256: String,
+    /// The box the agent runs in (see `PeerIdentity.box`). Omitted for an
+    /// unboxed agent: say on the card that it is not confined and can read
+    /// the keychain.
+    #[serde(rename = "box", default, skip_serializing_if = "Option::is_none")]
+    pub confinement: Option<crate::methods::BoxFacts>,
     /// The agent's pid when it asked.
     pub pid: u32,
     /// Its parent processes, nearest first.

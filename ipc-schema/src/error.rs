@@ -104,6 +104,8 @@ error_codes! {
     DelegationRevoked = (2014, "delegation_revoked"),
     /// The delegation asked for more than the caller has (time, depth or provider); `data.reason` says which.
     DelegationRefused = (2015, "delegation_refused"),
+    /// The provider is listed in `[policy] require_confinement` and the agent is not in a box; start it with `valetkey run`.
+    ConfinementRequired = (2016, "confinement_required"),
     /// The OS keychain is locked; unlock it and retry.
     KeychainLocked = (3000, "keychain_locked"),
     /// No OS keychain (Secret Service) is reachable.

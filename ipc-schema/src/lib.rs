@@ -12,7 +12,8 @@
 //! * [`error`]: stable, named error codes agents can branch on.
 //! * [`methods`]: one type per agent method with its params and result.
 //! * [`control`]: the control socket's methods and pushed events (tray, CLI),
-//!   with [`admin`]'s methods through which the CLI changes state;
+//!   with [`admin`]'s methods through which the CLI changes state and
+//!   [`boxes`]' through which `valetkey run` opens a box;
 //! * [`audit`]: one record of the audit trail.
 //! * [`policy`]: the input document policies see, and their decisions.
 //! * [`paths`]: where the socket lives.
@@ -21,6 +22,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod boxes;
 pub mod client;
 pub mod codec;
 pub mod control;

@@ -120,6 +120,78 @@ pub struct PeerIdentity {
     /// runs. Omitted when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exe_unverified: bool,
+    /// The box the peer runs in, when it connected on a box's own socket
+    /// (started by `valetkey run`): facts from the launch, not from
+    /// `/proc`. Omitted for an unboxed agent, which runs with everything
+    /// the user has (it can read the keychain).
+    #[serde(rename = "box", default, skip_serializing_if = "Option::is_none")]
+    pub confinement: Option<BoxFacts>,
+}
+
+impl PeerIdentity {
+    /// What grants, remembered denials and consents bind to: a boxed
+    /// agent's entry point ([`BoxFacts::entry_sha256`]), else the hash of
+    /// the executable. Two Python scripts in boxes are two agents; the
+    /// same two unboxed are one binary, `python3`.
+    pub fn binding(&self) -> &str {
+        match &self.confinement {
+            Some(b) => &b.entry_sha256,
+            None => &self.sha256,
+        }
+    }
+
+    /// What the registry records the agent as having run: the executable,
+    /// or for a boxed agent its entry point (script, else program) marked
+    /// `(box)`, beside [`PeerIdentity::binding`].
+    pub fn binding_exe(&self) -> std::borrow::Cow<'_, str> {
+        match &self.confinement {
+            Some(b) => {
+                let entry = b.script.as_ref().unwrap_or(&b.program);
+                format!("{} (box)", entry.path).into()
+            }
+            None => self.exe.as_str().into(),
+        }
+    }
+}
+
+/// What `valetkey run` launched in a box, as the daemon recorded it when
+/// the box was opened (the daemon hashed the files itself).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct BoxFacts {
+    /// The box's id (`b_` and 16 hex digits), unique for the daemon's life.
+    pub id: String,
+    /// The profile it runs under (`[box.profiles.NAME]` or a built-in).
+    pub profile: String,
+    /// `shared` (the host's network) or `none` (loopback only).
+    pub network: String,
+    /// The agent name the box is pinned to (`valetkey run --name`):
+    /// `hello` with another name is refused. Omitted when not pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The command line as launched.
+    pub argv: Vec<String>,
+    /// The working directory, the one place the box may write.
+    pub cwd: String,
+    /// The program executed (after `PATH` lookup).
+    pub program: FileFact,
+    /// The script the program runs, when it is an interpreter (`python3
+    /// x.py`, `node y.js`, `bash z.sh`) or the program is a `#!` script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<FileFact>,
+    /// SHA-256 (hex) over the program's hash, the interpreter options
+    /// before the script, and the script's hash: the entry point that
+    /// grants bind to. Never equal to any executable's own hash, so a
+    /// boxed grant never serves an unboxed process.
+    pub entry_sha256: String,
+}
+
+/// A file and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct FileFact {
+    /// Absolute path, in the launcher's (and the daemon's) namespace.
+    pub path: String,
+    /// Lowercase hex SHA-256 of its content when the box was opened.
+    pub sha256: String,
 }
 
 /// One ancestor of the peer process.

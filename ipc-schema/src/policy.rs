@@ -140,6 +140,14 @@ pub struct PolicyAgent {
     pub token_expiry_ns: i64,
     /// Whether any requested scope is an admin scope.
     pub has_admin_scope: bool,
+    /// Whether the agent runs in a box made by `valetkey run` (false: it
+    /// runs with everything the user has, keychain included).
+    #[serde(default)]
+    pub confined: bool,
+    /// The box's facts when `confined`: profile, network, command line,
+    /// working directory, program and script with their hashes.
+    #[serde(rename = "box", default, skip_serializing_if = "Option::is_none")]
+    pub confinement: Option<crate::methods::BoxFacts>,
 }
 
 /// The attested binary.

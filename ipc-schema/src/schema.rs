@@ -9,9 +9,9 @@ use serde_json::{json, Map, Value};
 
 use crate::control::{
     ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
-    AgentsStats, AuditQuery, ConsentDecide, ConsentList, Event, EventsSubscribe, GrantsAdd,
-    GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout, PolicyStatus, ProvidersStatus, Revoke,
-    Status,
+    AgentsStats, AuditQuery, BoxClose, BoxOpen, BoxStarted, ConsentDecide, ConsentList, Event,
+    EventsSubscribe, GrantsAdd, GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout,
+    PolicyStatus, ProvidersStatus, Revoke, Status,
 };
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
@@ -80,6 +80,9 @@ pub fn control_protocol_schema() -> String {
     method_entry::<Logout>(&mut gen, &mut methods);
     method_entry::<ProvidersStatus>(&mut gen, &mut methods);
     method_entry::<AuditQuery>(&mut gen, &mut methods);
+    method_entry::<BoxOpen>(&mut gen, &mut methods);
+    method_entry::<BoxStarted>(&mut gen, &mut methods);
+    method_entry::<BoxClose>(&mut gen, &mut methods);
     let event = defs_of::<Event>(&mut gen);
     document(
         gen,

@@ -139,6 +139,35 @@ mod linux {
     }
 }
 
+/// The pid namespace of process `pid` (`pid:[INODE]`), when readable.
+#[cfg(target_os = "linux")]
+pub fn pid_namespace(pid: u32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// No `/proc` here: no namespace can be read.
+#[cfg(not(target_os = "linux"))]
+pub fn pid_namespace(_pid: u32) -> Option<String> {
+    None
+}
+
+/// Process `pid`'s parent and start time, when it is alive.
+#[cfg(target_os = "linux")]
+pub fn parent_and_start(pid: u32) -> Option<(u32, u64)> {
+    linux::read_stat(pid)
+        .ok()
+        .filter(|s| !s.exited)
+        .map(|s| (s.ppid, s.start_time))
+}
+
+/// No `/proc` here.
+#[cfg(not(target_os = "linux"))]
+pub fn parent_and_start(_pid: u32) -> Option<(u32, u64)> {
+    None
+}
+
 /// Loader variables that inject code into a process.
 pub const LOADER_VARS: &[&str] = &["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT"];
 
@@ -220,12 +249,45 @@ impl Attestor {
             uid,
             pid,
             exe_unverified,
+            confinement: None,
             exe,
             sha256,
             start_time: before.start_time,
             parents,
             foreign_namespaces,
         })
+    }
+
+    /// SHA-256 of the file at `path`, hex, cached like executables'
+    /// hashes (a box's program and script are hashed once per change).
+    /// Blocking.
+    pub fn hash_path(&self, path: &std::path::Path) -> std::io::Result<String> {
+        use std::os::unix::fs::MetadataExt;
+        let mut file = std::fs::File::open(path)?;
+        let m = file.metadata()?;
+        if !m.is_file() {
+            return Err(std::io::Error::other(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        let key = (m.dev(), m.ino(), m.size(), m.mtime(), m.ctime());
+        if let Some(h) = self
+            .hashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(h.clone());
+        }
+        let hex = sha256_bounded(&mut file)?.ok_or_else(|| {
+            std::io::Error::other(format!("{} is larger than 512 MiB", path.display()))
+        })?;
+        self.hashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, hex.clone());
+        Ok(hex)
     }
 
     /// A handle on the process that connected, for [`ProcessHandle::alive`].

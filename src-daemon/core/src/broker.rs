@@ -34,6 +34,8 @@ pub struct Broker {
     pub tokens: TokenService,
     /// Peer attestation with its hash cache.
     pub attestor: Attestor,
+    /// The open boxes (`valetkey run`).
+    pub boxes: crate::boxes::Boxes,
     /// Pending consents.
     pub consents: Consents,
     /// The event bus (activity log and tray).
@@ -104,6 +106,7 @@ impl Broker {
             keychain: ports.keychain,
             upstream: ports.upstream,
             attestor: Attestor::default(),
+            boxes: Default::default(),
             consents: Consents::new(limits, clock.clone()),
             events: Events::default(),
             live: crate::live::Sessions::default(),

@@ -6,6 +6,8 @@
 //! The modules follow a request's path:
 //!
 //! * [`attest`]: who the peer process is (exe, hash, start time, parents);
+//! * [`boxes`]: agents started in a box by `valetkey run`: what was
+//!   launched, the profile, and which connections come from inside;
 //! * [`access`]: the steps of `hello`, `token.get`, `consent.wait` and
 //!   `delegation.create`, for a [`caller::Caller`];
 //! * [`store`]: providers' login state, the agent registry, grants (SQLite);
@@ -37,6 +39,7 @@ pub mod access;
 pub mod agents;
 pub mod attest;
 pub mod audit;
+pub mod boxes;
 pub mod broker;
 pub mod caller;
 pub mod clock;

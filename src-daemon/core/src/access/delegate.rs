@@ -62,7 +62,7 @@ fn parent_of(d: &Shared, s: Greeted<'_>, provider: &str) -> Result<Parent, Broke
     }
     let g = d
         .store
-        .live_grant(*agent_id, provider, &s.identity.sha256)?
+        .live_grant(*agent_id, provider, s.identity.binding())?
         .ok_or_else(|| {
             BrokerError::Rpc(
                 RpcError::new(
@@ -153,6 +153,7 @@ async fn create_inner(
         delegation::check_status(&sub.name, &sub.status)?;
     }
 
+    crate::boxes::require(d, &s.identity, &provider.name)?;
     let parent = parent_of(d, s, &provider.name)?;
     let scopes = ScopeSet::new(p.scopes.iter().cloned());
     if parent.provider != provider.name {
@@ -253,6 +254,7 @@ async fn create_inner(
             expires_at,
             exe: &s.identity.exe,
             sha256: &s.identity.sha256,
+            confinement: s.identity.confinement.as_ref(),
             rate_last_minute: d.rates.hit(*agent_id, d.clock.now()),
             approval: None,
             now_ns: d.clock.now_ns(),

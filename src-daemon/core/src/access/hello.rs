@@ -69,6 +69,7 @@ fn greet(d: &Shared, s: &mut Caller, p: HelloParams) -> Result<HelloResult, Brok
     p.agent
         .validate()
         .map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
+    crate::boxes::check_name(&s.identity, &p.agent.name)?;
     // Verify before registering anything: a bad token leaves no trace in
     // the registry.
     let delegation = match &p.delegation {
@@ -76,7 +77,7 @@ fn greet(d: &Shared, s: &mut Caller, p: HelloParams) -> Result<HelloResult, Brok
             d,
             t.expose(),
             &p.agent.name,
-            &s.identity.sha256,
+            s.identity.binding(),
         )?),
         None => None,
     };
@@ -84,8 +85,8 @@ fn greet(d: &Shared, s: &mut Caller, p: HelloParams) -> Result<HelloResult, Brok
         &p.agent.name,
         &p.agent.purpose,
         &p.agent.version,
-        &s.identity.exe,
-        &s.identity.sha256,
+        &s.identity.binding_exe(),
+        s.identity.binding(),
     )?;
     tracing::Span::current().record("agent", p.agent.name.as_str());
     tracing::info!(exe = %s.identity.exe, "agent said hello");

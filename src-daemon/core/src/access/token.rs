@@ -156,6 +156,7 @@ async fn get(
     t: &mut Trace,
 ) -> Result<Issued, BrokerError> {
     let r = resolve(d, p)?;
+    crate::boxes::require(d, &s.identity, &r.provider.name)?;
     let (state, row) = ready(d, s, r.provider)?;
     let authority = authorize(d, s, &r)?;
     let policy = Policy {
@@ -309,7 +310,7 @@ fn authorize(d: &Shared, s: Greeted<'_>, r: &Resolved<'_>) -> Result<Authority, 
         crate::delegation::verify::check_live(d, del)?;
         return Ok(Authority::Delegated);
     }
-    let sha = &s.identity.sha256;
+    let sha = s.identity.binding();
     if let Some(g) = d.store.live_grant(s.id, provider, sha)? {
         let missing = r.scopes.missing_from(&g.scopes);
         if !missing.is_empty() {
@@ -390,6 +391,7 @@ impl Policy<'_> {
             expires_at,
             exe: &s.identity.exe,
             sha256: &s.identity.sha256,
+            confinement: s.identity.confinement.as_ref(),
             rate_last_minute: d.rates.hit(s.id, now),
             approval: None,
             now_ns,

@@ -12,7 +12,7 @@ pub fn handle(d: &Shared, s: Greeted<'_>) -> Result<WhoamiResult, BrokerError> {
         .store
         .list_grants(Some(&s.agent.name), false)?
         .into_iter()
-        .filter(|g| g.binary_sha256 == s.identity.sha256)
+        .filter(|g| g.binary_sha256 == s.identity.binding())
         .map(|g| GrantSummary {
             provider: g.provider,
             scopes: g.scopes,

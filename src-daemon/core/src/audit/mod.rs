@@ -41,7 +41,7 @@ pub fn about(s: &Caller, kind: &str) -> AuditRecord {
         chain: chain_of(s),
         agent: s.agent.as_ref().map(|(_, a)| a.name.clone()),
         pid: Some(s.identity.pid),
-        binary_sha256: Some(s.identity.sha256.clone()),
+        binary_sha256: Some(s.identity.binding().to_owned()),
         ..Default::default()
     }
 }

@@ -12,8 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+pub mod boxes;
 mod sections;
 
+pub use boxes::BoxSection;
 pub use sections::{AuditSection, LimitsSection, MonitorSection, OnAnomaly};
 
 /// Why the config could not be used.
@@ -75,6 +77,9 @@ pub struct ConfigFile {
     /// `[limits]` settings.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// `[box]`: the profiles of `valetkey run`.
+    #[serde(rename = "box", default)]
+    pub boxes: BoxSection,
     /// `[providers.NAME]` sections.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
@@ -177,6 +182,9 @@ pub struct PolicySection {
     pub dir: Option<PathBuf>,
     /// `v1` (default) or `v0`.
     pub rego_version: RegoVersion,
+    /// Providers only boxed agents (`valetkey run`) may get tokens for;
+    /// an unboxed agent is refused with `confinement_required`.
+    pub require_confinement: Vec<String>,
 }
 
 /// `[delegation]`.
@@ -389,6 +397,8 @@ pub struct Config {
     pub monitor: MonitorSection,
     /// `[limits]`.
     pub limits: LimitsSection,
+    /// `[box]`.
+    pub boxes: BoxSection,
     /// Providers by name.
     pub providers: BTreeMap<String, Provider>,
 }
@@ -462,6 +472,25 @@ impl Config {
                 message: "[limits] max_connections must be at least 2, requests_per_second, burst and [audit] checkpoint_every at least 1".into(),
             });
         }
+        file.boxes
+            .validate()
+            .map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            })?;
+        if let Some(p) = file
+            .policy
+            .require_confinement
+            .iter()
+            .find(|p| !providers.contains_key(*p))
+        {
+            return Err(ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!(
+                    "[policy] require_confinement names {p:?}, which is not a configured provider"
+                ),
+            });
+        }
         Ok(Config {
             path: path.to_owned(),
             socket: file.daemon.socket,
@@ -472,6 +501,7 @@ impl Config {
             audit: file.audit,
             monitor: file.monitor,
             limits: file.limits,
+            boxes: file.boxes,
             providers,
         })
     }

@@ -139,7 +139,8 @@ pub async fn ask(
         exe: s.identity.exe.clone(),
         exe_unverified: s.identity.exe_unverified,
         foreign_namespaces: s.identity.foreign_namespaces.clone(),
-        sha256: s.identity.sha256.clone(),
+        sha256: s.identity.binding().to_owned(),
+        confinement: s.identity.confinement.clone(),
         pid: s.identity.pid,
         parents: s.identity.parents.clone(),
         provider: a.provider.name.clone(),
@@ -249,7 +250,7 @@ pub async fn wait_by_id(
     s: Greeted<'_>,
     id: &str,
 ) -> Result<(Vec<String>, ConsentRequest), BrokerError> {
-    match d.consents.lookup(id, s.id, &s.identity.sha256) {
+    match d.consents.lookup(id, s.id, s.identity.binding()) {
         None => Err(RpcError::new(
             ErrorCode::UnknownConsent,
             format!("no pending or recent consent {id:?} for this agent; call token.get again"),

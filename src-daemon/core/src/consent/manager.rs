@@ -348,6 +348,7 @@ mod tests {
             },
             exe: "/bin/x".into(),
             exe_unverified: false,
+            confinement: None,
             foreign_namespaces: vec![],
             sha256: "ab".into(),
             pid: 1,

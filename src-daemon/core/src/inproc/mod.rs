@@ -10,6 +10,7 @@
 //! refuses the rotated refresh token, a provider that widens a token) are
 //! injected through the ports. New core logic gets its tests here first.
 
+mod boxed;
 mod consent;
 mod fakes;
 mod revoke;
@@ -133,8 +134,42 @@ impl World {
                 parents: vec![],
                 foreign_namespaces: vec![],
                 exe_unverified: false,
+                confinement: None,
             },
         )
+    }
+
+    /// A new connection from `exe` running `script` in a box (pinned to
+    /// agent `pinned`, if given), not greeted yet.
+    pub fn connect_boxed(&self, exe: &str, script: &str, pinned: Option<&str>) -> Caller {
+        let mut c = self.connect(exe);
+        let sha = |s: &str| {
+            crate::attest::hex(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
+        };
+        let program = valetkey_ipc::methods::FileFact {
+            path: c.identity.exe.clone(),
+            sha256: c.identity.sha256.clone(),
+        };
+        let script = valetkey_ipc::methods::FileFact {
+            path: format!("/work/{script}"),
+            sha256: sha(script),
+        };
+        c.identity.confinement = Some(valetkey_ipc::methods::BoxFacts {
+            id: format!("b_{:016x}", c.session),
+            profile: "default".into(),
+            network: "shared".into(),
+            name: pinned.map(str::to_owned),
+            argv: vec![exe.into(), script.path.clone()],
+            cwd: "/work".into(),
+            entry_sha256: crate::boxes::entry::entry_hash(
+                &program.sha256,
+                &[],
+                Some(&script.sha256),
+            ),
+            program,
+            script: Some(script),
+        });
+        c
     }
 
     /// A connection from binary `exe` that said hello as `name`.

@@ -95,6 +95,8 @@ pub struct InputRequest<'a> {
     pub exe: &'a str,
     /// Its hash.
     pub sha256: &'a str,
+    /// The caller's box, if it runs in one.
+    pub confinement: Option<&'a valetkey_ipc::methods::BoxFacts>,
     /// Requests in the last minute.
     pub rate_last_minute: u32,
     /// The approval, when re-deciding an approved request.
@@ -176,6 +178,8 @@ pub fn build_input(agent: &AgentRow, r: &InputRequest<'_>) -> PolicyInput {
                 .scopes
                 .iter()
                 .any(|s| Action::of_scope(s) == Action::Admin),
+            confined: r.confinement.is_some(),
+            confinement: r.confinement.cloned(),
         },
         delegation: PolicyDelegation {
             depth: r.depth,
@@ -244,6 +248,7 @@ pub fn sample_at(now: i64) -> PolicyInput {
             expires_at: now + 3600,
             exe: "/usr/bin/sample",
             sha256: "00",
+            confinement: None,
             rate_last_minute: 1,
             approval: None,
             now_ns: now.saturating_mul(1_000_000_000),
@@ -302,6 +307,7 @@ mod tests {
                 expires_at: 10,
                 exe: "/x",
                 sha256: "00",
+                confinement: None,
                 rate_last_minute: 1,
                 approval: None,
                 now_ns: 0,

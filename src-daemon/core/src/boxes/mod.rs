@@ -1,0 +1,501 @@
+//! Boxes: agents started by `valetkey run`, whose only door to
+//! credentials is a socket the daemon made for them alone.
+//!
+//! An unboxed agent runs as the user with everything the user has: it can
+//! read the keychain, run `valetkey consent allow`, or edit the state
+//! database. A box (bubblewrap, started by the launcher) takes all of that
+//! away and leaves one socket. The daemon records what was launched when
+//! the box is opened (`box.open`: profile, command line, working
+//! directory, program and script with hashes it computed itself) and
+//! learns the box's pid namespace when it starts (`box.started`). From
+//! then on a connection on the box's socket is served as that box only if
+//! it comes from that namespace, and carries those facts on its
+//! [`PeerIdentity`](valetkey_ipc::methods::PeerIdentity): grants bind to
+//! the box's entry point (the script's hash), the card shows the facts,
+//! and policy sees `agent.confined` and `agent.box`.
+//!
+//! Each open box is a small JSON record beside its socket directory, so a
+//! restarted daemon puts the socket back where the running box expects
+//! it; a box whose launcher is gone is closed. This module knows no
+//! sockets: the daemon binds and serves them.
+
+pub mod entry;
+pub mod profile;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use valetkey_ipc::control::{BoxDone, BoxOpenParams, BoxPlan, BoxStartedParams};
+use valetkey_ipc::methods::{BoxFacts, FileFact, PeerIdentity};
+use valetkey_ipc::ErrorCode;
+
+use crate::broker::Shared;
+use crate::error::BrokerError;
+
+/// An open box.
+#[derive(Debug)]
+pub struct BoxSession {
+    /// What was launched.
+    pub facts: BoxFacts,
+    /// The launcher (`valetkey run`): pid and start time. The box lives
+    /// as long as it does.
+    pub launcher: (u32, u64),
+    /// Where the box's `agent.sock` is.
+    pub socket_dir: PathBuf,
+    /// The box's pid namespace once started.
+    pid_ns: Mutex<Option<String>>,
+    /// Turns true when the box is closed.
+    closed: watch::Sender<bool>,
+}
+
+/// What is kept on disk about an open box.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    facts: BoxFacts,
+    launcher_pid: u32,
+    launcher_start: u64,
+    socket_dir: PathBuf,
+    pid_ns: Option<String>,
+}
+
+impl BoxSession {
+    fn new(facts: BoxFacts, launcher: (u32, u64), socket_dir: PathBuf) -> Self {
+        Self {
+            facts,
+            launcher,
+            socket_dir,
+            pid_ns: Mutex::new(None),
+            closed: watch::channel(false).0,
+        }
+    }
+
+    /// The box's socket.
+    pub fn socket(&self) -> PathBuf {
+        self.socket_dir.join("agent.sock")
+    }
+
+    /// Resolves when the box is closed.
+    pub fn closed(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
+    /// Whether the process that opened the box is still there.
+    pub fn launcher_alive(&self) -> bool {
+        crate::attest::Attestor::still_same(self.launcher.0, self.launcher.1)
+    }
+
+    fn record(&self) -> Record {
+        Record {
+            facts: self.facts.clone(),
+            launcher_pid: self.launcher.0,
+            launcher_start: self.launcher.1,
+            socket_dir: self.socket_dir.clone(),
+            pid_ns: self
+                .pid_ns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+
+    /// Whether process `pid`, connected on the box's socket, is inside the
+    /// box (its pid namespace); the error says why not. Blocking (reads
+    /// `/proc`).
+    pub fn admits(&self, pid: u32) -> Result<(), String> {
+        let ns = self
+            .pid_ns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(ns) = ns else {
+            return Err(format!(
+                "box {} has not started yet; connect from inside it once it runs",
+                self.facts.id
+            ));
+        };
+        match crate::attest::pid_namespace(pid) {
+            Some(theirs) if theirs == ns => Ok(()),
+            _ => Err(format!(
+                "process {pid} is not inside box {}; this socket serves that box only (use the main agent.sock, or start the agent with valetkey run)",
+                self.facts.id
+            )),
+        }
+    }
+}
+
+/// The open boxes.
+#[derive(Default)]
+pub struct Boxes {
+    map: Mutex<HashMap<String, Arc<BoxSession>>>,
+}
+
+fn record_path(s: &BoxSession) -> PathBuf {
+    s.socket_dir.with_extension("json")
+}
+
+impl Boxes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<BoxSession>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The box `id`, if open.
+    pub fn get(&self, id: &str) -> Option<Arc<BoxSession>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// How many boxes are open.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no box is open.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn insert(&self, s: Arc<BoxSession>) -> std::io::Result<()> {
+        persist(&s)?;
+        self.lock().insert(s.facts.id.clone(), s);
+        Ok(())
+    }
+
+    /// Closes box `id`: forgets it, tells its server, and removes its
+    /// record and socket directory. `None` if it was not open.
+    pub fn close(&self, id: &str) -> Option<Arc<BoxSession>> {
+        let s = self.lock().remove(id)?;
+        s.closed.send_replace(true);
+        let _ = std::fs::remove_file(record_path(&s));
+        let _ = std::fs::remove_dir_all(&s.socket_dir);
+        Some(s)
+    }
+
+    /// Reads the boxes recorded under `root` by an earlier daemon: those
+    /// whose launcher still runs are open again (their sockets must be
+    /// bound anew), the rest are removed.
+    pub fn restore(&self, root: &Path) -> Vec<Arc<BoxSession>> {
+        let Ok(dir) = std::fs::read_dir(root) else {
+            return vec![];
+        };
+        let mut back = vec![];
+        for e in dir.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let rec: Option<Record> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let Some(rec) = rec.filter(|r| r.socket_dir.parent() == Some(root)) else {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            };
+            let s = BoxSession::new(
+                rec.facts,
+                (rec.launcher_pid, rec.launcher_start),
+                rec.socket_dir,
+            );
+            *s.pid_ns.lock().unwrap_or_else(|p| p.into_inner()) = rec.pid_ns;
+            if s.launcher_alive() {
+                let s = Arc::new(s);
+                self.lock().insert(s.facts.id.clone(), s.clone());
+                back.push(s);
+            } else {
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_dir_all(&s.socket_dir);
+            }
+        }
+        back
+    }
+}
+
+fn persist(s: &BoxSession) -> std::io::Result<()> {
+    let path = record_path(s);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&s.record())?)?;
+    std::fs::rename(&tmp, &path)
+}
+
+fn invalid(msg: impl Into<String>) -> BrokerError {
+    BrokerError::rpc(ErrorCode::InvalidParams, msg)
+}
+
+/// Who opens a box: the launcher's pid and start time.
+fn launcher_of(peer: &PeerIdentity) -> (u32, u64) {
+    (peer.pid, peer.start_time)
+}
+
+/// `box.open`: resolves the profile, hashes what will run, and (unless
+/// `explain`) records the box with its socket directory under `root`.
+/// Returns the plan and, for a real open, the session whose socket the
+/// daemon must now bind. Blocking (hashes files).
+pub fn open(
+    d: &Shared,
+    p: BoxOpenParams,
+    peer: &PeerIdentity,
+    root: &Path,
+) -> Result<(BoxPlan, Option<Arc<BoxSession>>), BrokerError> {
+    let (profile_name, profile) = d
+        .config
+        .boxes
+        .profile(p.profile.as_deref())
+        .map_err(invalid)?;
+    check_params(&p)?;
+    let dir = |s: &str, fallback: &str| -> PathBuf {
+        if s.is_empty() {
+            Path::new(&p.home).join(fallback)
+        } else {
+            PathBuf::from(s)
+        }
+    };
+    let places = profile::Places {
+        home: PathBuf::from(&p.home),
+        data_home: dir(&p.data_home, ".local/share"),
+        config_home: dir(&p.config_home, ".config"),
+        cwd: PathBuf::from(&p.cwd),
+        own: vec![crate::dirs::config_dir(), crate::dirs::data_dir()],
+    };
+    let resolved = profile::resolve(&profile, &places).map_err(invalid)?;
+    let mut facts = facts_of(d, &p, &profile_name, profile.network.as_str())?;
+    let mut plan = BoxPlan {
+        facts: facts.clone(),
+        socket_dir: String::new(),
+        network: profile.network.as_str().into(),
+        hide: resolved
+            .hide
+            .iter()
+            .map(|h| h.display().to_string())
+            .collect(),
+        read_write: resolved
+            .read_write
+            .iter()
+            .map(|h| h.display().to_string())
+            .collect(),
+        env: profile.env.clone(),
+    };
+    if p.explain {
+        return Ok((plan, None));
+    }
+    facts.id = new_id();
+    let socket_dir = root.join(&facts.id);
+    crate::dirs::ensure_private_dir(root).map_err(|e| invalid(e.to_string()))?;
+    std::fs::create_dir(&socket_dir).map_err(|e| {
+        BrokerError::rpc(
+            ErrorCode::Internal,
+            format!("cannot create {}: {e}", socket_dir.display()),
+        )
+    })?;
+    let session = Arc::new(BoxSession::new(
+        facts.clone(),
+        launcher_of(peer),
+        socket_dir.clone(),
+    ));
+    d.boxes.insert(session.clone()).map_err(|e| {
+        BrokerError::rpc(
+            ErrorCode::Internal,
+            format!("cannot record box {}: {e}", facts.id),
+        )
+    })?;
+    let mut rec = crate::audit::by_user("box.opened", facts.name.as_deref());
+    rec.binary_sha256 = Some(facts.entry_sha256.clone());
+    rec.outcome = "ok".into();
+    rec.detail = serde_json::to_string(&facts).ok();
+    crate::record::record_best_effort(d, rec);
+    plan.facts = facts;
+    plan.socket_dir = socket_dir.display().to_string();
+    Ok((plan, Some(session)))
+}
+
+fn check_params(p: &BoxOpenParams) -> Result<(), BrokerError> {
+    if p.argv.is_empty() || p.argv.len() > 4096 {
+        return Err(invalid(
+            "argv must hold the command to run (1 to 4096 words)",
+        ));
+    }
+    if !Path::new(&p.program).is_absolute() || !Path::new(&p.program).is_file() {
+        return Err(invalid(format!(
+            "program {:?} is not an absolute path to a file",
+            p.program
+        )));
+    }
+    if !Path::new(&p.cwd).is_absolute() || !Path::new(&p.cwd).is_dir() {
+        return Err(invalid(format!(
+            "cwd {:?} is not an absolute path to a directory",
+            p.cwd
+        )));
+    }
+    if !Path::new(&p.home).is_absolute() {
+        return Err(invalid("home must be absolute"));
+    }
+    if let Some(name) = &p.name {
+        let info = valetkey_ipc::methods::AgentInfo {
+            name: name.clone(),
+            version: String::new(),
+            purpose: String::new(),
+        };
+        info.validate().map_err(invalid)?;
+    }
+    Ok(())
+}
+
+/// The facts of what `p` launches (id left empty), hashed here.
+fn facts_of(
+    d: &Shared,
+    p: &BoxOpenParams,
+    profile: &str,
+    network: &str,
+) -> Result<BoxFacts, BrokerError> {
+    let e = entry::locate(
+        Path::new(&p.program),
+        &p.argv,
+        Path::new(&p.cwd),
+        entry::shebang_of,
+    );
+    let fact = |path: &Path| -> Result<FileFact, BrokerError> {
+        let sha256 = d
+            .attestor
+            .hash_path(path)
+            .map_err(|err| invalid(format!("cannot hash {}: {err}", path.display())))?;
+        Ok(FileFact {
+            path: path.display().to_string(),
+            sha256,
+        })
+    };
+    let program = fact(&e.program)?;
+    let script = e.script.as_deref().map(fact).transpose()?;
+    let entry_sha256 = entry::entry_hash(
+        &program.sha256,
+        &e.options,
+        script.as_ref().map(|s| s.sha256.as_str()),
+    );
+    Ok(BoxFacts {
+        id: String::new(),
+        profile: profile.into(),
+        network: network.into(),
+        name: p.name.clone(),
+        argv: p.argv.clone(),
+        cwd: p.cwd.clone(),
+        program,
+        script,
+        entry_sha256,
+    })
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    format!("b_{}", crate::attest::hex(&b))
+}
+
+/// The box `id`, opened by this launcher.
+fn owned(d: &Shared, id: &str, peer: &PeerIdentity) -> Result<Arc<BoxSession>, BrokerError> {
+    match d.boxes.get(id) {
+        Some(s) if s.launcher == launcher_of(peer) => Ok(s),
+        Some(_) => Err(invalid(format!("box {id} was opened by another process"))),
+        None => Err(BrokerError::rpc(
+            ErrorCode::NotFound,
+            format!("no open box {id}"),
+        )),
+    }
+}
+
+/// `box.started`: checks that `child_pid` descends from the launcher and
+/// runs in a pid namespace of its own, and records that namespace.
+/// Blocking (reads `/proc`).
+pub fn started(
+    d: &Shared,
+    p: BoxStartedParams,
+    peer: &PeerIdentity,
+) -> Result<BoxDone, BrokerError> {
+    let s = owned(d, &p.id, peer)?;
+    let mut at = p.child_pid;
+    let mut descends = false;
+    for _ in 0..4 {
+        match crate::attest::parent_and_start(at) {
+            Some((ppid, _)) if ppid == peer.pid => {
+                descends = true;
+                break;
+            }
+            Some((ppid, _)) if ppid > 1 => at = ppid,
+            _ => break,
+        }
+    }
+    if !descends {
+        return Err(invalid(format!(
+            "process {} is not the launcher's box",
+            p.child_pid
+        )));
+    }
+    let ns = crate::attest::pid_namespace(p.child_pid);
+    let own = crate::attest::pid_namespace(std::process::id());
+    let Some(ns) = ns.filter(|n| Some(n) != own.as_ref()) else {
+        return Err(invalid(format!(
+            "process {} has no pid namespace of its own; the box was not made",
+            p.child_pid
+        )));
+    };
+    *s.pid_ns.lock().unwrap_or_else(|p| p.into_inner()) = Some(ns);
+    persist(&s).map_err(|e| {
+        BrokerError::rpc(
+            ErrorCode::Internal,
+            format!("cannot record box {}: {e}", p.id),
+        )
+    })?;
+    Ok(BoxDone { id: p.id })
+}
+
+/// `box.close` from its launcher.
+pub fn close(d: &Shared, id: &str, peer: &PeerIdentity) -> Result<BoxDone, BrokerError> {
+    owned(d, id, peer)?;
+    closed(d, id, "ended");
+    Ok(BoxDone { id: id.into() })
+}
+
+/// Closes box `id` and records why (`ended`, or `launcher gone`).
+pub fn closed(d: &Shared, id: &str, why: &str) {
+    if let Some(s) = d.boxes.close(id) {
+        let mut rec = crate::audit::by_user("box.closed", s.facts.name.as_deref());
+        rec.binary_sha256 = Some(s.facts.entry_sha256.clone());
+        rec.outcome = "ok".into();
+        rec.detail = Some(format!("{id}: {why}"));
+        crate::record::record_best_effort(d, rec);
+    }
+}
+
+/// Refuses an unboxed caller a provider listed in `[policy]
+/// require_confinement` (`confinement_required`).
+pub fn require(d: &Shared, caller: &PeerIdentity, provider: &str) -> Result<(), BrokerError> {
+    if caller.confinement.is_some()
+        || !d
+            .config
+            .policy
+            .require_confinement
+            .iter()
+            .any(|p| p == provider)
+    {
+        return Ok(());
+    }
+    Err(valetkey_ipc::RpcError::new(
+        ErrorCode::ConfinementRequired,
+        format!(
+            "{provider} serves only agents in a box ([policy] require_confinement), and this one runs unconfined, able to read your keychain; start it with `valetkey run -- COMMAND`"
+        ),
+    )
+    .with("provider", provider)
+    .into())
+}
+
+/// Refuses `hello` as another agent than the one a box is pinned to.
+pub fn check_name(caller: &PeerIdentity, name: &str) -> Result<(), BrokerError> {
+    match caller.confinement.as_ref().and_then(|b| b.name.as_deref()) {
+        Some(pinned) if pinned != name => Err(invalid(format!(
+            "this box was started for agent {pinned:?} (valetkey run --name {pinned}); it cannot say hello as {name:?}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
