@@ -6,7 +6,7 @@
 # unlocked gnome-keyring, the oidc-provider IdP over TLS, and a valetkeyd
 # with a logged-in provider.
 #
-#   bench/run.sh [--smoke] [--callgrind | --syscalls] [--profile release|debug] [--out DIR] [-- extra valetkey-bench args]
+#   bench/run.sh [--smoke] [--callgrind | --syscalls | --box-startup] [--profile release|debug] [--out DIR] [-- extra valetkey-bench args]
 #
 # Full run (default): release build, 1/16/256/1000 connections, writes
 # results.json and latency.svg into --out (default docs/bench). --smoke:
@@ -21,6 +21,10 @@
 # --syscalls: the system calls each server makes per request (strace -c
 # over N requests on one connection), into syscalls.json: what CPU time the
 # instruction count does not show.
+# --box-startup: what `valetkey run` adds to starting a command: 30
+# interleaved runs each of `true` bare, inside a bare bwrap, and through
+# `valetkey run` (box.open, bwrap, box.started, Landlock, exec, box.close),
+# into box-startup.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -31,6 +35,7 @@ if [ -z "${VK_BENCH_INNER:-}" ]; then
       --smoke) smoke=1; shift ;;
       --callgrind) export VK_BENCH_CALLGRIND=1; shift ;;
       --syscalls) export VK_BENCH_SYSCALLS=1; shift ;;
+      --box-startup) export VK_BENCH_BOX=1; shift ;;
       --profile) profile=$2; shift 2 ;;
       --out) out=$2; shift 2 ;;
       --) shift; extra=("$@"); break ;;
@@ -209,6 +214,42 @@ if [ -n "${VK_BENCH_SYSCALLS:-}" ]; then
       END{print "}"}' "$work/sc.$1"
   }
   each_server per_request syscalls.json
+  exit 0
+fi
+
+if [ -n "${VK_BENCH_BOX:-}" ]; then
+  # Wall-clock from fork to exit, p50 and p90 of N runs, interleaved so
+  # that drift affects all three alike. The box's working directory is a
+  # project directory (valetkey run refuses the home).
+  mkdir -p "$work/project"
+  runs=${VK_BENCH_BOX_RUNS:-30}
+  [ -n "$VK_BENCH_SMOKE" ] && runs=3
+  (cd "$work/project" && python3 - "$bin/valetkey" "$runs" > "$VK_BENCH_OUT/box-startup.json") <<'PY'
+import json, statistics, subprocess, sys, time
+valetkey, runs = sys.argv[1], int(sys.argv[2])
+true = "/usr/bin/true"
+cases = {
+    "bare": [true],
+    "bwrap": ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+              "--unshare-all", "--die-with-parent", true],
+    "valetkey_run": [valetkey, "run", "--", true],
+}
+times = {k: [] for k in cases}
+for _ in range(runs):
+    for name, argv in cases.items():
+        t = time.perf_counter_ns()
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+        times[name].append((time.perf_counter_ns() - t) / 1e6)
+def q(xs, p):
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(p * len(xs)))], 2)
+out = {"runs": runs}
+for name, xs in times.items():
+    out[name] = {"p50_ms": round(statistics.median(xs), 2), "p90_ms": q(xs, 0.9)}
+out["valetkey_run_over_bare_ms"] = round(out["valetkey_run"]["p50_ms"] - out["bare"]["p50_ms"], 2)
+print(json.dumps(out, indent=2))
+PY
+  cat "$VK_BENCH_OUT/box-startup.json"
   exit 0
 fi
 

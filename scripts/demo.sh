@@ -3,7 +3,8 @@
 # a complete session against real parts in a throwaway directory:
 #   a private D-Bus + unlocked gnome-keyring, the oidc-provider IdP over TLS,
 #   valetkeyd, a login, and a Python agent getting a down-scoped token that
-#   the provider's introspection confirms.
+#   the provider's introspection confirms, then the same agent in a box
+#   (valetkey run) and what the box keeps from it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -12,7 +13,8 @@ if [ -z "${VK_DEMO_INNER:-}" ]; then
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/valetkey-target}"
   cargo build --workspace --bins --quiet
   export VK_DEMO_BIN="$CARGO_TARGET_DIR/debug"
-  work=$(mktemp -d /tmp/valetkey-demo.XXXXXX)
+  # Not under /tmp: a box (valetkey run) gets an empty /tmp of its own.
+  work=$(mktemp -d /var/tmp/valetkey-demo.XXXXXX)
   export HOME="$work/home" XDG_RUNTIME_DIR="$work/run" XDG_CONFIG_HOME="$work/config" XDG_DATA_HOME="$work/data"
   mkdir -p "$HOME" "$XDG_CONFIG_HOME/valetkey" "$XDG_DATA_HOME"
   install -d -m 700 "$XDG_RUNTIME_DIR"
@@ -85,6 +87,26 @@ curl -sS --cacert "$work/certs/ca.pem" -u resource-server:resource-server-test-s
 
 step "Escalation: the same agent asks for repo:write"
 python3 "$agent" demo-agent local repo:write || true
+
+step "The same agent started in a box (valetkey run): asked anew, and the card says it is boxed"
+mkdir -p "$work/project"
+(cd "$work/project" && "$bin/valetkey" run -- python3 "$agent" demo-agent local repo:read >"$work/boxed.out") &
+bpid=$!
+until "$bin/valetkey" consent list | grep -q "in a box"; do sleep 0.1; done
+"$bin/valetkey" consent list
+id=$("$bin/valetkey" consent list | awk '/^c_/ {print $1; exit}')
+"$bin/valetkey" consent allow "$id" --once
+wait "$bpid"
+python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["access_token"]; print("the boxed agent got a %d-character token through its own socket" % len(t))' "$work/boxed.out"
+
+step "What the box keeps from an agent (each of these works outside it)"
+(cd "$work/project" && "$bin/valetkey" run -- sh -c "
+  secret-tool lookup service valetkey username refresh-token:local >/dev/null 2>&1 && echo 'keychain: READ' || echo 'keychain: no session bus in the box'
+  '$bin/valetkey' consent list >/dev/null 2>&1 && echo 'control.sock: REACHED' || echo 'control.sock: not in the box (valetkey consent list fails)'
+  touch '$HOME/.bashrc' 2>/dev/null && echo 'home: WRITTEN' || echo 'home: read-only'
+  ls '$XDG_DATA_HOME/valetkey' 2>/dev/null | grep -q state.db && echo 'state.db: VISIBLE' || echo 'state.db: hidden'
+  unshare -Urm true 2>/dev/null && echo 'user namespaces: ALLOWED' || echo 'user namespaces: refused'
+")
 
 step "Quick check: cached token.get hand-out latency over the socket (2,000 calls, one connection)"
 python3 - "$XDG_RUNTIME_DIR/valetkey/agent.sock" <<'PY'

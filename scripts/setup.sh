@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything Valet Key's demo and tests need on Debian/Ubuntu:
-# system packages (Secret Service, D-Bus, TLS tools, node; WebKitGTK and
+# system packages (Secret Service, D-Bus, TLS tools, node, bubblewrap; WebKitGTK and
 # friends for the tray app; Xvfb, WebKitWebDriver and dunst for its tests),
 # the test provider's npm packages, the tray frontend (built into
 # src-ui/web/dist, which the tray binary embeds) and tauri-driver.
@@ -18,6 +18,8 @@ need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl pyt
   # dpkg-shlibdeps, desktop-file-validate, man (systemd-analyze checks
   # Documentation=man:…), ssh-agent (the benchmark's baseline)
   systemd dpkg-dev desktop-file-utils man-db openssh-client
+  # valetkey run: agents in a box (bubblewrap), and the box tests' tools
+  bubblewrap sqlite3
   # the unit tests run again under two pinned dates (libfaketime)
   faketime)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)

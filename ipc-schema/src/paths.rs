@@ -37,6 +37,16 @@ pub fn control_socket_for(agent: &std::path::Path) -> PathBuf {
         .unwrap_or_else(|| runtime_dir().join(CONTROL_SOCKET_NAME))
 }
 
+/// The directory of the boxes' own sockets (`boxes/`, next to the agent
+/// socket `agent`): `valetkey run` mounts one of its subdirectories in a
+/// box.
+pub fn boxes_dir_for(agent: &std::path::Path) -> PathBuf {
+    agent
+        .parent()
+        .map(|d| d.join("boxes"))
+        .unwrap_or_else(|| runtime_dir().join("boxes"))
+}
+
 /// The default control socket: next to [`agent_socket_path`].
 pub fn control_socket_path() -> PathBuf {
     control_socket_for(&agent_socket_path())

@@ -83,7 +83,7 @@ Architecture: $arch
 Maintainer: Valet Key developers <valetkey@example.invalid>
 Section: utils
 Priority: optional
-Depends: $shlibs, gnome-keyring | keepassxc | kwalletmanager, libayatana-appindicator3-1, dbus-user-session | dbus-x11
+Depends: $shlibs, gnome-keyring | keepassxc | kwalletmanager, libayatana-appindicator3-1, dbus-user-session | dbus-x11, bubblewrap
 Suggests: libsecret-tools
 Installed-Size: $(du -sk "$root" | cut -f1)
 Homepage: https://example.invalid/valetkey

@@ -83,8 +83,18 @@ pub async fn consent(cli: &Cli, cmd: &ConsentCmd) -> Result<(), Failure> {
                 println!("No consents waiting.");
             }
             for p in r.consents {
+                let confinement = match &p.confinement {
+                    Some(b) => format!(
+                        "in a box ({}, network {}): {}, writes only {}",
+                        b.profile,
+                        b.network,
+                        b.argv.join(" "),
+                        b.cwd
+                    ),
+                    None => "NOT CONFINED: this agent can read your keychain (start it with valetkey run)".into(),
+                };
                 println!(
-                    "{}  {} wants {} on {}{}\n    binary {} (sha256 {}…), pid {}, parent {}\n    purpose: {}\n    asked {}, times out {}{}",
+                    "{}  {} wants {} on {}{}\n    {confinement}\n    binary {} (sha256 {}…), pid {}, parent {}\n    purpose: {}\n    asked {}, times out {}{}",
                     p.id,
                     p.agent.name,
                     p.scopes.join(" "),

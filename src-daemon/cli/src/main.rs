@@ -4,16 +4,19 @@
 //! subcommand family lives in its own file.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 `consent_required`,
-//! 5 `audit verify` found a broken chain, 69 the daemon is not reachable.
+//! 5 `audit verify` found a broken chain, 69 the daemon is not reachable;
+//! `run` exits with its command's code (127: not found).
 //! `doctor` exits 1 when a check fails.
 
 mod audit;
+mod boxexec;
 mod client;
 mod control;
 mod doctor;
 mod governance;
 mod grants;
 mod login;
+mod run;
 mod service;
 mod token;
 
@@ -46,6 +49,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run an agent in a box whose only door to credentials is Valet Key
+    /// (bubblewrap): `valetkey run [--profile P] [--name AGENT] -- CMD ARGS…`.
+    Run(run::RunArgs),
+    /// Inside a box: scope it with Landlock, fetch --env tokens, exec the command.
+    #[command(name = "box-exec", hide = true)]
+    BoxExec(boxexec::BoxExecArgs),
     /// Show whether the daemon runs, and each provider's login state.
     Status,
     /// Log in to a provider and store its refresh token in the OS keychain.
@@ -146,6 +155,8 @@ impl Cli {
 /// Runs the CLI; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     let outcome = match &cli.command {
+        Command::Run(a) => run::run(&cli, a).await,
+        Command::BoxExec(a) => boxexec::box_exec(a).await,
         Command::Status => token::status(&cli).await,
         Command::Login(a) => login::login(&cli, a).await,
         Command::Logout { provider } => login::logout(&cli, provider).await,
@@ -171,7 +182,9 @@ pub async fn run(cli: Cli) -> i32 {
     match outcome {
         Ok(()) => 0,
         Err(f) => {
-            eprintln!("valetkey: {}", f.message);
+            if !f.message.is_empty() {
+                eprintln!("valetkey: {}", f.message);
+            }
             f.code
         }
     }

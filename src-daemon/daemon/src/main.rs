@@ -101,6 +101,7 @@ async fn run(args: Args, memory_locked: bool) -> anyhow::Result<()> {
     let listeners = valetkeyd::server::Listeners {
         agent: agent_listener,
         control: control_listener,
+        boxes: valetkey_ipc::paths::boxes_dir_for(&socket),
     };
     tracing::info!(socket = %socket.display(), control = %control.display(), db = %db.display(), config = %config_path.display(), providers, activated, "ready");
     valetkeyd::service::ready(&format!("serving agents on {}", socket.display()));

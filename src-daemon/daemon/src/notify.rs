@@ -192,8 +192,17 @@ async fn consent_notification(d: &Shared, req: &ConsentRequest) -> Result<(), Bo
     } else {
         ""
     };
+    // Boxed or not, as on the card: an unboxed agent can read the keychain.
+    let confinement = match &req.confinement {
+        Some(b) => format!(
+            "In a box ({}): {}",
+            b.profile,
+            b.script.as_ref().unwrap_or(&b.program).path
+        ),
+        None => "Not confined: it can read your keychain".into(),
+    };
     let body = format!(
-        "{} wants {} on {}{duration}.\nBinary {}{unverified} ({})\nPurpose: {}",
+        "{} wants {} on {}{duration}.\n{confinement}\nBinary {}{unverified} ({})\nPurpose: {}",
         req.agent.name,
         req.scopes.join(" "),
         req.provider_display,

@@ -23,6 +23,33 @@ describe("pending consents", () => {
     expect(normal.textContent).not.toContain("Not verified");
   });
 
+  test("a boxed agent's card shows its box, an unboxed one says it is not confined", async () => {
+    const box = {
+      id: "b_0011223344556677",
+      profile: "default",
+      network: "none",
+      name: "issue-triage",
+      argv: ["python3", "triage.py", "--label"],
+      cwd: "/home/me/project",
+      program: { path: "/usr/bin/python3.11", sha256: "aa".repeat(32) },
+      script: { path: "/home/me/project/triage.py", sha256: "bb".repeat(32) },
+      entry_sha256: "cc".repeat(32),
+    };
+    const boxed = consent({ id: "c_ffffffffffffffffffffffffffffffff", box, sha256: box.entry_sha256 });
+    mount(base({ consent_list: { consents: [consent(), boxed] } }));
+    const card = await until(() => $('[data-consent="c_ffffffffffffffffffffffffffffffff"]') ?? fail());
+    const text = card.textContent;
+    expect(text).toContain("In a box: profile default, no network, writes only /home/me/project");
+    expect(text).toContain("python3 triage.py --label");
+    expect(text).toContain("/home/me/project/triage.py");
+    expect(text).toContain("only for agent issue-triage");
+    expect(text).toContain("Entry hash");
+    expect(text).not.toContain("Not confined");
+    const plain = $('[data-consent="c_0123456789abcdef0123456789abcdef"]');
+    expect(plain.textContent).toContain("Not confined: this agent can read your keychain");
+    expect($(".unconfined", plain)).not.toBeNull();
+  });
+
   test("a card shows every identity fact the daemon attested", async () => {
     mount(base());
     const card = await until(() => $("[data-consent]") ?? fail());

@@ -62,6 +62,17 @@ fn certs() -> &'static PathBuf {
     })
 }
 
+/// Where test worlds are made: `/var/tmp` (persistent storage, as a
+/// home would be), else the temp dir.
+fn test_root() -> PathBuf {
+    let var_tmp = Path::new("/var/tmp");
+    if var_tmp.is_dir() {
+        var_tmp.to_owned()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -104,7 +115,11 @@ pub struct TestEnv {
 impl TestEnv {
     /// Bus, keychain and provider up; daemon not started yet.
     pub fn new() -> Result<TestEnv> {
-        let dir = tempfile::tempdir()?;
+        // Not under /tmp: a box (`valetkey run`) gets an empty /tmp, and
+        // the home and config must stay where they are, as on a desktop.
+        let dir = tempfile::Builder::new()
+            .prefix("vk-e2e-")
+            .tempdir_in(test_root())?;
         for d in ["home", "run", "config/valetkey", "data", "logs"] {
             std::fs::create_dir_all(dir.path().join(d))?;
         }
@@ -191,7 +206,7 @@ impl TestEnv {
   </policy>
 </busconfig>
 "#,
-                self.path("bus").display()
+                self.path("run/bus").display()
             ),
         )?;
         let mut child = self

@@ -9,6 +9,7 @@ mod raw;
 
 mod audit;
 mod bench_smoke;
+mod boxes;
 mod consent;
 mod core_flow;
 mod crash;

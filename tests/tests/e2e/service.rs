@@ -278,6 +278,7 @@ fn the_deb_installs_runs_and_purges_cleanly() {
         "libwebkit2gtk-4.1-0",
         "gnome-keyring |",
         "libayatana-appindicator3-1",
+        "bubblewrap",
     ] {
         assert!(fields.contains(dep), "Depends lacks {dep}: {fields}");
     }

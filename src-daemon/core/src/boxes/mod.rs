@@ -280,13 +280,8 @@ pub fn open(
     }
     facts.id = new_id();
     let socket_dir = root.join(&facts.id);
-    crate::dirs::ensure_private_dir(root).map_err(|e| invalid(e.to_string()))?;
-    std::fs::create_dir(&socket_dir).map_err(|e| {
-        BrokerError::rpc(
-            ErrorCode::Internal,
-            format!("cannot create {}: {e}", socket_dir.display()),
-        )
-    })?;
+    crate::dirs::ensure_private_dir(&socket_dir)
+        .map_err(|e| BrokerError::rpc(ErrorCode::Internal, e.to_string()))?;
     let session = Arc::new(BoxSession::new(
         facts.clone(),
         launcher_of(peer),

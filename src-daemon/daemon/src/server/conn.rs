@@ -34,12 +34,14 @@ use super::wire::{send, send_answer, Answer, Conn, Session};
 use valetkey_core::broker::Shared;
 
 /// Which socket a connection came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Role {
     /// `agent.sock`.
     Agent,
     /// `control.sock`: only allow-listed executables.
     Control,
+    /// A box's own socket: only processes inside that box.
+    Boxed(std::sync::Arc<valetkey_core::boxes::BoxSession>),
 }
 
 async fn reject(mut framed: Conn, err: RpcError) {
@@ -69,6 +71,7 @@ pub async fn serve(
     role: Role,
     conn_id: u64,
     mut stop: watch::Receiver<bool>,
+    door: std::sync::Arc<super::boxes::Door>,
 ) {
     let creds = stream.peer_creds();
     let framed = super::wire::framed(stream);
@@ -79,7 +82,7 @@ pub async fn serve(
     let span = tracing::info_span!(
         "conn",
         id = conn_id,
-        ?role,
+        role = role_name(&role),
         uid,
         pid,
         agent = tracing::field::Empty
@@ -94,21 +97,21 @@ pub async fn serve(
                 "this valetkeyd serves uid {me}; connections from uid {uid} are refused. Run your own daemon as your own user"
             ))).await;
         }
-        let d = daemon.clone();
-        let attested = tokio::task::spawn_blocking(move || d.attestor.attest(pid as u32, uid)).await;
+        let (d, r) = (daemon.clone(), role.clone());
+        let attested = tokio::task::spawn_blocking(move || attest(&d, &r, pid as u32, uid)).await;
         let identity = match attested {
             Ok(Ok(id)) => id,
-            Ok(Err(e)) => return reject(framed, RpcError::new(ErrorCode::PeerRejected, format!("{e}"))).await,
+            Ok(Err(e)) => return reject(framed, RpcError::new(ErrorCode::PeerRejected, e)).await,
             Err(e) => return reject(framed, RpcError::new(ErrorCode::Internal, format!("attestation task failed: {e}"))).await,
         };
         tracing::debug!(exe = %identity.exe, sha256 = %identity.sha256, "peer attested");
-        if role == Role::Control {
+        if matches!(role, Role::Control) {
             if let Err(why) = super::control::admit(&daemon, &identity) {
                 return reject(framed, RpcError::new(ErrorCode::PeerRejected, why)).await;
             }
             // Boxed: the control handlers are many and large, and a
             // connection future is as big as its biggest branch.
-            return Box::pin(super::control::serve(&daemon, framed, &identity, &mut stop)).await;
+            return Box::pin(super::control::serve(&daemon, framed, &identity, &mut stop, &door)).await;
         }
         let process = valetkey_core::attest::Attestor::handle(identity.pid, identity.start_time);
         let mut session = Session { conn_id, caller: Caller::new(conn_id, identity) };
@@ -122,6 +125,32 @@ pub async fn serve(
     }
     .instrument(span)
     .await
+}
+
+fn role_name(role: &Role) -> &'static str {
+    match role {
+        Role::Agent => "agent",
+        Role::Control => "control",
+        Role::Boxed(_) => "box",
+    }
+}
+
+/// Attests the peer; on a box's socket, also checks it is inside that box
+/// and gives it the box's facts (its other namespaces are the box's, as
+/// expected, so they are not reported as foreign). Blocking.
+fn attest(
+    d: &valetkey_core::broker::Broker,
+    role: &Role,
+    pid: u32,
+    uid: u32,
+) -> Result<valetkey_ipc::methods::PeerIdentity, String> {
+    let mut identity = d.attestor.attest(pid, uid).map_err(|e| e.to_string())?;
+    if let Role::Boxed(session) = role {
+        session.admits(pid)?;
+        identity.foreign_namespaces.clear();
+        identity.confinement = Some(session.facts.clone());
+    }
+    Ok(identity)
 }
 
 /// A token bucket: `rate` requests a second, bursts up to `burst`.

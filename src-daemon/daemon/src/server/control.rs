@@ -117,6 +117,7 @@ pub async fn serve(
     mut framed: Conn,
     peer: &PeerIdentity,
     stop: &mut watch::Receiver<bool>,
+    door: &super::boxes::Door,
 ) {
     tracing::info!(exe = %peer.exe, "control client connected");
     let mut events: Option<broadcast::Receiver<valetkey_ipc::control::Event>> = None;
@@ -130,7 +131,7 @@ pub async fn serve(
         tokio::select! {
             frame = framed.next() => {
                 let resp = match frame {
-                    Some(Ok(bytes)) => dispatch(d, &bytes, &mut events).await,
+                    Some(Ok(bytes)) => dispatch(d, &bytes, &mut events, (peer, door)).await,
                     Some(Err(FrameError::TooLarge { limit })) => {
                         let err = RpcError::new(ErrorCode::FrameTooLarge, format!("a frame exceeded {limit} bytes; the connection is closed"));
                         let _ = send(&mut framed, &Response::err(None, err)).await;
@@ -180,6 +181,7 @@ async fn dispatch(
     d: &Shared,
     frame: &[u8],
     events: &mut Option<broadcast::Receiver<valetkey_ipc::control::Event>>,
+    (peer, door): (&PeerIdentity, &super::boxes::Door),
 ) -> Response {
     let req = match parse_request(frame) {
         Ok(r) => r,
@@ -187,7 +189,9 @@ async fn dispatch(
     };
     let id = req.id.clone();
     let method = req.method.clone();
-    let outcome = if method == EventsSubscribe::NAME {
+    let outcome = if method.starts_with("box.") {
+        super::boxes::dispatch(d, req, peer, door).await
+    } else if method == EventsSubscribe::NAME {
         match params::<EventsSubscribe>(req.params) {
             Ok(_) => {
                 *events = Some(d.events.subscribe());

@@ -1,13 +1,15 @@
 //! The socket server: accept, attest, serve, shut down.
 //!
 //! Two sockets: `agent.sock` for agents and `control.sock` for the tray
-//! and CLI (see [`control`]). Like mini-redis, [`run`] takes listeners that
+//! and CLI (see [`control`]), plus one per box that `valetkey run` opened
+//! (see [`boxes`]). Like mini-redis, [`run`] takes listeners that
 //! are already bound, so the caller (and tests) know the sockets are ready
 //! before a client connects. A semaphore caps concurrent connections (one
 //! over `[limits] max_connections` gets `too_many_connections`); a
 //! watch channel tells every connection to finish its current request and
 //! close on shutdown. A one-second tick times out unanswered consents.
 
+mod boxes;
 mod conn;
 pub use conn::Role;
 pub use wire::{Answer, Session};
@@ -32,6 +34,8 @@ pub struct Listeners {
     pub agent: Listener,
     /// `control.sock`.
     pub control: Listener,
+    /// Where the boxes' sockets go (`boxes/` beside `agent.sock`).
+    pub boxes: std::path::PathBuf,
 }
 
 pub async fn run(
@@ -49,12 +53,19 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(daemon.config.limits.max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_id: u64 = 0;
+    let (box_tx, mut box_rx) = tokio::sync::mpsc::channel(64);
+    boxes::restore(&daemon, &listeners.boxes, &box_tx);
+    let door = Arc::new(boxes::Door {
+        root: listeners.boxes.clone(),
+        to: box_tx,
+    });
     tokio::pin!(shutdown);
     loop {
         let (stream, role) = loop {
             tokio::select! {
                 s = listeners.agent.accept() => break (s, Role::Agent),
                 s = listeners.control.accept() => break (s, Role::Control),
+                Some((s, session)) = box_rx.recv() => break (Ok(s), Role::Boxed(session)),
                 _ = tick.tick() => valetkey_core::consent::flow::expire_overdue(&daemon),
                 _ = &mut shutdown => return finish(&daemon, tasks, stop_tx).await,
             }
@@ -69,10 +80,10 @@ pub async fn run(
                     continue;
                 };
                 next_id += 1;
-                let (d, rx) = (daemon.clone(), stop_rx.clone());
+                let (d, rx, door) = (daemon.clone(), stop_rx.clone(), door.clone());
                 let id = next_id;
                 tasks.spawn(async move {
-                    conn::serve(d, stream, role, id, rx).await;
+                    conn::serve(d, stream, role, id, rx, door).await;
                     drop(permit);
                 });
             }

@@ -58,6 +58,28 @@ export function unverified(c) {
   return "";
 }
 
+/**
+ * Where the agent runs: the box valetkey run made (profile, network,
+ * working directory, command, script), or a plain warning that nothing
+ * confines it.
+ */
+export function confinement(c) {
+  const b = c.box;
+  if (!b) return "Not confined: this agent can read your keychain (start it with valetkey run)";
+  const net = b.network === "none" ? "no network" : "shared network";
+  return `In a box: profile ${b.profile}, ${net}, writes only ${b.cwd}`;
+}
+
+function boxFacts(c) {
+  const b = c.box;
+  if (!b) return [];
+  return [
+    ["Command", b.argv.join(" ")],
+    ["Script", b.script ? h("span", {}, `${b.script.path} `, h("code", { title: b.script.sha256 }, shortHash(b.script.sha256))) : ""],
+    ["Box", b.name ? `${b.id}, only for agent ${b.name}` : b.id],
+  ];
+}
+
 function parents(list) {
   if (!list?.length) return "";
   return list.map((p) => `${p.exe ?? "(unreadable)"} (pid ${p.pid})`).join(" ← ");
@@ -144,9 +166,11 @@ function card(c, { now, locked, onLock, decide }) {
       ? h("ul", { class: "reasons" }, ...c.reasons.map((r) => h("li", {}, r)))
       : null,
     facts([
+      ["Confinement", h("span", { class: c.box ? "boxed" : "unconfined" }, confinement(c))],
+      ...boxFacts(c),
       ["Binary", c.exe],
       ["Not verified", unverified(c)],
-      ["Hash", h("code", { title: c.sha256 }, shortHash(c.sha256))],
+      [c.box ? "Entry hash" : "Hash", h("code", { title: c.sha256 }, shortHash(c.sha256))],
       ["Version", c.agent.version],
       ["Process", `pid ${c.pid}`],
       ["Started by", parents(c.parents)],

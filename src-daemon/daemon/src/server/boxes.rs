@@ -1,0 +1,147 @@
+//! The boxes' own sockets: one listener per open box, in a directory of its
+//! own under `RUNTIME/boxes/`, which the launcher mounts read-only at the
+//! box's runtime directory.
+//!
+//! Each listener runs in a task that hands accepted connections to the
+//! main accept loop (so the connection cap and shutdown cover them too),
+//! and ends when the box is closed or its launcher is gone. At start-up
+//! the boxes an earlier daemon left open are bound again at the same path,
+//! so an agent in a running box reconnects to the new daemon.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use interprocess::local_socket::tokio::{prelude::*, Stream};
+use tokio::sync::mpsc;
+
+use valetkey_core::boxes::BoxSession;
+use valetkey_core::broker::Shared;
+use valetkey_core::error::BrokerError;
+use valetkey_ipc::control::{BoxClose, BoxOpen, BoxStarted};
+use valetkey_ipc::methods::{Method, PeerIdentity};
+use valetkey_ipc::{ErrorCode, RpcError};
+
+/// A connection accepted on a box's socket.
+pub type Accepted = (Stream, Arc<BoxSession>);
+
+/// What the control socket needs to open boxes: where their directories
+/// go, and where their connections are handed.
+#[derive(Clone)]
+pub struct Door {
+    /// `RUNTIME/boxes`.
+    pub root: std::path::PathBuf,
+    /// The main accept loop.
+    pub to: mpsc::Sender<Accepted>,
+}
+
+/// How often a box's listener checks that its launcher still runs.
+const LAUNCHER_CHECK: Duration = Duration::from_secs(2);
+
+/// Binds `session`'s socket and serves it until the box closes.
+pub fn serve(
+    d: &Shared,
+    session: Arc<BoxSession>,
+    to: mpsc::Sender<Accepted>,
+) -> Result<(), String> {
+    let path = session.socket();
+    let _ = std::fs::remove_file(&path);
+    let listener = super::listener::bind(&path).map_err(|e| e.to_string())?;
+    let d = d.clone();
+    tokio::spawn(async move {
+        let mut closed = session.closed();
+        let mut check = tokio::time::interval(LAUNCHER_CHECK);
+        loop {
+            tokio::select! {
+                s = listener.accept() => match s {
+                    Ok(stream) => {
+                        if to.send((stream, session.clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, id = %session.facts.id, "box accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = closed.changed() => return,
+                _ = check.tick() => {
+                    if !session.launcher_alive() {
+                        tracing::info!(id = %session.facts.id, "box launcher gone; closing the box");
+                        valetkey_core::boxes::closed(&d, &session.facts.id, "launcher gone");
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Re-binds the boxes recorded under `root` whose launcher still runs.
+pub fn restore(d: &Shared, root: &Path, to: &mpsc::Sender<Accepted>) {
+    for session in d.boxes.restore(root) {
+        let id = session.facts.id.clone();
+        match serve(d, session, to.clone()) {
+            Ok(()) => tracing::info!(%id, "box socket restored"),
+            Err(e) => {
+                tracing::warn!(%id, error = %e, "cannot restore a box's socket; closing it");
+                valetkey_core::boxes::closed(d, &id, "socket lost at restart");
+            }
+        }
+    }
+}
+
+/// The `box.*` control methods, for the launcher `peer`.
+pub async fn dispatch(
+    d: &Shared,
+    req: valetkey_ipc::jsonrpc::Request,
+    peer: &PeerIdentity,
+    door: &Door,
+) -> Result<serde_json::Value, BrokerError> {
+    use super::wire::{params, result};
+    let (d2, peer2) = (d.clone(), peer.clone());
+    match req.method.as_str() {
+        BoxOpen::NAME => {
+            let p = params::<BoxOpen>(req.params)?;
+            let root = door.root.clone();
+            let (plan, session) =
+                blocking(move || valetkey_core::boxes::open(&d2, p, &peer2, &root)).await?;
+            if let Some(session) = session {
+                let id = session.facts.id.clone();
+                if let Err(e) = serve(d, session, door.to.clone()) {
+                    valetkey_core::boxes::closed(d, &id, "socket not bound");
+                    return Err(BrokerError::rpc(
+                        ErrorCode::Internal,
+                        format!("cannot open the box's socket: {e}"),
+                    ));
+                }
+                tracing::info!(%id, profile = %plan.facts.profile, "box opened");
+            }
+            result(Ok(plan))
+        }
+        BoxStarted::NAME => {
+            let p = params::<BoxStarted>(req.params)?;
+            result(blocking(move || valetkey_core::boxes::started(&d2, p, &peer2)).await)
+        }
+        BoxClose::NAME => {
+            let p = params::<BoxClose>(req.params)?;
+            result(valetkey_core::boxes::close(d, &p.id, peer))
+        }
+        other => Err(BrokerError::Rpc(
+            RpcError::new(
+                ErrorCode::UnknownMethod,
+                format!("unknown control method {other:?}; see PROTOCOL.md, \"Control socket\""),
+            )
+            .with("method", other),
+        )),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BrokerError> + Send + 'static,
+) -> Result<T, BrokerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BrokerError::rpc(ErrorCode::Internal, format!("box task failed: {e}")))?
+}
