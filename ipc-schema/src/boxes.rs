@@ -8,7 +8,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::methods::{BoxFacts, Method};
+use crate::confinement::BoxFacts;
+use crate::methods::Method;
 
 /// `box.open`: records a box about to be launched and opens its socket.
 pub struct BoxOpen;

@@ -51,7 +51,7 @@ pub struct ConsentRequest {
     /// unboxed agent: say on the card that it is not confined and can read
     /// the keychain.
     #[serde(rename = "box", default, skip_serializing_if = "Option::is_none")]
-    pub confinement: Option<crate::methods::BoxFacts>,
+    pub confinement: Option<crate::confinement::BoxFacts>,
     /// The agent's pid when it asked.
     pub pid: u32,
     /// Its parent processes, nearest first.

@@ -10,7 +10,8 @@
 //! * [`codec`]: newline-delimited frames with a hard size cap.
 //! * [`jsonrpc`]: the JSON-RPC 2.0 envelope.
 //! * [`error`]: stable, named error codes agents can branch on.
-//! * [`methods`]: one type per agent method with its params and result.
+//! * [`methods`]: one type per agent method with its params and result;
+//!   [`confinement`]: what an agent's box was launched with.
 //! * [`control`]: the control socket's methods and pushed events (tray, CLI),
 //!   with [`admin`]'s methods through which the CLI changes state and
 //!   [`boxes`]' through which `valetkey run` opens a box;
@@ -25,6 +26,7 @@ pub mod audit;
 pub mod boxes;
 pub mod client;
 pub mod codec;
+pub mod confinement;
 pub mod control;
 pub mod error;
 pub mod jsonrpc;

@@ -147,7 +147,7 @@ pub struct PolicyAgent {
     /// The box's facts when `confined`: profile, network, command line,
     /// working directory, program and script with their hashes.
     #[serde(rename = "box", default, skip_serializing_if = "Option::is_none")]
-    pub confinement: Option<crate::methods::BoxFacts>,
+    pub confinement: Option<crate::confinement::BoxFacts>,
 }
 
 /// The attested binary.

@@ -167,55 +167,8 @@ struct Spec {
 
 impl Spec {
     fn new(plan: &BoxPlan, cwd: &Path, program: &Path, a: &RunArgs, exe: &Path) -> Spec {
-        let mut args: Vec<String> = vec![];
-        let mut add = |xs: &[&str]| args.extend(xs.iter().map(|s| s.to_string()));
-        add(&["--unshare-all"]);
-        if plan.network == "shared" {
-            add(&["--share-net"]);
-        }
-        add(&[
-            "--unshare-user",
-            "--disable-userns",
-            "--die-with-parent",
-            "--new-session",
-        ]);
-        add(&[
-            "--cap-drop",
-            "ALL",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-        ]);
-        add(&["--tmpfs", "/tmp"]);
-        let runtime = var("XDG_RUNTIME_DIR");
-        if !runtime.is_empty() && Path::new(&runtime).is_dir() {
-            add(&["--tmpfs", &runtime]);
-        }
-        let cwd_s = cwd.display().to_string();
-        add(&["--bind", &cwd_s, &cwd_s]);
-        for p in &plan.read_write {
-            add(&["--bind", p, p]);
-        }
-        for h in &plan.hide {
-            if Path::new(h).is_dir() {
-                add(&["--tmpfs", h]);
-            } else {
-                add(&["--ro-bind", "/dev/null", h]);
-            }
-        }
         let exe_s = exe.display().to_string();
-        add(&["--ro-bind", &exe_s, &exe_s]);
-        let inside = valetkey_ipc::paths::runtime_dir();
-        let socket = inside.join("agent.sock").display().to_string();
-        if !plan.socket_dir.is_empty() {
-            add(&["--ro-bind", &plan.socket_dir, &inside.display().to_string()]);
-        }
-        add(&["--chdir", &cwd_s]);
-        let mut inner = vec![exe_s.clone(), "box-exec".into()];
+        let mut inner = vec![exe_s, "box-exec".into()];
         let name = plan
             .facts
             .name
@@ -227,13 +180,77 @@ impl Spec {
         }
         inner.extend(["--".into(), program.display().to_string()]);
         inner.extend(a.command.iter().cloned());
+        let socket = valetkey_ipc::paths::runtime_dir().join("agent.sock");
         let mut env: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| passed(k, &plan.env))
             .collect();
-        env.push((valetkey_ipc::paths::SOCKET_ENV.into(), socket));
+        env.push((
+            valetkey_ipc::paths::SOCKET_ENV.into(),
+            socket.display().to_string(),
+        ));
         env.push(("VALETKEY_BOX".into(), plan.facts.id.clone()));
-        Spec { args, inner, env }
+        Spec {
+            args: mounts(plan, cwd, exe),
+            inner,
+            env,
+        }
     }
+}
+
+/// bubblewrap's namespace and mount arguments for `plan`, in order: the
+/// read-only root, then the empty places, the writable ones, the hidden
+/// ones (after the working directory, so they stay hidden inside it), the
+/// launcher's own binary (for `box-exec`) and the box's socket directory at
+/// the runtime directory's `valetkey/`.
+fn mounts(plan: &BoxPlan, cwd: &Path, exe: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec![];
+    let mut add = |xs: &[&str]| args.extend(xs.iter().map(|s| s.to_string()));
+    add(&["--unshare-all"]);
+    if plan.network == "shared" {
+        add(&["--share-net"]);
+    }
+    add(&[
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+    ]);
+    add(&[
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+    ]);
+    add(&["--tmpfs", "/tmp"]);
+    let runtime = var("XDG_RUNTIME_DIR");
+    if !runtime.is_empty() && Path::new(&runtime).is_dir() {
+        add(&["--tmpfs", &runtime]);
+    }
+    let cwd_s = cwd.display().to_string();
+    add(&["--bind", &cwd_s, &cwd_s]);
+    for p in &plan.read_write {
+        add(&["--bind", p, p]);
+    }
+    for h in &plan.hide {
+        if Path::new(h).is_dir() {
+            add(&["--tmpfs", h]);
+        } else {
+            add(&["--ro-bind", "/dev/null", h]);
+        }
+    }
+    let exe_s = exe.display().to_string();
+    add(&["--ro-bind", &exe_s, &exe_s]);
+    if !plan.socket_dir.is_empty() {
+        let inside = valetkey_ipc::paths::runtime_dir().display().to_string();
+        add(&["--ro-bind", &plan.socket_dir, &inside]);
+    }
+    add(&["--chdir", &cwd_s]);
+    args
 }
 
 /// The agent name `--env` tokens are asked for without `--name`: the

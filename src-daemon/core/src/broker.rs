@@ -35,7 +35,7 @@ pub struct Broker {
     /// Peer attestation with its hash cache.
     pub attestor: Attestor,
     /// The open boxes (`valetkey run`).
-    pub boxes: crate::boxes::Boxes,
+    pub boxes: crate::boxes::registry::Boxes,
     /// Pending consents.
     pub consents: Consents,
     /// The event bus (activity log and tray).

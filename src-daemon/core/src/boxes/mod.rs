@@ -21,202 +21,19 @@
 
 pub mod entry;
 pub mod profile;
+pub mod registry;
 
-use std::collections::HashMap;
+pub use registry::{BoxSession, Boxes};
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 use valetkey_ipc::control::{BoxDone, BoxOpenParams, BoxPlan, BoxStartedParams};
 use valetkey_ipc::methods::{BoxFacts, FileFact, PeerIdentity};
 use valetkey_ipc::ErrorCode;
 
 use crate::broker::Shared;
 use crate::error::BrokerError;
-
-/// An open box.
-#[derive(Debug)]
-pub struct BoxSession {
-    /// What was launched.
-    pub facts: BoxFacts,
-    /// The launcher (`valetkey run`): pid and start time. The box lives
-    /// as long as it does.
-    pub launcher: (u32, u64),
-    /// Where the box's `agent.sock` is.
-    pub socket_dir: PathBuf,
-    /// The box's pid namespace once started.
-    pid_ns: Mutex<Option<String>>,
-    /// Turns true when the box is closed.
-    closed: watch::Sender<bool>,
-}
-
-/// What is kept on disk about an open box.
-#[derive(Serialize, Deserialize)]
-struct Record {
-    facts: BoxFacts,
-    launcher_pid: u32,
-    launcher_start: u64,
-    socket_dir: PathBuf,
-    pid_ns: Option<String>,
-}
-
-impl BoxSession {
-    fn new(facts: BoxFacts, launcher: (u32, u64), socket_dir: PathBuf) -> Self {
-        Self {
-            facts,
-            launcher,
-            socket_dir,
-            pid_ns: Mutex::new(None),
-            closed: watch::channel(false).0,
-        }
-    }
-
-    /// The box's socket.
-    pub fn socket(&self) -> PathBuf {
-        self.socket_dir.join("agent.sock")
-    }
-
-    /// Resolves when the box is closed.
-    pub fn closed(&self) -> watch::Receiver<bool> {
-        self.closed.subscribe()
-    }
-
-    /// Whether the process that opened the box is still there.
-    pub fn launcher_alive(&self) -> bool {
-        crate::attest::Attestor::still_same(self.launcher.0, self.launcher.1)
-    }
-
-    fn record(&self) -> Record {
-        Record {
-            facts: self.facts.clone(),
-            launcher_pid: self.launcher.0,
-            launcher_start: self.launcher.1,
-            socket_dir: self.socket_dir.clone(),
-            pid_ns: self
-                .pid_ns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        }
-    }
-
-    /// Whether process `pid`, connected on the box's socket, is inside the
-    /// box (its pid namespace); the error says why not. Blocking (reads
-    /// `/proc`).
-    pub fn admits(&self, pid: u32) -> Result<(), String> {
-        let ns = self
-            .pid_ns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let Some(ns) = ns else {
-            return Err(format!(
-                "box {} has not started yet; connect from inside it once it runs",
-                self.facts.id
-            ));
-        };
-        match crate::attest::pid_namespace(pid) {
-            Some(theirs) if theirs == ns => Ok(()),
-            _ => Err(format!(
-                "process {pid} is not inside box {}; this socket serves that box only (use the main agent.sock, or start the agent with valetkey run)",
-                self.facts.id
-            )),
-        }
-    }
-}
-
-/// The open boxes.
-#[derive(Default)]
-pub struct Boxes {
-    map: Mutex<HashMap<String, Arc<BoxSession>>>,
-}
-
-fn record_path(s: &BoxSession) -> PathBuf {
-    s.socket_dir.with_extension("json")
-}
-
-impl Boxes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<BoxSession>>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The box `id`, if open.
-    pub fn get(&self, id: &str) -> Option<Arc<BoxSession>> {
-        self.lock().get(id).cloned()
-    }
-
-    /// How many boxes are open.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no box is open.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    fn insert(&self, s: Arc<BoxSession>) -> std::io::Result<()> {
-        persist(&s)?;
-        self.lock().insert(s.facts.id.clone(), s);
-        Ok(())
-    }
-
-    /// Closes box `id`: forgets it, tells its server, and removes its
-    /// record and socket directory. `None` if it was not open.
-    pub fn close(&self, id: &str) -> Option<Arc<BoxSession>> {
-        let s = self.lock().remove(id)?;
-        s.closed.send_replace(true);
-        let _ = std::fs::remove_file(record_path(&s));
-        let _ = std::fs::remove_dir_all(&s.socket_dir);
-        Some(s)
-    }
-
-    /// Reads the boxes recorded under `root` by an earlier daemon: those
-    /// whose launcher still runs are open again (their sockets must be
-    /// bound anew), the rest are removed.
-    pub fn restore(&self, root: &Path) -> Vec<Arc<BoxSession>> {
-        let Ok(dir) = std::fs::read_dir(root) else {
-            return vec![];
-        };
-        let mut back = vec![];
-        for e in dir.flatten() {
-            let path = e.path();
-            if path.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            let rec: Option<Record> = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let Some(rec) = rec.filter(|r| r.socket_dir.parent() == Some(root)) else {
-                let _ = std::fs::remove_file(&path);
-                continue;
-            };
-            let s = BoxSession::new(
-                rec.facts,
-                (rec.launcher_pid, rec.launcher_start),
-                rec.socket_dir,
-            );
-            *s.pid_ns.lock().unwrap_or_else(|p| p.into_inner()) = rec.pid_ns;
-            if s.launcher_alive() {
-                let s = Arc::new(s);
-                self.lock().insert(s.facts.id.clone(), s.clone());
-                back.push(s);
-            } else {
-                let _ = std::fs::remove_file(&path);
-                let _ = std::fs::remove_dir_all(&s.socket_dir);
-            }
-        }
-        back
-    }
-}
-
-fn persist(s: &BoxSession) -> std::io::Result<()> {
-    let path = record_path(s);
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&s.record())?)?;
-    std::fs::rename(&tmp, &path)
-}
 
 fn invalid(msg: impl Into<String>) -> BrokerError {
     BrokerError::rpc(ErrorCode::InvalidParams, msg)
@@ -237,12 +54,44 @@ pub fn open(
     peer: &PeerIdentity,
     root: &Path,
 ) -> Result<(BoxPlan, Option<Arc<BoxSession>>), BrokerError> {
+    let mut plan = plan_of(d, &p)?;
+    if p.explain {
+        return Ok((plan, None));
+    }
+    plan.facts.id = new_id();
+    let socket_dir = root.join(&plan.facts.id);
+    crate::dirs::ensure_private_dir(&socket_dir)
+        .map_err(|e| BrokerError::rpc(ErrorCode::Internal, e.to_string()))?;
+    let facts = plan.facts.clone();
+    let session = Arc::new(BoxSession::new(
+        facts,
+        launcher_of(peer),
+        socket_dir.clone(),
+    ));
+    d.boxes.insert(session.clone()).map_err(|e| {
+        BrokerError::rpc(
+            ErrorCode::Internal,
+            format!("cannot record box {}: {e}", plan.facts.id),
+        )
+    })?;
+    let mut rec = crate::audit::by_user("box.opened", plan.facts.name.as_deref());
+    rec.binary_sha256 = Some(plan.facts.entry_sha256.clone());
+    rec.outcome = "ok".into();
+    rec.detail = serde_json::to_string(&plan.facts).ok();
+    crate::record::record_best_effort(d, rec);
+    plan.socket_dir = socket_dir.display().to_string();
+    Ok((plan, Some(session)))
+}
+
+/// The box `p` describes, id and socket left empty: the profile made
+/// concrete for the launcher's directories, and the launch's facts.
+fn plan_of(d: &Shared, p: &BoxOpenParams) -> Result<BoxPlan, BrokerError> {
     let (profile_name, profile) = d
         .config
         .boxes
         .profile(p.profile.as_deref())
         .map_err(invalid)?;
-    check_params(&p)?;
+    check_params(p)?;
     let dir = |s: &str, fallback: &str| -> PathBuf {
         if s.is_empty() {
             Path::new(&p.home).join(fallback)
@@ -258,49 +107,15 @@ pub fn open(
         own: vec![crate::dirs::config_dir(), crate::dirs::data_dir()],
     };
     let resolved = profile::resolve(&profile, &places).map_err(invalid)?;
-    let mut facts = facts_of(d, &p, &profile_name, profile.network.as_str())?;
-    let mut plan = BoxPlan {
-        facts: facts.clone(),
+    let shown = |v: &[PathBuf]| v.iter().map(|h| h.display().to_string()).collect();
+    Ok(BoxPlan {
+        facts: facts_of(d, p, &profile_name, profile.network.as_str())?,
         socket_dir: String::new(),
         network: profile.network.as_str().into(),
-        hide: resolved
-            .hide
-            .iter()
-            .map(|h| h.display().to_string())
-            .collect(),
-        read_write: resolved
-            .read_write
-            .iter()
-            .map(|h| h.display().to_string())
-            .collect(),
+        hide: shown(&resolved.hide),
+        read_write: shown(&resolved.read_write),
         env: profile.env.clone(),
-    };
-    if p.explain {
-        return Ok((plan, None));
-    }
-    facts.id = new_id();
-    let socket_dir = root.join(&facts.id);
-    crate::dirs::ensure_private_dir(&socket_dir)
-        .map_err(|e| BrokerError::rpc(ErrorCode::Internal, e.to_string()))?;
-    let session = Arc::new(BoxSession::new(
-        facts.clone(),
-        launcher_of(peer),
-        socket_dir.clone(),
-    ));
-    d.boxes.insert(session.clone()).map_err(|e| {
-        BrokerError::rpc(
-            ErrorCode::Internal,
-            format!("cannot record box {}: {e}", facts.id),
-        )
-    })?;
-    let mut rec = crate::audit::by_user("box.opened", facts.name.as_deref());
-    rec.binary_sha256 = Some(facts.entry_sha256.clone());
-    rec.outcome = "ok".into();
-    rec.detail = serde_json::to_string(&facts).ok();
-    crate::record::record_best_effort(d, rec);
-    plan.facts = facts;
-    plan.socket_dir = socket_dir.display().to_string();
-    Ok((plan, Some(session)))
+    })
 }
 
 fn check_params(p: &BoxOpenParams) -> Result<(), BrokerError> {
@@ -431,8 +246,7 @@ pub fn started(
             p.child_pid
         )));
     };
-    *s.pid_ns.lock().unwrap_or_else(|p| p.into_inner()) = Some(ns);
-    persist(&s).map_err(|e| {
+    s.started_in(ns).map_err(|e| {
         BrokerError::rpc(
             ErrorCode::Internal,
             format!("cannot record box {}: {e}", p.id),
