@@ -64,6 +64,7 @@ pub async fn doctor(cli: &Cli) -> Result<(), Failure> {
     let socket = cli.socket_path(cfg.as_ref());
     let daemon_version = socket_checks(&mut r, &socket).await;
     service_check(&mut r);
+    box_check(&mut r);
     keychain_check(&mut r).await;
     if let Some(cfg) = &cfg {
         let states = super::grants::provider_states(cli).await.ok().flatten();
@@ -151,6 +152,49 @@ async fn socket_checks(r: &mut Report, socket: &Path) -> Option<String> {
             );
             None
         }
+    }
+}
+
+/// Whether `valetkey run` can make a box here: bubblewrap installed, and
+/// unprivileged user namespaces allowed. A warning: unboxed agents work.
+fn box_check(r: &mut Report) {
+    let tried = std::process::Command::new("bwrap")
+        .args([
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+        ])
+        .args([
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--",
+            "true",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match tried {
+        Ok(o) if o.status.success() => r.line(Level::Ok, "box", "bubblewrap can make a box (valetkey run)", None),
+        Ok(o) => r.line(
+            Level::Warn,
+            "box",
+            format!(
+                "bubblewrap cannot make a box: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Some("allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0; on Ubuntu, an AppArmor profile for bwrap); until then agents run unconfined"),
+        ),
+        Err(_) => r.line(
+            Level::Warn,
+            "box",
+            "bubblewrap (bwrap) is not installed, so valetkey run cannot box agents",
+            Some("apt-get install bubblewrap"),
+        ),
     }
 }
 
