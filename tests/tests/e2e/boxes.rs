@@ -28,13 +28,34 @@ fn env_up(extra: &str) -> TestEnv {
     }
     std::fs::write(env.path("home/.ssh/id_ed25519"), "not a real key\n").expect("key");
     std::fs::copy(repo().join("boxes/probe.py"), env.path("work/probe.py")).expect("probe");
+    // In the working directory: the box's /tmp is empty, and a checkout
+    // may well live under /tmp.
+    std::fs::copy(client_source(), env.path("work/valetkey_client.py")).expect("client");
     env
 }
 
+/// The example Python client.
+fn client_source() -> PathBuf {
+    repo()
+        .parent()
+        .expect("repo root")
+        .join("examples/python/valetkey_client.py")
+}
+
+/// A name for an abstract socket, unique to this test process and call.
+fn abstract_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "vk-test-x11-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// What the probe attacks, as paths of this env.
-fn targets(env: &mut TestEnv) -> Value {
+fn targets(env: &mut TestEnv, abstract_name: &str) -> Value {
     let p = |r: &str| env.path(r).display().to_string();
-    let abstract_name = format!("vk-test-x11-{}", std::process::id());
     json!({
         "keyrings": p("data/keyrings"),
         "ssh": p("home/.ssh"),
@@ -47,7 +68,7 @@ fn targets(env: &mut TestEnv) -> Value {
         "bashrc": p("home/.bashrc"),
         "daemon_pid": env.daemon().expect("daemon").id(),
         "abstract": abstract_name,
-        "client_dir": repo().parent().expect("repo root").join("examples/python").display().to_string(),
+        "client_dir": p("work"),
     })
 }
 
@@ -114,7 +135,7 @@ fn succeeded(r: &Value, probe: &str) {
     );
 }
 
-fn probe_argv(env: &mut TestEnv, boxed: bool, agent: Option<&str>) -> Vec<String> {
+fn probe_argv(env: &mut TestEnv, boxed: bool, x11: &str, agent: Option<&str>) -> Vec<String> {
     let mut argv: Vec<String> = vec![];
     if boxed {
         argv.extend([
@@ -126,18 +147,19 @@ fn probe_argv(env: &mut TestEnv, boxed: bool, agent: Option<&str>) -> Vec<String
     argv.extend([
         "/usr/bin/python3".into(),
         "probe.py".into(),
-        targets(env).to_string(),
+        targets(env, x11).to_string(),
     ]);
     argv.extend(agent.map(str::to_owned));
     argv
 }
 
 /// An abstract socket outside any box, as X11 has (`@/tmp/.X11-unix/X0`).
-fn abstract_listener() -> std::os::unix::net::UnixListener {
+fn abstract_listener() -> (std::os::unix::net::UnixListener, String) {
     use std::os::linux::net::SocketAddrExt;
-    let name = format!("vk-test-x11-{}", std::process::id());
+    let name = abstract_name();
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("addr");
-    std::os::unix::net::UnixListener::bind_addr(&addr).expect("abstract listener")
+    let l = std::os::unix::net::UnixListener::bind_addr(&addr).expect("abstract listener");
+    (l, name)
 }
 
 /// Allows the next consent and returns its card.
@@ -150,10 +172,10 @@ async fn allow_next(ctl: &mut valetkey_ipc::Client, d: Decision) -> ConsentReque
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hostile_agent_in_a_box_fails_at_every_attack_and_a_well_behaved_one_gets_its_token() {
     let mut env = env_up("");
-    let _x11 = abstract_listener();
+    let (_x11, x11) = abstract_listener();
     let refresh = env.keychain_refresh_token().expect("logged in");
     let mut ctl = subscribed(&env).await;
-    let argv = probe_argv(&mut env, true, Some("prober"));
+    let argv = probe_argv(&mut env, true, &x11, Some("prober"));
     let child = spawn_in_terminal(&env, &argv);
     let card = allow_next(&mut ctl, Decision::Once).await;
     let out = tokio::task::spawn_blocking(move || finish(child))
@@ -226,10 +248,10 @@ async fn a_hostile_agent_in_a_box_fails_at_every_attack_and_a_well_behaved_one_g
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_script_unboxed_succeeds_at_the_attacks_and_its_card_says_unconfined() {
     let mut env = env_up("");
-    let _x11 = abstract_listener();
+    let (_x11, x11) = abstract_listener();
     let refresh = env.keychain_refresh_token().expect("logged in");
     let mut ctl = subscribed(&env).await;
-    let argv = probe_argv(&mut env, false, Some("prober"));
+    let argv = probe_argv(&mut env, false, &x11, Some("prober"));
     let child = spawn_in_terminal(&env, &argv);
     let card = next_consent(&mut ctl).await;
     let listed = env.cli_ok(&["consent", "list"]);
@@ -284,13 +306,7 @@ async fn the_same_script_unboxed_succeeds_at_the_attacks_and_its_card_says_uncon
 /// Copies the example client as `name` (with a comment, so each copy is
 /// its own script).
 fn client_copy(env: &TestEnv, name: &str) {
-    let src = std::fs::read_to_string(
-        repo()
-            .parent()
-            .expect("root")
-            .join("examples/python/valetkey_client.py"),
-    )
-    .expect("client");
+    let src = std::fs::read_to_string(client_source()).expect("client");
     std::fs::write(
         env.path(&format!("work/{name}")),
         format!("{src}\n# {name}\n"),
@@ -392,7 +408,7 @@ get()
 open("second", "w").close()
 "#;
     std::fs::write(env.path("work/steady.py"), script).expect("script");
-    let client_dir = repo().parent().expect("root").join("examples/python");
+    let client_dir = env.path("work");
     let mut ctl = subscribed(&env).await;
     let child = env
         .command(bin("valetkey"))
