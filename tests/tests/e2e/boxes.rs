@@ -55,6 +55,7 @@ fn abstract_name() -> String {
 
 /// What the probe attacks, as paths of this env.
 fn targets(env: &mut TestEnv, abstract_name: &str) -> Value {
+    let daemon_pid = env.daemon().expect("daemon").id();
     let p = |r: &str| env.path(r).display().to_string();
     json!({
         "keyrings": p("data/keyrings"),
@@ -66,7 +67,7 @@ fn targets(env: &mut TestEnv, abstract_name: &str) -> Value {
         "state_db": p("data/valetkey/state.db"),
         "config": p("config/valetkey/config.toml"),
         "bashrc": p("home/.bashrc"),
-        "daemon_pid": env.daemon().expect("daemon").id(),
+        "daemon_pid": daemon_pid,
         "abstract": abstract_name,
         "client_dir": p("work"),
     })
