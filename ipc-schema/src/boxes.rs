@@ -30,12 +30,9 @@ pub struct BoxOpenParams {
     pub program: String,
     /// The working directory (absolute): read-write in the box.
     pub cwd: String,
-    /// The launcher's `$HOME`, `$XDG_RUNTIME_DIR`, `$XDG_DATA_HOME` and
-    /// `$XDG_CONFIG_HOME` (absolute or empty), to place the hidden paths.
+    /// The launcher's `$HOME`, `$XDG_DATA_HOME` and `$XDG_CONFIG_HOME`
+    /// (absolute or empty), to place the hidden paths.
     pub home: String,
-    /// See `home`.
-    #[serde(default)]
-    pub runtime_dir: String,
     /// See `home`.
     #[serde(default)]
     pub data_home: String,

@@ -158,24 +158,11 @@ async fn socket_checks(r: &mut Report, socket: &Path) -> Option<String> {
 /// Whether `valetkey run` can make a box here: bubblewrap installed, and
 /// unprivileged user namespaces allowed. A warning: unboxed agents work.
 fn box_check(r: &mut Report) {
+    use super::run::{BASE, ISOLATION};
     let tried = std::process::Command::new("bwrap")
-        .args([
-            "--unshare-all",
-            "--unshare-user",
-            "--disable-userns",
-            "--die-with-parent",
-        ])
-        .args([
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--",
-            "true",
-        ])
+        .args(ISOLATION)
+        .args(BASE)
+        .args(["--", "true"])
         .stdin(std::process::Stdio::null())
         .output();
     match tried {

@@ -124,7 +124,6 @@ pub async fn run(cli: &Cli, a: &RunArgs) -> Result<(), Failure> {
             program: program.display().to_string(),
             cwd: cwd.display().to_string(),
             home: var("HOME"),
-            runtime_dir: var("XDG_RUNTIME_DIR"),
             data_home: var("XDG_DATA_HOME"),
             config_home: var("XDG_CONFIG_HOME"),
             explain: a.explain,
@@ -197,6 +196,23 @@ impl Spec {
     }
 }
 
+/// The namespaces and privileges of every box (`valetkey doctor` tries
+/// them): all namespaces new, no nested user namespaces, no capabilities,
+/// a new session (no controlling terminal), gone with its launcher.
+pub const ISOLATION: &[&str] = &[
+    "--unshare-all",
+    "--unshare-user",
+    "--disable-userns",
+    "--die-with-parent",
+    "--new-session",
+    "--cap-drop",
+    "ALL",
+];
+
+/// The filesystem every box starts from: the host's, read-only, with a
+/// minimal `/dev` and its own `/proc`.
+pub const BASE: &[&str] = &["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
+
 /// bubblewrap's namespace and mount arguments for `plan`, in order: the
 /// read-only root, then the empty places, the writable ones, the hidden
 /// ones (after the working directory, so they stay hidden inside it), the
@@ -205,27 +221,12 @@ impl Spec {
 fn mounts(plan: &BoxPlan, cwd: &Path, exe: &Path) -> Vec<String> {
     let mut args: Vec<String> = vec![];
     let mut add = |xs: &[&str]| args.extend(xs.iter().map(|s| s.to_string()));
-    add(&["--unshare-all"]);
+    add(ISOLATION);
     if plan.network == "shared" {
+        // After --unshare-all, which it undoes for the network only.
         add(&["--share-net"]);
     }
-    add(&[
-        "--unshare-user",
-        "--disable-userns",
-        "--die-with-parent",
-        "--new-session",
-    ]);
-    add(&[
-        "--cap-drop",
-        "ALL",
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-    ]);
+    add(BASE);
     add(&["--tmpfs", "/tmp"]);
     let runtime = var("XDG_RUNTIME_DIR");
     if !runtime.is_empty() && Path::new(&runtime).is_dir() {

@@ -366,26 +366,14 @@ async fn control_socket_refuses_binaries_that_are_not_valetkey() {
     // A copy of the real CLI, elsewhere, is not the installed one.
     let dir = tempfile::tempdir().expect("dir");
     let copy = dir.path().join("valetkey");
-    std::fs::copy(crate::harness::bin("valetkey"), &copy).expect("copy");
-    // A thread of this test process forking while the copy is open can
-    // hold it for writing a moment longer: ETXTBSY, retried.
-    let out = (0..50)
-        .find_map(|_| {
-            let r = env
-                .command(&copy)
-                .args(["--socket"])
-                .arg(&env.socket)
-                .args(["consent", "list"])
-                .output();
-            match r {
-                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                    None
-                }
-                r => Some(r.expect("run")),
-            }
-        })
-        .expect("the copy became runnable");
+    crate::harness::copy_bin("valetkey", &copy);
+    let out = env
+        .command(&copy)
+        .args(["--socket"])
+        .arg(&env.socket)
+        .args(["consent", "list"])
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("peer_rejected"), "{err}");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use valetkey_ipc::methods::{DelegationCreate, DelegationCreateParams, Whoami};
 
-use crate::harness::{bin, code, wait_until, TestEnv};
+use crate::harness::{code, wait_until, TestEnv};
 use crate::raw::{name, Raw, HELLO};
 
 fn other_user() -> u32 {
@@ -64,7 +64,7 @@ async fn the_daemon_is_not_dumpable_writes_no_core_and_locks_its_memory() {
         .expect("dir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let daemon = dir.path().join("valetkeyd");
-    std::fs::copy(bin("valetkeyd"), &daemon).expect("copy");
+    crate::harness::copy_bin("valetkeyd", &daemon);
     let home = dir.path().join("home");
     std::fs::create_dir_all(home.join("run")).expect("mkdir");
     std::fs::set_permissions(home.join("run"), std::fs::Permissions::from_mode(0o700))

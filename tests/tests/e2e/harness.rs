@@ -40,6 +40,20 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// Copies the built binary `name` to `dst` and returns once it can be
+/// run. A thread of this test process that forked while the copy was open
+/// for writing holds that descriptor until its child execs, and meanwhile
+/// exec of the copy fails with ETXTBSY; once one exec succeeds, no writer
+/// is left (ours is closed), so none can come back.
+pub fn copy_bin(name: &str, dst: &Path) {
+    std::fs::copy(bin(name), dst).expect("copy");
+    let runnable = || match Command::new(dst).arg("--version").output() {
+        Err(e) => e.kind() != std::io::ErrorKind::ExecutableFileBusy,
+        Ok(_) => true,
+    };
+    wait_until(Duration::from_secs(5), runnable).expect("the copy became runnable");
+}
+
 pub fn repo() -> PathBuf {
     // Runtime first: a build reused from another checkout must not run
     // that checkout's scripts.

@@ -113,7 +113,7 @@ async fn a_peer_with_another_uid_is_refused() {
     std::fs::set_permissions(pub_dir.path(), std::fs::Permissions::from_mode(0o755))
         .expect("chmod");
     let cli = pub_dir.path().join("valetkey");
-    std::fs::copy(bin("valetkey"), &cli).expect("copy");
+    crate::harness::copy_bin("valetkey", &cli);
     let run_as_other = || {
         Command::new("setpriv")
             .args(["--reuid", &uid, "--regid", &uid, "--clear-groups", "--"])

@@ -203,7 +203,9 @@ fn new_id() -> String {
 fn owned(d: &Shared, id: &str, peer: &PeerIdentity) -> Result<Arc<BoxSession>, BrokerError> {
     match d.boxes.get(id) {
         Some(s) if s.launcher == launcher_of(peer) => Ok(s),
-        Some(_) => Err(invalid(format!("box {id} was opened by another process"))),
+        Some(_) => Err(invalid(format!(
+            "box {id} was opened by another process; only the valetkey run that opened it may report or close it"
+        ))),
         None => Err(BrokerError::rpc(
             ErrorCode::NotFound,
             format!("no open box {id}"),

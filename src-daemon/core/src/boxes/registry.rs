@@ -130,11 +130,6 @@ impl Boxes {
         self.lock().get(id).cloned()
     }
 
-    /// How many boxes are open.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
     /// Whether no box is open.
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()

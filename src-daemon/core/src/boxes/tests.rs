@@ -13,7 +13,6 @@ fn params(dir: &Path, argv: &[&str], explain: bool) -> BoxOpenParams {
         program: "/bin/sh".into(),
         cwd: dir.join("work").display().to_string(),
         home: dir.join("home").display().to_string(),
-        runtime_dir: String::new(),
         data_home: String::new(),
         config_home: String::new(),
         explain,

@@ -73,8 +73,8 @@ async fn require_confinement_refuses_the_unboxed_only() {
     assert_eq!(code(r), ErrorCode::ConsentRequired);
 }
 
-#[tokio::test]
-async fn require_confinement_names_configured_providers_only() {
+#[test]
+fn require_confinement_names_configured_providers_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let e = Config::parse(
         &dir.path().join("c.toml"),

@@ -44,8 +44,9 @@ pub fn serve(
     session: Arc<BoxSession>,
     to: mpsc::Sender<Accepted>,
 ) -> Result<(), String> {
+    // A socket left by an earlier daemon is removed by `bind`, which
+    // refuses one that still answers (a relay) or a symlink.
     let path = session.socket();
-    let _ = std::fs::remove_file(&path);
     let listener = super::listener::bind(&path).map_err(|e| e.to_string())?;
     let d = d.clone();
     tokio::spawn(async move {
