@@ -106,6 +106,10 @@ error_codes! {
     DelegationRefused = (2015, "delegation_refused"),
     /// The provider is listed in `[policy] require_confinement` and the agent is not in a box; start it with `valetkey run`.
     ConfinementRequired = (2016, "confinement_required"),
+    /// The egress proxy refused a request no scope the box holds allows; `data.would_allow` names the scopes that would.
+    RequestNotGranted = (2017, "request_not_granted"),
+    /// The egress proxy refused a host the box's profile does not let it reach; add it to the profile's `hosts`.
+    HostNotAllowed = (2018, "host_not_allowed"),
     /// The OS keychain is locked; unlock it and retry.
     KeychainLocked = (3000, "keychain_locked"),
     /// No OS keychain (Secret Service) is reachable.

@@ -24,6 +24,8 @@
 //!   [`record`] writes to it, [`observe`] also feeds the monitor and acts
 //!   on what it finds;
 //! * [`monitor`]: anomaly rules over what agents do;
+//! * [`proxy`]: the egress proxy's decisions for boxes in `proxy` mode:
+//!   hosts, request rules, placeholders, the box's CA;
 //! * [`events`]: the activity log and the event bus the tray listens to;
 //! * [`live`]: switches that end an agent's live sessions on revocation;
 //! * [`grants`]: standing grants made ahead of time, and listing them;
@@ -58,6 +60,7 @@ pub mod monitor;
 pub mod oauth;
 pub mod observe;
 pub mod policy;
+pub mod proxy;
 pub mod record;
 pub mod scope;
 pub mod secret;

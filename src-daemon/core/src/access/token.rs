@@ -76,7 +76,40 @@ impl serde::Serialize for Handed {
 /// Handles `token.get`, and records the outcome.
 pub async fn handle(d: &Shared, s: Greeted<'_>, p: TokenGetParams) -> Result<Handed, BrokerError> {
     let mut t = Trace::default();
-    let r = get(d, s, &p, None, &mut t).await;
+    let r = get(d, s, &p, None, Held::ByAgent, &mut t).await;
+    audit_outcome(d, s, &p, &t, r)
+}
+
+/// Who will hold the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// The agent: it must carry no more than was asked for.
+    ByAgent,
+    /// The egress proxy, which writes it into requests its rules allow
+    /// and never lets it into the box: a provider that cannot narrow may
+    /// give its full token.
+    InDaemon,
+}
+
+/// A token for the egress proxy to write into a box's request: the steps
+/// of `token.get` without waiting for a person (a pending consent is
+/// `consent_required`), recorded the same way.
+pub async fn for_proxy(
+    d: &Shared,
+    s: Greeted<'_>,
+    provider: &str,
+    scopes: &[String],
+) -> Result<Handed, BrokerError> {
+    let p = TokenGetParams {
+        provider: provider.into(),
+        scopes: scopes.to_vec(),
+        resource: None,
+        wait: Some(false),
+        duration_secs: None,
+        context: None,
+    };
+    let mut t = Trace::default();
+    let r = get(d, s, &p, None, Held::InDaemon, &mut t).await;
     audit_outcome(d, s, &p, &t, r)
 }
 
@@ -153,6 +186,7 @@ async fn get(
     s: Greeted<'_>,
     p: &TokenGetParams,
     approved: Option<(String, Vec<String>)>,
+    held: Held,
     t: &mut Trace,
 ) -> Result<Issued, BrokerError> {
     let r = resolve(d, p)?;
@@ -187,6 +221,7 @@ async fn get(
         resource: r.resource,
         grant_id,
         last_used,
+        held,
     };
     issue(d, s, i).await
 }
@@ -458,7 +493,15 @@ pub async fn handle_wait(
         }
         ConsentKind::Approval => {
             let mut t = Trace::default();
-            let r = get(d, s, &params, Some((req.id.clone(), scopes)), &mut t).await;
+            let r = get(
+                d,
+                s,
+                &params,
+                Some((req.id.clone(), scopes)),
+                Held::ByAgent,
+                &mut t,
+            )
+            .await;
             return audit_outcome(d, s, &params, &t, r);
         }
         ConsentKind::Access => {}
@@ -477,6 +520,7 @@ pub async fn handle_wait(
         resource: req.resource.as_deref(),
         grant_id: None,
         last_used: None,
+        held: Held::ByAgent,
     };
     let r = issue(d, s, issue_).await;
     audit_outcome(d, s, &params, &Trace::default(), r)
@@ -526,13 +570,15 @@ struct Issue<'a> {
     /// When its use was last reported: a cache hit is reported again
     /// only a minute later (`None`: on every hit).
     last_used: Option<i64>,
+    /// Who will hold the token.
+    held: Held,
 }
 
 /// Step 6: the scopes are allowed; the login must cover them (in full, for
 /// a provider that cannot narrow), then the token service hands out a
 /// cached token or refreshes once.
 async fn issue(d: &Shared, s: Greeted<'_>, i: Issue<'_>) -> Result<Issued, BrokerError> {
-    login_covers(i.provider, i.state, i.scopes)?;
+    login_covers(i.provider, i.state, i.scopes, i.held)?;
     let now = d.clock.now();
     let req = Request {
         agent_id: s.id,
@@ -571,6 +617,7 @@ fn login_covers(
     provider: &Provider,
     state: &ProviderState,
     scopes: &[String],
+    held: Held,
 ) -> Result<(), BrokerError> {
     let not_in_login = missing(scopes, &state.login_scopes);
     if !state.login_scopes.is_empty() && !not_in_login.is_empty() {
@@ -583,7 +630,7 @@ fn login_covers(
             ),
         ));
     }
-    if provider.narrows_on_refresh || provider.allow_full_scope {
+    if provider.narrows_on_refresh || provider.allow_full_scope || held == Held::InDaemon {
         return Ok(());
     }
     let mut full: Vec<String> = state

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 pub mod boxes;
+pub mod proxy;
 mod sections;
 
 pub use boxes::BoxSection;
@@ -295,12 +296,19 @@ pub struct ProviderFile {
     pub sensitivity: Option<valetkey_ipc::policy::Classification>,
     /// Free text about the provider's behaviour.
     pub notes: Option<String>,
+    /// `[providers.NAME.proxy]`: its hosts and request rules for the
+    /// egress proxy of boxes in `proxy` mode.
+    pub proxy: Option<proxy::ProxyFile>,
 }
 
 impl ProviderFile {
-    /// Fields set in `self` win over `base`.
+    /// Fields set in `self` win over `base` (the proxy section key by key).
     fn over(self, base: ProviderFile) -> ProviderFile {
-        macro_rules! pick { ($($f:ident),*) => { ProviderFile { $($f: self.$f.or(base.$f),)* } } }
+        let proxy = match (self.proxy, base.proxy) {
+            (Some(mine), Some(base)) => Some(mine.over(base)),
+            (mine, base) => mine.or(base),
+        };
+        macro_rules! pick { ($($f:ident),*) => { ProviderFile { proxy, $($f: self.$f.or(base.$f),)* } } }
         pick!(
             preset,
             display_name,
@@ -361,6 +369,8 @@ pub struct Provider {
     pub revoke_agent_tokens: bool,
     /// Default data sensitivity.
     pub sensitivity: valetkey_ipc::policy::Classification,
+    /// Hosts and request rules for the egress proxy, if it knows them.
+    pub proxy: Option<std::sync::Arc<proxy::ProviderProxy>>,
 }
 
 /// OAuth endpoints; `None` means "ask discovery".
@@ -577,6 +587,11 @@ fn validate(name: &str, f: ProviderFile) -> Result<Provider, String> {
         timeout: Duration::from_secs(f.timeout_secs.unwrap_or(10).clamp(1, 300)),
         revoke_agent_tokens: f.revoke_agent_tokens.unwrap_or(false),
         sensitivity: f.sensitivity.unwrap_or_default(),
+        proxy: f
+            .proxy
+            .map(proxy::validate)
+            .transpose()?
+            .map(std::sync::Arc::new),
     })
 }
 

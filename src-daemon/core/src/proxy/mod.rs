@@ -1,0 +1,222 @@
+//! The egress proxy's decisions, for boxes in `proxy` mode: which hosts a
+//! box may reach, which requests its grants allow, and where a token goes
+//! in. The daemon owns the sockets, TLS and HTTP (`valetkeyd`'s
+//! `server::proxy`); this module sees a request as a few facts
+//! ([`rules::Target`] and the `Authorization` value) and answers.
+//!
+//! A box in `proxy` mode has no network of its own. Its HTTP clients go
+//! through a bridge in the box to the daemon, which:
+//!
+//! * refuses every host but the providers' API hosts and the profile's
+//!   `hosts` ([`BoxProxy::door`]);
+//! * tunnels the profile's hosts untouched;
+//! * ends TLS for a provider's hosts with a leaf from the box's own CA
+//!   ([`ca`]), checks each request against the rules of the scopes the
+//!   box holds ([`rules`]), and writes the real token into it: in place
+//!   of a placeholder ([`placeholder`]), or where there is no credential
+//!   at all and the box's agent holds a grant. The token is fetched by
+//!   the same path as `token.get` ([`request`]), so consent, policy and
+//!   the audit trail all apply, and never enters the box.
+
+pub mod ca;
+pub mod graphql;
+pub mod placeholder;
+pub mod request;
+pub mod rules;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::config::proxy::ProxyHost;
+use crate::config::{Config, Provider};
+use rules::{RuleSet, Target};
+
+/// What a placeholder stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placeholder {
+    /// The provider.
+    pub provider: String,
+    /// The scopes asked for (and granted) when it was made.
+    pub scopes: Vec<String>,
+}
+
+/// One box's proxy: its CA, its tunnelled hosts, its placeholders and
+/// the rules it has used.
+#[derive(Debug)]
+pub struct BoxProxy {
+    /// The box's CA.
+    pub ca: ca::BoxCa,
+    /// Hosts tunnelled untouched (`host`, `port`).
+    pub tunnels: Vec<(String, u16)>,
+    placeholders: Mutex<HashMap<String, Placeholder>>,
+    /// Allowed requests per rule since the last record about it.
+    used: Mutex<HashMap<(String, String), u64>>,
+}
+
+/// Where a `CONNECT` (or an absolute-form request) may go.
+#[derive(Debug)]
+pub enum Door<'c> {
+    /// A provider's host: TLS ends at the proxy, requests are checked.
+    Open {
+        /// The provider.
+        provider: &'c Provider,
+        /// Which of its hosts.
+        host: &'c ProxyHost,
+    },
+    /// A host of the profile: bytes pass untouched.
+    Tunnel,
+    /// Anything else: refused, with why.
+    Refuse(String),
+}
+
+/// The hosts of every provider the proxy knows.
+pub fn provider_hosts(config: &Config) -> Vec<String> {
+    let mut hosts: Vec<String> = config
+        .providers
+        .values()
+        .filter_map(|p| p.proxy.as_ref())
+        .flat_map(|x| x.hosts.iter().map(|h| h.host.clone()))
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+impl BoxProxy {
+    /// The proxy of box `id`, with a CA for every provider host in
+    /// `config` and the profile's `tunnels`.
+    pub fn new(
+        id: &str,
+        config: &Config,
+        tunnels: Vec<(String, u16)>,
+        now: i64,
+    ) -> Result<BoxProxy, String> {
+        Ok(BoxProxy {
+            ca: ca::BoxCa::new(id, &provider_hosts(config), now)?,
+            tunnels,
+            placeholders: Mutex::new(HashMap::new()),
+            used: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Where `host:port` may go.
+    pub fn door<'c>(&self, config: &'c Config, host: &str, port: u16) -> Door<'c> {
+        for p in config.providers.values() {
+            if let Some(h) = p.proxy.as_ref().and_then(|x| x.host(host, port)) {
+                return Door::Open {
+                    provider: p,
+                    host: h,
+                };
+            }
+        }
+        if self
+            .tunnels
+            .iter()
+            .any(|(h, p)| *p == port && h.eq_ignore_ascii_case(host))
+        {
+            return Door::Tunnel;
+        }
+        Door::Refuse(format!(
+            "this box may not reach {host}:{port}: only the providers' hosts and its profile's hosts ([box.profiles.NAME] hosts) go through the proxy"
+        ))
+    }
+
+    /// A new placeholder for `p`.
+    pub fn mint(&self, p: Placeholder) -> String {
+        let value = placeholder::new();
+        self.placeholders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(value.clone(), p);
+        value
+    }
+
+    /// What placeholder `value` stands for, if it is one of this box's.
+    pub fn placeholder(&self, value: &str) -> Option<Placeholder> {
+        self.placeholders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(value)
+            .cloned()
+    }
+
+    /// Counts one allowed request under `rule` of `provider`: `true` the
+    /// first time (it is recorded then; later ones are counted).
+    pub fn first_use(&self, provider: &str, rule: &str) -> bool {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        match used.get_mut(&(provider.to_owned(), rule.to_owned())) {
+            Some(n) => {
+                *n += 1;
+                false
+            }
+            None => {
+                used.insert((provider.to_owned(), rule.to_owned()), 0);
+                true
+            }
+        }
+    }
+
+    /// The counts of repeat uses not yet recorded, reset to zero.
+    pub fn take_counts(&self) -> Vec<(String, String, u64)> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        used.iter_mut()
+            .filter(|(_, n)| **n > 0)
+            .map(|((p, r), n)| (p.clone(), r.clone(), std::mem::take(n)))
+            .collect()
+    }
+}
+
+/// The credential a request to a provider's host carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// One of the box's placeholders for this provider.
+    Ours(String, Placeholder),
+    /// Something else (the agent's own token, a placeholder for another
+    /// provider): passed on untouched.
+    Theirs,
+    /// None.
+    None,
+}
+
+/// What to do with one request to a provider's host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Pass it on as it is.
+    Forward,
+    /// Write a token for `scopes` into it; `rule` allowed it.
+    Inject {
+        /// The scopes the token is fetched for.
+        scopes: Vec<String>,
+        /// The rule that allowed the request.
+        rule: String,
+    },
+    /// Refuse it: no scope held allows it; these would.
+    Refuse {
+        /// Scopes that would allow it (may be empty: no rule does).
+        would: Vec<String>,
+    },
+}
+
+/// Decides one request: a placeholder's scopes, or (with no credential)
+/// the scopes of the grant the box's agent holds, must have a rule that
+/// allows it. A request carrying another credential, or none and with no
+/// grant behind it, is passed on as it is.
+pub fn plan(rules: &RuleSet, t: &Target<'_>, cred: &Credential, grant: Option<&[String]>) -> Plan {
+    let scopes = match (cred, grant) {
+        (Credential::Ours(_, p), _) => &p.scopes[..],
+        (Credential::None, Some(g)) => g,
+        _ => return Plan::Forward,
+    };
+    match rules.allows(scopes, t) {
+        Some(r) => Plan::Inject {
+            scopes: scopes.to_vec(),
+            rule: r.text.clone(),
+        },
+        None => Plan::Refuse {
+            would: rules.would_allow(t),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! One request through a box's proxy, against the broker: which
+//! credential it carries, what the box holds, the token to write in (by
+//! the `token.get` path), and the audit records.
+//!
+//! Every refusal is recorded (`proxy.request`, outcome
+//! `refused:request_not_granted` or `refused:host_not_allowed`, with the
+//! method, host, path and status in `detail`), and so counted by the
+//! monitor. The first allowed request per box and rule is recorded with
+//! its status; later ones are counted and written as one record when the
+//! box closes. No header, body, query string or token goes into a record.
+
+use valetkey_ipc::{ErrorCode, RpcError};
+
+use super::rules::Target;
+use super::{placeholder, plan, BoxProxy, Credential, Plan};
+use crate::broker::Shared;
+use crate::caller::Greeted;
+use crate::config::proxy::ProxyHost;
+use crate::config::Provider;
+use crate::store::AuditRecord;
+
+/// A request to a provider's host, as the proxy hands it over.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// Method, host role, path, query, GraphQL operation.
+    pub target: Target<'a>,
+    /// Its `Authorization` value, if any.
+    pub authorization: Option<&'a str>,
+}
+
+/// What the proxy does with the request.
+pub enum Answer {
+    /// Pass it on unchanged.
+    Forward,
+    /// Pass it on with this `Authorization` value (it holds a token);
+    /// `rule` allowed it and `scopes` were used.
+    Authorize {
+        /// The header value.
+        value: crate::secret::Secret,
+        /// The rule.
+        rule: String,
+        /// The scopes.
+        scopes: Vec<String>,
+    },
+    /// Answer it with this status and JSON body.
+    Refuse {
+        /// 403, or 502/503 when the token could not be had.
+        status: u16,
+        /// `{"error": {code, name, message, …}}`.
+        body: String,
+    },
+}
+
+/// The credential `a` carries, as far as this provider goes.
+fn credential(bx: &BoxProxy, provider: &str, a: &Asked<'_>) -> Credential {
+    let Some(auth) = a.authorization else {
+        return Credential::None;
+    };
+    match placeholder::find(auth).and_then(|v| Some((bx.placeholder(&v)?, v))) {
+        Some((p, v)) if p.provider == provider => Credential::Ours(v, p),
+        _ => Credential::Theirs,
+    }
+}
+
+/// The error body of a refusal.
+pub fn body(e: &RpcError) -> String {
+    let mut err = serde_json::json!({
+        "code": e.code,
+        "name": ErrorCode::from_code(e.code).map_or("internal", ErrorCode::name),
+        "message": e.message,
+    });
+    if let Some(serde_json::Value::Object(data)) = &e.data {
+        for (k, v) in data {
+            if k != "name" {
+                err[k] = v.clone();
+            }
+        }
+    }
+    serde_json::json!({ "error": err }).to_string()
+}
+
+/// Decides `a`, sent to `host` of `provider` from the box whose agent is
+/// `s`, and fetches the token it needs.
+pub async fn decide(
+    d: &Shared,
+    bx: &BoxProxy,
+    s: Greeted<'_>,
+    provider: &Provider,
+    host: &ProxyHost,
+    a: &Asked<'_>,
+) -> Answer {
+    let Some(px) = provider.proxy.as_ref() else {
+        return Answer::Forward;
+    };
+    let cred = credential(bx, &provider.name, a);
+    let grant = match cred {
+        Credential::None => match d
+            .store
+            .live_grant(s.id, &provider.name, s.identity.binding())
+        {
+            Ok(g) => g.map(|g| g.scopes.clone()),
+            Err(e) => return unavailable(crate::error::BrokerError::from(e).into()),
+        },
+        _ => None,
+    };
+    let (scopes, rule) = match plan(&px.rules, &a.target, &cred, grant.as_deref()) {
+        Plan::Forward => return Answer::Forward,
+        Plan::Refuse { would } => return not_granted(d, s, provider, host, a, &cred, would),
+        Plan::Inject { scopes, rule } => (scopes, rule),
+    };
+    let tok = match crate::access::token::for_proxy(d, s, &provider.name, &scopes).await {
+        Ok(t) => t,
+        Err(e) => return unavailable(e.into()),
+    };
+    let token = tok.0.token.expose();
+    let value = match (&cred, a.authorization) {
+        (Credential::Ours(v, _), Some(auth)) => placeholder::swap(auth, v, token),
+        _ => Some(placeholder::inject(&host.auth, token)),
+    };
+    match value {
+        Some(v) => Answer::Authorize {
+            value: crate::secret::Secret::new(v),
+            rule,
+            scopes,
+        },
+        None => Answer::Forward,
+    }
+}
+
+/// The token could not be had: the agent is told why, as `token.get`
+/// would tell it.
+fn unavailable(e: RpcError) -> Answer {
+    let status = match ErrorCode::from_code(e.code) {
+        Some(ErrorCode::ProviderUnavailable) => 502,
+        Some(ErrorCode::StateUnavailable | ErrorCode::AuditUnavailable | ErrorCode::Internal) => {
+            503
+        }
+        _ => 403,
+    };
+    Answer::Refuse {
+        status,
+        body: body(&e),
+    }
+}
+
+fn action_of(method: &str) -> &'static str {
+    match method {
+        "GET" | "HEAD" | "OPTIONS" => "read",
+        "DELETE" => "delete",
+        _ => "write",
+    }
+}
+
+/// A `proxy.request` record about `s`'s box.
+fn record(s: Greeted<'_>, method: &str, what: String, status: u16) -> AuditRecord {
+    let mut rec = crate::audit::about(&s, "proxy.request");
+    rec.action = Some(action_of(method).into());
+    let mut what = what;
+    what.truncate(300);
+    rec.detail = Some(format!("{method} {what} -> {status}"));
+    rec
+}
+
+fn not_granted(
+    d: &Shared,
+    s: Greeted<'_>,
+    provider: &Provider,
+    host: &ProxyHost,
+    a: &Asked<'_>,
+    cred: &Credential,
+    would: Vec<String>,
+) -> Answer {
+    let t = &a.target;
+    let held = match cred {
+        Credential::Ours(_, p) => format!("the placeholder's scopes ({})", p.scopes.join(" ")),
+        _ => "the box's grant".into(),
+    };
+    let hint = match would.first() {
+        Some(w) => format!(
+            "{} would allow it: start the box with --env VAR={}:{w}, or grant it",
+            provider.name, provider.name
+        ),
+        None => format!(
+            "no rule of {} allows it; add one to [providers.{}.proxy.rules]",
+            provider.name, provider.name
+        ),
+    };
+    let e = RpcError::new(
+        ErrorCode::RequestNotGranted,
+        format!(
+            "{held} on {} do not allow {} {}{}; {hint}",
+            provider.name, t.method, host.host, t.path
+        ),
+    )
+    .with("would_allow", &would);
+    let mut rec = record(s, t.method, format!("{}{}", host.host, t.path), 403);
+    rec.provider = Some(provider.name.clone());
+    rec.outcome = format!("refused:{}", ErrorCode::RequestNotGranted.name());
+    let _ = crate::observe::record(d, rec);
+    Answer::Refuse {
+        status: 403,
+        body: body(&e),
+    }
+}
+
+/// Records a refused host (`CONNECT` or an absolute-form request) and
+/// returns the refusal's body.
+pub fn host_refused(
+    d: &Shared,
+    s: Greeted<'_>,
+    method: &str,
+    host: &str,
+    port: u16,
+    why: &str,
+) -> String {
+    let e = RpcError::new(ErrorCode::HostNotAllowed, why).with("host", format!("{host}:{port}"));
+    let mut rec = record(s, method, format!("{host}:{port}"), 403);
+    rec.outcome = format!("refused:{}", ErrorCode::HostNotAllowed.name());
+    let _ = crate::observe::record(d, rec);
+    body(&e)
+}
+
+/// An allowed request, once its status is known: the first per box and
+/// rule is recorded, later ones counted (the token's hand-out itself was
+/// recorded, fail closed, before it went in).
+pub struct Allowed<'a> {
+    /// The provider.
+    pub provider: &'a str,
+    /// Its host.
+    pub host: &'a str,
+    /// The rule that allowed it.
+    pub rule: &'a str,
+    /// The scopes used.
+    pub scopes: &'a [String],
+}
+
+/// Records `a` with `status` if it is the first of its rule in this box.
+pub fn allowed(
+    d: &Shared,
+    bx: &BoxProxy,
+    s: Greeted<'_>,
+    t: &Target<'_>,
+    a: &Allowed<'_>,
+    status: u16,
+) {
+    if !bx.first_use(a.provider, a.rule) {
+        return;
+    }
+    let mut rec = record(s, t.method, format!("{}{}", a.host, t.path), status);
+    rec.provider = Some(a.provider.into());
+    rec.scopes = a.scopes.to_vec();
+    rec.rule = Some(a.rule.into());
+    rec.outcome = "allowed".into();
+    let _ = crate::observe::record(d, rec);
+}
+
+/// Writes the allowed requests counted since their first record (when
+/// the box closes, and when the daemon stops).
+pub fn flush(d: &Shared, bx: &BoxProxy, s: Greeted<'_>) {
+    for (provider, rule, n) in bx.take_counts() {
+        let mut rec = crate::audit::about(&s, "proxy.request");
+        rec.provider = Some(provider);
+        rec.rule = Some(rule);
+        rec.outcome = "allowed".into();
+        rec.detail = Some(format!("{n} more allowed requests under this rule"));
+        crate::record::record_best_effort(d, rec);
+    }
+}
