@@ -20,6 +20,9 @@ need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl pyt
   systemd dpkg-dev desktop-file-utils man-db openssh-client
   # valetkey run: agents in a box (bubblewrap), and the box tests' tools
   bubblewrap sqlite3
+  # the egress proxy tests: real git over HTTPS (git http-backend behind
+  # the GitHub stand-in)
+  git
   # the unit tests run again under two pinned dates (libfaketime)
   faketime)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)

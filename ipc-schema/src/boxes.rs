@@ -42,6 +42,10 @@ pub struct BoxOpenParams {
     /// Only describe the box (`valetkey run --explain`): nothing is opened.
     #[serde(default)]
     pub explain: bool,
+    /// Override the profile's network: `shared`, `none` or `proxy`
+    /// (`valetkey run --net`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// Result of `box.open`: everything the launcher needs to build the box.
@@ -52,8 +56,15 @@ pub struct BoxPlan {
     /// The directory holding the box's `agent.sock` (empty with `explain`);
     /// it is mounted read-only at the box's runtime directory.
     pub socket_dir: String,
-    /// Network: `shared` or `none`.
+    /// Network: `shared`, `none` or `proxy`.
     pub network: String,
+    /// The agent name requests from the box are made as when it does not
+    /// say (`--env`, the proxy): the pinned name, else the script's (or
+    /// program's) file name.
+    pub agent: String,
+    /// With network `proxy`: what the proxy opens and tunnels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyPlan>,
     /// Paths that exist and are hidden in the box (an empty directory or
     /// an empty file over each), absolute.
     pub hide: Vec<String>,
@@ -61,6 +72,18 @@ pub struct BoxPlan {
     pub read_write: Vec<String>,
     /// Environment variables passed in besides the built-in set.
     pub env: Vec<String>,
+}
+
+/// The egress proxy of a box in `proxy` mode. Its socket (`proxy.sock`)
+/// and the box's CA bundle (`ca-bundle.pem`: the system's roots and the
+/// box's own CA) are in the socket directory.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ProxyPlan {
+    /// Providers' hosts, `name:port`: TLS ends at the proxy, requests are
+    /// checked against the box's grants and given the token.
+    pub opened: Vec<String>,
+    /// The profile's hosts, `name:port`: tunnelled untouched.
+    pub tunnelled: Vec<String>,
 }
 
 impl Method for BoxOpen {

@@ -362,6 +362,44 @@ impl Method for TokenGet {
     type Result = TokenGetResult;
 }
 
+/// `token.placeholder`: inside a box in `proxy` mode, a stand-in for a
+/// token. The daemon takes the same steps as `token.get` (consent, policy,
+/// audit; it waits for the user), then answers with a random placeholder
+/// instead of the token. The box's egress proxy swaps the placeholder for
+/// the real token in the `Authorization` header of requests to the
+/// provider's hosts that the scopes' rules allow; anywhere else it is
+/// worthless. Refused outside such a box (`invalid_params`).
+pub struct TokenPlaceholder;
+
+/// Params of `token.placeholder`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPlaceholderParams {
+    /// A configured provider whose proxy hosts and rules are known.
+    pub provider: String,
+    /// The scopes (the rules of these decide what the placeholder opens).
+    pub scopes: Vec<String>,
+}
+
+/// Result of `token.placeholder`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TokenPlaceholderResult {
+    /// `vkp_` and 40 hex digits: put it where the token would go.
+    pub placeholder: String,
+    /// The provider.
+    pub provider: String,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+    /// The provider's hosts, `name[:port]`, where the proxy swaps it in.
+    pub hosts: Vec<String>,
+}
+
+impl Method for TokenPlaceholder {
+    const NAME: &'static str = "token.placeholder";
+    type Params = TokenPlaceholderParams;
+    type Result = TokenPlaceholderResult;
+}
+
 /// `providers.list`: the configured providers and their login state.
 pub struct ProvidersList;
 

@@ -16,7 +16,8 @@ use crate::control::{
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
 use crate::methods::{
-    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, TokenGet, Whoami,
+    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, TokenGet, TokenPlaceholder,
+    Whoami,
 };
 use crate::policy::{PolicyDecision, PolicyInput};
 use crate::{MAX_FRAME_LEN, PROTOCOL_VERSION};
@@ -40,6 +41,7 @@ pub fn agent_protocol_schema() -> String {
     let mut methods = Map::new();
     method_entry::<Hello>(&mut gen, &mut methods);
     method_entry::<TokenGet>(&mut gen, &mut methods);
+    method_entry::<TokenPlaceholder>(&mut gen, &mut methods);
     method_entry::<ConsentWait>(&mut gen, &mut methods);
     method_entry::<ProvidersList>(&mut gen, &mut methods);
     method_entry::<Whoami>(&mut gen, &mut methods);

@@ -3,6 +3,11 @@
 //! Landlock, where bubblewrap's namespaces leave a gap, fetches the tokens
 //! `--env` asked for through the box's own socket, and execs the command.
 //!
+//! In `proxy` mode (`--proxy SOCKET`) it first starts the bridge
+//! (`valetkey box-bridge`) the box's `HTTPS_PROXY` points at, and `--env`
+//! puts placeholders in the environment (`token.placeholder`), not
+//! tokens: the proxy writes the real token into requests it allows.
+//!
 //! Landlock scoping (ABI 6 and later) stops connections to abstract Unix
 //! sockets made outside the box (with a shared network, X11's
 //! `@/tmp/.X11-unix/X0`, a session bus on an abstract address) and signals
@@ -12,7 +17,9 @@
 use std::os::unix::process::CommandExt;
 
 use clap::Args;
-use valetkey_ipc::methods::{AgentInfo, TokenGet, TokenGetParams};
+use valetkey_ipc::methods::{
+    AgentInfo, TokenGet, TokenGetParams, TokenPlaceholder, TokenPlaceholderParams,
+};
 use valetkey_ipc::Client;
 
 use super::client::client_failure;
@@ -27,6 +34,10 @@ pub struct BoxExecArgs {
     /// VAR=PROVIDER:SCOPE[,SCOPE…], fetched before the command starts.
     #[arg(long = "env")]
     pub env: Vec<String>,
+    /// Proxy mode: start the bridge to this proxy socket, and make
+    /// `--env` placeholders.
+    #[arg(long)]
+    pub proxy: Option<std::path::PathBuf>,
     /// The program (absolute), then its argv as typed.
     #[arg(last = true, required = true, num_args = 2..)]
     pub command: Vec<String>,
@@ -81,6 +92,78 @@ fn landlock() {
     }
 }
 
+/// Starts the bridge and waits until it listens. It stays a child of
+/// the command, and ends with the box.
+fn start_bridge(to: &std::path::Path) -> Result<(), Failure> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(exe)
+        .args(["box-bridge", "--to"])
+        .arg(to)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::from(format!("cannot start the proxy bridge: {e}")))?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        std::io::BufReader::new(out).read_line(&mut line)?;
+    }
+    if line.trim() != "ready" {
+        return Err(Failure::from(
+            "the proxy bridge did not start; see its message above",
+        ));
+    }
+    Ok(())
+}
+
+/// Fetches what `--env` asked for: tokens, or in proxy mode placeholders.
+async fn env_values(
+    a: &BoxExecArgs,
+    specs: Vec<EnvToken>,
+) -> Result<Vec<(String, String)>, Failure> {
+    let mut out = vec![];
+    if specs.is_empty() {
+        return Ok(out);
+    }
+    let mut c = Client::connect_default().await.map_err(client_failure)?;
+    c.hello(AgentInfo {
+        name: a.agent.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        purpose: "tokens for the command's environment (valetkey run --env)".into(),
+    })
+    .await
+    .map_err(client_failure)?;
+    for t in specs {
+        let named = |e: valetkey_ipc::ClientError| Failure {
+            message: format!("--env {}: {e}", t.var),
+            ..client_failure(e)
+        };
+        let value = if a.proxy.is_some() {
+            let p = TokenPlaceholderParams {
+                provider: t.provider.clone(),
+                scopes: t.scopes.clone(),
+            };
+            c.call::<TokenPlaceholder>(&p)
+                .await
+                .map_err(named)?
+                .placeholder
+        } else {
+            let p = TokenGetParams {
+                provider: t.provider.clone(),
+                scopes: t.scopes.clone(),
+                resource: None,
+                wait: Some(true),
+                duration_secs: None,
+                context: None,
+            };
+            let r = c.call::<TokenGet>(&p).await.map_err(named)?;
+            r.access_token.expose().to_owned()
+        };
+        out.push((t.var, value));
+    }
+    Ok(out)
+}
+
 /// Runs `valetkey box-exec`: only returns on failure.
 pub async fn box_exec(a: &BoxExecArgs) -> Result<(), Failure> {
     landlock();
@@ -89,39 +172,15 @@ pub async fn box_exec(a: &BoxExecArgs) -> Result<(), Failure> {
         .iter()
         .map(|s| parse_env(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut tokens = vec![];
-    if !specs.is_empty() {
-        let mut c = Client::connect_default().await.map_err(client_failure)?;
-        c.hello(AgentInfo {
-            name: a.agent.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            purpose: "tokens for the command's environment (valetkey run --env)".into(),
-        })
-        .await
-        .map_err(client_failure)?;
-        for t in specs {
-            let r = c
-                .call::<TokenGet>(&TokenGetParams {
-                    provider: t.provider.clone(),
-                    scopes: t.scopes.clone(),
-                    resource: None,
-                    wait: Some(true),
-                    duration_secs: None,
-                    context: None,
-                })
-                .await
-                .map_err(|e| Failure {
-                    message: format!("--env {}: {e}", t.var),
-                    ..client_failure(e)
-                })?;
-            tokens.push((t.var, r.access_token));
-        }
+    if let Some(to) = &a.proxy {
+        start_bridge(to)?;
     }
+    let values = env_values(a, specs).await?;
     let (program, argv) = (&a.command[0], &a.command[1..]);
     let mut cmd = std::process::Command::new(program);
     cmd.arg0(&argv[0]).args(&argv[1..]);
-    for (var, token) in &tokens {
-        cmd.env(var, token.expose());
+    for (var, value) in &values {
+        cmd.env(var, value);
     }
     let e = cmd.exec();
     Err(Failure {

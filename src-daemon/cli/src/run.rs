@@ -39,11 +39,17 @@ pub struct RunArgs {
     /// Pin the box to this agent name: `hello` with another is refused.
     #[arg(long)]
     pub name: Option<String>,
+    /// The network, over the profile's: `shared`, `none`, or `proxy` (no
+    /// network but an HTTPS proxy that reaches the providers, with
+    /// tokens written in, and the profile's hosts).
+    #[arg(long, value_parser = ["shared", "none", "proxy"])]
+    pub net: Option<String>,
     /// Print the box that would be made, and run nothing.
     #[arg(long)]
     pub explain: bool,
     /// Put a token in the agent's environment: VAR=PROVIDER:SCOPE[,SCOPE…]
-    /// (fetched through the box's socket, with consent, before the command starts).
+    /// (fetched through the box's socket, with consent, before the command
+    /// starts); with `--net proxy`, a placeholder the proxy swaps for it.
     #[arg(long = "env", value_name = "VAR=PROVIDER:SCOPES")]
     pub env: Vec<String>,
     /// The command and its arguments.
@@ -127,6 +133,7 @@ pub async fn run(cli: &Cli, a: &RunArgs) -> Result<(), Failure> {
             data_home: var("XDG_DATA_HOME"),
             config_home: var("XDG_CONFIG_HOME"),
             explain: a.explain,
+            network: a.net.clone(),
         })
         .await
         .map_err(fail)?;
@@ -168,18 +175,18 @@ impl Spec {
     fn new(plan: &BoxPlan, cwd: &Path, program: &Path, a: &RunArgs, exe: &Path) -> Spec {
         let exe_s = exe.display().to_string();
         let mut inner = vec![exe_s, "box-exec".into()];
-        let name = plan
-            .facts
-            .name
-            .clone()
-            .unwrap_or_else(|| default_name(plan));
-        inner.extend(["--agent".into(), name]);
+        inner.extend(["--agent".into(), plan.agent.clone()]);
         for e in &a.env {
             inner.extend(["--env".into(), e.clone()]);
         }
+        let inside = valetkey_ipc::paths::runtime_dir();
+        if plan.proxy.is_some() {
+            let sock = inside.join("proxy.sock").display().to_string();
+            inner.extend(["--proxy".into(), sock]);
+        }
         inner.extend(["--".into(), program.display().to_string()]);
         inner.extend(a.command.iter().cloned());
-        let socket = valetkey_ipc::paths::runtime_dir().join("agent.sock");
+        let socket = inside.join("agent.sock");
         let mut env: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| passed(k, &plan.env))
             .collect();
@@ -188,12 +195,46 @@ impl Spec {
             socket.display().to_string(),
         ));
         env.push(("VALETKEY_BOX".into(), plan.facts.id.clone()));
+        if plan.proxy.is_some() {
+            env.extend(proxy_env(&inside.join("ca-bundle.pem")));
+        }
         Spec {
             args: mounts(plan, cwd, exe),
             inner,
             env,
         }
     }
+}
+
+/// Where a box in `proxy` mode sends HTTP(S), and which CA bundle (the
+/// system's roots and the box's CA) its clients trust: the variables curl,
+/// git, Python (urllib, requests), Node and Go read.
+fn proxy_env(bundle: &Path) -> Vec<(String, String)> {
+    let url = format!("http://{}", super::bridge::LISTEN);
+    let bundle = bundle.display().to_string();
+    let mut env = vec![];
+    for v in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        env.push((v.to_owned(), url.clone()));
+    }
+    for v in [
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "NODE_EXTRA_CA_CERTS",
+        "GIT_SSL_CAINFO",
+        "CURL_CA_BUNDLE",
+    ] {
+        env.push((v.to_owned(), bundle.clone()));
+    }
+    // Node 24 and later: fetch and http follow HTTPS_PROXY.
+    env.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
+    env
 }
 
 /// The namespaces and privileges of every box (`valetkey doctor` tries
@@ -254,29 +295,20 @@ fn mounts(plan: &BoxPlan, cwd: &Path, exe: &Path) -> Vec<String> {
     args
 }
 
-/// The agent name `--env` tokens are asked for without `--name`: the
-/// script's (else the program's) file name.
-fn default_name(plan: &BoxPlan) -> String {
-    let entry = plan.facts.script.as_ref().unwrap_or(&plan.facts.program);
-    let stem = Path::new(&entry.path)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let clean: String = stem
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        .take(64)
-        .collect();
-    if clean.is_empty() {
-        "agent".into()
-    } else {
-        clean
-    }
-}
-
 fn explain(plan: &BoxPlan, spec: &Spec) {
     let f = &plan.facts;
     println!("profile:   {} (network {})", f.profile, plan.network);
+    println!(
+        "agent:     {} (what --env and the proxy ask as)",
+        plan.agent
+    );
+    if let Some(p) = &plan.proxy {
+        println!(
+            "proxy:     opens {} (tokens written in, per the grant's rules); tunnels {}; refuses the rest",
+            if p.opened.is_empty() { "nothing".into() } else { p.opened.join(" ") },
+            if p.tunnelled.is_empty() { "nothing".into() } else { p.tunnelled.join(" ") }
+        );
+    }
     println!("command:   {}", f.argv.join(" "));
     println!("cwd:       {} (read-write)", f.cwd);
     println!("program:   {}  sha256 {}", f.program.path, f.program.sha256);

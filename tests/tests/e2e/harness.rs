@@ -63,7 +63,7 @@ pub fn repo() -> PathBuf {
 }
 
 /// The test CA and leaf, made once per test binary.
-fn certs() -> &'static PathBuf {
+pub fn certs() -> &'static PathBuf {
     static CERTS: OnceLock<PathBuf> = OnceLock::new();
     CERTS.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("vk-e2e-certs-{}", std::process::id()));
@@ -87,7 +87,7 @@ fn test_root() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -92,25 +92,30 @@ enum Held {
 }
 
 /// A token for the egress proxy to write into a box's request: the steps
-/// of `token.get` without waiting for a person (a pending consent is
-/// `consent_required`), recorded the same way.
+/// of `token.get`, recorded the same way. With `wait` false a person is
+/// not waited for (a pending consent is `consent_required`); `approved`
+/// is a one-time approval given earlier for this box (a placeholder's).
+/// Returns the token and the consent it was given on, if any.
 pub async fn for_proxy(
     d: &Shared,
     s: Greeted<'_>,
     provider: &str,
     scopes: &[String],
-) -> Result<Handed, BrokerError> {
+    wait: bool,
+    approved: Option<(String, Vec<String>)>,
+) -> Result<(Handed, Option<String>), BrokerError> {
     let p = TokenGetParams {
         provider: provider.into(),
         scopes: scopes.to_vec(),
         resource: None,
-        wait: Some(false),
+        wait: Some(wait),
         duration_secs: None,
         context: None,
     };
     let mut t = Trace::default();
-    let r = get(d, s, &p, None, Held::InDaemon, &mut t).await;
-    audit_outcome(d, s, &p, &t, r)
+    let r = get(d, s, &p, approved, Held::InDaemon, &mut t).await;
+    let consent = t.consent_id.clone();
+    audit_outcome(d, s, &p, &t, r).map(|h| (h, consent))
 }
 
 /// Records the outcome before the answer goes out. A repeat hand-out of a

@@ -28,7 +28,7 @@ pub use registry::{BoxSession, Boxes};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use valetkey_ipc::control::{BoxDone, BoxOpenParams, BoxPlan, BoxStartedParams};
+use valetkey_ipc::control::{BoxDone, BoxOpenParams, BoxPlan, BoxStartedParams, ProxyPlan};
 use valetkey_ipc::methods::{BoxFacts, FileFact, PeerIdentity};
 use valetkey_ipc::ErrorCode;
 
@@ -62,12 +62,15 @@ pub fn open(
     let socket_dir = root.join(&plan.facts.id);
     crate::dirs::ensure_private_dir(&socket_dir)
         .map_err(|e| BrokerError::rpc(ErrorCode::Internal, e.to_string()))?;
+    let proxy = match &plan.proxy {
+        Some(_) => Some(Arc::new(proxy_of(d, &plan, &socket_dir)?)),
+        None => None,
+    };
     let facts = plan.facts.clone();
-    let session = Arc::new(BoxSession::new(
-        facts,
-        launcher_of(peer),
-        socket_dir.clone(),
-    ));
+    let mut session = BoxSession::new(facts, launcher_of(peer), socket_dir.clone());
+    session.agent = plan.agent.clone();
+    session.proxy = proxy;
+    let session = Arc::new(session);
     d.boxes.insert(session.clone()).map_err(|e| {
         BrokerError::rpc(
             ErrorCode::Internal,
@@ -83,14 +86,53 @@ pub fn open(
     Ok((plan, Some(session)))
 }
 
+/// The proxy of a box about to open, and its CA bundle (the system's
+/// roots, then the box's CA) written beside its socket.
+fn proxy_of(d: &Shared, plan: &BoxPlan, dir: &Path) -> Result<crate::proxy::BoxProxy, BrokerError> {
+    let internal = |e: String| BrokerError::rpc(ErrorCode::Internal, e);
+    let tunnels = plan
+        .proxy
+        .as_ref()
+        .map(|x| {
+            x.tunnelled
+                .iter()
+                .filter_map(|h| crate::config::proxy::host_port(h).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let bx = crate::proxy::BoxProxy::new(&plan.facts.id, &d.config, tunnels, d.clock.now())
+        .map_err(internal)?;
+    let mut bundle = SYSTEM_ROOTS
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    if !bundle.is_empty() && !bundle.ends_with('\n') {
+        bundle.push('\n');
+    }
+    bundle.push_str(bx.ca.pem());
+    std::fs::write(dir.join("ca-bundle.pem"), bundle)
+        .map_err(|e| internal(format!("cannot write the box's CA bundle: {e}")))?;
+    Ok(bx)
+}
+
+/// Where the system's CA bundle may be (Debian, Fedora, others).
+pub const SYSTEM_ROOTS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
 /// The box `p` describes, id and socket left empty: the profile made
 /// concrete for the launcher's directories, and the launch's facts.
 fn plan_of(d: &Shared, p: &BoxOpenParams) -> Result<BoxPlan, BrokerError> {
-    let (profile_name, profile) = d
+    let (profile_name, mut profile) = d
         .config
         .boxes
         .profile(p.profile.as_deref())
         .map_err(invalid)?;
+    if let Some(n) = &p.network {
+        profile.network = crate::config::boxes::Network::parse(n).map_err(invalid)?;
+    }
     check_params(p)?;
     let dir = |s: &str, fallback: &str| -> PathBuf {
         if s.is_empty() {
@@ -108,14 +150,60 @@ fn plan_of(d: &Shared, p: &BoxOpenParams) -> Result<BoxPlan, BrokerError> {
     };
     let resolved = profile::resolve(&profile, &places).map_err(invalid)?;
     let shown = |v: &[PathBuf]| v.iter().map(|h| h.display().to_string()).collect();
+    let facts = facts_of(d, p, &profile_name, profile.network.as_str())?;
     Ok(BoxPlan {
-        facts: facts_of(d, p, &profile_name, profile.network.as_str())?,
+        agent: agent_name(&facts),
+        proxy: proxy_plan(d, &profile),
+        facts,
         socket_dir: String::new(),
         network: profile.network.as_str().into(),
         hide: shown(&resolved.hide),
         read_write: shown(&resolved.read_write),
         env: profile.env.clone(),
     })
+}
+
+/// What the proxy of a box with `profile` opens and tunnels.
+fn proxy_plan(d: &Shared, profile: &crate::config::boxes::Profile) -> Option<ProxyPlan> {
+    if profile.network != crate::config::boxes::Network::Proxy {
+        return None;
+    }
+    let opened = d
+        .config
+        .providers
+        .values()
+        .filter_map(|p| p.proxy.as_ref())
+        .flat_map(|x| x.hosts.iter().map(|h| format!("{}:{}", h.host, h.port)))
+        .collect();
+    let tunnelled = profile
+        .hosts
+        .iter()
+        .filter_map(|h| crate::config::proxy::host_port(h).ok())
+        .map(|(h, p)| format!("{h}:{p}"))
+        .collect();
+    Some(ProxyPlan { opened, tunnelled })
+}
+
+/// The agent name a box's requests are made as when it does not say: the
+/// pinned name, else the script's (else the program's) file name.
+pub fn agent_name(f: &BoxFacts) -> String {
+    if let Some(n) = &f.name {
+        return n.clone();
+    }
+    let entry = f.script.as_ref().unwrap_or(&f.program);
+    let clean: String = Path::new(&entry.path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "agent".into()
+    } else {
+        clean
+    }
 }
 
 fn check_params(p: &BoxOpenParams) -> Result<(), BrokerError> {

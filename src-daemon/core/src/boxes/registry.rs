@@ -22,6 +22,11 @@ pub struct BoxSession {
     pub launcher: (u32, u64),
     /// Where the box's `agent.sock` is.
     pub socket_dir: PathBuf,
+    /// The agent name its requests are made as when it does not say.
+    pub agent: String,
+    /// Its egress proxy, in `proxy` mode (not kept across a daemon
+    /// restart: the CA key never leaves the daemon's memory).
+    pub proxy: Option<Arc<crate::proxy::BoxProxy>>,
     /// The box's pid namespace once started.
     pid_ns: Mutex<Option<String>>,
     /// Turns true when the box is closed.
@@ -41,6 +46,8 @@ struct Record {
 impl BoxSession {
     pub(super) fn new(facts: BoxFacts, launcher: (u32, u64), socket_dir: PathBuf) -> Self {
         Self {
+            agent: super::agent_name(&facts),
+            proxy: None,
             facts,
             launcher,
             socket_dir,

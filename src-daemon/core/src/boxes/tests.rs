@@ -16,6 +16,7 @@ fn params(dir: &Path, argv: &[&str], explain: bool) -> BoxOpenParams {
         data_home: String::new(),
         config_home: String::new(),
         explain,
+        network: None,
     }
 }
 

@@ -14,7 +14,11 @@
 //! network = "none"
 //! hide = ["~/Documents/private"]
 //! read_write = ["~/.cache/pip"]
-//! env = ["HTTPS_PROXY"]
+//! env = ["LANG"]
+//!
+//! [box.profiles.coding]
+//! network = "proxy"              # only through the egress proxy
+//! hosts = ["pypi.org", "files.pythonhosted.org"]   # tunnelled untouched
 //! ```
 
 use std::collections::BTreeMap;
@@ -31,6 +35,10 @@ pub enum Network {
     Shared,
     /// A network namespace of its own: loopback only.
     None,
+    /// Loopback only, and an HTTP(S) proxy on it that reaches the
+    /// providers' hosts (with tokens written in) and the profile's
+    /// `hosts` (tunnelled), and nothing else.
+    Proxy,
 }
 
 impl Network {
@@ -39,6 +47,17 @@ impl Network {
         match self {
             Network::Shared => "shared",
             Network::None => "none",
+            Network::Proxy => "proxy",
+        }
+    }
+
+    /// Reads the config spelling.
+    pub fn parse(s: &str) -> Result<Network, String> {
+        match s {
+            "shared" => Ok(Network::Shared),
+            "none" => Ok(Network::None),
+            "proxy" => Ok(Network::Proxy),
+            _ => Err(format!("network {s:?}: write shared, none or proxy")),
         }
     }
 }
@@ -47,8 +66,11 @@ impl Network {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Profile {
-    /// `shared` (default) or `none`.
+    /// `shared` (default), `none` or `proxy`.
     pub network: Network,
+    /// With `proxy`: hosts (`name[:port]`) tunnelled untouched besides
+    /// the providers' own.
+    pub hosts: Vec<String>,
     /// Paths to hide besides the built-in list (`~/` is the home).
     pub hide: Vec<String>,
     /// Paths besides the working directory that stay writable.
@@ -122,6 +144,15 @@ impl BoxSection {
                     ));
                 }
             }
+            for h in &p.hosts {
+                super::proxy::host_port(h)
+                    .map_err(|e| format!("[box.profiles.{name}] hosts: {e}"))?;
+            }
+            if !p.hosts.is_empty() && p.network != Network::Proxy {
+                return Err(format!(
+                    "[box.profiles.{name}]: hosts only applies with network = \"proxy\""
+                ));
+            }
             for var in &p.env {
                 let ok = !var.is_empty()
                     && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -172,6 +203,17 @@ mod tests {
             .expect_err("ld");
         assert!(e.contains("LD_PRELOAD"), "{e}");
         assert!(toml::from_str::<BoxSection>("[profiles.r]\nnetwrk = \"none\"\n").is_err());
+        let e = parse("[profiles.r]\nhosts = [\"pypi.org\"]\n")
+            .validate()
+            .expect_err("hosts without proxy");
+        assert!(e.contains("only applies with network"), "{e}");
+        let e = parse("[profiles.r]\nnetwork = \"proxy\"\nhosts = [\"10.0.0.1\"]\n")
+            .validate()
+            .expect_err("an address");
+        assert!(e.contains("not a host name"), "{e}");
+        parse("[profiles.r]\nnetwork = \"proxy\"\nhosts = [\"pypi.org\", \"x.test:8080\"]\n")
+            .validate()
+            .expect("proxy hosts");
         let e = parse("profile = \"gone\"\n")
             .validate()
             .expect_err("unknown default");

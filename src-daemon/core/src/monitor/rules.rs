@@ -118,10 +118,13 @@ pub struct AgentStats {
     fired: HashMap<Rule, i64>,
 }
 
+/// The records that are an agent's requests. Of the egress proxy's, every
+/// refusal is one, and the first allowed request per box and rule (later
+/// ones are counted into one record when the box closes).
 fn counts(kind: &str) -> bool {
     matches!(
         kind,
-        "token.get" | "delegation.create" | "hello" | "delegation.use"
+        "token.get" | "delegation.create" | "hello" | "delegation.use" | "proxy.request"
     )
 }
 

@@ -45,9 +45,16 @@ where
             BasicTokenType::Extension(s) => s.clone(),
         },
         expires_in: r.expires_in(),
+        // An empty `scope` (GitHub Apps send `"scope": ""`) says nothing.
         scopes: r
             .scopes()
-            .map(|s| s.iter().map(|x| x.as_str().to_owned()).collect()),
+            .map(|s| {
+                s.iter()
+                    .map(|x| x.as_str().to_owned())
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|v| !v.is_empty()),
         refresh_token: r.refresh_token().map(|t| Secret::new(t.secret().clone())),
     }
 }

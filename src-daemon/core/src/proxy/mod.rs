@@ -38,6 +38,11 @@ pub struct Placeholder {
     pub provider: String,
     /// The scopes asked for (and granted) when it was made.
     pub scopes: Vec<String>,
+    /// When it was made on a one-time approval (no standing grant): the
+    /// consent id and the scopes allowed, which cover the box's requests
+    /// while it runs. With a grant, the grant covers them (and revoking
+    /// it ends them).
+    pub approval: Option<(String, Vec<String>)>,
 }
 
 /// One box's proxy: its CA, its tunnelled hosts, its placeholders and
@@ -140,6 +145,18 @@ impl BoxProxy {
             .cloned()
     }
 
+    /// The box's placeholders for `provider`, in a stable order.
+    pub fn placeholders_for(&self, provider: &str) -> Vec<Placeholder> {
+        let m = self.placeholders.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<Placeholder> = m
+            .values()
+            .filter(|p| p.provider == provider)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.scopes.cmp(&b.scopes));
+        v
+    }
+
     /// Counts one allowed request under `rule` of `provider`: `true` the
     /// first time (it is recorded then; later ones are counted).
     pub fn first_use(&self, provider: &str, rule: &str) -> bool {
@@ -166,16 +183,23 @@ impl BoxProxy {
     }
 }
 
-/// The credential a request to a provider's host carries.
+/// What the box holds for a provider: a placeholder's scopes (and its
+/// one-time approval), or its agent's grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credential {
-    /// One of the box's placeholders for this provider.
-    Ours(String, Placeholder),
-    /// Something else (the agent's own token, a placeholder for another
-    /// provider): passed on untouched.
-    Theirs,
-    /// None.
-    None,
+pub struct Held {
+    /// The scopes.
+    pub scopes: Vec<String>,
+    /// A one-time approval behind them, if no grant is.
+    pub approval: Option<(String, Vec<String>)>,
+}
+
+impl From<Placeholder> for Held {
+    fn from(p: Placeholder) -> Held {
+        Held {
+            scopes: p.scopes,
+            approval: p.approval,
+        }
+    }
 }
 
 /// What to do with one request to a provider's host.
@@ -183,38 +207,37 @@ pub enum Credential {
 pub enum Plan {
     /// Pass it on as it is.
     Forward,
-    /// Write a token for `scopes` into it; `rule` allowed it.
+    /// Write a token for what `held` holds into it; `rule` allowed it.
     Inject {
-        /// The scopes the token is fetched for.
-        scopes: Vec<String>,
+        /// What the token is fetched for.
+        held: Held,
         /// The rule that allowed the request.
         rule: String,
     },
-    /// Refuse it: no scope held allows it; these would.
+    /// Refuse it: nothing held allows it; these scopes would.
     Refuse {
         /// Scopes that would allow it (may be empty: no rule does).
         would: Vec<String>,
     },
 }
 
-/// Decides one request: a placeholder's scopes, or (with no credential)
-/// the scopes of the grant the box's agent holds, must have a rule that
-/// allows it. A request carrying another credential, or none and with no
-/// grant behind it, is passed on as it is.
-pub fn plan(rules: &RuleSet, t: &Target<'_>, cred: &Credential, grant: Option<&[String]>) -> Plan {
-    let scopes = match (cred, grant) {
-        (Credential::Ours(_, p), _) => &p.scopes[..],
-        (Credential::None, Some(g)) => g,
-        _ => return Plan::Forward,
-    };
-    match rules.allows(scopes, t) {
-        Some(r) => Plan::Inject {
-            scopes: scopes.to_vec(),
-            rule: r.text.clone(),
-        },
-        None => Plan::Refuse {
-            would: rules.would_allow(t),
-        },
+/// Decides one request against what the box holds that may be written
+/// into it (in order): the first with a rule that allows the request is
+/// used. Holding nothing, the request is passed on as it is.
+pub fn plan(rules: &RuleSet, t: &Target<'_>, held: &[Held]) -> Plan {
+    if held.is_empty() {
+        return Plan::Forward;
+    }
+    for h in held {
+        if let Some(r) = rules.allows(&h.scopes, t) {
+            return Plan::Inject {
+                held: h.clone(),
+                rule: r.text.clone(),
+            };
+        }
+    }
+    Plan::Refuse {
+        would: rules.would_allow(t),
     }
 }
 

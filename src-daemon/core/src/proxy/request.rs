@@ -9,14 +9,16 @@
 //! its status; later ones are counted and written as one record when the
 //! box closes. No header, body, query string or token goes into a record.
 
+use valetkey_ipc::methods::{TokenPlaceholderParams, TokenPlaceholderResult};
 use valetkey_ipc::{ErrorCode, RpcError};
 
 use super::rules::Target;
-use super::{placeholder, plan, BoxProxy, Credential, Plan};
+use super::{placeholder, plan, BoxProxy, Held, Plan};
 use crate::broker::Shared;
 use crate::caller::Greeted;
 use crate::config::proxy::ProxyHost;
 use crate::config::Provider;
+use crate::error::BrokerError;
 use crate::store::AuditRecord;
 
 /// A request to a provider's host, as the proxy hands it over.
@@ -51,15 +53,95 @@ pub enum Answer {
     },
 }
 
-/// The credential `a` carries, as far as this provider goes.
-fn credential(bx: &BoxProxy, provider: &str, a: &Asked<'_>) -> Credential {
-    let Some(auth) = a.authorization else {
-        return Credential::None;
+/// Handles `token.placeholder`: the steps of `token.get` (waiting for
+/// the user), then a placeholder of this box's instead of the token.
+pub async fn placeholder(
+    d: &Shared,
+    s: Greeted<'_>,
+    p: TokenPlaceholderParams,
+) -> Result<TokenPlaceholderResult, BrokerError> {
+    let invalid = |m: String| BrokerError::rpc(ErrorCode::InvalidParams, m);
+    let bx = s
+        .identity
+        .confinement
+        .as_ref()
+        .and_then(|f| d.boxes.get(&f.id))
+        .and_then(|b| b.proxy.clone())
+        .ok_or_else(|| invalid("token.placeholder works only inside a box started with --net proxy (valetkey run --net proxy -- …); elsewhere use token.get".into()))?;
+    let provider = d.config.provider(&p.provider).ok_or_else(|| {
+        BrokerError::rpc(
+            ErrorCode::UnknownProvider,
+            format!("no provider named {:?} is configured", p.provider),
+        )
+    })?;
+    let Some(px) = provider.proxy.as_ref() else {
+        return Err(invalid(format!(
+            "{} has no [providers.{}.proxy] hosts and rules, so the proxy cannot use a placeholder for it; use token.get",
+            provider.name, provider.name
+        )));
     };
-    match placeholder::find(auth).and_then(|v| Some((bx.placeholder(&v)?, v))) {
-        Some((p, v)) if p.provider == provider => Credential::Ours(v, p),
-        _ => Credential::Theirs,
+    let (tok, consent) =
+        crate::access::token::for_proxy(d, s, &provider.name, &p.scopes, true, None).await?;
+    let scopes = tok.0.scopes.clone();
+    drop(tok);
+    // Without a standing grant, the one-time approval covers the box's
+    // requests while it runs.
+    let granted = d
+        .store
+        .live_grant(s.id, &provider.name, s.identity.binding())?
+        .is_some();
+    let approval = consent.filter(|_| !granted).map(|id| (id, scopes.clone()));
+    let placeholder = bx.mint(super::Placeholder {
+        provider: provider.name.clone(),
+        scopes: scopes.clone(),
+        approval,
+    });
+    Ok(TokenPlaceholderResult {
+        placeholder,
+        provider: provider.name.clone(),
+        scopes,
+        hosts: px
+            .hosts
+            .iter()
+            .map(|h| format!("{}:{}", h.host, h.port))
+            .collect(),
+    })
+}
+
+/// What may be written into a request, and the placeholder it carried.
+type Holdings = (Vec<Held>, Option<String>);
+
+/// What the box holds that may be written into `a`: the placeholder it
+/// carries (`None` if it carries another credential: it is passed on as
+/// it is), else every placeholder of the box for this provider and its
+/// agent's grant.
+fn held(
+    d: &Shared,
+    bx: &BoxProxy,
+    s: Greeted<'_>,
+    provider: &str,
+    a: &Asked<'_>,
+) -> Result<Option<Holdings>, BrokerError> {
+    if let Some(auth) = a.authorization {
+        return Ok(
+            match placeholder::find(auth).and_then(|v| Some((bx.placeholder(&v)?, v))) {
+                Some((p, v)) if p.provider == provider => Some((vec![p.into()], Some(v))),
+                _ => None,
+            },
+        );
     }
+    let mut v: Vec<Held> = bx
+        .placeholders_for(provider)
+        .into_iter()
+        .map(Held::from)
+        .collect();
+    if let Some(g) = d.store.live_grant(s.id, provider, s.identity.binding())? {
+        v.push(Held {
+            scopes: g.scopes.clone(),
+            approval: None,
+        });
+    }
+    Ok(Some((v, None)))
 }
 
 /// The error body of a refusal.
@@ -92,36 +174,35 @@ pub async fn decide(
     let Some(px) = provider.proxy.as_ref() else {
         return Answer::Forward;
     };
-    let cred = credential(bx, &provider.name, a);
-    let grant = match cred {
-        Credential::None => match d
-            .store
-            .live_grant(s.id, &provider.name, s.identity.binding())
-        {
-            Ok(g) => g.map(|g| g.scopes.clone()),
-            Err(e) => return unavailable(crate::error::BrokerError::from(e).into()),
-        },
-        _ => None,
+    let (holdings, carried) = match held(d, bx, s, &provider.name, a) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Answer::Forward,
+        Err(e) => return unavailable(e.into()),
     };
-    let (scopes, rule) = match plan(&px.rules, &a.target, &cred, grant.as_deref()) {
+    let (h, rule) = match plan(&px.rules, &a.target, &holdings) {
         Plan::Forward => return Answer::Forward,
-        Plan::Refuse { would } => return not_granted(d, s, provider, host, a, &cred, would),
-        Plan::Inject { scopes, rule } => (scopes, rule),
+        Plan::Refuse { would } => {
+            return not_granted(d, s, provider, host, a, carried.is_some(), would)
+        }
+        Plan::Inject { held, rule } => (held, rule),
     };
-    let tok = match crate::access::token::for_proxy(d, s, &provider.name, &scopes).await {
-        Ok(t) => t,
+    let got =
+        crate::access::token::for_proxy(d, s, &provider.name, &h.scopes, false, h.approval.clone())
+            .await;
+    let tok = match got {
+        Ok((t, _)) => t,
         Err(e) => return unavailable(e.into()),
     };
     let token = tok.0.token.expose();
-    let value = match (&cred, a.authorization) {
-        (Credential::Ours(v, _), Some(auth)) => placeholder::swap(auth, v, token),
+    let value = match (&carried, a.authorization) {
+        (Some(v), Some(auth)) => placeholder::swap(auth, v, token),
         _ => Some(placeholder::inject(&host.auth, token)),
     };
     match value {
         Some(v) => Answer::Authorize {
             value: crate::secret::Secret::new(v),
             rule,
-            scopes,
+            scopes: h.scopes,
         },
         None => Answer::Forward,
     }
@@ -167,13 +248,14 @@ fn not_granted(
     provider: &Provider,
     host: &ProxyHost,
     a: &Asked<'_>,
-    cred: &Credential,
+    placeholder: bool,
     would: Vec<String>,
 ) -> Answer {
     let t = &a.target;
-    let held = match cred {
-        Credential::Ours(_, p) => format!("the placeholder's scopes ({})", p.scopes.join(" ")),
-        _ => "the box's grant".into(),
+    let held = if placeholder {
+        "the placeholder's scopes"
+    } else {
+        "the box's placeholders and grant"
     };
     let hint = match would.first() {
         Some(w) => format!(

@@ -73,79 +73,64 @@ fn placeholders_belong_to_their_box() {
     let p = Placeholder {
         provider: "github".into(),
         scopes: vec!["contents:read".into()],
+        approval: None,
     };
     let v = bx.mint(p.clone());
-    assert_eq!(bx.placeholder(&v), Some(p));
+    assert_eq!(bx.placeholder(&v), Some(p.clone()));
     assert_eq!(other.placeholder(&v), None);
+    assert_eq!(bx.placeholders_for("github"), vec![p]);
+    assert!(bx.placeholders_for("corp").is_empty());
+}
+
+fn held(scopes: &[&str]) -> Held {
+    Held {
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        approval: None,
+    }
 }
 
 #[test]
-fn plans_follow_the_credential_and_the_grant() {
+fn plans_use_the_first_holding_that_allows_the_request() {
     let c = config();
     let rules = &c.providers["github"].proxy.as_ref().expect("proxy").rules;
-    let ph = |s: &str| {
-        Credential::Ours(
-            "vkp_x".into(),
-            Placeholder {
-                provider: "github".into(),
-                scopes: vec![s.into()],
-            },
-        )
-    };
     let clone = t("POST", "git", "/o/r.git/git-upload-pack", "");
     let push = t("POST", "git", "/o/r.git/git-receive-pack", "");
-    match plan(rules, &clone, &ph("contents:read"), None) {
-        Plan::Inject { scopes, rule } => {
-            assert_eq!(scopes, vec!["contents:read"]);
+    match plan(rules, &clone, &[held(&["contents:read"])]) {
+        Plan::Inject { held: h, rule } => {
+            assert_eq!(h.scopes, vec!["contents:read"]);
             assert_eq!(rule, "POST git /{owner}/{repo}.git/git-upload-pack");
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        plan(rules, &push, &ph("contents:read"), None),
+        plan(rules, &push, &[held(&["contents:read"])]),
         Plan::Refuse {
             would: vec!["contents:write@o/r".into(), "repo@o/r".into()]
         }
     );
-    assert!(matches!(
-        plan(rules, &push, &ph("contents:write"), None),
-        Plan::Inject { .. }
-    ));
-    let grant = vec!["contents:read".to_string()];
-    assert!(
-        matches!(
-            plan(rules, &clone, &Credential::None, Some(&grant)),
-            Plan::Inject { .. }
-        ),
-        "no credential, a grant: injected"
-    );
-    assert!(matches!(
-        plan(rules, &push, &Credential::None, Some(&grant)),
-        Plan::Refuse { .. }
-    ));
+    let both = [held(&["contents:read"]), held(&["contents:write"])];
+    match plan(rules, &push, &both) {
+        Plan::Inject { held: h, .. } => assert_eq!(h.scopes, vec!["contents:write"]),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
-        plan(rules, &push, &Credential::None, None),
+        plan(rules, &push, &[]),
         Plan::Forward,
-        "anonymous, no grant: as it is"
-    );
-    assert_eq!(
-        plan(rules, &push, &Credential::Theirs, Some(&grant)),
-        Plan::Forward,
-        "their own credential"
+        "holding nothing: as it is"
     );
     let del = t("DELETE", "api", "/repos/o/r", "");
     assert_eq!(
-        plan(rules, &del, &ph("contents:write"), None),
+        plan(rules, &del, &[held(&["contents:write"])]),
         Plan::Refuse { would: vec![] }
     );
     let mut gq = t("POST", "api", "/graphql", "");
     gq.graphql = Some(Operation::Mutation);
     assert!(matches!(
-        plan(rules, &gq, &ph("contents:read"), None),
+        plan(rules, &gq, &[held(&["contents:read"])]),
         Plan::Refuse { .. }
     ));
     assert!(matches!(
-        plan(rules, &gq, &ph("contents:write"), None),
+        plan(rules, &gq, &[held(&["contents:write"])]),
         Plan::Inject { .. }
     ));
     assert!(rules.reads_graphql("api", "/graphql"));

@@ -33,6 +33,8 @@ pub struct Door {
     pub root: std::path::PathBuf,
     /// The main accept loop.
     pub to: mpsc::Sender<Accepted>,
+    /// The egress proxy of boxes in `proxy` mode.
+    pub proxy: Arc<super::proxy::Proxy>,
 }
 
 /// How often a box's listener checks that its launcher still runs.
@@ -110,7 +112,12 @@ pub async fn dispatch(
                 blocking(move || valetkey_core::boxes::open(&d2, p, &peer2, &root)).await?;
             if let Some(session) = session {
                 let id = session.facts.id.clone();
-                if let Err(e) = serve(d, session, door.to.clone()) {
+                let served =
+                    serve(d, session.clone(), door.to.clone()).and_then(|()| match session.proxy {
+                        Some(_) => super::proxy::serve(d, &door.proxy, session),
+                        None => Ok(()),
+                    });
+                if let Err(e) = served {
                     valetkey_core::boxes::closed(d, &id, "socket not bound");
                     return Err(BrokerError::rpc(
                         ErrorCode::Internal,

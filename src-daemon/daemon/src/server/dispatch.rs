@@ -5,7 +5,8 @@
 
 use valetkey_ipc::jsonrpc::{parse_request_ref, Id, RequestRef};
 use valetkey_ipc::methods::{
-    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, TokenGet, Whoami,
+    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, TokenGet, TokenPlaceholder,
+    Whoami,
 };
 use valetkey_ipc::{ErrorCode, RpcError};
 
@@ -33,7 +34,7 @@ fn unknown(id: &Option<Id>, method: &str) -> Answer {
         RpcError::new(
             ErrorCode::UnknownMethod,
             format!(
-                "unknown method {method:?}; methods: hello, token.get, consent.wait, delegation.create, jwks, providers.list, whoami"
+                "unknown method {method:?}; methods: hello, token.get, token.placeholder, consent.wait, delegation.create, jwks, providers.list, whoami"
             ),
         )
         .with("method", method),
@@ -69,6 +70,12 @@ async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
             call!(ConsentWait, |p| Box::pin(access::token::handle_wait(
                 d, g, p
             ))
+            .await)
+        }
+        TokenPlaceholder::NAME => {
+            call!(TokenPlaceholder, |p| Box::pin(
+                valetkey_core::proxy::request::placeholder(d, g, p)
+            )
             .await)
         }
         ProvidersList::NAME => call!(ProvidersList, |_p| access::providers::handle(d)),

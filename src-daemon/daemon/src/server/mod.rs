@@ -11,6 +11,7 @@
 
 mod boxes;
 mod conn;
+pub mod proxy;
 pub use conn::Role;
 pub use wire::{Answer, Session};
 mod control;
@@ -58,6 +59,7 @@ pub async fn run(
     let door = Arc::new(boxes::Door {
         root: listeners.boxes.clone(),
         to: box_tx,
+        proxy: Arc::new(proxy::Proxy::default()),
     });
     tokio::pin!(shutdown);
     loop {

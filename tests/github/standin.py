@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""A small stand-in for GitHub, for the egress proxy's tests.
+
+Real GitHub is not reachable from the test machines. This serves, over
+HTTPS, the parts of GitHub's published API that Valet Key's proxy tests
+use, in GitHub's shapes:
+
+* on the "git" port (github.com): the OAuth web flow of a GitHub App with
+  expiring user tokens (GET /login/oauth/authorize, which approves at
+  once, as a person would; POST /login/oauth/access_token with the
+  authorization_code and refresh_token grants, a client secret and
+  PKCE), and git's smart HTTP protocol through the real `git
+  http-backend` (GET info/refs, POST git-upload-pack and
+  git-receive-pack), behind HTTP basic auth with a user token as the
+  password, as GitHub does it;
+* on the "api" port (api.github.com): GET /user, GET /repos/{o}/{r},
+  GET /repos/{o}/{r}/contents/{path}, DELETE /repos/{o}/{r}, with
+  `Authorization: Bearer|token TOKEN`, and 401 "Bad credentials" without
+  a live token.
+
+A third port ("other", with --other-port) is not GitHub at all: it
+stands for any other host a box may reach, answers 200 to everything and
+records what credential arrived, so a test can see a placeholder arrive
+there unchanged.
+
+What is not GitHub: the authorize endpoint approves without a person,
+tokens are random strings, and GET /_standin/seen (api port, no auth)
+tells a test what credentials arrived: for each request, its method,
+path and whether the credential was a live issued token ("issued"),
+something shaped like a Valet Key placeholder ("placeholder"), another
+string ("other") or absent ("none"). GET /_standin/issued lists the
+access tokens issued, so a test can look for them where they must not
+be.
+
+Usage: standin.py --cert C --key K --api-port P --git-port Q
+       --repos DIR --client-id ID --client-secret S
+Prints {"ready": true} once both ports listen.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import secrets
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+CODES = {}  # code -> (code_challenge, redirect_uri)
+ACCESS = {}  # access token -> expiry (unix seconds)
+REFRESH = set()
+SEEN = []
+ISSUED = []
+ARGS = None
+
+
+def classify(token):
+    if token is None:
+        return "none"
+    with LOCK:
+        if ACCESS.get(token, 0) > time.time():
+            return "issued"
+    if token.startswith("vkp_"):
+        return "placeholder"
+    return "other"
+
+
+def credential(headers):
+    """The token in an Authorization header: bearer, `token`, or the
+    password (else the user) of basic auth."""
+    value = headers.get("Authorization")
+    if not value or " " not in value:
+        return None
+    scheme, rest = value.split(" ", 1)
+    if scheme.lower() in ("bearer", "token"):
+        return rest.strip()
+    if scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(rest.strip()).decode().partition(":")
+        except Exception:
+            return "?"
+        return password or user
+    return "?"
+
+
+def new_tokens():
+    access = "ghu_" + secrets.token_hex(18)
+    refresh = "ghr_" + secrets.token_hex(30)
+    with LOCK:
+        ACCESS[access] = time.time() + 28800
+        REFRESH.add(refresh)
+        ISSUED.append(access)
+    return {
+        "access_token": access,
+        "expires_in": 28800,
+        "refresh_token": refresh,
+        "refresh_token_expires_in": 15897600,
+        "scope": "",
+        "token_type": "bearer",
+    }
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    role = "api"
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.role, fmt % args))
+
+    def body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def send(self, status, obj=None, headers=None, raw=None):
+        data = raw if raw is not None else (json.dumps(obj).encode() if obj is not None else b"")
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if raw is None and obj is not None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def record(self, path):
+        token = credential(self.headers)
+        kind = classify(token)
+        with LOCK:
+            SEEN.append({"role": self.role, "method": self.command, "path": path, "auth": kind})
+        return kind
+
+    def dispatch(self):
+        url = urllib.parse.urlsplit(self.path)
+        body = self.body()
+        if self.role == "other":
+            return self.send(200, {"auth": self.record(url.path)})
+        if self.role == "git":
+            return self.git(url, body)
+        return self.api(url, body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = lambda self: self.dispatch()
+
+    # --- api.github.com -------------------------------------------------
+
+    def api(self, url, body):
+        path = url.path
+        if path == "/_standin/seen":
+            with LOCK:
+                return self.send(200, list(SEEN))
+        if path == "/_standin/issued":
+            with LOCK:
+                return self.send(200, list(ISSUED))
+        kind = self.record(path)
+        if kind != "issued":
+            return self.send(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"})
+        parts = [p for p in path.split("/") if p]
+        if parts == ["user"]:
+            return self.send(200, {"login": "octocat", "id": 1, "type": "User"})
+        if len(parts) == 3 and parts[0] == "repos":
+            if self.command == "DELETE":
+                return self.send(204)
+            return self.send(200, {"id": 1296269, "name": parts[2], "full_name": parts[1] + "/" + parts[2], "private": True})
+        if len(parts) >= 4 and parts[0] == "repos" and parts[3] == "contents":
+            content = base64.b64encode(b"hello from the stand-in\n").decode()
+            return self.send(200, {"type": "file", "encoding": "base64", "path": "/".join(parts[4:]), "content": content})
+        return self.send(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+
+    # --- github.com -----------------------------------------------------
+
+    def git(self, url, body):
+        if url.path == "/login/oauth/authorize":
+            return self.authorize(url)
+        if url.path == "/login/oauth/access_token":
+            return self.token(body)
+        kind = self.record(url.path)
+        if kind != "issued":
+            return self.send(401, raw=b"", headers={"WWW-Authenticate": 'Basic realm="GitHub"'})
+        return self.backend(url, body)
+
+    def authorize(self, url):
+        q = dict(urllib.parse.parse_qsl(url.query))
+        if q.get("client_id") != ARGS.client_id or q.get("code_challenge_method") != "S256":
+            return self.send(400, {"error": "invalid_request"})
+        code = secrets.token_hex(10)
+        with LOCK:
+            CODES[code] = (q.get("code_challenge"), q.get("redirect_uri"))
+        target = q["redirect_uri"] + "?" + urllib.parse.urlencode({"code": code, "state": q.get("state", "")})
+        return self.send(302, headers={"Location": target})
+
+    def client_ok(self, form):
+        auth = self.headers.get("Authorization", "")
+        if auth.lower().startswith("basic "):
+            user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+            user, pw = urllib.parse.unquote_plus(user), urllib.parse.unquote_plus(pw)
+        else:
+            user, pw = form.get("client_id"), form.get("client_secret")
+        return user == ARGS.client_id and pw == ARGS.client_secret
+
+    def token(self, body):
+        form = dict(urllib.parse.parse_qsl(body.decode()))
+        if not self.client_ok(form):
+            return self.send(200, {"error": "incorrect_client_credentials", "error_description": "The client_id and/or client_secret passed are incorrect."})
+        grant = form.get("grant_type", "authorization_code")
+        if grant == "authorization_code":
+            with LOCK:
+                challenge, redirect = CODES.pop(form.get("code"), (None, None))
+            verifier = form.get("code_verifier", "")
+            digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            if challenge is None or digest != challenge:
+                return self.send(200, {"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."})
+            return self.send(200, new_tokens())
+        if grant == "refresh_token":
+            with LOCK:
+                known = form.get("refresh_token") in REFRESH
+                REFRESH.discard(form.get("refresh_token"))
+            if not known:
+                return self.send(200, {"error": "bad_refresh_token", "error_description": "The refresh token passed is incorrect or expired."})
+            return self.send(200, new_tokens())
+        return self.send(200, {"error": "unsupported_grant_type"})
+
+    def backend(self, url, body):
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_PROJECT_ROOT": ARGS.repos,
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REMOTE_USER": "octocat",
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": urllib.parse.unquote(url.path),
+            "QUERY_STRING": url.query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.receivepack",
+            "GIT_CONFIG_VALUE_0": "true",
+        }
+        if self.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
+        if self.headers.get("Git-Protocol"):
+            env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
+        out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        status, headers = 200, {}
+        for line in head.decode().split("\r\n"):
+            k, _, v = line.partition(":")
+            if k.lower() == "status":
+                status = int(v.strip().split()[0])
+            elif k:
+                headers[k] = v.strip()
+        return self.send(status, headers=headers, raw=payload)
+
+
+def serve(role, port, context):
+    handler = type(role.capitalize() + "Handler", (Handler,), {"role": role})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser()
+    for a in ("cert", "key", "repos", "client-id", "client-secret"):
+        p.add_argument("--" + a, required=True)
+    p.add_argument("--api-port", type=int, required=True)
+    p.add_argument("--git-port", type=int, required=True)
+    p.add_argument("--other-port", type=int)
+    ARGS = p.parse_args()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(ARGS.cert, ARGS.key)
+    serve("api", ARGS.api_port, context)
+    serve("git", ARGS.git_port, context)
+    if ARGS.other_port:
+        serve("other", ARGS.other_port, context)
+    print(json.dumps({"ready": True}), flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

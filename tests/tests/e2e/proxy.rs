@@ -1,0 +1,452 @@
+//! The egress proxy (`valetkey run --net proxy`): real git, curl and
+//! Python in a real bubblewrap box, against the real daemon and keychain,
+//! and a small stand-in for GitHub (tests/github/standin.py: its OAuth
+//! web flow, REST shapes and the real `git http-backend`) over HTTPS,
+//! because GitHub itself is not reachable from here.
+//!
+//! The stand-in tells the test what credential each request carried
+//! (a live token it issued, a placeholder, another string or none), so
+//! "the upstream saw the real token" is its observation, not ours.
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use valetkey_ipc::control::Decision;
+
+use crate::harness::{
+    bin, certs, decide, free_port, next_consent, repo, subscribed, wait_until, Proc, TestEnv,
+};
+
+const CLIENT_ID: &str = "Iv1.standin0001";
+const CLIENT_SECRET: &str = "standin-client-secret-0123456789abcdef";
+
+/// A test world with the GitHub stand-in up and logged in to.
+struct GitHub {
+    env: TestEnv,
+    api: u16,
+    git: u16,
+    other: u16,
+    _standin: Proc,
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.invalid",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("git (apt-get install git)");
+    assert!(st.success(), "git {args:?}");
+}
+
+/// A bare repository `octo/hello` with one commit (README).
+fn make_repo(env: &TestEnv) {
+    let bare = env.path("github/repos/octo/hello.git");
+    std::fs::create_dir_all(&bare).expect("mkdir");
+    git(&bare, &["init", "-q", "--bare", "--initial-branch=main"]);
+    let seed = env.path("github/seed");
+    std::fs::create_dir_all(&seed).expect("mkdir");
+    git(&seed, &["init", "-q", "--initial-branch=main"]);
+    std::fs::write(seed.join("README"), "hello from the stand-in repository\n").expect("readme");
+    git(&seed, &["add", "README"]);
+    git(&seed, &["commit", "-qm", "init"]);
+    let url = bare.display().to_string();
+    git(&seed, &["push", "-q", &url, "main"]);
+}
+
+fn start_standin(env: &TestEnv, api: u16, git: u16, other: u16) -> Proc {
+    let log = std::fs::File::create(env.path("logs/standin.log")).expect("log");
+    let mut child = Command::new("python3")
+        .arg(repo().join("github/standin.py"))
+        .args(["--cert", &certs().join("leaf.pem").display().to_string()])
+        .args(["--key", &certs().join("leaf.key").display().to_string()])
+        .args([
+            "--api-port",
+            &api.to_string(),
+            "--git-port",
+            &git.to_string(),
+        ])
+        .args(["--other-port", &other.to_string()])
+        .args(["--repos", &env.path("github/repos").display().to_string()])
+        .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    assert!(line.contains("\"ready\": true"), "stand-in: {line:?}");
+    Proc(child)
+}
+
+fn github_up() -> GitHub {
+    let mut env = TestEnv::new().expect("env");
+    let (api, git, other) = (free_port(), free_port(), free_port());
+    make_repo(&env);
+    let standin = start_standin(&env, api, git, other);
+    env.write_config(&format!(
+        r#"
+[providers.github]
+preset = "github"
+client_id = "{CLIENT_ID}"
+confidential = true
+authorization_endpoint = "https://localhost:{git}/login/oauth/authorize"
+token_endpoint = "https://localhost:{git}/login/oauth/access_token"
+allowed_scopes = ["metadata:read", "contents:read", "contents:write"]
+ca_file = "{ca}"
+
+[providers.github.proxy]
+hosts = {{ api = "localhost:{api}", git = "localhost:{git}" }}
+
+[box.profiles.dev]
+network = "proxy"
+hosts = ["localhost:{other}"]
+"#,
+        ca = certs().join("ca.pem").display(),
+    ))
+    .expect("config");
+    env.start_daemon().expect("daemon");
+    let mut set = env
+        .command(bin("valetkey"))
+        .args(["provider", "set-secret", "github"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("set-secret");
+    use std::io::Write;
+    set.stdin
+        .take()
+        .expect("stdin")
+        .write_all(CLIENT_SECRET.as_bytes())
+        .expect("write");
+    assert!(set.wait().expect("wait").success());
+    let out = env.cli_ok(&["login", "github", "--timeout", "30"]);
+    assert!(out.contains("Logged in"), "{out}");
+    std::fs::create_dir_all(env.path("work")).expect("work");
+    // The box's /tmp is empty: the test CA (for the tunnelled host, whose
+    // TLS is end to end) goes in the working directory.
+    std::fs::copy(certs().join("ca.pem"), env.path("work/test-ca.pem")).expect("ca");
+    GitHub {
+        env,
+        api,
+        git,
+        other,
+        _standin: standin,
+    }
+}
+
+impl GitHub {
+    fn standin(&self, what: &str) -> Value {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--cacert"])
+            .arg(certs().join("ca.pem"))
+            .arg(format!("https://localhost:{}/_standin/{what}", self.api))
+            .output()
+            .expect("curl");
+        serde_json::from_slice(&out.stdout).expect("stand-in json")
+    }
+
+    /// What the stand-in saw: (role, method, path, auth) for each request.
+    fn seen(&self) -> Vec<(String, String, String, String)> {
+        let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        self.standin("seen")
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|v| (s(v, "role"), s(v, "method"), s(v, "path"), s(v, "auth")))
+            .collect()
+    }
+
+    fn issued(&self) -> Vec<String> {
+        self.standin("issued")
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.env.path(&format!("work/{rel}"))).unwrap_or_default()
+    }
+
+    /// `valetkey run --net proxy --profile dev --name gitbot ENV… -- sh agent.sh`.
+    fn run(&self, script: &str, env: &[&str]) -> Child {
+        let script = script
+            .replace("API", &format!("https://localhost:{}", self.api))
+            .replace("GIT", &format!("https://localhost:{}", self.git))
+            .replace("OTHER", &format!("https://localhost:{}", self.other));
+        std::fs::write(self.env.path("work/agent.sh"), script).expect("script");
+        let mut args = vec![
+            "run",
+            "--net",
+            "proxy",
+            "--profile",
+            "dev",
+            "--name",
+            "gitbot",
+        ];
+        for e in env {
+            args.extend(["--env", e]);
+        }
+        args.extend(["--", "sh", "agent.sh"]);
+        self.env
+            .command(bin("valetkey"))
+            .args(&args)
+            .current_dir(self.env.path("work"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("valetkey run")
+    }
+}
+
+async fn done(child: Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join")
+}
+
+/// Every process under `root` (its descendants, itself included).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or_default();
+        if let Some(pp) = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            parent.insert(pid, pp);
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent.iter().filter(|(_, pp)| **pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
+}
+
+/// Whether `needle` is anywhere in `pid`'s environment or readable memory.
+fn in_process(pid: u32, needle: &[u8]) -> bool {
+    let has = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    if has(&std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default()) {
+        return true;
+    }
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let Ok(mut mem) = std::fs::File::open(format!("/proc/{pid}/mem")) else {
+        return false;
+    };
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        let mut buf = vec![0u8; (b - a) as usize];
+        if mem.seek(SeekFrom::Start(a)).is_ok() && mem.read_exact(&mut buf).is_ok() && has(&buf) {
+            return true;
+        }
+    }
+    false
+}
+
+const AGENT: &str = r#"set -u
+git clone -q GIT/octo/hello.git hello 2> clone.err; echo $? > clone.rc
+curl -sS -H "Authorization: Bearer $GH_TOKEN" API/repos/octo/hello/contents/README -o contents.json
+python3 -c 'import os, urllib.request as u; r = u.Request("API/user", headers={"Authorization": "token " + os.environ["GH_TOKEN"]}); print(u.urlopen(r).read().decode())' > user.json
+(cd hello && echo more >> README && git -c user.name=a -c user.email=a@example.invalid commit -qam more && git push -q 2> ../push.err; echo $? > ../push.rc)
+curl -sS -X DELETE -H "Authorization: Bearer $GH_TOKEN" API/repos/octo/hello -o delete.json -w '%{http_code}' > delete.code
+curl -sS https://example.com/ -o /dev/null 2> elsewhere.err; echo $? > elsewhere.rc
+curl -sS --cacert test-ca.pem -H "Authorization: Bearer $GH_TOKEN" OTHER/echo -o other.json
+env > env.txt
+python3 -c 'import os, time, urllib.request as u; r = u.Request("API/repos/octo/hello", headers={"Authorization": "Bearer " + os.environ["GH_TOKEN"]}); u.urlopen(r).read(); open("ready", "w").write("1"); time.sleep(60)'
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_boxed_agent_works_through_the_proxy_with_a_placeholder_and_never_holds_the_token() {
+    let gh = github_up();
+    let mut ctl = subscribed(&gh.env).await;
+    let mut child = gh.run(AGENT, &["GH_TOKEN=github:contents:read"]);
+    let card = next_consent(&mut ctl).await;
+    assert_eq!(card.provider, "github");
+    assert!(card.confinement.is_some(), "the card shows the box");
+    decide(&mut ctl, &card.id, Decision::Once, None)
+        .await
+        .expect("allowed once");
+    let ready = gh.env.path("work/ready");
+    let waited = wait_until(Duration::from_secs(60), || ready.exists());
+    if waited.is_err() {
+        let _ = child.kill();
+        let out = done(child).await;
+        panic!(
+            "the agent did not finish: {out:?}\nclone: {}\nlog:\n{}",
+            gh.read("clone.err"),
+            gh.env.log()
+        );
+    }
+
+    // The real token is in no process of the box, its environment or its
+    // files; the placeholder is (which shows the scan can see).
+    let issued = gh.issued();
+    assert!(!issued.is_empty(), "the stand-in issued tokens");
+    let env_txt = gh.read("env.txt");
+    let placeholder = env_txt
+        .lines()
+        .find_map(|l| l.strip_prefix("GH_TOKEN="))
+        .expect("GH_TOKEN in the box")
+        .to_owned();
+    assert!(placeholder.starts_with("vkp_"), "{placeholder}");
+    let procs = descendants(child.id());
+    assert!(procs.len() >= 3, "launcher, bwrap, the box: {procs:?}");
+    assert!(
+        procs.iter().any(|p| in_process(*p, placeholder.as_bytes())),
+        "the placeholder is visible to the scan"
+    );
+    for t in &issued {
+        for p in &procs {
+            assert!(
+                !in_process(*p, t.as_bytes()),
+                "a real token is in process {p}"
+            );
+        }
+        for f in [
+            "env.txt",
+            "contents.json",
+            "user.json",
+            "delete.json",
+            "other.json",
+        ] {
+            assert!(!gh.read(f).contains(t.as_str()), "a real token is in {f}");
+        }
+    }
+    let _ = child.kill();
+    let _ = done(child).await;
+
+    // git cloned with no credential configured; the push was refused.
+    assert_eq!(gh.read("clone.rc").trim(), "0", "{}", gh.read("clone.err"));
+    assert!(
+        gh.read("hello/README")
+            .starts_with("hello from the stand-in repository\n"),
+        "the clone has the repository's README"
+    );
+    assert_ne!(gh.read("push.rc").trim(), "0", "a push under contents:read");
+    assert!(
+        gh.read("push.err").contains("403"),
+        "{}",
+        gh.read("push.err")
+    );
+    // curl and Python reached the API with the placeholder swapped.
+    assert!(
+        gh.read("contents.json").contains("\"content\""),
+        "{}",
+        gh.read("contents.json")
+    );
+    assert!(
+        gh.read("user.json").contains("octocat"),
+        "{}",
+        gh.read("user.json")
+    );
+    // A DELETE outside the grant: 403, saying so.
+    assert_eq!(gh.read("delete.code"), "403");
+    assert!(
+        gh.read("delete.json").contains("request_not_granted"),
+        "{}",
+        gh.read("delete.json")
+    );
+    // Another host: refused at CONNECT (curl exits 56).
+    assert_eq!(
+        gh.read("elsewhere.rc").trim(),
+        "56",
+        "{}",
+        gh.read("elsewhere.err")
+    );
+    assert!(
+        gh.read("elsewhere.err").contains("403"),
+        "{}",
+        gh.read("elsewhere.err")
+    );
+
+    // What the stand-in saw: live tokens on every GitHub request that was
+    // let through, never a placeholder; the placeholder (unchanged) at the
+    // other host; no DELETE and no receive-pack.
+    let seen = gh.seen();
+    let github: Vec<_> = seen.iter().filter(|s| s.0 != "other").collect();
+    assert!(
+        github.iter().any(|s| s.2.ends_with("git-upload-pack")),
+        "{seen:?}"
+    );
+    assert!(
+        github.iter().any(|s| s.2.ends_with("/contents/README")),
+        "{seen:?}"
+    );
+    assert!(github.iter().any(|s| s.2 == "/user"), "{seen:?}");
+    for s in &github {
+        assert_eq!(s.3, "issued", "{s:?}");
+        assert_ne!(s.1, "DELETE", "{s:?}");
+        assert!(!s.2.ends_with("git-receive-pack"), "{s:?}");
+    }
+    assert!(
+        seen.iter().any(|s| s.0 == "other" && s.3 == "placeholder"),
+        "{seen:?}"
+    );
+    assert!(
+        gh.read("other.json").contains("placeholder"),
+        "{}",
+        gh.read("other.json")
+    );
+
+    // Refusals are in the audit trail and counted by the monitor; the
+    // first allowed request of a rule is recorded with its status.
+    let audit = gh
+        .env
+        .cli_ok(&["audit", "--kind", "proxy.request", "--json"]);
+    assert!(
+        audit.contains("refused:request_not_granted")
+            && audit.contains("DELETE localhost/repos/octo/hello -> 403"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("refused:host_not_allowed") && audit.contains("example.com:443"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("POST git /{owner}/{repo}.git/git-upload-pack") && audit.contains("-> 200"),
+        "{audit}"
+    );
+    let stats = gh.env.cli_ok(&["agents", "--stats", "--json"]);
+    let stats: Value = serde_json::from_str(&stats).expect("stats json");
+    let bot = stats
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["agent"] == "gitbot"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(bot["refusals"].as_u64().unwrap_or(0) >= 3, "{stats}");
+    gh.env.assert_no_leaks(&issued, &[&audit]);
+}
