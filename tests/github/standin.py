@@ -16,7 +16,12 @@ use, in GitHub's shapes:
 * on the "api" port (api.github.com): GET /user, GET /repos/{o}/{r},
   GET /repos/{o}/{r}/contents/{path}, DELETE /repos/{o}/{r}, with
   `Authorization: Bearer|token TOKEN`, and 401 "Bad credentials" without
-  a live token.
+  a live token; and POST /applications/{client_id}/token/scoped (basic
+  auth with the app's client id and secret), which turns a user token into
+  one limited to `permissions` and, with `target`, to `repositories` of
+  that owner. A scoped token is held to them as GitHub holds it: another
+  repository is 404 Not Found, a missing permission 403 "Resource not
+  accessible by integration".
 
 A third port ("other", with --other-port) is not GitHub at all: it
 stands for any other host a box may reach, answers 200 to everything and
@@ -53,19 +58,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 CODES = {}  # code -> (code_challenge, redirect_uri)
-ACCESS = {}  # access token -> expiry (unix seconds)
+ACCESS = {}  # access token -> {"exp": unix seconds, "perms": dict|None, "repos": [(o, r)]|None}
 REFRESH = set()
 SEEN = []
 ISSUED = []
 ARGS = None
 
 
+def live(token):
+    with LOCK:
+        t = ACCESS.get(token)
+    return t if t and t["exp"] > time.time() else None
+
+
 def classify(token):
     if token is None:
         return "none"
-    with LOCK:
-        if ACCESS.get(token, 0) > time.time():
-            return "issued"
+    t = live(token)
+    if t:
+        return "scoped" if t["perms"] is not None else "issued"
     if token.startswith("vkp_"):
         return "placeholder"
     return "other"
@@ -93,7 +104,7 @@ def new_tokens():
     access = "ghu_" + secrets.token_hex(18)
     refresh = "ghr_" + secrets.token_hex(30)
     with LOCK:
-        ACCESS[access] = time.time() + 28800
+        ACCESS[access] = {"exp": time.time() + 28800, "perms": None, "repos": None}
         REFRESH.add(refresh)
         ISSUED.append(access)
     return {
@@ -141,9 +152,22 @@ class Handler(BaseHTTPRequestHandler):
     def record(self, path):
         token = credential(self.headers)
         kind = classify(token)
+        t = live(token) if token else None
+        repos = ["/".join(r) for r in t["repos"]] if t and t["repos"] is not None else None
         with LOCK:
-            SEEN.append({"role": self.role, "method": self.command, "path": path, "auth": kind})
+            SEEN.append({"role": self.role, "method": self.command, "path": path, "auth": kind, "repos": repos})
         return kind
+
+    def allowed(self, owner, repo, perm, level):
+        """None if the token may; else the refusal GitHub gives."""
+        t = live(credential(self.headers))
+        if t["repos"] is not None and (owner, repo) not in t["repos"]:
+            return (404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+        # Metadata is every GitHub App's, read-only.
+        have = (t["perms"] or {}).get(perm, "read" if perm == "metadata" else None) if t["perms"] is not None else "write"
+        if have is None or (level == "write" and have != "write"):
+            return (403, {"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest"})
+        return None
 
     def dispatch(self):
         url = urllib.parse.urlsplit(self.path)
@@ -166,12 +190,22 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_standin/issued":
             with LOCK:
                 return self.send(200, list(ISSUED))
-        kind = self.record(path)
-        if kind != "issued":
-            return self.send(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"})
         parts = [p for p in path.split("/") if p]
+        if len(parts) == 4 and parts[0] == "applications" and parts[2:] == ["token", "scoped"]:
+            return self.scoped(parts[1], body)
+        kind = self.record(path)
+        if kind not in ("issued", "scoped"):
+            return self.send(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"})
         if parts == ["user"]:
             return self.send(200, {"login": "octocat", "id": 1, "type": "User"})
+        if len(parts) >= 3 and parts[0] == "repos":
+            perm = "contents" if len(parts) >= 4 and parts[3] == "contents" else "metadata"
+            if self.command == "DELETE" and len(parts) == 3:
+                perm = "administration"
+            level = "read" if self.command in ("GET", "HEAD") else "write"
+            refused = self.allowed(parts[1], parts[2], perm, level)
+            if refused:
+                return self.send(*refused)
         if len(parts) == 3 and parts[0] == "repos":
             if self.command == "DELETE":
                 return self.send(204)
@@ -181,6 +215,33 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, {"type": "file", "encoding": "base64", "path": "/".join(parts[4:]), "content": content})
         return self.send(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
 
+    def scoped(self, client_id, body):
+        if client_id != ARGS.client_id or not self.client_ok({}):
+            return self.send(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return self.send(400, {"message": "Problems parsing JSON"})
+        base = live(req.get("access_token"))
+        if not base or base["perms"] is not None:
+            return self.send(404, {"message": "Not Found"})
+        perms = req.get("permissions") or {}
+        repos = None
+        if req.get("repositories") is not None:
+            if not req.get("target"):
+                return self.send(422, {"message": "target is required with repositories"})
+            repos = [(req["target"], r) for r in req["repositories"]]
+        token = "ghu_" + secrets.token_hex(18)
+        with LOCK:
+            ACCESS[token] = {"exp": base["exp"], "perms": perms, "repos": repos}
+            ISSUED.append(token)
+        return self.send(200, {
+            "id": 1, "token": token, "token_last_eight": token[-8:], "scopes": [],
+            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base["exp"])),
+            "permissions": perms,
+            "repositories": [{"name": r, "full_name": o + "/" + r} for o, r in (repos or [])],
+        })
+
     # --- github.com -----------------------------------------------------
 
     def git(self, url, body):
@@ -189,8 +250,14 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/login/oauth/access_token":
             return self.token(body)
         kind = self.record(url.path)
-        if kind != "issued":
+        if kind not in ("issued", "scoped"):
             return self.send(401, raw=b"", headers={"WWW-Authenticate": 'Basic realm="GitHub"'})
+        parts = [p for p in url.path.split("/") if p]
+        if len(parts) >= 2:
+            push = url.path.endswith("git-receive-pack") or "service=git-receive-pack" in url.query
+            refused = self.allowed(parts[0], parts[1].removesuffix(".git"), "contents", "write" if push else "read")
+            if refused:
+                return self.send(refused[0], raw=refused[1]["message"].encode())
         return self.backend(url, body)
 
     def authorize(self, url):

@@ -49,12 +49,17 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(st.success(), "git {args:?}");
 }
 
-/// A bare repository `octo/hello` with one commit (README).
-fn make_repo(env: &TestEnv) {
-    let bare = env.path("github/repos/octo/hello.git");
+/// Bare repositories `octo/hello` and `octo/other`, one commit each (README).
+fn make_repos(env: &TestEnv) {
+    make_repo(env, "hello");
+    make_repo(env, "other");
+}
+
+fn make_repo(env: &TestEnv, name: &str) {
+    let bare = env.path(&format!("github/repos/octo/{name}.git"));
     std::fs::create_dir_all(&bare).expect("mkdir");
     git(&bare, &["init", "-q", "--bare", "--initial-branch=main"]);
-    let seed = env.path("github/seed");
+    let seed = env.path(&format!("github/seed-{name}"));
     std::fs::create_dir_all(&seed).expect("mkdir");
     git(&seed, &["init", "-q", "--initial-branch=main"]);
     std::fs::write(seed.join("README"), "hello from the stand-in repository\n").expect("readme");
@@ -94,7 +99,7 @@ fn start_standin(env: &TestEnv, api: u16, git: u16, other: u16) -> Proc {
 fn github_up() -> GitHub {
     let mut env = TestEnv::new().expect("env");
     let (api, git, other) = (free_port(), free_port(), free_port());
-    make_repo(&env);
+    make_repos(&env);
     let standin = start_standin(&env, api, git, other);
     env.write_config(&format!(
         r#"
@@ -393,9 +398,10 @@ async fn a_boxed_agent_works_through_the_proxy_with_a_placeholder_and_never_hold
         gh.read("elsewhere.err")
     );
 
-    // What the stand-in saw: live tokens on every GitHub request that was
-    // let through, never a placeholder; the placeholder (unchanged) at the
-    // other host; no DELETE and no receive-pack.
+    // What the stand-in saw: on every GitHub request that was let through
+    // a live token, narrowed at GitHub by the app (`token/scoped`), never a
+    // placeholder; the placeholder (unchanged) at the other host; no
+    // DELETE and no receive-pack.
     let seen = gh.seen();
     let github: Vec<_> = seen.iter().filter(|s| s.0 != "other").collect();
     assert!(
@@ -408,7 +414,7 @@ async fn a_boxed_agent_works_through_the_proxy_with_a_placeholder_and_never_hold
     );
     assert!(github.iter().any(|s| s.2 == "/user"), "{seen:?}");
     for s in &github {
-        assert_eq!(s.3, "issued", "{s:?}");
+        assert_eq!(s.3, "scoped", "{s:?}");
         assert_ne!(s.1, "DELETE", "{s:?}");
         assert!(!s.2.ends_with("git-receive-pack"), "{s:?}");
     }
@@ -449,4 +455,56 @@ async fn a_boxed_agent_works_through_the_proxy_with_a_placeholder_and_never_hold
         .unwrap_or_default();
     assert!(bot["refusals"].as_u64().unwrap_or(0) >= 3, "{stats}");
     gh.env.assert_no_leaks(&issued, &[&audit]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grant_for_one_repository_is_held_to_it_by_the_rules_and_by_github() {
+    let gh = github_up();
+    let mut ctl = subscribed(&gh.env).await;
+    let script = "git clone -q GIT/octo/hello.git hello 2> hello.err; echo $? > hello.rc\n\
+                  git clone -q GIT/octo/other.git other 2> other.err; echo $? > other.rc\n\
+                  curl -sS API/repos/octo/other/contents/README -o other.json -w '%{http_code}' > other.code\n";
+    let child = gh.run(script, &["GH_TOKEN=github:contents:read@octo/hello"]);
+    let card = next_consent(&mut ctl).await;
+    assert_eq!(card.scopes, vec!["contents:read@octo/hello"]);
+    decide(&mut ctl, &card.id, Decision::Always, None)
+        .await
+        .expect("allowed");
+    let out = done(child).await;
+    assert!(out.status.success(), "{out:?}\n{}", gh.env.log());
+    assert_eq!(gh.read("hello.rc").trim(), "0", "{}", gh.read("hello.err"));
+    assert_ne!(gh.read("other.rc").trim(), "0", "another repository");
+    assert!(
+        gh.read("other.err").contains("403"),
+        "{}",
+        gh.read("other.err")
+    );
+    assert_eq!(gh.read("other.code"), "403");
+    assert!(
+        gh.read("other.json").contains("contents:read@octo/other"),
+        "the refusal names the grant that would allow it: {}",
+        gh.read("other.json")
+    );
+    // GitHub saw a token it had itself limited to octo/hello, and nothing
+    // for octo/other.
+    let seen = gh.standin("seen");
+    let seen = seen.as_array().expect("array");
+    let clone = seen
+        .iter()
+        .find(|s| {
+            s["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("hello.git/git-upload-pack"))
+        })
+        .expect("the clone reached the stand-in");
+    assert_eq!(clone["auth"], "scoped", "{clone}");
+    assert_eq!(clone["repos"], serde_json::json!(["octo/hello"]), "{clone}");
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s["path"].as_str().is_some_and(|p| p.contains("other"))),
+        "{seen:?}"
+    );
+    let issued = gh.issued();
+    gh.env.assert_no_leaks(&issued, &[&gh.read("other.json")]);
 }

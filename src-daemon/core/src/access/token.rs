@@ -581,18 +581,29 @@ struct Issue<'a> {
 
 /// Step 6: the scopes are allowed; the login must cover them (in full, for
 /// a provider that cannot narrow), then the token service hands out a
-/// cached token or refreshes once.
+/// cached token or refreshes once, for the scopes without repositories;
+/// where GitHub narrows tokens, it then narrows that one to the scopes.
 async fn issue(d: &Shared, s: Greeted<'_>, i: Issue<'_>) -> Result<Issued, BrokerError> {
-    login_covers(i.provider, i.state, i.scopes, i.held)?;
+    let narrow = login_covers(i.provider, i.state, i.scopes, i.held)?;
     let now = d.clock.now();
+    let base =
+        crate::scope::ScopeSet::new(i.scopes.iter().map(|x| crate::scope::base(x).to_owned()));
     let req = Request {
         agent_id: s.id,
-        scopes: i.scopes,
+        scopes: &base,
         resource: i.resource,
         generation: i.state.generation,
         now: now.max(0) as u64,
     };
-    let (tok, cached) = d.tokens.get(&d.store, i.provider, &req).await?;
+    let (mut tok, mut cached) = d.tokens.get(&d.store, i.provider, &req).await?;
+    if let Some((url, body)) = narrow {
+        let req = Request {
+            scopes: i.scopes,
+            ..req
+        };
+        let (n, hit) = Box::pin(d.tokens.narrowed(i.provider, &url, &tok, &req, &body)).await?;
+        (tok, cached) = (n, hit);
+    }
     // Keep the hot path free of writes: record use at most once a minute.
     if !cached || i.last_used.is_none_or(|t| now - t >= 60) {
         if let Some(g) = i.grant_id {
@@ -618,12 +629,17 @@ async fn issue(d: &Shared, s: Greeted<'_>, i: Issue<'_>) -> Result<Issued, Broke
     Ok(Handed(tok))
 }
 
+/// How GitHub narrows a token for `scopes`: its `token/scoped` URL and
+/// the request's body (`None`: it does not, for this provider or these
+/// scopes).
+type Narrowing = Option<(String, serde_json::Value)>;
+
 fn login_covers(
     provider: &Provider,
     state: &ProviderState,
     scopes: &[String],
     held: Held,
-) -> Result<(), BrokerError> {
+) -> Result<Narrowing, BrokerError> {
     let not_in_login = missing(scopes, &state.login_scopes);
     if !state.login_scopes.is_empty() && !not_in_login.is_empty() {
         return Err(login_needed(
@@ -635,8 +651,24 @@ fn login_covers(
             ),
         ));
     }
+    let at_github = provider
+        .narrows_at_github()
+        .and_then(|url| Some((url, crate::oauth::github::scoped_body(scopes)?)));
+    if at_github.is_some() {
+        return Ok(at_github);
+    }
+    let limited = scopes.iter().any(|s| crate::scope::limited(s).is_some());
+    if limited && held == Held::ByAgent {
+        return Err(BrokerError::rpc(
+            ErrorCode::ScopeNotAllowed,
+            format!(
+                "{} cannot limit a token to a repository itself, so a scope naming one is served only through the egress proxy (valetkey run --net proxy), which enforces it",
+                provider.name
+            ),
+        ));
+    }
     if provider.narrows_on_refresh || provider.allow_full_scope || held == Held::InDaemon {
-        return Ok(());
+        return Ok(None);
     }
     let mut full: Vec<String> = state
         .login_scopes
@@ -655,7 +687,7 @@ fn login_covers(
             ),
         ));
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -373,6 +373,18 @@ pub struct Provider {
     pub proxy: Option<std::sync::Arc<proxy::ProviderProxy>>,
 }
 
+impl Provider {
+    /// Where GitHub narrows this provider's tokens (`token/scoped`), when
+    /// it may: `narrow = "github"` and the app's secret in the keychain.
+    pub fn narrows_at_github(&self) -> Option<String> {
+        let p = self.proxy.as_ref()?;
+        if !self.confidential {
+            return None;
+        }
+        p.github_scoped_url(&self.client_id)
+    }
+}
+
 /// OAuth endpoints; `None` means "ask discovery".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Endpoints {

@@ -33,6 +33,11 @@ pub struct ProxyFile {
     /// Rule lines by scope.
     #[serde(default)]
     pub rules: BTreeMap<String, Vec<String>>,
+    /// `"github"`: with the app's client secret in the keychain
+    /// (`confidential = true`), narrow each token at GitHub itself
+    /// (`token/scoped` on the `api` host) to the scopes' permissions and
+    /// repositories.
+    pub narrow: Option<String>,
 }
 
 impl ProxyFile {
@@ -41,6 +46,7 @@ impl ProxyFile {
         base.hosts.extend(self.hosts);
         base.auth.extend(self.auth);
         base.rules.extend(self.rules);
+        base.narrow = self.narrow.or(base.narrow);
         base
     }
 }
@@ -74,9 +80,28 @@ pub struct ProviderProxy {
     pub hosts: Vec<ProxyHost>,
     /// Its rules by scope.
     pub rules: RuleSet,
+    /// Whether tokens may be narrowed at GitHub (`narrow = "github"`).
+    pub narrow_github: bool,
 }
 
 impl ProviderProxy {
+    /// GitHub's `token/scoped` URL for `client_id` on the `api` host, if
+    /// tokens are narrowed at GitHub.
+    pub fn github_scoped_url(&self, client_id: &str) -> Option<String> {
+        let api = self.hosts.iter().find(|h| h.role == "api")?;
+        self.narrow_github.then(|| {
+            let port = if api.port == 443 {
+                String::new()
+            } else {
+                format!(":{}", api.port)
+            };
+            format!(
+                "https://{}{port}/applications/{client_id}/token/scoped",
+                api.host
+            )
+        })
+    }
+
     /// The host `host:port` of this provider, if it is one.
     pub fn host(&self, host: &str, port: u16) -> Option<&ProxyHost> {
         self.hosts
@@ -143,7 +168,21 @@ pub fn validate(f: ProxyFile) -> Result<ProviderProxy, String> {
     }
     let roles: Vec<&str> = f.hosts.keys().map(String::as_str).collect();
     let rules = RuleSet::parse(&f.rules, &roles).map_err(|e| format!("proxy {e}"))?;
-    Ok(ProviderProxy { hosts, rules })
+    let narrow_github = match f.narrow.as_deref() {
+        None => false,
+        Some("github") if f.hosts.contains_key("api") => true,
+        Some("github") => return Err("proxy narrow = \"github\" needs an api host".into()),
+        Some(o) => {
+            return Err(format!(
+                "proxy narrow {o:?}: the only way known is \"github\""
+            ))
+        }
+    };
+    Ok(ProviderProxy {
+        hosts,
+        rules,
+        narrow_github,
+    })
 }
 
 #[cfg(test)]

@@ -190,6 +190,17 @@ impl Upstream for FakeUpstream {
     ) -> BoxFuture<'a, Result<bool, UpstreamError>> {
         revoked(&self.revoked_access, access_token)
     }
+    fn scoped_token<'a>(
+        &'a self,
+        _p: &'a Provider,
+        _client_secret: &'a Secret,
+        _url: &'a str,
+        token: &'a Secret,
+        body: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<Secret, UpstreamError>> {
+        let narrowed = format!("{}.scoped.{}", token.expose(), body["permissions"]);
+        Box::pin(async move { Ok(Secret::new(narrowed)) })
+    }
 }
 
 /// Notes a revoked token in `list`; the fake provider supports RFC 7009.

@@ -13,6 +13,7 @@
 mod boxed;
 mod consent;
 mod fakes;
+mod narrowing;
 mod revoke;
 mod single_flight;
 mod token_get;

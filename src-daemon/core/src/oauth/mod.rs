@@ -8,6 +8,7 @@
 
 pub mod device;
 mod discovery;
+pub mod github;
 mod http;
 pub mod login;
 mod ops;
@@ -89,6 +90,16 @@ pub trait Upstream: Send + Sync {
         access_token: &'a Secret,
         client_secret: Option<&'a Secret>,
     ) -> BoxFuture<'a, Result<bool, UpstreamError>>;
+    /// GitHub's `token/scoped` at `url`: `token` narrowed as `body` says
+    /// (see [`github::scoped_body`]).
+    fn scoped_token<'a>(
+        &'a self,
+        p: &'a Provider,
+        client_secret: &'a Secret,
+        url: &'a str,
+        token: &'a Secret,
+        body: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<Secret, UpstreamError>>;
 }
 
 impl Upstream for HttpUpstream {
@@ -129,6 +140,19 @@ impl Upstream for HttpUpstream {
             access_token,
             client_secret,
         ))
+    }
+    fn scoped_token<'a>(
+        &'a self,
+        p: &'a Provider,
+        client_secret: &'a Secret,
+        url: &'a str,
+        token: &'a Secret,
+        body: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<Secret, UpstreamError>> {
+        Box::pin(async move {
+            let client = self.client(p)?;
+            github::scoped_token(&client, p, client_secret, url, token, body).await
+        })
     }
 }
 

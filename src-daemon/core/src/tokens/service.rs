@@ -44,6 +44,9 @@ pub struct TokenService {
     ids: AtomicU64,
 }
 
+/// The first "scope" of a narrowed token's cache key.
+const NARROWED: &str = "\"narrowed at GitHub\"";
+
 /// What a request needs besides the provider.
 pub struct Request<'a> {
     /// The agent's registry id (tokens are cached per agent).
@@ -126,6 +129,62 @@ impl TokenService {
             token.clone(),
         );
         Ok((token, false))
+    }
+
+    /// The token for `req` (whose scopes may name repositories), narrowed
+    /// at GitHub (`url`, see [`crate::oauth::github`]) from `full`, the
+    /// provider's token for the same scopes without repositories. Cached
+    /// like any other until `full` expires, under `req`'s scopes and a
+    /// mark no scope can be (a quote is not a scope character), so it
+    /// never stands in for the provider's own token. The flag says whether
+    /// it came from the cache.
+    pub async fn narrowed(
+        &self,
+        p: &Provider,
+        url: &str,
+        full: &Arc<CachedToken>,
+        req: &Request<'_>,
+        body: &serde_json::Value,
+    ) -> Result<(Arc<CachedToken>, bool), BrokerError> {
+        let mut keyed = vec![NARROWED.to_owned()];
+        keyed.extend(req.scopes.iter().cloned());
+        let key = KeyRef {
+            agent_id: req.agent_id,
+            provider: &p.name,
+            scopes: &keyed,
+            resource: req.resource,
+        };
+        if let Some(t) = self.cache.get(key, req.generation, req.now) {
+            return Ok((t, true));
+        }
+        let secret = Self::client_secret(self.keychain.as_ref(), p)
+            .await?
+            .ok_or_else(|| {
+                BrokerError::rpc(
+                    ErrorCode::ProviderRejected,
+                    "narrowing at GitHub needs the app's client secret",
+                )
+            })?;
+        let token = self
+            .upstream
+            .scoped_token(p, &secret, url, &full.token, body)
+            .await?;
+        let t = Arc::new(CachedToken {
+            id: self.ids.fetch_add(1, Ordering::Relaxed) + 1,
+            token,
+            token_type: full.token_type.clone(),
+            expires_at: full.expires_at,
+            scopes: req.scopes.to_vec(),
+            generation: req.generation,
+            provider: p.name.clone(),
+            resource: req.resource.map(str::to_owned),
+        });
+        self.cache.insert(
+            CacheKey::new(req.agent_id, &p.name, &keyed, req.resource),
+            t.clone(),
+        );
+        tracing::info!(provider = %p.name, scopes = %req.scopes.join(" "), "token narrowed at GitHub");
+        Ok((t, false))
     }
 
     async fn refresh_token(&self, p: &Provider) -> Result<Secret, BrokerError> {
