@@ -44,7 +44,7 @@ if [ "$node_major" -lt 20 ]; then
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust 1.85+ (rustup.rs)" >&2; exit 1; }
 
-if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
+if [ ! -d tests/oidc/node_modules/oidc-provider ] || [ ! -d tests/oidc/node_modules/undici ]; then
   echo "setup: installing the test OIDC provider (npm ci)"
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -84,6 +84,31 @@ pub struct ConsentRequest {
     /// For `delegation`: who gets what.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegation: Option<DelegationAsk>,
+    /// What the scopes let the agent do, in words, one per scope, where
+    /// the provider's proxy rules say (`read code in octo/hello`). Omitted
+    /// when the provider has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_words: Vec<String>,
+    /// What holds the token to these scopes. Omitted when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Limit>,
+}
+
+/// What holds a token to the scopes a person allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// The provider: it issues a token carrying only these scopes.
+    Provider,
+    /// GitHub itself: the user's GitHub App narrows the token to the
+    /// scopes' permissions and repositories (`token/scoped`).
+    GithubApp,
+    /// Valet Key's egress proxy: the provider cannot narrow the token, so
+    /// it stays in the daemon and the proxy's rules are the limit.
+    ProxyRules,
+    /// Nothing: the provider cannot narrow, and the agent gets a token
+    /// with everything the login allows (`allow_full_scope`).
+    WholeLogin,
 }
 
 /// What a consent is about.

@@ -73,6 +73,17 @@ pub enum RevokeCmd {
     },
 }
 
+/// What holds a token to its scopes, for a person.
+pub fn limit_words(l: valetkey_ipc::control::Limit, provider: &str) -> String {
+    use valetkey_ipc::control::Limit;
+    match l {
+        Limit::Provider => format!("{provider}: the token carries only these scopes"),
+        Limit::GithubApp => "GitHub itself: your GitHub App narrows the token to these permissions and repositories".into(),
+        Limit::ProxyRules => format!("Valet Key's proxy rules: {provider} cannot narrow the token, so it stays in Valet Key and never reaches the agent"),
+        Limit::WholeLogin => format!("NOTHING: {provider} cannot narrow, and the agent gets a token with everything your login allows (allow_full_scope)"),
+    }
+}
+
 /// Runs `valetkey consent …`.
 pub async fn consent(cli: &Cli, cmd: &ConsentCmd) -> Result<(), Failure> {
     let mut c = connect(cli).await?;
@@ -114,6 +125,12 @@ pub async fn consent(cli: &Cli, cmd: &ConsentCmd) -> Result<(), Failure> {
                     when(Some(p.expires_at as i64)),
                     if p.requests > 1 { format!(" ({} identical requests)", p.requests) } else { String::new() },
                 );
+                if !p.in_words.is_empty() {
+                    println!("    lets it: {}", p.in_words.join("; "));
+                }
+                if let Some(l) = p.limit {
+                    println!("    limited by: {}", limit_words(l, &p.provider_display));
+                }
             }
         }
         ConsentCmd::Allow(a) => {

@@ -50,6 +50,34 @@ describe("pending consents", () => {
     expect($(".unconfined", plain)).not.toBeNull();
   });
 
+  test("a proxy box's card says what the scopes allow in words and what holds the token to them", async () => {
+    const box = {
+      id: "b_0011223344556677",
+      profile: "dev",
+      network: "proxy",
+      argv: ["sh", "agent.sh"],
+      cwd: "/home/me/project",
+      program: { path: "/usr/bin/dash", sha256: "aa".repeat(32) },
+      entry_sha256: "cc".repeat(32),
+    };
+    const ruled = consent({
+      id: "c_ffffffffffffffffffffffffffffffff",
+      box,
+      scopes: ["contents:read@octo/hello"],
+      in_words: ["read code in octo/hello"],
+      limit: "proxy_rules",
+    });
+    const whole = consent({ limit: "whole_login" });
+    mount(base({ consent_list: { consents: [whole, ruled] } }));
+    const card = await until(() => $('[data-consent="c_ffffffffffffffffffffffffffffffff"]') ?? fail());
+    expect(card.textContent).toContain("network only through Valet Key's proxy");
+    expect(card.textContent).toContain("Lets itread code in octo/hello");
+    expect(card.textContent).toContain("Valet Key's proxy rules: GitHub cannot narrow the token, so it stays in Valet Key");
+    const plain = $('[data-consent="c_0123456789abcdef0123456789abcdef"]');
+    expect(plain.textContent).toContain("Nothing: GitHub cannot narrow, and the agent gets a token with everything your login allows");
+    expect(plain.textContent).not.toContain("Lets it");
+  });
+
   test("a card shows every identity fact the daemon attested", async () => {
     mount(base());
     const card = await until(() => $("[data-consent]") ?? fail());

@@ -1,5 +1,5 @@
-//! The egress proxy (`valetkey run --net proxy`): real git, curl and
-//! Python in a real bubblewrap box, against the real daemon and keychain,
+//! The egress proxy (`valetkey run --net proxy`): real git, curl, Python
+//! and Node in a real bubblewrap box, against the real daemon and keychain,
 //! and a small stand-in for GitHub (tests/github/standin.py: its OAuth
 //! web flow, REST shapes and the real `git http-backend`) over HTTPS,
 //! because GitHub itself is not reachable from here.
@@ -142,6 +142,15 @@ hosts = ["localhost:{other}"]
     // The box's /tmp is empty: the test CA (for the tunnelled host, whose
     // TLS is end to end) goes in the working directory.
     std::fs::copy(certs().join("ca.pem"), env.path("work/test-ca.pem")).expect("ca");
+    // Node 20's fetch follows HTTPS_PROXY through undici's EnvHttpProxyAgent
+    // (tests/oidc's package), copied in for the same reason.
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(repo().join("oidc/node_modules/undici"))
+        .arg(env.path("work/undici"))
+        .status()
+        .expect("cp");
+    assert!(st.success(), "undici is installed (scripts/setup.sh)");
     GitHub {
         env,
         api,
@@ -290,6 +299,7 @@ python3 -c 'import os, urllib.request as u; r = u.Request("API/user", headers={"
 curl -sS -X DELETE -H "Authorization: Bearer $GH_TOKEN" API/repos/octo/hello -o delete.json -w '%{http_code}' > delete.code
 curl -sS https://example.com/ -o /dev/null 2> elsewhere.err; echo $? > elsewhere.rc
 curl -sS --cacert test-ca.pem -H "Authorization: Bearer $GH_TOKEN" OTHER/echo -o other.json
+node -e 'const u = require("./undici"); u.setGlobalDispatcher(new u.EnvHttpProxyAgent()); fetch("API/repos/octo/hello/contents/README", { headers: { authorization: "Bearer " + process.env.GH_TOKEN } }).then((r) => r.text()).then((t) => require("fs").writeFileSync("node.json", t), (e) => require("fs").writeFileSync("node.json", String(e.cause || e)))'
 env > env.txt
 python3 -c 'import os, time, urllib.request as u; r = u.Request("API/repos/octo/hello", headers={"Authorization": "Bearer " + os.environ["GH_TOKEN"]}); u.urlopen(r).read(); open("ready", "w").write("1"); time.sleep(60)'
 "#;
@@ -467,6 +477,14 @@ async fn a_grant_for_one_repository_is_held_to_it_by_the_rules_and_by_github() {
     let child = gh.run(script, &["GH_TOKEN=github:contents:read@octo/hello"]);
     let card = next_consent(&mut ctl).await;
     assert_eq!(card.scopes, vec!["contents:read@octo/hello"]);
+    assert_eq!(card.in_words, vec!["read code in octo/hello"]);
+    assert_eq!(card.limit, Some(valetkey_ipc::control::Limit::GithubApp));
+    let listed = gh.env.cli_ok(&["consent", "list"]);
+    assert!(
+        listed.contains("lets it: read code in octo/hello")
+            && listed.contains("limited by: GitHub itself: your GitHub App narrows the token"),
+        "{listed}"
+    );
     decide(&mut ctl, &card.id, Decision::Always, None)
         .await
         .expect("allowed");

@@ -33,6 +33,10 @@ pub struct ProxyFile {
     /// Rule lines by scope.
     #[serde(default)]
     pub rules: BTreeMap<String, Vec<String>>,
+    /// What each scope lets an agent do, in words, for the consent card
+    /// (`"contents:read" = "read code"`).
+    #[serde(default)]
+    pub says: BTreeMap<String, String>,
     /// `"github"`: with the app's client secret in the keychain
     /// (`confidential = true`), narrow each token at GitHub itself
     /// (`token/scoped` on the `api` host) to the scopes' permissions and
@@ -46,6 +50,7 @@ impl ProxyFile {
         base.hosts.extend(self.hosts);
         base.auth.extend(self.auth);
         base.rules.extend(self.rules);
+        base.says.extend(self.says);
         base.narrow = self.narrow.or(base.narrow);
         base
     }
@@ -82,6 +87,8 @@ pub struct ProviderProxy {
     pub rules: RuleSet,
     /// Whether tokens may be narrowed at GitHub (`narrow = "github"`).
     pub narrow_github: bool,
+    /// Each scope in words.
+    pub says: BTreeMap<String, String>,
 }
 
 impl ProviderProxy {
@@ -182,6 +189,7 @@ pub fn validate(f: ProxyFile) -> Result<ProviderProxy, String> {
         hosts,
         rules,
         narrow_github,
+        says: f.says,
     })
 }
 

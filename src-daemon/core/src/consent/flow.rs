@@ -152,6 +152,8 @@ pub async fn ask(
         expires_at: 0,
         requests: 0,
         kind: a.kind,
+        in_words: crate::proxy::in_words(a.provider, a.scopes),
+        limit: crate::proxy::limit(a.provider, a.scopes, s.identity.confinement.as_ref()),
         reasons: a.reasons,
         delegation: a.delegation,
     };

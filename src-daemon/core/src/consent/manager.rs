@@ -364,6 +364,8 @@ mod tests {
             kind: ConsentKind::Access,
             reasons: vec![],
             delegation: None,
+            in_words: vec![],
+            limit: None,
         }
     }
 

@@ -241,5 +241,45 @@ pub fn plan(rules: &RuleSet, t: &Target<'_>, held: &[Held]) -> Plan {
     }
 }
 
+/// What `scopes` let an agent do on `p`, in words (`read code in
+/// octo/hello`), where the provider's proxy section says.
+pub fn in_words(p: &Provider, scopes: &[String]) -> Vec<String> {
+    let Some(says) = p.proxy.as_ref().map(|x| &x.says) else {
+        return vec![];
+    };
+    scopes
+        .iter()
+        .filter_map(|s| {
+            let (base, repo) = match crate::scope::limited(s) {
+                Some((b, o, r)) => (b, format!("in {o}/{r}")),
+                None => (s.as_str(), "in every repository".into()),
+            };
+            says.get(base).map(|w| format!("{w} {repo}"))
+        })
+        .collect()
+}
+
+/// What will hold a token for `scopes` on `p` to them, for an agent in
+/// box `confinement` (see [`Limit`](valetkey_ipc::control::Limit)).
+pub fn limit(
+    p: &Provider,
+    scopes: &[String],
+    confinement: Option<&valetkey_ipc::methods::BoxFacts>,
+) -> Option<valetkey_ipc::control::Limit> {
+    use valetkey_ipc::control::Limit;
+    let proxied = confinement.is_some_and(|b| b.network == "proxy") && p.proxy.is_some();
+    if p.narrows_at_github().is_some() && crate::oauth::github::scoped_body(scopes).is_some() {
+        Some(Limit::GithubApp)
+    } else if p.narrows_on_refresh {
+        Some(Limit::Provider)
+    } else if proxied {
+        Some(Limit::ProxyRules)
+    } else if p.allow_full_scope {
+        Some(Limit::WholeLogin)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests;

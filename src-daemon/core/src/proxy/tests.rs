@@ -148,3 +148,76 @@ fn first_use_per_rule_then_counts() {
     assert_eq!(bx.take_counts(), vec![("github".into(), "r1".into(), 2)]);
     assert!(bx.take_counts().is_empty());
 }
+
+#[test]
+fn cards_say_the_scopes_in_words_and_what_limits_the_token() {
+    use valetkey_ipc::control::Limit;
+    let c = Config::parse(
+        Path::new("config.toml"),
+        r#"
+[providers.app]
+preset = "github"
+client_id = "Iv1.app"
+confidential = true
+allowed_scopes = ["contents:read", "repo"]
+[providers.plain]
+preset = "github"
+client_id = "Iv1.plain"
+allowed_scopes = ["contents:read"]
+[providers.wide]
+preset = "gitlab"
+client_id = "x"
+allowed_scopes = ["api"]
+allow_full_scope = true
+[providers.google]
+preset = "google"
+client_id = "x"
+allowed_scopes = ["email"]
+"#,
+    )
+    .expect("config");
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let app = &c.providers["app"];
+    assert_eq!(
+        in_words(app, &s(&["contents:read@octo/hello", "contents:read"])),
+        vec!["read code in octo/hello", "read code in every repository"]
+    );
+    assert!(in_words(&c.providers["google"], &s(&["email"])).is_empty());
+    let proxied = valetkey_ipc::methods::BoxFacts {
+        network: "proxy".into(),
+        ..serde_json::from_value(serde_json::json!({
+            "id": "b_1", "profile": "p", "network": "proxy", "argv": ["x"], "cwd": "/",
+            "program": {"path": "/x", "sha256": "00"}, "entry_sha256": "00"
+        }))
+        .expect("facts")
+    };
+    assert_eq!(
+        limit(app, &s(&["contents:read"]), None),
+        Some(Limit::GithubApp)
+    );
+    assert_eq!(
+        limit(app, &s(&["repo"]), Some(&proxied)),
+        Some(Limit::ProxyRules),
+        "repo is no App permission"
+    );
+    assert_eq!(
+        limit(
+            &c.providers["plain"],
+            &s(&["contents:read"]),
+            Some(&proxied)
+        ),
+        Some(Limit::ProxyRules)
+    );
+    assert_eq!(
+        limit(&c.providers["plain"], &s(&["contents:read"]), None),
+        None
+    );
+    assert_eq!(
+        limit(&c.providers["wide"], &s(&["api"]), None),
+        Some(Limit::WholeLogin)
+    );
+    assert_eq!(
+        limit(&c.providers["google"], &s(&["email"]), None),
+        Some(Limit::Provider)
+    );
+}

@@ -66,8 +66,30 @@ export function unverified(c) {
 export function confinement(c) {
   const b = c.box;
   if (!b) return "Not confined: this agent can read your keychain (start it with valetkey run)";
-  const net = b.network === "none" ? "no network" : "shared network";
+  const net =
+    b.network === "none"
+      ? "no network"
+      : b.network === "proxy"
+        ? "network only through Valet Key's proxy"
+        : "shared network";
   return `In a box: profile ${b.profile}, ${net}, writes only ${b.cwd}`;
+}
+
+/** What holds the token to the scopes, for a person. */
+export function limitWords(c) {
+  const p = c.provider_display;
+  switch (c.limit) {
+    case "provider":
+      return `${p}: the token carries only these scopes`;
+    case "github_app":
+      return "GitHub itself: your GitHub App narrows the token to these permissions and repositories";
+    case "proxy_rules":
+      return `Valet Key's proxy rules: ${p} cannot narrow the token, so it stays in Valet Key and never reaches the agent`;
+    case "whole_login":
+      return `Nothing: ${p} cannot narrow, and the agent gets a token with everything your login allows`;
+    default:
+      return "";
+  }
 }
 
 function boxFacts(c) {
@@ -175,6 +197,8 @@ function card(c, { now, locked, onLock, decide }) {
       ["Process", `pid ${c.pid}`],
       ["Started by", parents(c.parents)],
       ["Provider", `${c.provider_display} (${c.provider})`],
+      ["Lets it", (c.in_words || []).join("; ")],
+      ["Limited by", c.limit ? h("span", { class: c.limit === "whole_login" ? "unconfined" : "" }, limitWords(c)) : ""],
       ["On behalf of", c.delegation ? c.delegation.chain.join(" → ") : ""],
       ["Resource", c.resource],
       ["Asks for", c.duration_secs ? duration(c.duration_secs) : "no duration given"],
