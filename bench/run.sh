@@ -25,6 +25,11 @@
 # interleaved runs each of `true` bare, inside a bare bwrap, and through
 # `valetkey run` (box.open, bwrap, box.started, Landlock, exec, box.close),
 # into box-startup.json.
+# --proxy: the egress proxy: kept-alive HTTPS GETs of 1 KiB from a local
+# upstream, directly and through a `valetkey run --net proxy` box (with a
+# placeholder swapped for the token), at 1 and 16 connections, rounds
+# interleaved; latency percentiles, throughput and the CPU per request of
+# the upstream, valetkeyd and the box's bridge, into proxy.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -36,6 +41,7 @@ if [ -z "${VK_BENCH_INNER:-}" ]; then
       --callgrind) export VK_BENCH_CALLGRIND=1; shift ;;
       --syscalls) export VK_BENCH_SYSCALLS=1; shift ;;
       --box-startup) export VK_BENCH_BOX=1; shift ;;
+      --proxy) export VK_BENCH_PROXY=1; shift ;;
       --profile) profile=$2; shift 2 ;;
       --out) out=$2; shift 2 ;;
       --) shift; extra=("$@"); break ;;
@@ -110,6 +116,20 @@ max_connections = 1100
 requests_per_second = 1000000
 burst = 1000000
 TOML
+if [ -n "${VK_BENCH_PROXY:-}" ]; then
+  upstream_port=$(world_free_port)
+  cat <<TOML
+
+# The egress proxy benchmark: the upstream is a provider host.
+[providers.local.proxy]
+hosts = { api = "localhost:$upstream_port" }
+[providers.local.proxy.rules]
+"repo:read" = ["GET api /bench/**"]
+
+[box.profiles.bench]
+network = "proxy"
+TOML
+fi
 } > "$XDG_CONFIG_HOME/valetkey/config.toml"
 
 # As many descriptors as allowed: 1,000 clients exceed the usual 1,024.
@@ -250,6 +270,96 @@ out["valetkey_run_over_bare_ms"] = round(out["valetkey_run"]["p50_ms"] - out["ba
 print(json.dumps(out, indent=2))
 PY
   cat "$VK_BENCH_OUT/box-startup.json"
+  exit 0
+fi
+
+if [ -n "${VK_BENCH_PROXY:-}" ]; then
+  "$bin/valetkey-bench" https-server --cert "$work/certs/leaf.pem" --key "$work/certs/leaf.key" \
+    --port "$upstream_port" > "$work/upstream.ready" 2>"$work/upstream.log" &
+  pids+=($!)
+  until grep -q ready "$work/upstream.ready" 2>/dev/null; do sleep 0.05; done
+  mkdir -p "$work/project"
+  # The boxed client: a script (so every run is the same agent, whatever
+  # its arguments), which also reports the bridge's CPU time.
+  cat > "$work/project/proxy-load.sh" <<SH
+"$bin/valetkey-bench" https-load --url "https://localhost:$upstream_port/bench/1k" \
+  --proxy http://127.0.0.1:3128 --ca "\$SSL_CERT_FILE" --bearer-env BENCH_TOKEN \
+  --concurrency "\$1" --duration "\$2"
+for p in /proc/[0-9]*; do grep -qa box-bridge "\$p/cmdline" 2>/dev/null && cat "\$p/stat"; done > bridge.stat
+SH
+  # The first box asks for consent; allow it for good, as a person would.
+  ( cd "$work/project" && "$bin/valetkey" run --net proxy --profile bench --name bench-proxy \
+      --env BENCH_TOKEN=local:repo:read -- sh proxy-load.sh 1 100ms >/dev/null ) &
+  first=$!
+  id=""
+  until [ -n "$id" ]; do sleep 0.1; id=$("$bin/valetkey" consent list | awk '/^c_/ {print $1; exit}'); done
+  "$bin/valetkey" consent allow "$id" --always >/dev/null
+  wait "$first"
+  rounds=${VK_BENCH_PROXY_ROUNDS:-4}; dur=${VK_BENCH_PROXY_DURATION:-2s}
+  [ -n "$VK_BENCH_SMOKE" ] && { rounds=1; dur=200ms; }
+  (cd "$work/project" && python3 - "$bin" "$upstream_port" "$work/certs/ca.pem" "$rounds" "$dur" \
+      "${pids[1]}" "${pids[4]}" > "$VK_BENCH_OUT/proxy.json") <<'PY'
+import json, os, statistics, subprocess, sys
+bin_dir, port, ca, rounds, dur, daemon, upstream = sys.argv[1:8]
+url = f"https://localhost:{port}/bench/1k"
+bench = f"{bin_dir}/valetkey-bench"
+
+def cpu_ns(pid):
+    total = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+            total += int(f.read().split()[0])
+    return total
+
+def run(case, conc):
+    load = [bench, "https-load", "--url", url, "--concurrency", str(conc), "--duration", dur]
+    if case == "direct":
+        argv = load + ["--ca", ca]
+    else:
+        argv = [f"{bin_dir}/valetkey", "run", "--net", "proxy", "--profile", "bench", "--name", "bench-proxy",
+                "--env", "BENCH_TOKEN=local:repo:read", "--", "sh", "proxy-load.sh", str(conc), dur]
+    before = (cpu_ns(daemon), cpu_ns(upstream))
+    out = subprocess.run(argv, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout
+    after = (cpu_ns(daemon), cpu_ns(upstream))
+    s = json.loads(out.strip().splitlines()[-1])
+    n = max(s["requests"], 1)
+    s["daemon_cpu_us_per_req"] = (after[0] - before[0]) / 1000 / n
+    s["upstream_cpu_us_per_req"] = (after[1] - before[1]) / 1000 / n
+    if case == "proxy":
+        f = open("bridge.stat").read().rsplit(")", 1)[1].split()
+        s["bridge_cpu_us_per_req"] = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK") * 1e6 / n
+    return s
+
+res = {}
+for _ in range(int(rounds)):
+    for conc in (1, 16):
+        for case in ("direct", "proxy"):
+            res.setdefault((case, conc), []).append(run(case, conc))
+
+def med(xs, k):
+    return round(statistics.median(x[k] for x in xs), 3)
+
+out = {"rounds": int(rounds), "duration_per_round": dur, "body_bytes": 1024}
+for conc in (1, 16):
+    row = {}
+    for case in ("direct", "proxy"):
+        xs = res[(case, conc)]
+        reqs = sum(x["requests"] for x in xs)
+        r = {"requests": reqs, "errors": sum(x["errors"] for x in xs),
+             "rps": round(statistics.median(x["rps"] for x in xs), 1),
+             "p50_us": med(xs, "p50_us"), "p99_us": med(xs, "p99_us"),
+             "upstream_cpu_us_per_req": med(xs, "upstream_cpu_us_per_req"),
+             "daemon_cpu_us_per_req": med(xs, "daemon_cpu_us_per_req")}
+        if case == "proxy":
+            r["bridge_cpu_us_per_req"] = med(xs, "bridge_cpu_us_per_req")
+        row[case] = r
+    row["added_p50_ms"] = round((row["proxy"]["p50_us"] - row["direct"]["p50_us"]) / 1000, 3)
+    row["added_p99_ms"] = round((row["proxy"]["p99_us"] - row["direct"]["p99_us"]) / 1000, 3)
+    row["throughput_ratio"] = round(row["proxy"]["rps"] / row["direct"]["rps"], 3)
+    out[f"c{conc}"] = row
+print(json.dumps(out, indent=2))
+PY
+  cat "$VK_BENCH_OUT/proxy.json"
   exit 0
 fi
 

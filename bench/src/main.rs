@@ -4,6 +4,7 @@
 //! noisy VM hits every target alike. See docs/BENCHMARKS.md.
 
 mod echo;
+mod https;
 mod load;
 mod procs;
 mod stats;
@@ -51,6 +52,42 @@ enum Cmd {
     },
     /// The full comparison.
     Compare(Box<CompareArgs>),
+    /// Serve HTTPS GETs of a fixed body (the egress proxy benchmark's upstream).
+    HttpsServer {
+        /// Certificate chain (PEM).
+        #[arg(long)]
+        cert: String,
+        /// Its key (PEM).
+        #[arg(long)]
+        key: String,
+        /// Port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+        /// Body size.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+    },
+    /// Kept-alive HTTPS GETs, directly or through a proxy; prints one JSON summary.
+    HttpsLoad {
+        /// The URL.
+        #[arg(long)]
+        url: String,
+        /// An HTTP proxy (`http://127.0.0.1:3128`) to CONNECT through.
+        #[arg(long)]
+        proxy: Option<String>,
+        /// CA bundle to trust.
+        #[arg(long)]
+        ca: String,
+        /// Send `Authorization: Bearer $VAR` (a placeholder in a proxy box).
+        #[arg(long)]
+        bearer_env: Option<String>,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Measuring time.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+        duration: Duration,
+    },
     /// One target, one connection count, a fixed number of requests (for
     /// callgrind runs, where only the server's instruction count matters).
     Load {
@@ -143,6 +180,36 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Cmd::Compare(a) => rt.block_on(compare(*a)),
+        Cmd::HttpsServer {
+            cert,
+            key,
+            port,
+            size,
+        } => rt.block_on(https::serve(&cert, &key, port, size)),
+        Cmd::HttpsLoad {
+            url,
+            proxy,
+            ca,
+            bearer_env,
+            concurrency,
+            duration,
+        } => rt.block_on(async {
+            let authorization = match bearer_env {
+                Some(v) => Some(format!("Bearer {}", std::env::var(&v)?)),
+                None => None,
+            };
+            let l = https::Load {
+                url,
+                proxy,
+                ca,
+                authorization,
+                concurrency,
+                duration,
+            };
+            let mut samples = https::load(&l).await?;
+            println!("{}", serde_json::to_string(&samples.summary())?);
+            Ok(())
+        }),
         Cmd::Load {
             vk,
             target,
