@@ -29,7 +29,7 @@
 # upstream, directly and through a `valetkey run --net proxy` box (with a
 # placeholder swapped for the token), at 1 and 16 connections, rounds
 # interleaved; latency percentiles, throughput and the CPU per request of
-# the upstream, valetkeyd and the box's bridge, into proxy.json.
+# the upstream and valetkeyd, into proxy.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -279,13 +279,12 @@ if [ -n "${VK_BENCH_PROXY:-}" ]; then
   pids+=($!)
   until grep -q ready "$work/upstream.ready" 2>/dev/null; do sleep 0.05; done
   mkdir -p "$work/project"
-  # The boxed client: a script (so every run is the same agent, whatever
-  # its arguments), which also reports the bridge's CPU time.
+  # The boxed client: a script, so every run is the same agent whatever
+  # its arguments.
   cat > "$work/project/proxy-load.sh" <<SH
-"$bin/valetkey-bench" https-load --url "https://localhost:$upstream_port/bench/1k" \
+exec "$bin/valetkey-bench" https-load --url "https://localhost:$upstream_port/bench/1k" \
   --proxy http://127.0.0.1:3128 --ca "\$SSL_CERT_FILE" --bearer-env BENCH_TOKEN \
   --concurrency "\$1" --duration "\$2"
-for p in /proc/[0-9]*; do grep -qa box-bridge "\$p/cmdline" 2>/dev/null && cat "\$p/stat"; done > bridge.stat
 SH
   # The first box asks for consent; allow it for good, as a person would.
   ( cd "$work/project" && "$bin/valetkey" run --net proxy --profile bench --name bench-proxy \
@@ -325,9 +324,6 @@ def run(case, conc):
     n = max(s["requests"], 1)
     s["daemon_cpu_us_per_req"] = (after[0] - before[0]) / 1000 / n
     s["upstream_cpu_us_per_req"] = (after[1] - before[1]) / 1000 / n
-    if case == "proxy":
-        f = open("bridge.stat").read().rsplit(")", 1)[1].split()
-        s["bridge_cpu_us_per_req"] = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK") * 1e6 / n
     return s
 
 res = {}
@@ -350,8 +346,6 @@ for conc in (1, 16):
              "p50_us": med(xs, "p50_us"), "p99_us": med(xs, "p99_us"),
              "upstream_cpu_us_per_req": med(xs, "upstream_cpu_us_per_req"),
              "daemon_cpu_us_per_req": med(xs, "daemon_cpu_us_per_req")}
-        if case == "proxy":
-            r["bridge_cpu_us_per_req"] = med(xs, "bridge_cpu_us_per_req")
         row[case] = r
     row["added_p50_ms"] = round((row["proxy"]["p50_us"] - row["direct"]["p50_us"]) / 1000, 3)
     row["added_p99_ms"] = round((row["proxy"]["p99_us"] - row["direct"]["p99_us"]) / 1000, 3)

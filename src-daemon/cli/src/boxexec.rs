@@ -3,10 +3,14 @@
 //! Landlock, where bubblewrap's namespaces leave a gap, fetches the tokens
 //! `--env` asked for through the box's own socket, and execs the command.
 //!
-//! In `proxy` mode (`--proxy SOCKET`) it first starts the bridge
-//! (`valetkey box-bridge`) the box's `HTTPS_PROXY` points at, and `--env`
-//! puts placeholders in the environment (`token.placeholder`), not
-//! tokens: the proxy writes the real token into requests it allows.
+//! In `proxy` mode (`--proxy SOCKET`) it first makes the listener the
+//! box's `HTTPS_PROXY` points at (127.0.0.1:3128 in the box's own network
+//! namespace, which only the box can reach) and hands it to the daemon
+//! over the box's proxy socket (`SCM_RIGHTS`): the daemon accepts the
+//! box's connections on it directly, with no process of the box in
+//! between. `--env` then puts placeholders in the environment
+//! (`token.placeholder`), not tokens: the proxy writes the real token into
+//! requests it allows.
 //!
 //! Landlock scoping (ABI 6 and later) stops connections to abstract Unix
 //! sockets made outside the box (with a shared network, X11's
@@ -34,8 +38,8 @@ pub struct BoxExecArgs {
     /// VAR=PROVIDER:SCOPE[,SCOPE…], fetched before the command starts.
     #[arg(long = "env")]
     pub env: Vec<String>,
-    /// Proxy mode: start the bridge to this proxy socket, and make
-    /// `--env` placeholders.
+    /// Proxy mode: hand the proxy's listener to the daemon over this
+    /// socket, and make `--env` placeholders.
     #[arg(long)]
     pub proxy: Option<std::path::PathBuf>,
     /// The program (absolute), then its argv as typed.
@@ -92,28 +96,43 @@ fn landlock() {
     }
 }
 
-/// Starts the bridge and waits until it listens. It stays a child of
-/// the command, and ends with the box.
-fn start_bridge(to: &std::path::Path) -> Result<(), Failure> {
-    use std::io::BufRead;
-    let exe = std::env::current_exe()?;
-    let mut child = std::process::Command::new(exe)
-        .args(["box-bridge", "--to"])
-        .arg(to)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Failure::from(format!("cannot start the proxy bridge: {e}")))?;
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        std::io::BufReader::new(out).read_line(&mut line)?;
+/// Where the proxy listens inside every box (the box's network namespace
+/// is its own, so the port is always free).
+pub const PROXY_LISTEN: &str = "127.0.0.1:3128";
+
+/// Makes the proxy's listener in the box and hands it to the daemon over
+/// `to`; returns once the daemon serves it (it answers `k`, or why not).
+fn hand_over_listener(to: &std::path::Path) -> Result<(), Failure> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let failed =
+        |what: &str, e: std::io::Error| Failure::from(format!("the box's proxy: {what}: {e}"));
+    let listener =
+        std::net::TcpListener::bind(PROXY_LISTEN).map_err(|e| failed("cannot listen", e))?;
+    let mut stream = std::os::unix::net::UnixStream::connect(to)
+        .map_err(|e| failed("cannot reach valetkeyd", e))?;
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [listener.as_fd()];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        &stream,
+        &[std::io::IoSlice::new(b"L")],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .map_err(|e| failed("cannot hand the listener over", e.into()))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| failed("no answer", e))?;
+    match answer.strip_prefix('k') {
+        Some(_) => Ok(()),
+        None => Err(Failure::from(format!(
+            "the box's proxy: valetkeyd refused it: {answer}"
+        ))),
     }
-    if line.trim() != "ready" {
-        return Err(Failure::from(
-            "the proxy bridge did not start; see its message above",
-        ));
-    }
-    Ok(())
 }
 
 /// Fetches what `--env` asked for: tokens, or in proxy mode placeholders.
@@ -173,7 +192,7 @@ pub async fn box_exec(a: &BoxExecArgs) -> Result<(), Failure> {
         .map(|s| parse_env(s))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(to) = &a.proxy {
-        start_bridge(to)?;
+        hand_over_listener(to)?;
     }
     let values = env_values(a, specs).await?;
     let (program, argv) = (&a.command[0], &a.command[1..]);

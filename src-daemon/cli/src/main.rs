@@ -10,7 +10,6 @@
 
 mod audit;
 mod boxexec;
-mod bridge;
 mod client;
 mod control;
 mod doctor;
@@ -56,9 +55,6 @@ pub enum Command {
     /// Inside a box: scope it with Landlock, fetch --env tokens, exec the command.
     #[command(name = "box-exec", hide = true)]
     BoxExec(boxexec::BoxExecArgs),
-    /// Inside a box in proxy mode: the loopback listener that forwards to the proxy.
-    #[command(name = "box-bridge", hide = true)]
-    BoxBridge(bridge::BridgeArgs),
     /// Show whether the daemon runs, and each provider's login state.
     Status,
     /// Log in to a provider and store its refresh token in the OS keychain.
@@ -161,7 +157,6 @@ pub async fn run(cli: Cli) -> i32 {
     let outcome = match &cli.command {
         Command::Run(a) => run::run(&cli, a).await,
         Command::BoxExec(a) => boxexec::box_exec(a).await,
-        Command::BoxBridge(a) => bridge::bridge(a).await,
         Command::Status => token::status(&cli).await,
         Command::Login(a) => login::login(&cli, a).await,
         Command::Logout { provider } => login::logout(&cli, provider).await,

@@ -210,7 +210,7 @@ impl Spec {
 /// system's roots and the box's CA) its clients trust: the variables curl,
 /// git, Python (urllib, requests), Node and Go read.
 fn proxy_env(bundle: &Path) -> Vec<(String, String)> {
-    let url = format!("http://{}", super::bridge::LISTEN);
+    let url = format!("http://{}", super::boxexec::PROXY_LISTEN);
     let bundle = bundle.display().to_string();
     let mut env = vec![];
     for v in [

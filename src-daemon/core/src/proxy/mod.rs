@@ -54,8 +54,9 @@ pub struct BoxProxy {
     /// Hosts tunnelled untouched (`host`, `port`).
     pub tunnels: Vec<(String, u16)>,
     placeholders: Mutex<HashMap<String, Placeholder>>,
-    /// Allowed requests per rule since the last record about it.
-    used: Mutex<HashMap<(String, String), u64>>,
+    /// Allowed requests by provider and rule since the last record about
+    /// each.
+    used: Mutex<HashMap<String, HashMap<String, u64>>>,
 }
 
 /// Where a `CONNECT` (or an absolute-form request) may go.
@@ -161,25 +162,26 @@ impl BoxProxy {
     /// first time (it is recorded then; later ones are counted).
     pub fn first_use(&self, provider: &str, rule: &str) -> bool {
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        match used.get_mut(&(provider.to_owned(), rule.to_owned())) {
-            Some(n) => {
-                *n += 1;
-                false
-            }
-            None => {
-                used.insert((provider.to_owned(), rule.to_owned()), 0);
-                true
-            }
+        if let Some(n) = used.get_mut(provider).and_then(|m| m.get_mut(rule)) {
+            *n += 1;
+            return false;
         }
+        used.entry(provider.to_owned())
+            .or_default()
+            .insert(rule.to_owned(), 0);
+        true
     }
 
     /// The counts of repeat uses not yet recorded, reset to zero.
     pub fn take_counts(&self) -> Vec<(String, String, u64)> {
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        used.iter_mut()
-            .filter(|(_, n)| **n > 0)
-            .map(|((p, r), n)| (p.clone(), r.clone(), std::mem::take(n)))
-            .collect()
+        let mut out = vec![];
+        for (p, rules) in used.iter_mut() {
+            for (r, n) in rules.iter_mut().filter(|(_, n)| **n > 0) {
+                out.push((p.clone(), r.clone(), std::mem::take(n)));
+            }
+        }
+        out
     }
 }
 

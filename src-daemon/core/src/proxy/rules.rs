@@ -215,17 +215,13 @@ fn parse_path(p: &str) -> Result<Vec<Seg>, String> {
 
 fn match_path(pattern: &[Seg], path: &str) -> Option<Captures> {
     let rest = path.strip_prefix('/')?;
-    let parts: Vec<&str> = if rest.is_empty() {
-        vec![]
-    } else {
-        rest.split('/').collect()
-    };
+    let mut parts = rest.split('/').filter(|_| !rest.is_empty());
     let mut caps = Captures::new();
-    for (i, seg) in pattern.iter().enumerate() {
+    for seg in pattern {
         if *seg == Seg::Rest {
             return Some(caps);
         }
-        let part = parts.get(i)?;
+        let part = parts.next()?;
         match seg {
             Seg::Lit(l) if l == part => {}
             Seg::Any if !part.is_empty() => {}
@@ -245,7 +241,7 @@ fn match_path(pattern: &[Seg], path: &str) -> Option<Captures> {
             _ => return None,
         }
     }
-    (parts.len() == pattern.len()).then_some(caps)
+    parts.next().is_none().then_some(caps)
 }
 
 /// A grant's scope as the rules read it: the scope, and the one

@@ -1,7 +1,11 @@
-//! The egress proxy of boxes in `proxy` mode: an HTTP proxy on each such
-//! box's `proxy.sock` (a bridge inside the box forwards its loopback
-//! listener there). The decisions are [`valetkey_core::proxy`]'s; this
-//! module is the sockets, TLS and HTTP around them (hyper, rustls).
+//! The egress proxy of boxes in `proxy` mode: an HTTP proxy on a loopback
+//! listener inside each such box. `valetkey box-exec` makes the listener
+//! (127.0.0.1:3128 in the box's own network namespace, which nothing but
+//! the box can reach) and hands it over on the box's `proxy.sock`
+//! (`SCM_RIGHTS`); the daemon checks the sender is inside the box and the
+//! socket is a listening TCP socket on loopback, then accepts the box's
+//! connections on it itself. The decisions are [`valetkey_core::proxy`]'s;
+//! this module is the sockets, TLS and HTTP around them (hyper, rustls).
 //!
 //! On the outer connection a client says `CONNECT host:port` (or sends
 //! an absolute-form `http://` request). A provider's host is *opened*:
@@ -11,10 +15,11 @@
 //! and an audit record.
 //!
 //! Requests are made as the box's agent: one [`Caller`] per box, greeted
-//! once with the box's agent name and attested from the first peer that
-//! connects (the bridge), so grants, consent and the audit trail see the
-//! same agent as the box's own `agent.sock`.
+//! once with the box's agent name and attested from the process that
+//! handed the listener over, so grants, consent and the audit trail see
+//! the same agent as the box's own `agent.sock`.
 
+mod handover;
 mod opened;
 pub mod upstream;
 
@@ -59,7 +64,8 @@ struct Ctx {
 /// (repeat hand-outs are counted per connection number).
 const FIRST_SESSION: u64 = 1 << 48;
 
-/// Binds box `session`'s `proxy.sock` and serves it until the box closes.
+/// Binds box `session`'s `proxy.sock`, takes the box's listener on it,
+/// and serves the box until it closes.
 pub fn serve(d: &Shared, proxy: &Arc<Proxy>, session: Arc<BoxSession>) -> Result<(), String> {
     let path = session.socket_dir.join("proxy.sock");
     let _ = std::fs::remove_file(&path);
@@ -72,7 +78,7 @@ pub fn serve(d: &Shared, proxy: &Arc<Proxy>, session: Arc<BoxSession>) -> Result
                 s = listener.accept() => match s {
                     Ok((stream, _)) => {
                         let (d, proxy, session) = (d.clone(), proxy.clone(), session.clone());
-                        tokio::spawn(async move { connection(d, proxy, session, stream).await });
+                        tokio::spawn(async move { take_listener(d, proxy, session, stream).await });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "proxy accept failed");
@@ -103,21 +109,59 @@ fn finish(d: &Shared, proxy: &Proxy, session: &BoxSession) {
     proxy.upstreams.forget(id);
 }
 
-/// Serves one connection from inside the box.
-async fn connection(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, stream: UnixStream) {
-    let caller = match admit(&d, &proxy, &session, &stream).await {
-        Ok(c) => c,
+/// Takes the listener a box hands over on `stream`, answers `k` (or why
+/// not), and serves the box's connections on it until the box closes.
+async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, stream: UnixStream) {
+    let taken = async {
+        let std_stream = stream.into_std().map_err(|e| e.to_string())?;
+        std_stream
+            .set_nonblocking(false)
+            .map_err(|e| e.to_string())?;
+        let (d2, s2) = (d.clone(), session.clone());
+        let n = FIRST_SESSION + proxy.next_session.fetch_add(1, Ordering::Relaxed);
+        let (listener, caller, std_stream) =
+            tokio::task::spawn_blocking(move || handover::receive(&d2, &s2, std_stream, n))
+                .await
+                .map_err(|e| e.to_string())??;
+        let mut m = proxy.callers.lock().unwrap_or_else(|e| e.into_inner());
+        if m.contains_key(&session.facts.id) {
+            return Err("this box's proxy listener was handed over already".to_owned());
+        }
+        m.insert(session.facts.id.clone(), caller.clone());
+        Ok((listener, caller, std_stream))
+    }
+    .await;
+    let (listener, caller, mut answer) = match taken {
+        Ok(t) => t,
         Err(why) => {
-            tracing::warn!(id = %session.facts.id, %why, "proxy connection refused");
+            tracing::warn!(id = %session.facts.id, %why, "box proxy listener refused");
             return;
         }
     };
-    let ctx = Ctx {
-        d,
-        proxy,
-        session,
-        caller,
-    };
+    use std::io::Write;
+    let _ = answer.write_all(b"k");
+    drop(answer);
+    let mut closed = session.closed();
+    loop {
+        tokio::select! {
+            s = listener.accept() => match s {
+                Ok((tcp, _)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let ctx = Ctx { d: d.clone(), proxy: proxy.clone(), session: session.clone(), caller: caller.clone() };
+                    tokio::spawn(connection(ctx, tcp));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "box proxy accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = closed.changed() => return,
+        }
+    }
+}
+
+/// Serves one connection from inside the box.
+async fn connection(ctx: Ctx, stream: tokio::net::TcpStream) {
     let service = hyper::service::service_fn(move |req| {
         let ctx = ctx.clone();
         async move { Ok::<_, std::convert::Infallible>(outer(ctx, req).await) }
@@ -130,46 +174,8 @@ async fn connection(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, stre
     }
 }
 
-/// Checks the peer is inside the box, and returns the box's caller
-/// (made, attested and greeted on the first connection).
-async fn admit(
-    d: &Shared,
-    proxy: &Proxy,
-    session: &Arc<BoxSession>,
-    stream: &UnixStream,
-) -> Result<Arc<Caller>, String> {
-    let cred = stream
-        .peer_cred()
-        .map_err(|e| format!("no peer credentials: {e}"))?;
-    let me = rustix::process::geteuid().as_raw();
-    let pid = cred.pid().ok_or("no peer pid")? as u32;
-    if cred.uid() != me {
-        return Err(format!("uid {} is not the daemon's", cred.uid()));
-    }
-    let known = proxy
-        .callers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&session.facts.id)
-        .cloned();
-    if let Some(c) = known {
-        let s = session.clone();
-        tokio::task::spawn_blocking(move || s.admits(pid))
-            .await
-            .map_err(|e| e.to_string())??;
-        return Ok(c);
-    }
-    let n = FIRST_SESSION + proxy.next_session.fetch_add(1, Ordering::Relaxed);
-    let (d2, s) = (d.clone(), session.clone());
-    let caller = tokio::task::spawn_blocking(move || greet(&d2, &s, pid, me, n))
-        .await
-        .map_err(|e| e.to_string())??;
-    let mut m = proxy.callers.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(m.entry(session.facts.id.clone()).or_insert(caller).clone())
-}
-
 /// Attests `pid` inside the box and says hello as the box's agent.
-fn greet(
+pub(super) fn greet(
     d: &Shared,
     s: &BoxSession,
     pid: u32,
