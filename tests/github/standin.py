@@ -13,6 +13,12 @@ use, in GitHub's shapes:
   http-backend` (GET info/refs, POST git-upload-pack and
   git-receive-pack), behind HTTP basic auth with a user token as the
   password, as GitHub does it;
+* the app-manifest flow: POST /settings/apps/new (git port; the form
+  field `manifest`, approved at once) redirects to the manifest's
+  `redirect_url` with a code, and POST /app-manifests/{code}/conversions
+  (api port) answers with the new app's id, client id, client secret,
+  webhook secret and private key; the new app's client id and secret
+  work like the first one's from then on;
 * on the "api" port (api.github.com): GET /user, GET /repos/{o}/{r},
   GET /repos/{o}/{r}/contents/{path}, DELETE /repos/{o}/{r}, with
   `Authorization: Bearer|token TOKEN`, and 401 "Bad credentials" without
@@ -60,6 +66,9 @@ LOCK = threading.Lock()
 CODES = {}  # code -> (code_challenge, redirect_uri)
 ACCESS = {}  # access token -> {"exp": unix seconds, "perms": dict|None, "repos": [(o, r)]|None}
 REFRESH = set()
+CLIENTS = {}  # client id -> secret
+MANIFESTS = {}  # code -> manifest
+APPS = []
 SEEN = []
 ISSUED = []
 ARGS = None
@@ -190,7 +199,12 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_standin/issued":
             with LOCK:
                 return self.send(200, list(ISSUED))
+        if path == "/_standin/apps":
+            with LOCK:
+                return self.send(200, list(APPS))
         parts = [p for p in path.split("/") if p]
+        if len(parts) == 3 and parts[0] == "app-manifests" and parts[2] == "conversions" and self.command == "POST":
+            return self.conversions(parts[1])
         if len(parts) == 4 and parts[0] == "applications" and parts[2:] == ["token", "scoped"]:
             return self.scoped(parts[1], body)
         kind = self.record(path)
@@ -215,8 +229,39 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, {"type": "file", "encoding": "base64", "path": "/".join(parts[4:]), "content": content})
         return self.send(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
 
+    def new_app(self, url, body):
+        form = dict(urllib.parse.parse_qsl(body.decode()))
+        q = dict(urllib.parse.parse_qsl(url.query))
+        try:
+            manifest = json.loads(form["manifest"])
+            redirect = manifest["redirect_url"]
+        except (KeyError, ValueError):
+            return self.send(422, {"message": "Invalid manifest"})
+        code = secrets.token_hex(10)
+        with LOCK:
+            MANIFESTS[code] = manifest
+        target = redirect + "?" + urllib.parse.urlencode({"code": code, "state": q.get("state", "")})
+        return self.send(302, headers={"Location": target})
+
+    def conversions(self, code):
+        with LOCK:
+            manifest = MANIFESTS.pop(code, None)
+        if manifest is None:
+            return self.send(404, {"message": "Not Found"})
+        client_id = "Iv1." + secrets.token_hex(8)
+        secret = secrets.token_hex(20)
+        slug = "".join(c if c.isalnum() else "-" for c in manifest.get("name", "app").lower()).strip("-")
+        app = {"id": 1000 + len(APPS), "slug": slug, "name": manifest.get("name"), "client_id": client_id,
+               "permissions": manifest.get("default_permissions", {}), "callback_urls": manifest.get("callback_urls", [])}
+        with LOCK:
+            CLIENTS[client_id] = secret
+            APPS.append(dict(app, client_secret=secret))
+        return self.send(201, dict(app, client_secret=secret, webhook_secret=secrets.token_hex(10),
+                                   pem="-----BEGIN RSA PRIVATE KEY-----\nstand-in\n-----END RSA PRIVATE KEY-----\n",
+                                   html_url="https://github.com/apps/" + slug))
+
     def scoped(self, client_id, body):
-        if client_id != ARGS.client_id or not self.client_ok({}):
+        if not self.client_ok({}) or self.basic_user() != client_id:
             return self.send(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
         try:
             req = json.loads(body or b"{}")
@@ -245,6 +290,8 @@ class Handler(BaseHTTPRequestHandler):
     # --- github.com -----------------------------------------------------
 
     def git(self, url, body):
+        if url.path == "/settings/apps/new" and self.command == "POST":
+            return self.new_app(url, body)
         if url.path == "/login/oauth/authorize":
             return self.authorize(url)
         if url.path == "/login/oauth/access_token":
@@ -262,13 +309,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def authorize(self, url):
         q = dict(urllib.parse.parse_qsl(url.query))
-        if q.get("client_id") != ARGS.client_id or q.get("code_challenge_method") != "S256":
+        if q.get("client_id") not in CLIENTS or q.get("code_challenge_method") != "S256":
             return self.send(400, {"error": "invalid_request"})
         code = secrets.token_hex(10)
         with LOCK:
             CODES[code] = (q.get("code_challenge"), q.get("redirect_uri"))
         target = q["redirect_uri"] + "?" + urllib.parse.urlencode({"code": code, "state": q.get("state", "")})
         return self.send(302, headers={"Location": target})
+
+    def basic_user(self):
+        auth = self.headers.get("Authorization", "")
+        if not auth.lower().startswith("basic "):
+            return None
+        return urllib.parse.unquote_plus(base64.b64decode(auth[6:]).decode().partition(":")[0])
 
     def client_ok(self, form):
         auth = self.headers.get("Authorization", "")
@@ -277,7 +330,8 @@ class Handler(BaseHTTPRequestHandler):
             user, pw = urllib.parse.unquote_plus(user), urllib.parse.unquote_plus(pw)
         else:
             user, pw = form.get("client_id"), form.get("client_secret")
-        return user == ARGS.client_id and pw == ARGS.client_secret
+        with LOCK:
+            return user in CLIENTS and CLIENTS[user] == pw
 
     def token(self, body):
         form = dict(urllib.parse.parse_qsl(body.decode()))
@@ -348,6 +402,7 @@ def main():
     p.add_argument("--git-port", type=int, required=True)
     p.add_argument("--other-port", type=int)
     ARGS = p.parse_args()
+    CLIENTS[ARGS.client_id] = ARGS.client_secret
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(ARGS.cert, ARGS.key)
     serve("api", ARGS.api_port, context)

@@ -50,6 +50,35 @@ pub enum ProviderCmd {
         /// The provider name.
         provider: String,
     },
+    /// Your own GitHub App, so that GitHub narrows each token to the
+    /// granted permissions and repositories.
+    #[command(name = "github-app", subcommand)]
+    GithubApp(GithubAppCmd),
+}
+
+/// `valetkey provider github-app …`.
+#[derive(Debug, Subcommand)]
+pub enum GithubAppCmd {
+    /// Make the app with GitHub's app-manifest flow in your browser; its
+    /// client secret goes to the keychain, and the config lines to use it
+    /// are printed.
+    Create {
+        /// The provider (a `github` preset with proxy hosts).
+        #[arg(default_value = "github")]
+        provider: String,
+        /// The app's name on GitHub (unique there).
+        #[arg(long)]
+        name: Option<String>,
+        /// Make it for this organization instead of your account.
+        #[arg(long)]
+        org: Option<String>,
+        /// Only print the URL to open.
+        #[arg(long)]
+        no_browser: bool,
+        /// How long to wait for you to confirm on GitHub.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+        timeout: Duration,
+    },
 }
 
 fn provider<'a>(
@@ -154,9 +183,12 @@ pub async fn logout(cli: &Cli, name: &str) -> Result<(), Failure> {
     }
 }
 
-/// `provider set-secret`.
+/// `provider set-secret` and `provider github-app create`.
 pub async fn provider_cmd(cli: &Cli, c: &ProviderCmd) -> Result<(), Failure> {
-    let ProviderCmd::SetSecret { provider: name } = c;
+    let name = match c {
+        ProviderCmd::SetSecret { provider } => provider,
+        ProviderCmd::GithubApp(g) => return github_app(cli, g).await,
+    };
     let cfg = cli.load_config()?;
     let p = provider(&cfg, name)?;
     let mut input = String::new();
@@ -172,6 +204,59 @@ pub async fn provider_cmd(cli: &Cli, c: &ProviderCmd) -> Result<(), Failure> {
         .await?;
     println!(
         "Stored the client secret for {} in the OS keychain.",
+        p.name
+    );
+    Ok(())
+}
+
+/// `provider github-app create`.
+async fn github_app(cli: &Cli, c: &GithubAppCmd) -> Result<(), Failure> {
+    let GithubAppCmd::Create {
+        provider: name,
+        name: app_name,
+        org,
+        no_browser,
+        timeout,
+    } = c;
+    let cfg = cli.load_config()?;
+    let p = provider(&cfg, name)?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "me".into());
+    let app_name = app_name
+        .clone()
+        .unwrap_or_else(|| format!("Valet Key ({user})"));
+    let up = HttpUpstream::new();
+    let app = valetkey_core::oauth::github::create_app(
+        &up,
+        p,
+        &app_name,
+        org.as_deref(),
+        !no_browser,
+        *timeout,
+    )
+    .await
+    .map_err(|e| Failure::from(e.to_string()))?;
+    SecretService::new()
+        .set(Item::ClientSecret(&p.name), &app.client_secret)
+        .await?;
+    println!(
+        "Created the GitHub App {} (id {}): {}\n\
+         Its client secret is in the OS keychain (for provider {}); its private key and webhook secret were not kept.\n\n\
+         Use it in {}:\n\n\
+         [providers.{}]\n\
+         preset = \"github\"\n\
+         client_id = \"{}\"\n\
+         confidential = true\n\
+         allowed_scopes = [\"metadata:read\", \"contents:read\", \"contents:write\", \"issues:read\", \"issues:write\", \"pull_requests:read\", \"pull_requests:write\"]\n\n\
+         Then install it on the repositories agents may reach ({}/installations/new),\n\
+         restart valetkeyd, and log in: valetkey login {}",
+        app.slug,
+        app.id,
+        app.html_url,
+        p.name,
+        cfg.path.display(),
+        p.name,
+        app.client_id,
+        app.html_url,
         p.name
     );
     Ok(())

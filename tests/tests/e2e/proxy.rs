@@ -526,3 +526,62 @@ async fn a_grant_for_one_repository_is_held_to_it_by_the_rules_and_by_github() {
     let issued = gh.issued();
     gh.env.assert_no_leaks(&issued, &[&gh.read("other.json")]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn github_app_create_makes_the_app_and_keeps_only_its_secret_in_the_keychain() {
+    let gh = github_up();
+    let out = gh
+        .env
+        .command(bin("valetkey"))
+        .args([
+            "provider",
+            "github-app",
+            "create",
+            "--name",
+            "valetkey-e2e",
+            "--timeout",
+            "30s",
+        ])
+        .env("BROWSER", repo().join("github/fake-browser-form.py"))
+        .output()
+        .expect("valetkey");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let apps = gh.standin("apps");
+    let app = &apps.as_array().expect("apps")[0];
+    // The manifest asked for what the rules know, and the loopback callback.
+    assert_eq!(app["name"], "valetkey-e2e");
+    assert_eq!(app["permissions"]["contents"], "write");
+    assert_eq!(
+        app["callback_urls"],
+        serde_json::json!(["http://127.0.0.1/callback"])
+    );
+    // The config lines to use it, with its client id.
+    let client_id = app["client_id"].as_str().expect("client id");
+    assert!(
+        stdout.contains(&format!("client_id = \"{client_id}\""))
+            && stdout.contains("confidential = true"),
+        "{stdout}"
+    );
+    // The secret is in the keychain, and nowhere else; the private key
+    // was dropped unseen.
+    let secret = app["client_secret"].as_str().expect("secret").to_owned();
+    let kept = gh
+        .env
+        .command("secret-tool")
+        .args([
+            "lookup",
+            "service",
+            "valetkey",
+            "username",
+            "client-secret:github",
+        ])
+        .output()
+        .expect("secret-tool");
+    assert_eq!(String::from_utf8_lossy(&kept.stdout).trim(), secret);
+    assert!(!stdout.contains("PRIVATE KEY") && !stderr.contains("PRIVATE KEY"));
+    gh.env.assert_no_leaks(&[secret], &[&stdout, &stderr]);
+}

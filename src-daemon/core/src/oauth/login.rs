@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::{HttpUpstream, TokenSet, UpstreamError};
@@ -107,7 +106,8 @@ pub async fn login_loopback(
         .await?)
 }
 
-fn open_browser(url: &str) {
+/// Opens `url` in `$BROWSER` (or `xdg-open`).
+pub fn open_browser(url: &str) {
     let spawn = |cmd: &str| -> bool {
         let mut parts: Vec<String> = cmd.split_whitespace().map(str::to_owned).collect();
         if parts.is_empty() {
@@ -136,53 +136,21 @@ fn open_browser(url: &str) {
 
 /// Serves the loopback redirect until a request with our `state` arrives.
 async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<String, LoginError> {
+    use super::loopback::{next, param, reply};
     loop {
-        let (mut sock, _) = listener.accept().await?;
-        let mut buf = vec![0u8; 8192];
-        let mut len = 0;
-        let read = tokio::time::timeout(Duration::from_secs(10), async {
-            while len < buf.len() {
-                let n = sock.read(&mut buf[len..]).await?;
-                if n == 0 {
-                    break;
-                }
-                len += n;
-                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-            Ok::<_, std::io::Error>(())
-        })
-        .await;
-        if !matches!(read, Ok(Ok(()))) {
-            continue;
-        }
-        let head = String::from_utf8_lossy(&buf[..len]).into_owned();
-        let target = head.split_whitespace().nth(1).unwrap_or("");
-        let Ok(url) = url::Url::parse(&format!("http://127.0.0.1{target}")) else {
-            continue;
-        };
+        let (sock, url) = next(listener).await?;
         if url.path() != "/callback" {
-            let _ = sock
-                .write_all(
-                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                )
-                .await;
+            reply(sock, "404 Not Found", "text/plain", "").await;
             continue;
         }
-        let param = |k: &str| {
-            url.query_pairs()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.into_owned())
-        };
-        let outcome = if param("state").as_deref() != Some(state) {
+        let outcome = if param(&url, "state").as_deref() != Some(state) {
             Err(LoginError::StateMismatch)
-        } else if let Some(error) = param("error") {
+        } else if let Some(error) = param(&url, "error") {
             Err(LoginError::Denied {
                 error,
-                description: param("error_description"),
+                description: param(&url, "error_description"),
             })
-        } else if let Some(code) = param("code") {
+        } else if let Some(code) = param(&url, "code") {
             Ok(code)
         } else {
             Err(LoginError::Denied {
@@ -194,11 +162,7 @@ async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<String, Lo
             Ok(_) => "Valet Key: login complete. You can close this tab.",
             Err(_) => "Valet Key: login failed. See the terminal for details.",
         };
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = sock.write_all(resp.as_bytes()).await;
+        reply(sock, "200 OK", "text/plain", body).await;
         return outcome;
     }
 }

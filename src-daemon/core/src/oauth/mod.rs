@@ -11,6 +11,7 @@ mod discovery;
 pub mod github;
 mod http;
 pub mod login;
+pub mod loopback;
 mod ops;
 
 use std::collections::HashMap;
