@@ -246,17 +246,19 @@ pub fn plan(rules: &RuleSet, t: &Target<'_>, held: &[Held]) -> Plan {
 /// What `scopes` let an agent do on `p`, in words (`read code in
 /// octo/hello`), where the provider's proxy section says.
 pub fn in_words(p: &Provider, scopes: &[String]) -> Vec<String> {
-    let Some(says) = p.proxy.as_ref().map(|x| &x.says) else {
+    let Some(x) = p.proxy.as_ref() else {
         return vec![];
+    };
+    let every = if x.rules.names_repositories() {
+        " in every repository"
+    } else {
+        ""
     };
     scopes
         .iter()
-        .filter_map(|s| {
-            let (base, repo) = match crate::scope::limited(s) {
-                Some((b, o, r)) => (b, format!("in {o}/{r}")),
-                None => (s.as_str(), "in every repository".into()),
-            };
-            says.get(base).map(|w| format!("{w} {repo}"))
+        .filter_map(|s| match crate::scope::limited(s) {
+            Some((b, o, r)) => x.says.get(b).map(|w| format!("{w} in {o}/{r}")),
+            None => x.says.get(s.as_str()).map(|w| format!("{w}{every}")),
         })
         .collect()
 }

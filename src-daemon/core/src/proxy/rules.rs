@@ -307,6 +307,15 @@ impl RuleSet {
         Ok(RuleSet { by_scope })
     }
 
+    /// Whether any rule captures `{repo}` (the provider has repositories).
+    pub fn names_repositories(&self) -> bool {
+        self.by_scope.values().flatten().any(|r| {
+            r.path
+                .iter()
+                .any(|s| matches!(s, Seg::Var { name, .. } if name == "repo"))
+        })
+    }
+
     /// The scopes that have rules.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.by_scope.keys().map(String::as_str)

@@ -221,3 +221,42 @@ allowed_scopes = ["email"]
         Some(Limit::Provider)
     );
 }
+
+#[test]
+fn entra_graph_rules_by_scope_and_short_name() {
+    let c = Config::parse(
+        Path::new("config.toml"),
+        r#"
+[providers.ms]
+preset = "microsoft"
+client_id = "x"
+allowed_scopes = ["https://graph.microsoft.com/Mail.Read", "Calendars.Read"]
+"#,
+    )
+    .expect("config");
+    let p = &c.providers["ms"];
+    let rules = &p.proxy.as_ref().expect("graph proxy").rules;
+    let mail = vec!["https://graph.microsoft.com/Mail.Read".to_string()];
+    let cal = vec!["Calendars.Read".to_string()];
+    assert!(rules
+        .allows(&mail, &t("GET", "graph", "/v1.0/me/messages/AAMk", ""))
+        .is_some());
+    assert!(rules
+        .allows(&mail, &t("POST", "graph", "/v1.0/me/sendMail", ""))
+        .is_none());
+    assert!(
+        rules
+            .allows(&cal, &t("GET", "graph", "/v1.0/me/calendarView", ""))
+            .is_some(),
+        "a short name takes in the long one"
+    );
+    assert_eq!(
+        rules.would_allow(&t("POST", "graph", "/v1.0/me/sendMail", "")),
+        vec!["Mail.Send", "https://graph.microsoft.com/Mail.Send"]
+    );
+    assert_eq!(in_words(p, &mail), vec!["read your mail"]);
+    assert_eq!(
+        limit(p, &mail, None),
+        Some(valetkey_ipc::control::Limit::Provider)
+    );
+}
