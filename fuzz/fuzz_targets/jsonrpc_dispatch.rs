@@ -39,6 +39,8 @@ fn session() -> Session {
             start_time: 0,
             parents: vec![],
         }),
+        egress: None,
+        opened: None,
     }
 }
 

@@ -394,6 +394,33 @@ pub struct TokenPlaceholderResult {
     pub hosts: Vec<String>,
 }
 
+/// `proxy.open`: for an agent not in a box, an egress proxy of its own on
+/// loopback, for as long as this connection stays open. Point
+/// `HTTPS_PROXY` at `proxy_url` (its user and password are this proxy's
+/// alone) and trust `ca_bundle`; requests to providers' hosts are then
+/// checked and given tokens as in a `proxy` box, and `token.placeholder`
+/// works on this connection. Other hosts are tunnelled (the agent has the
+/// network anyway). Only the agent and the processes it started may use
+/// the proxy. Refused in a box (`invalid_params`: use `--net proxy`).
+pub struct ProxyOpen;
+
+/// Result of `proxy.open`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ProxyOpenResult {
+    /// `http://valetkey:SECRET@127.0.0.1:PORT`.
+    pub proxy_url: String,
+    /// The system's roots and this proxy's CA, PEM (a path).
+    pub ca_bundle: String,
+    /// The providers' hosts the proxy opens, `name:port`.
+    pub hosts: Vec<String>,
+}
+
+impl Method for ProxyOpen {
+    const NAME: &'static str = "proxy.open";
+    type Params = NoParams;
+    type Result = ProxyOpenResult;
+}
+
 impl Method for TokenPlaceholder {
     const NAME: &'static str = "token.placeholder";
     type Params = TokenPlaceholderParams;

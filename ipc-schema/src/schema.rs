@@ -16,8 +16,8 @@ use crate::control::{
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
 use crate::methods::{
-    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, TokenGet, TokenPlaceholder,
-    Whoami,
+    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, ProxyOpen, TokenGet,
+    TokenPlaceholder, Whoami,
 };
 use crate::policy::{PolicyDecision, PolicyInput};
 use crate::{MAX_FRAME_LEN, PROTOCOL_VERSION};
@@ -42,6 +42,7 @@ pub fn agent_protocol_schema() -> String {
     method_entry::<Hello>(&mut gen, &mut methods);
     method_entry::<TokenGet>(&mut gen, &mut methods);
     method_entry::<TokenPlaceholder>(&mut gen, &mut methods);
+    method_entry::<ProxyOpen>(&mut gen, &mut methods);
     method_entry::<ConsentWait>(&mut gen, &mut methods);
     method_entry::<ProvidersList>(&mut gen, &mut methods);
     method_entry::<Whoami>(&mut gen, &mut methods);

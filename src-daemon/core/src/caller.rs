@@ -24,6 +24,9 @@ pub struct Caller {
     /// Set by `hello`: who this caller acts for, outermost first
     /// (`user:…`, `agent:…`); a sub-agent's is its delegation's chain.
     own_chain: Vec<String>,
+    /// The egress proxy this (unboxed) connection opened with
+    /// `proxy.open`: its placeholders are minted there.
+    pub egress: Option<Arc<crate::proxy::BoxProxy>>,
     /// The last policy decision on this connection and what it was made
     /// for: an agent asking for the same thing again gets it without the
     /// input document being built, cloned and hashed (see
@@ -67,6 +70,7 @@ impl Caller {
             agent: None,
             delegation: None,
             own_chain: vec![],
+            egress: None,
             policy_memo: Mutex::new(None),
         }
     }

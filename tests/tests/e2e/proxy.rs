@@ -585,3 +585,71 @@ async fn github_app_create_makes_the_app_and_keeps_only_its_secret_in_the_keycha
     assert!(!stdout.contains("PRIVATE KEY") && !stderr.contains("PRIVATE KEY"));
     gh.env.assert_no_leaks(&[secret], &[&stdout, &stderr]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unboxed_agent_opens_its_own_proxy_that_only_its_processes_may_use() {
+    let gh = github_up();
+    let mut ctl = subscribed(&gh.env).await;
+    std::fs::create_dir_all(gh.env.path("home/scratch")).expect("scratch");
+    let agent = gh
+        .env
+        .command("python3")
+        .arg(repo().join("github/unboxed_agent.py"))
+        .arg(format!("https://localhost:{}", gh.api))
+        .arg(format!("https://localhost:{}", gh.git))
+        .current_dir(gh.env.path("home/scratch"))
+        .spawn()
+        .expect("python3");
+    let mut agent = Proc(agent);
+    let card = next_consent(&mut ctl).await;
+    assert!(card.confinement.is_none(), "unboxed");
+    decide(&mut ctl, &card.id, Decision::Always, None)
+        .await
+        .expect("allowed");
+    let dir = gh.env.path("home/scratch");
+    wait_until(Duration::from_secs(60), || dir.join("ready").exists())
+        .expect("the agent finished its requests");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    assert!(
+        read("curl.json").contains("\"content\""),
+        "{}",
+        read("curl.json")
+    );
+    assert_eq!(read("clone.rc"), "0", "{}", read("clone.err"));
+    let opened: Value = serde_json::from_str(&read("proxy.json")).expect("proxy.json");
+    let url = opened["proxy_url"].as_str().expect("url").to_owned();
+    assert!(
+        url.starts_with("http://valetkey:vkp_") && url.contains("@127.0.0.1:"),
+        "{url}"
+    );
+    let before = gh.seen().len();
+    // The same proxy, credentials and all, from a process the agent did
+    // not start: refused before anything is sent upstream.
+    let stranger = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--proxy", &url, "--cacert"])
+        .arg(opened["ca_bundle"].as_str().expect("bundle"))
+        .arg(format!(
+            "https://localhost:{}/repos/octo/hello/contents/README",
+            gh.api
+        ))
+        .output()
+        .expect("curl");
+    assert!(!stranger.status.success(), "{stranger:?}");
+    assert_eq!(gh.seen().len(), before, "nothing reached the stand-in");
+    let seen = gh.seen();
+    assert!(
+        seen.iter()
+            .any(|s| s.2.ends_with("git-upload-pack") && s.3 == "scoped"),
+        "{seen:?}"
+    );
+    assert!(seen.iter().all(|s| s.3 != "placeholder"), "{seen:?}");
+    // The proxy ends with the agent's connection.
+    std::fs::write(dir.join("done"), "1").expect("done");
+    let _ = tokio::task::spawn_blocking(move || agent.0.wait()).await;
+    let port = url.rsplit(':').next().expect("port").to_owned();
+    let gone = wait_until(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err()
+    });
+    assert!(gone.is_ok(), "the proxy still listens after its agent left");
+    gh.env.assert_no_leaks(&gh.issued(), &[&read("curl.json")]);
+}

@@ -102,6 +102,13 @@ fn proxy_of(d: &Shared, plan: &BoxPlan, dir: &Path) -> Result<crate::proxy::BoxP
         .unwrap_or_default();
     let bx = crate::proxy::BoxProxy::new(&plan.facts.id, &d.config, tunnels, d.clock.now())
         .map_err(internal)?;
+    std::fs::write(dir.join("ca-bundle.pem"), bundle(bx.ca.pem()))
+        .map_err(|e| internal(format!("cannot write the box's CA bundle: {e}")))?;
+    Ok(bx)
+}
+
+/// The system's CA bundle with `ca` (PEM) after it.
+pub fn bundle(ca: &str) -> String {
     let mut bundle = SYSTEM_ROOTS
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
@@ -109,10 +116,8 @@ fn proxy_of(d: &Shared, plan: &BoxPlan, dir: &Path) -> Result<crate::proxy::BoxP
     if !bundle.is_empty() && !bundle.ends_with('\n') {
         bundle.push('\n');
     }
-    bundle.push_str(bx.ca.pem());
-    std::fs::write(dir.join("ca-bundle.pem"), bundle)
-        .map_err(|e| internal(format!("cannot write the box's CA bundle: {e}")))?;
-    Ok(bx)
+    bundle.push_str(ca);
+    bundle
 }
 
 /// Where the system's CA bundle may be (Debian, Fedora, others).

@@ -263,15 +263,21 @@ pub fn in_words(p: &Provider, scopes: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// What will hold a token for `scopes` on `p` to them, for an agent in
-/// box `confinement` (see [`Limit`](valetkey_ipc::control::Limit)).
+/// What will hold a token for `scopes` on `p` to them, for caller `s`
+/// (see [`Limit`](valetkey_ipc::control::Limit)): a box in `proxy` mode,
+/// or an agent that opened a proxy, has its tokens held by the proxy.
 pub fn limit(
     p: &Provider,
     scopes: &[String],
-    confinement: Option<&valetkey_ipc::methods::BoxFacts>,
+    s: &crate::caller::Caller,
 ) -> Option<valetkey_ipc::control::Limit> {
     use valetkey_ipc::control::Limit;
-    let proxied = confinement.is_some_and(|b| b.network == "proxy") && p.proxy.is_some();
+    let boxed = s
+        .identity
+        .confinement
+        .as_ref()
+        .is_some_and(|b| b.network == "proxy");
+    let proxied = (boxed || s.egress.is_some()) && p.proxy.is_some();
     if p.narrows_at_github().is_some() && crate::oauth::github::scoped_body(scopes).is_some() {
         Some(Limit::GithubApp)
     } else if p.narrows_on_refresh {

@@ -67,7 +67,8 @@ pub async fn placeholder(
         .as_ref()
         .and_then(|f| d.boxes.get(&f.id))
         .and_then(|b| b.proxy.clone())
-        .ok_or_else(|| invalid("token.placeholder works only inside a box started with --net proxy (valetkey run --net proxy -- …); elsewhere use token.get".into()))?;
+        .or_else(|| s.egress.clone())
+        .ok_or_else(|| invalid("token.placeholder needs an egress proxy: inside a box started with --net proxy (valetkey run --net proxy -- …), or after proxy.open on this connection".into()))?;
     let provider = d.config.provider(&p.provider).ok_or_else(|| {
         BrokerError::rpc(
             ErrorCode::UnknownProvider,

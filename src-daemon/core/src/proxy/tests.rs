@@ -183,14 +183,22 @@ allowed_scopes = ["email"]
         vec!["read code in octo/hello", "read code in every repository"]
     );
     assert!(in_words(&c.providers["google"], &s(&["email"])).is_empty());
-    let proxied = valetkey_ipc::methods::BoxFacts {
-        network: "proxy".into(),
-        ..serde_json::from_value(serde_json::json!({
-            "id": "b_1", "profile": "p", "network": "proxy", "argv": ["x"], "cwd": "/",
-            "program": {"path": "/x", "sha256": "00"}, "entry_sha256": "00"
-        }))
-        .expect("facts")
-    };
+    let facts: valetkey_ipc::methods::BoxFacts = serde_json::from_value(serde_json::json!({
+        "id": "b_1", "profile": "p", "network": "proxy", "argv": ["x"], "cwd": "/",
+        "program": {"path": "/x", "sha256": "00"}, "entry_sha256": "00"
+    }))
+    .expect("facts");
+    let identity: valetkey_ipc::methods::PeerIdentity = serde_json::from_value(serde_json::json!({
+        "uid": 1, "pid": 2, "exe": "/x", "sha256": "00", "start_time": 3
+    }))
+    .expect("identity");
+    let none = crate::caller::Caller::new(1, identity.clone());
+    let mut boxed = crate::caller::Caller::new(2, identity.clone());
+    boxed.identity.confinement = Some(facts);
+    let mut opened = crate::caller::Caller::new(3, identity);
+    opened.egress = Some(std::sync::Arc::new(
+        BoxProxy::new("a_1", &c, vec![], 1_800_000_000).expect("proxy"),
+    ));
     assert_eq!(
         limit(app, &s(&["contents:read"]), None),
         Some(Limit::GithubApp)

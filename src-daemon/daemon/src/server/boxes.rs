@@ -114,7 +114,7 @@ pub async fn dispatch(
                 let id = session.facts.id.clone();
                 let served =
                     serve(d, session.clone(), door.to.clone()).and_then(|()| match session.proxy {
-                        Some(_) => super::proxy::serve(d, &door.proxy, session),
+                        Some(_) => super::proxy::boxed::serve(d, &door.proxy, session),
                         None => Ok(()),
                     });
                 if let Err(e) = served {

@@ -114,7 +114,12 @@ pub async fn serve(
             return Box::pin(super::control::serve(&daemon, framed, &identity, &mut stop, &door)).await;
         }
         let process = valetkey_core::attest::Attestor::handle(identity.pid, identity.start_time);
-        let mut session = Session { conn_id, caller: Caller::new(conn_id, identity) };
+        let mut session = Session {
+            conn_id,
+            caller: Caller::new(conn_id, identity),
+            egress: Some(door.proxy.clone()),
+            opened: None,
+        };
         frame_loop(&daemon, framed, &mut session, &process, &mut stop).await;
         if let Some((agent_id, _)) = &session.caller.agent {
             daemon.live.unregister(*agent_id, conn_id);

@@ -5,8 +5,8 @@
 
 use valetkey_ipc::jsonrpc::{parse_request_ref, Id, RequestRef};
 use valetkey_ipc::methods::{
-    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, TokenGet, TokenPlaceholder,
-    Whoami,
+    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, ProxyOpen, TokenGet,
+    TokenPlaceholder, Whoami,
 };
 use valetkey_ipc::{ErrorCode, RpcError};
 
@@ -34,7 +34,7 @@ fn unknown(id: &Option<Id>, method: &str) -> Answer {
         RpcError::new(
             ErrorCode::UnknownMethod,
             format!(
-                "unknown method {method:?}; methods: hello, token.get, token.placeholder, consent.wait, delegation.create, jwks, providers.list, whoami"
+                "unknown method {method:?}; methods: hello, token.get, token.placeholder, proxy.open, consent.wait, delegation.create, jwks, providers.list, whoami"
             ),
         )
         .with("method", method),
@@ -55,6 +55,8 @@ async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
         Hello::NAME => return call!(Hello, |p| access::hello::handle(d, &mut s.caller, p)),
         // Public keys: a local resource server may ask without a hello.
         Jwks::NAME => return call!(Jwks, |_p| access::delegate::jwks(d)),
+        // Keeps what it opened in the session (it lives as long).
+        ProxyOpen::NAME => return call!(ProxyOpen, |_p| Box::pin(proxy_open(d, s)).await),
         _ => {}
     }
     // Everything else needs a greeted caller (an unknown method too: a
@@ -88,6 +90,26 @@ async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
         }
         other => unknown(id, other),
     }
+}
+
+/// `proxy.open`: the connection's proxy (opened once, answered again).
+async fn proxy_open(
+    d: &Shared,
+    s: &mut Session,
+) -> Result<valetkey_ipc::methods::ProxyOpenResult, BrokerError> {
+    if let Some(o) = &s.opened {
+        return Ok(o.result.clone());
+    }
+    let Some(px) = s.egress.clone() else {
+        return Err(BrokerError::rpc(
+            ErrorCode::Internal,
+            "this daemon runs no egress proxy",
+        ));
+    };
+    let o = super::proxy::agent::open(d, &px, &mut s.caller).await?;
+    let r = o.result.clone();
+    s.opened = Some(o);
+    Ok(r)
 }
 
 fn hello_required(id: &Option<Id>, method: &str) -> Answer {

@@ -26,6 +26,11 @@ pub struct Session {
     pub conn_id: u64,
     /// Who is on the other end: attested, and after `hello` greeted.
     pub caller: Caller,
+    /// The daemon's egress proxies (for `proxy.open`; none in tests
+    /// that drive dispatch alone).
+    pub egress: Option<std::sync::Arc<super::proxy::Proxy>>,
+    /// The proxy this connection opened: it lives as long as the session.
+    pub opened: Option<super::proxy::agent::Opened>,
 }
 
 /// A connection: frames are read through the codec, and written straight

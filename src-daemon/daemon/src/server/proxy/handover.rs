@@ -34,7 +34,7 @@ pub fn receive(d: &Shared, s: &BoxSession, stream: UnixStream, n: u64) -> Result
         .set_nonblocking(true)
         .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-    let caller = super::greet(d, s, pid, me.as_raw(), n)?;
+    let caller = super::boxed::greet(d, s, pid, me.as_raw(), n)?;
     Ok((listener, caller, stream))
 }
 

@@ -19,25 +19,23 @@
 //! handed the listener over, so grants, consent and the audit trail see
 //! the same agent as the box's own `agent.sock`.
 
+pub mod agent;
+pub mod boxed;
 mod handover;
 mod opened;
 pub mod upstream;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::{UnixListener, UnixStream};
-
-use valetkey_core::boxes::BoxSession;
 use valetkey_core::broker::Shared;
 use valetkey_core::caller::Caller;
 use valetkey_core::proxy::Door;
-use valetkey_ipc::methods::{AgentInfo, HelloParams};
 
 use upstream::{Body, Upstreams};
 
@@ -47,120 +45,47 @@ use upstream::{Body, Upstreams};
 pub struct Proxy {
     /// Clients and server configurations.
     pub upstreams: Upstreams,
+    /// Each box's caller, by box id.
     callers: Mutex<HashMap<String, Arc<Caller>>>,
+    /// Connection numbers for proxies' callers.
     next_session: AtomicU64,
 }
 
-/// One box's proxy connection, as the handlers need it.
+/// One proxy's connection, as the handlers need it.
 #[derive(Clone)]
 struct Ctx {
     d: Shared,
     proxy: Arc<Proxy>,
-    session: Arc<BoxSession>,
+    /// The proxy's state in the core (CA, placeholders, counts).
+    bx: Arc<valetkey_core::proxy::BoxProxy>,
+    /// Its key among the TLS configurations (the box id, or `a_…`).
+    key: Arc<str>,
+    /// The agent its requests are made as.
     caller: Arc<Caller>,
+    /// Whose it is.
+    who: Arc<Who>,
+}
+
+/// Whose proxy a connection reached.
+enum Who {
+    /// A box's: only the box can reach its listener.
+    Boxed,
+    /// An unboxed agent's (`proxy.open`): each `CONNECT` must carry the
+    /// proxy's own credentials, and come from the agent or a process it
+    /// started.
+    Agent {
+        /// `Basic base64(valetkey:SECRET)`.
+        authorization: String,
+        /// The agent's pid.
+        pid: u32,
+    },
 }
 
 /// Connections on proxy sockets are numbered apart from the daemon's
 /// (repeat hand-outs are counted per connection number).
 const FIRST_SESSION: u64 = 1 << 48;
 
-/// Binds box `session`'s `proxy.sock`, takes the box's listener on it,
-/// and serves the box until it closes.
-pub fn serve(d: &Shared, proxy: &Arc<Proxy>, session: Arc<BoxSession>) -> Result<(), String> {
-    let path = session.socket_dir.join("proxy.sock");
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (d, proxy) = (d.clone(), proxy.clone());
-    tokio::spawn(async move {
-        let mut closed = session.closed();
-        loop {
-            tokio::select! {
-                s = listener.accept() => match s {
-                    Ok((stream, _)) => {
-                        let (d, proxy, session) = (d.clone(), proxy.clone(), session.clone());
-                        tokio::spawn(async move { take_listener(d, proxy, session, stream).await });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "proxy accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                },
-                _ = closed.changed() => break,
-            }
-        }
-        finish(&d, &proxy, &session);
-    });
-    Ok(())
-}
-
-/// The box closed: its counted requests are written, its state dropped.
-fn finish(d: &Shared, proxy: &Proxy, session: &BoxSession) {
-    let id = &session.facts.id;
-    let caller = proxy
-        .callers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(id);
-    if let (Some(c), Some(bx)) = (caller, &session.proxy) {
-        if let Some(g) = c.greeted() {
-            valetkey_core::proxy::request::flush(d, bx, g);
-        }
-    }
-    proxy.upstreams.forget(id);
-}
-
-/// Takes the listener a box hands over on `stream`, answers `k` (or why
-/// not), and serves the box's connections on it until the box closes.
-async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, stream: UnixStream) {
-    let taken = async {
-        let std_stream = stream.into_std().map_err(|e| e.to_string())?;
-        std_stream
-            .set_nonblocking(false)
-            .map_err(|e| e.to_string())?;
-        let (d2, s2) = (d.clone(), session.clone());
-        let n = FIRST_SESSION + proxy.next_session.fetch_add(1, Ordering::Relaxed);
-        let (listener, caller, std_stream) =
-            tokio::task::spawn_blocking(move || handover::receive(&d2, &s2, std_stream, n))
-                .await
-                .map_err(|e| e.to_string())??;
-        let mut m = proxy.callers.lock().unwrap_or_else(|e| e.into_inner());
-        if m.contains_key(&session.facts.id) {
-            return Err("this box's proxy listener was handed over already".to_owned());
-        }
-        m.insert(session.facts.id.clone(), caller.clone());
-        Ok((listener, caller, std_stream))
-    }
-    .await;
-    let (listener, caller, mut answer) = match taken {
-        Ok(t) => t,
-        Err(why) => {
-            tracing::warn!(id = %session.facts.id, %why, "box proxy listener refused");
-            return;
-        }
-    };
-    use std::io::Write;
-    let _ = answer.write_all(b"k");
-    drop(answer);
-    let mut closed = session.closed();
-    loop {
-        tokio::select! {
-            s = listener.accept() => match s {
-                Ok((tcp, _)) => {
-                    let _ = tcp.set_nodelay(true);
-                    let ctx = Ctx { d: d.clone(), proxy: proxy.clone(), session: session.clone(), caller: caller.clone() };
-                    tokio::spawn(connection(ctx, tcp));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "box proxy accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            },
-            _ = closed.changed() => return,
-        }
-    }
-}
-
-/// Serves one connection from inside the box.
+/// Serves one connection to a proxy.
 async fn connection(ctx: Ctx, stream: tokio::net::TcpStream) {
     let service = hyper::service::service_fn(move |req| {
         let ctx = ctx.clone();
@@ -172,32 +97,6 @@ async fn connection(ctx: Ctx, stream: tokio::net::TcpStream) {
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "proxy connection ended");
     }
-}
-
-/// Attests `pid` inside the box and says hello as the box's agent.
-pub(super) fn greet(
-    d: &Shared,
-    s: &BoxSession,
-    pid: u32,
-    uid: u32,
-    session: u64,
-) -> Result<Arc<Caller>, String> {
-    s.admits(pid)?;
-    let mut identity = d.attestor.attest(pid, uid).map_err(|e| e.to_string())?;
-    identity.foreign_namespaces.clear();
-    identity.confinement = Some(s.facts.clone());
-    let mut caller = Caller::new(session, identity);
-    let hello = HelloParams {
-        protocol: valetkey_ipc::PROTOCOL_VERSION,
-        agent: AgentInfo {
-            name: s.agent.clone(),
-            version: String::new(),
-            purpose: "requests through the box's egress proxy".into(),
-        },
-        delegation: None,
-    };
-    valetkey_core::access::hello::handle(d, &mut caller, hello).map_err(|e| e.to_string())?;
-    Ok(Arc::new(caller))
 }
 
 /// A response with a JSON body.
@@ -239,10 +138,26 @@ async fn outer(ctx: Ctx, req: Request<hyper::body::Incoming>) -> Response<Body> 
     let Some((host, port)) = authority(&req) else {
         return json(400, r#"{"error":{"message":"this is an HTTP proxy: send CONNECT host:port, or an absolute http:// URL"}}"#.into());
     };
-    let Some(bx) = ctx.session.proxy.clone() else {
-        return json(503, r#"{"error":{"message":"this box has no proxy any more (the daemon restarted); start the box again"}}"#.into());
+    if let Who::Agent { authorization, .. } = &*ctx.who {
+        let sent = req.headers().get(hyper::header::PROXY_AUTHORIZATION);
+        if sent.map(|v| v.as_bytes()) != Some(authorization.as_bytes()) {
+            let mut r = json(407, r#"{"error":{"message":"this proxy is one agent's: use the proxy_url proxy.open gave it, credentials included"}}"#.into());
+            // Clients that wait to be asked (git's libcurl) send them now.
+            r.headers_mut().insert(
+                hyper::header::PROXY_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Basic realm=\"valetkey\""),
+            );
+            return r;
+        }
+    }
+    let bx = ctx.bx.clone();
+    let door = match (bx.door(&ctx.d.config, &host, port), &*ctx.who) {
+        // An unboxed agent has the network anyway: only providers' hosts
+        // are opened, the rest is passed through.
+        (Door::Refuse(_), Who::Agent { .. }) => Door::Tunnel,
+        (d, _) => d,
     };
-    match bx.door(&ctx.d.config, &host, port) {
+    match door {
         Door::Refuse(why) => {
             let g = ctx.caller.greeted();
             let body = match g {

@@ -46,7 +46,7 @@ pub(super) fn connect(
     provider: String,
     ph: ProxyHost,
 ) -> Response<Body> {
-    let id = ctx.session.facts.id.clone();
+    let id = ctx.key.clone();
     let cfg = bx
         .ca
         .leaf(&ph.host)

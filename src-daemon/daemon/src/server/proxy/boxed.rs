@@ -1,0 +1,148 @@
+//! Boxes' proxies: `valetkey box-exec` makes the listener inside the box
+//! and hands it over on the box's `proxy.sock` (see [`super::handover`]);
+//! the daemon serves it until the box closes.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::net::{UnixListener, UnixStream};
+
+use valetkey_core::boxes::BoxSession;
+use valetkey_core::broker::Shared;
+use valetkey_core::caller::Caller;
+use valetkey_ipc::methods::{AgentInfo, HelloParams};
+
+use super::{connection, handover, Ctx, Proxy, Who, FIRST_SESSION};
+
+/// Binds box `session`'s `proxy.sock`, takes the box's listener on it,
+/// and serves the box until it closes.
+pub fn serve(d: &Shared, proxy: &Arc<Proxy>, session: Arc<BoxSession>) -> Result<(), String> {
+    let path = session.socket_dir.join("proxy.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (d, proxy) = (d.clone(), proxy.clone());
+    tokio::spawn(async move {
+        let mut closed = session.closed();
+        loop {
+            tokio::select! {
+                s = listener.accept() => match s {
+                    Ok((stream, _)) => {
+                        let (d, proxy, session) = (d.clone(), proxy.clone(), session.clone());
+                        tokio::spawn(async move { take_listener(d, proxy, session, stream).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "proxy accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                _ = closed.changed() => break,
+            }
+        }
+        finish(&d, &proxy, &session);
+    });
+    Ok(())
+}
+
+/// The box closed: its counted requests are written, its state dropped.
+fn finish(d: &Shared, proxy: &Proxy, session: &BoxSession) {
+    let id = &session.facts.id;
+    let caller = proxy
+        .callers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(id);
+    if let (Some(c), Some(bx)) = (caller, &session.proxy) {
+        if let Some(g) = c.greeted() {
+            valetkey_core::proxy::request::flush(d, bx, g);
+        }
+    }
+    proxy.upstreams.forget(id);
+}
+
+/// Takes the listener a box hands over on `stream`, answers `k` (or why
+/// not), and serves the box's connections on it until the box closes.
+async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, stream: UnixStream) {
+    let taken = async {
+        let std_stream = stream.into_std().map_err(|e| e.to_string())?;
+        std_stream
+            .set_nonblocking(false)
+            .map_err(|e| e.to_string())?;
+        let (d2, s2) = (d.clone(), session.clone());
+        let n = FIRST_SESSION + proxy.next_session.fetch_add(1, Ordering::Relaxed);
+        let (listener, caller, std_stream) =
+            tokio::task::spawn_blocking(move || handover::receive(&d2, &s2, std_stream, n))
+                .await
+                .map_err(|e| e.to_string())??;
+        let mut m = proxy.callers.lock().unwrap_or_else(|e| e.into_inner());
+        if m.contains_key(&session.facts.id) {
+            return Err("this box's proxy listener was handed over already".to_owned());
+        }
+        m.insert(session.facts.id.clone(), caller.clone());
+        Ok((listener, caller, std_stream))
+    }
+    .await;
+    let (listener, caller, mut answer) = match taken {
+        Ok(t) => t,
+        Err(why) => {
+            tracing::warn!(id = %session.facts.id, %why, "box proxy listener refused");
+            return;
+        }
+    };
+    let Some(bx) = session.proxy.clone() else {
+        return;
+    };
+    let key: Arc<str> = Arc::from(session.facts.id.as_str());
+    use std::io::Write;
+    let _ = answer.write_all(b"k");
+    drop(answer);
+    let mut closed = session.closed();
+    loop {
+        tokio::select! {
+            s = listener.accept() => match s {
+                Ok((tcp, _)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let ctx = Ctx {
+                        d: d.clone(),
+                        proxy: proxy.clone(),
+                        bx: bx.clone(),
+                        key: key.clone(),
+                        caller: caller.clone(),
+                        who: Arc::new(Who::Boxed),
+                    };
+                    tokio::spawn(connection(ctx, tcp));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "box proxy accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = closed.changed() => return,
+        }
+    }
+}
+
+/// Attests `pid` inside the box and says hello as the box's agent.
+pub(super) fn greet(
+    d: &Shared,
+    s: &BoxSession,
+    pid: u32,
+    uid: u32,
+    session: u64,
+) -> Result<Arc<Caller>, String> {
+    s.admits(pid)?;
+    let mut identity = d.attestor.attest(pid, uid).map_err(|e| e.to_string())?;
+    identity.foreign_namespaces.clear();
+    identity.confinement = Some(s.facts.clone());
+    let mut caller = Caller::new(session, identity);
+    let hello = HelloParams {
+        protocol: valetkey_ipc::PROTOCOL_VERSION,
+        agent: AgentInfo {
+            name: s.agent.clone(),
+            version: String::new(),
+            purpose: "requests through the box's egress proxy".into(),
+        },
+        delegation: None,
+    };
+    valetkey_core::access::hello::handle(d, &mut caller, hello).map_err(|e| e.to_string())?;
+    Ok(Arc::new(caller))
+}
