@@ -189,7 +189,7 @@ allowed_scopes = ["email"]
     }))
     .expect("facts");
     let identity: valetkey_ipc::methods::PeerIdentity = serde_json::from_value(serde_json::json!({
-        "uid": 1, "pid": 2, "exe": "/x", "sha256": "00", "start_time": 3
+        "uid": 1, "pid": 2, "exe": "/x", "sha256": "00", "start_time": 3, "parents": []
     }))
     .expect("identity");
     let none = crate::caller::Caller::new(1, identity.clone());
@@ -199,33 +199,31 @@ allowed_scopes = ["email"]
     opened.egress = Some(std::sync::Arc::new(
         BoxProxy::new("a_1", &c, vec![], 1_800_000_000).expect("proxy"),
     ));
+    let plain = &c.providers["plain"];
     assert_eq!(
-        limit(app, &s(&["contents:read"]), None),
+        limit(app, &s(&["contents:read"]), &none),
         Some(Limit::GithubApp)
     );
     assert_eq!(
-        limit(app, &s(&["repo"]), Some(&proxied)),
+        limit(app, &s(&["repo"]), &boxed),
         Some(Limit::ProxyRules),
         "repo is no App permission"
     );
     assert_eq!(
-        limit(
-            &c.providers["plain"],
-            &s(&["contents:read"]),
-            Some(&proxied)
-        ),
+        limit(plain, &s(&["contents:read"]), &boxed),
         Some(Limit::ProxyRules)
     );
     assert_eq!(
-        limit(&c.providers["plain"], &s(&["contents:read"]), None),
-        None
+        limit(plain, &s(&["contents:read"]), &opened),
+        Some(Limit::ProxyRules)
     );
+    assert_eq!(limit(plain, &s(&["contents:read"]), &none), None);
     assert_eq!(
-        limit(&c.providers["wide"], &s(&["api"]), None),
+        limit(&c.providers["wide"], &s(&["api"]), &none),
         Some(Limit::WholeLogin)
     );
     assert_eq!(
-        limit(&c.providers["google"], &s(&["email"]), None),
+        limit(&c.providers["google"], &s(&["email"]), &none),
         Some(Limit::Provider)
     );
 }
@@ -263,8 +261,13 @@ allowed_scopes = ["https://graph.microsoft.com/Mail.Read", "Calendars.Read"]
         vec!["Mail.Send", "https://graph.microsoft.com/Mail.Send"]
     );
     assert_eq!(in_words(p, &mail), vec!["read your mail"]);
+    let identity: valetkey_ipc::methods::PeerIdentity = serde_json::from_value(serde_json::json!({
+        "uid": 1, "pid": 2, "exe": "/x", "sha256": "00", "start_time": 3, "parents": []
+    }))
+    .expect("identity");
+    let caller = crate::caller::Caller::new(1, identity);
     assert_eq!(
-        limit(p, &mail, None),
+        limit(p, &mail, &caller),
         Some(valetkey_ipc::control::Limit::Provider)
     );
 }
