@@ -59,7 +59,10 @@ pub async fn run(
     let door = Arc::new(boxes::Door {
         root: listeners.boxes.clone(),
         to: box_tx,
-        proxy: Arc::new(proxy::Proxy::default()),
+        proxy: Arc::new(proxy::Proxy::start().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no thread for the egress proxies; they share the daemon's runtime");
+            proxy::Proxy::on(tokio::runtime::Handle::current())
+        })),
     });
     tokio::pin!(shutdown);
     loop {

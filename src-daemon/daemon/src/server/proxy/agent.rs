@@ -87,7 +87,7 @@ pub async fn open(
             pid: caller.identity.pid,
         }),
     };
-    tokio::spawn(serve(ctx, listener, stopped, dir));
+    proxy.rt.spawn(serve(ctx, listener, stopped, dir));
     let hosts = valetkey_core::proxy::provider_hosts(&d.config);
     Ok(Opened {
         result: ProxyOpenResult {

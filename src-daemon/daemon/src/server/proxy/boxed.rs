@@ -19,9 +19,16 @@ use super::{connection, handover, Ctx, Proxy, Who, FIRST_SESSION};
 pub fn serve(d: &Shared, proxy: &Arc<Proxy>, session: Arc<BoxSession>) -> Result<(), String> {
     let path = session.socket_dir.join("proxy.sock");
     let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (d, proxy) = (d.clone(), proxy.clone());
-    tokio::spawn(async move {
+    let listener = std::os::unix::net::UnixListener::bind(&path)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (d, proxy2) = (d.clone(), proxy.clone());
+    proxy.rt.spawn(async move {
+        let proxy = proxy2;
+        let listener = match UnixListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => return tracing::warn!(error = %e, "box proxy socket lost"),
+        };
         let mut closed = session.closed();
         loop {
             tokio::select! {

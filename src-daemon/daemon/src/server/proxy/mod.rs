@@ -39,10 +39,17 @@ use valetkey_core::proxy::Door;
 
 use upstream::{Body, Upstreams};
 
-/// What every box's proxy shares: upstream clients, TLS configurations
-/// and each box's caller.
-#[derive(Default)]
+/// What every proxy shares: the runtime they run on, upstream clients,
+/// TLS configurations and each box's caller.
+///
+/// Proxies run on a runtime of their own, on one thread: a request passes
+/// from the box's connection to the provider's and back, and on one
+/// thread those hand-offs are function calls, where on the daemon's
+/// worker threads each was a wake-up of another thread (the profile was
+/// mostly context switches).
 pub struct Proxy {
+    /// The proxies' runtime.
+    pub rt: tokio::runtime::Handle,
     /// Clients and server configurations.
     pub upstreams: Upstreams,
     /// Each box's caller, by box id.
@@ -79,6 +86,32 @@ enum Who {
         /// The agent's pid.
         pid: u32,
     },
+}
+
+impl Proxy {
+    /// Starts the proxies' runtime on a thread of its own.
+    pub fn start() -> std::io::Result<Proxy> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("valetkeyd-proxy")
+            .build()?;
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("valetkeyd-proxy".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+        Ok(Proxy::on(handle))
+    }
+
+    /// Proxies on runtime `rt` (the daemon's own, if a thread of their
+    /// own could not be had).
+    pub fn on(rt: tokio::runtime::Handle) -> Proxy {
+        Proxy {
+            rt,
+            upstreams: Upstreams::default(),
+            callers: Mutex::default(),
+            next_session: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Connections on proxy sockets are numbered apart from the daemon's
