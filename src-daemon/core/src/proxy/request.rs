@@ -6,8 +6,9 @@
 //! `refused:request_not_granted` or `refused:host_not_allowed`, with the
 //! method, host, path and status in `detail`), and so counted by the
 //! monitor. The first allowed request per box and rule is recorded with
-//! its status; later ones are counted and written as one record when the
-//! box closes. No header, body, query string or token goes into a record.
+//! its status; later ones are counted and written as one record a
+//! minute, and when the proxy ends. No header, body, query string or
+//! token goes into a record.
 
 use valetkey_ipc::methods::{TokenPlaceholderParams, TokenPlaceholderResult};
 use valetkey_ipc::{ErrorCode, RpcError};
@@ -337,8 +338,8 @@ pub fn allowed(
     let _ = crate::observe::record(d, rec);
 }
 
-/// Writes the allowed requests counted since their first record (when
-/// the box closes, and when the daemon stops).
+/// Writes the allowed requests counted since their first record (every
+/// minute, and when the proxy ends).
 pub fn flush(d: &Shared, bx: &BoxProxy, s: Greeted<'_>) {
     for (provider, rule, n) in bx.take_counts() {
         let mut rec = crate::audit::about(&s, "proxy.request");

@@ -103,8 +103,15 @@ async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, s
     let _ = answer.write_all(b"k");
     drop(answer);
     let mut closed = session.closed();
+    let mut flush = tokio::time::interval(super::FLUSH_EVERY);
+    flush.tick().await;
     loop {
         tokio::select! {
+            _ = flush.tick() => {
+                if let Some(g) = caller.greeted() {
+                    valetkey_core::proxy::request::flush(&d, &bx, g);
+                }
+            }
             s = listener.accept() => match s {
                 Ok((tcp, _)) => {
                     let _ = tcp.set_nodelay(true);

@@ -114,6 +114,10 @@ impl Proxy {
     }
 }
 
+/// How often the allowed requests counted since their first record are
+/// written (as `token.reused` counts are), besides when the proxy ends.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Connections on proxy sockets are numbered apart from the daemon's
 /// (repeat hand-outs are counted per connection number).
 const FIRST_SESSION: u64 = 1 << 48;
