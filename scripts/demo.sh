@@ -4,7 +4,9 @@
 #   a private D-Bus + unlocked gnome-keyring, the oidc-provider IdP over TLS,
 #   valetkeyd, a login, and a Python agent getting a down-scoped token that
 #   the provider's introspection confirms, then the same agent in a box
-#   (valetkey run) and what the box keeps from it.
+#   (valetkey run) and what the box keeps from it, then a boxed git clone
+#   through the egress proxy (--net proxy) against a GitHub stand-in
+#   (tests/github/standin.py; github.com is not reachable from here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -40,8 +42,38 @@ step "Identity provider: oidc-provider over TLS with a fresh test CA"
 world_provider
 echo "issuer https://127.0.0.1:$port"
 
+step "A GitHub stand-in over TLS (its OAuth flow, REST shapes, token/scoped and real git http-backend)"
+gh_api=$(world_free_port); gh_git=$(world_free_port)
+mkdir -p "$work/github/repos/octo" "$work/github/seed"
+git init -q --bare --initial-branch=main "$work/github/repos/octo/hello.git"
+(cd "$work/github/seed" && git init -q --initial-branch=main && echo "hello from the stand-in" > README \
+  && git add README && git -c user.name=demo -c user.email=demo@example.invalid commit -qm init \
+  && git push -q "$work/github/repos/octo/hello.git" main)
+gh_secret=demo-github-app-secret-0123456789
+python3 "$repo/tests/github/standin.py" --cert "$work/certs/leaf.pem" --key "$work/certs/leaf.key" \
+  --api-port "$gh_api" --git-port "$gh_git" --repos "$work/github/repos" \
+  --client-id Iv1.demo --client-secret "$gh_secret" > "$work/standin.out" 2> "$work/standin.log" &
+pids+=($!)
+until grep -q ready "$work/standin.out" 2>/dev/null; do sleep 0.1; done
+echo "api on localhost:$gh_api, git on localhost:$gh_git"
+
 {
 world_provider_toml "Local demo IdP"
+cat <<TOML
+
+# The GitHub stand-in, with the github preset's rules; its hosts stand in
+# for api.github.com and github.com.
+[providers.github]
+preset = "github"
+client_id = "Iv1.demo"
+confidential = true
+authorization_endpoint = "https://localhost:$gh_git/login/oauth/authorize"
+token_endpoint = "https://localhost:$gh_git/login/oauth/access_token"
+allowed_scopes = ["metadata:read", "contents:read", "contents:write"]
+ca_file = "$work/certs/ca.pem"
+[providers.github.proxy]
+hosts = { api = "localhost:$gh_api", git = "localhost:$gh_git" }
+TOML
 cat <<TOML
 
 # The latency check at the end sends 2,000 requests back to back on one
@@ -107,6 +139,31 @@ step "What the box keeps from an agent (each of these works outside it)"
   ls '$XDG_DATA_HOME/valetkey' 2>/dev/null | grep -q state.db && echo 'state.db: VISIBLE' || echo 'state.db: hidden'
   unshare -Urm true 2>/dev/null && echo 'user namespaces: ALLOWED' || echo 'user namespaces: refused'
 ")
+
+step "Agents that never hold the token: log in to the GitHub stand-in (its app's secret in the keychain)"
+printf %s "$gh_secret" | "$bin/valetkey" provider set-secret github
+"$bin/valetkey" login github
+step "A boxed agent with no network but the egress proxy: git clone with nothing configured, a placeholder, a DELETE and another host"
+(cd "$work/project" && "$bin/valetkey" run --net proxy --name gh-agent --env GH_TOKEN=github:contents:read@octo/hello -- sh -c "
+  git clone -q https://localhost:$gh_git/octo/hello.git hello && echo \"git clone: ok (\$(cat hello/README))\"
+  echo \"GH_TOKEN in the box: \$(printf %s \"\$GH_TOKEN\" | cut -c1-12)... (a placeholder)\"
+  echo \"GET contents with the placeholder: \$(curl -sS -o /dev/null -w '%{http_code}' -H \"Authorization: Bearer \$GH_TOKEN\" https://localhost:$gh_api/repos/octo/hello/contents/README)\"
+  echo \"DELETE the repository: \$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE -H \"Authorization: Bearer \$GH_TOKEN\" https://localhost:$gh_api/repos/octo/hello) (outside the grant)\"
+  curl -sS https://example.com/ -o /dev/null 2>&1 | sed 's/^/another host: /'
+" > "$work/proxy.out" 2>&1) &
+ppid_=$!
+until "$bin/valetkey" consent list | grep -q gh-agent; do sleep 0.1; done
+"$bin/valetkey" consent list | grep -E "gh-agent|lets it|limited by"
+id=$("$bin/valetkey" consent list | awk '/^c_/ {print $1; exit}')
+"$bin/valetkey" consent allow "$id" --always
+wait "$ppid_" || true
+cat "$work/proxy.out"
+echo "what the stand-in received:"
+curl -sS --cacert "$work/certs/ca.pem" "https://localhost:$gh_api/_standin/seen" | python3 -c '
+import json, sys
+for s in json.load(sys.stdin):
+    print("  %s %s: credential %s%s" % (s["method"], s["path"], s["auth"], " limited to " + ",".join(s["repos"]) if s.get("repos") else ""))'
+"$bin/valetkey" audit --kind proxy.request
 
 step "Quick check: cached token.get hand-out latency over the socket (2,000 calls, one connection)"
 python3 - "$XDG_RUNTIME_DIR/valetkey/agent.sock" <<'PY'
