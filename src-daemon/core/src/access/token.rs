@@ -586,11 +586,19 @@ struct Issue<'a> {
 async fn issue(d: &Shared, s: Greeted<'_>, i: Issue<'_>) -> Result<Issued, BrokerError> {
     let narrow = login_covers(i.provider, i.state, i.scopes, i.held)?;
     let now = d.clock.now();
-    let base =
-        crate::scope::ScopeSet::new(i.scopes.iter().map(|x| crate::scope::base(x).to_owned()));
+    // Scopes naming a repository are fetched without it (only the proxy
+    // or GitHub's narrowing limit them); the hot path allocates nothing.
+    let base;
+    let fetched = if i.scopes.iter().any(|x| crate::scope::limited(x).is_some()) {
+        base =
+            crate::scope::ScopeSet::new(i.scopes.iter().map(|x| crate::scope::base(x).to_owned()));
+        &base[..]
+    } else {
+        i.scopes
+    };
     let req = Request {
         agent_id: s.id,
-        scopes: &base,
+        scopes: fetched,
         resource: i.resource,
         generation: i.state.generation,
         now: now.max(0) as u64,
