@@ -99,6 +99,17 @@ impl Caller {
         }
     }
 
+    /// Whether an egress proxy holds this caller's tokens: it is a box in
+    /// `proxy` mode, or it opened a proxy (`proxy.open`).
+    pub fn proxied(&self) -> bool {
+        self.egress.is_some()
+            || self
+                .identity
+                .confinement
+                .as_ref()
+                .is_some_and(|b| b.network == "proxy")
+    }
+
     /// The caller as a greeted agent, if it said hello.
     pub fn greeted(&self) -> Option<Greeted<'_>> {
         self.agent.as_ref().map(|(id, agent)| Greeted {

@@ -25,7 +25,9 @@
 //!   on what it finds;
 //! * [`monitor`]: anomaly rules over what agents do;
 //! * [`proxy`]: the egress proxy's decisions for boxes in `proxy` mode:
-//!   hosts, request rules, placeholders, the box's CA;
+//!   hosts, placeholders, the box's CA (its request rules are config, in
+//!   [`config::rules`]; a request's way through the broker is
+//!   [`access::proxied`]);
 //! * [`events`]: the activity log and the event bus the tray listens to;
 //! * [`live`]: switches that end an agent's live sessions on revocation;
 //! * [`grants`]: standing grants made ahead of time, and listing them;

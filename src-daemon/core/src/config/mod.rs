@@ -14,6 +14,7 @@ use url::Url;
 
 pub mod boxes;
 pub mod proxy;
+pub mod rules;
 mod sections;
 
 pub use boxes::BoxSection;

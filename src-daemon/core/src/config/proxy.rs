@@ -1,6 +1,6 @@
 //! `[providers.NAME.proxy]`: where a provider's API lives and how the
 //! egress proxy writes a token into a request there, with the rules each
-//! scope allows (see [`crate::proxy::rules`]). The presets carry GitHub's;
+//! scope allows (see [`super::rules`]). The presets carry GitHub's;
 //! a user's entries are merged over them key by key, so one rule list or
 //! one host can be changed without copying the rest.
 //!
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::proxy::rules::RuleSet;
+use super::rules::RuleSet;
 
 /// `[providers.NAME.proxy]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -153,7 +153,7 @@ pub async fn ask(
         requests: 0,
         kind: a.kind,
         in_words: crate::proxy::in_words(a.provider, a.scopes),
-        limit: crate::proxy::limit(a.provider, a.scopes, &s),
+        limit: crate::proxy::limit(a.provider, a.scopes, s.proxied()),
         reasons: a.reasons,
         delegation: a.delegation,
     };

@@ -190,7 +190,9 @@ pub async fn create_app(
     let (web, api) = bases(p).ok_or_else(|| config("needs [providers.NAME.proxy] hosts with the roles git (github.com) and api (api.github.com)"))?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let port = listener.local_addr()?.port();
-    let state = crate::proxy::placeholder::new();
+    let mut b = [0u8; 16];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    let state = crate::attest::hex(&b);
     let action = match org {
         Some(o) => format!("{web}/organizations/{o}/settings/apps/new?state={state}"),
         None => format!("{web}/settings/apps/new?state={state}"),

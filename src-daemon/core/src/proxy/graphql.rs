@@ -8,7 +8,7 @@
 //! body that cannot be read has no operation type (no GraphQL rule
 //! matches it).
 
-use super::rules::Operation;
+use crate::config::rules::Operation;
 
 /// The strongest operation type defined in a GraphQL-over-HTTP body.
 pub fn operation_of(body: &[u8]) -> Option<Operation> {

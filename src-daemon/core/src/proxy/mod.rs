@@ -2,7 +2,7 @@
 //! box may reach, which requests its grants allow, and where a token goes
 //! in. The daemon owns the sockets, TLS and HTTP (`valetkeyd`'s
 //! `server::proxy`); this module sees a request as a few facts
-//! ([`rules::Target`] and the `Authorization` value) and answers.
+//! ([`Target`](crate::config::rules::Target) and the `Authorization` value) and answers.
 //!
 //! A box in `proxy` mode has no network of its own. Its HTTP clients go
 //! through a bridge in the box to the daemon, which:
@@ -12,24 +12,22 @@
 //! * tunnels the profile's hosts untouched;
 //! * ends TLS for a provider's hosts with a leaf from the box's own CA
 //!   ([`ca`]), checks each request against the rules of the scopes the
-//!   box holds ([`rules`]), and writes the real token into it: in place
+//!   box holds ([`crate::config::rules`]), and writes the real token into it: in place
 //!   of a placeholder ([`placeholder`]), or where there is no credential
 //!   at all and the box's agent holds a grant. The token is fetched by
-//!   the same path as `token.get` ([`request`]), so consent, policy and
+//!   the same path as `token.get` ([`crate::access::proxied`]), so consent, policy and
 //!   the audit trail all apply, and never enters the box.
 
 pub mod ca;
 pub mod graphql;
 pub mod placeholder;
-pub mod request;
-pub mod rules;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::config::proxy::ProxyHost;
+use crate::config::rules::{RuleSet, Target};
 use crate::config::{Config, Provider};
-use rules::{RuleSet, Target};
 
 /// What a placeholder stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,21 +261,17 @@ pub fn in_words(p: &Provider, scopes: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// What will hold a token for `scopes` on `p` to them, for caller `s`
-/// (see [`Limit`](valetkey_ipc::control::Limit)): a box in `proxy` mode,
-/// or an agent that opened a proxy, has its tokens held by the proxy.
+/// What will hold a token for `scopes` on `p` to them (see
+/// [`Limit`](valetkey_ipc::control::Limit)); `proxied`: the caller's
+/// tokens are held by an egress proxy (a box in `proxy` mode, or an
+/// agent that opened one).
 pub fn limit(
     p: &Provider,
     scopes: &[String],
-    s: &crate::caller::Caller,
+    proxied: bool,
 ) -> Option<valetkey_ipc::control::Limit> {
     use valetkey_ipc::control::Limit;
-    let boxed = s
-        .identity
-        .confinement
-        .as_ref()
-        .is_some_and(|b| b.network == "proxy");
-    let proxied = (boxed || s.egress.is_some()) && p.proxy.is_some();
+    let proxied = proxied && p.proxy.is_some();
     if p.narrows_at_github().is_some() && crate::oauth::github::scoped_body(scopes).is_some() {
         Some(Limit::GithubApp)
     } else if p.narrows_on_refresh {

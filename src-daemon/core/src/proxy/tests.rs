@@ -1,5 +1,5 @@
-use super::rules::{Operation, Target};
 use super::*;
+use crate::config::rules::{Operation, Target};
 use std::path::Path;
 
 fn config() -> Config {
@@ -201,29 +201,29 @@ allowed_scopes = ["email"]
     ));
     let plain = &c.providers["plain"];
     assert_eq!(
-        limit(app, &s(&["contents:read"]), &none),
+        limit(app, &s(&["contents:read"]), none.proxied()),
         Some(Limit::GithubApp)
     );
     assert_eq!(
-        limit(app, &s(&["repo"]), &boxed),
+        limit(app, &s(&["repo"]), boxed.proxied()),
         Some(Limit::ProxyRules),
         "repo is no App permission"
     );
     assert_eq!(
-        limit(plain, &s(&["contents:read"]), &boxed),
+        limit(plain, &s(&["contents:read"]), boxed.proxied()),
         Some(Limit::ProxyRules)
     );
     assert_eq!(
-        limit(plain, &s(&["contents:read"]), &opened),
+        limit(plain, &s(&["contents:read"]), opened.proxied()),
         Some(Limit::ProxyRules)
     );
-    assert_eq!(limit(plain, &s(&["contents:read"]), &none), None);
+    assert_eq!(limit(plain, &s(&["contents:read"]), none.proxied()), None);
     assert_eq!(
-        limit(&c.providers["wide"], &s(&["api"]), &none),
+        limit(&c.providers["wide"], &s(&["api"]), none.proxied()),
         Some(Limit::WholeLogin)
     );
     assert_eq!(
-        limit(&c.providers["google"], &s(&["email"]), &none),
+        limit(&c.providers["google"], &s(&["email"]), none.proxied()),
         Some(Limit::Provider)
     );
 }
@@ -267,7 +267,7 @@ allowed_scopes = ["https://graph.microsoft.com/Mail.Read", "Calendars.Read"]
     .expect("identity");
     let caller = crate::caller::Caller::new(1, identity);
     assert_eq!(
-        limit(p, &mail, &caller),
+        limit(p, &mail, caller.proxied()),
         Some(valetkey_ipc::control::Limit::Provider)
     );
 }

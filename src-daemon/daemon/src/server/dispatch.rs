@@ -76,7 +76,7 @@ async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
         }
         TokenPlaceholder::NAME => {
             call!(TokenPlaceholder, |p| Box::pin(
-                valetkey_core::proxy::request::placeholder(d, g, p)
+                valetkey_core::access::proxied::placeholder(d, g, p)
             )
             .await)
         }

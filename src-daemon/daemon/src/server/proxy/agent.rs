@@ -132,7 +132,7 @@ async fn serve(
         }
     }
     if let Some(g) = ctx.caller.greeted() {
-        valetkey_core::proxy::request::flush(&ctx.d, &ctx.bx, g);
+        valetkey_core::access::proxied::flush(&ctx.d, &ctx.bx, g);
     }
     ctx.proxy.upstreams.forget(&ctx.key);
     let _ = std::fs::remove_dir_all(dir);

@@ -9,8 +9,6 @@ use tokio::net::{UnixListener, UnixStream};
 
 use valetkey_core::boxes::BoxSession;
 use valetkey_core::broker::Shared;
-use valetkey_core::caller::Caller;
-use valetkey_ipc::methods::{AgentInfo, HelloParams};
 
 use super::{connection, handover, Ctx, Proxy, Who, FIRST_SESSION};
 
@@ -60,7 +58,7 @@ fn finish(d: &Shared, proxy: &Proxy, session: &BoxSession) {
         .remove(id);
     if let (Some(c), Some(bx)) = (caller, &session.proxy) {
         if let Some(g) = c.greeted() {
-            valetkey_core::proxy::request::flush(d, bx, g);
+            valetkey_core::access::proxied::flush(d, bx, g);
         }
     }
     proxy.upstreams.forget(id);
@@ -109,7 +107,7 @@ async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, s
         tokio::select! {
             _ = flush.tick() => {
                 if let Some(g) = caller.greeted() {
-                    valetkey_core::proxy::request::flush(&d, &bx, g);
+                    valetkey_core::access::proxied::flush(&d, &bx, g);
                 }
             }
             s = listener.accept() => match s {
@@ -133,30 +131,4 @@ async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, s
             _ = closed.changed() => return,
         }
     }
-}
-
-/// Attests `pid` inside the box and says hello as the box's agent.
-pub(super) fn greet(
-    d: &Shared,
-    s: &BoxSession,
-    pid: u32,
-    uid: u32,
-    session: u64,
-) -> Result<Arc<Caller>, String> {
-    s.admits(pid)?;
-    let mut identity = d.attestor.attest(pid, uid).map_err(|e| e.to_string())?;
-    identity.foreign_namespaces.clear();
-    identity.confinement = Some(s.facts.clone());
-    let mut caller = Caller::new(session, identity);
-    let hello = HelloParams {
-        protocol: valetkey_ipc::PROTOCOL_VERSION,
-        agent: AgentInfo {
-            name: s.agent.clone(),
-            version: String::new(),
-            purpose: "requests through the box's egress proxy".into(),
-        },
-        delegation: None,
-    };
-    valetkey_core::access::hello::handle(d, &mut caller, hello).map_err(|e| e.to_string())?;
-    Ok(Arc::new(caller))
 }

@@ -2,7 +2,8 @@
 //! (its pid namespace, as on the box's `agent.sock`), and what it sends
 //! must be one listening TCP socket bound to loopback (in the box's own
 //! network namespace: nothing outside the box can connect to it). The box
-//! is then served as its agent, attested from the sender. Blocking.
+//! is then served as its agent, attested from the sender and greeted
+//! once with the box's agent name. Blocking.
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -12,6 +13,7 @@ use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use valetkey_core::boxes::BoxSession;
 use valetkey_core::broker::Shared;
 use valetkey_core::caller::Caller;
+use valetkey_ipc::methods::{AgentInfo, HelloParams};
 
 /// The listener, the box's caller, and the stream to answer on.
 pub type Received = (tokio::net::TcpListener, Arc<Caller>, UnixStream);
@@ -34,7 +36,7 @@ pub fn receive(d: &Shared, s: &BoxSession, stream: UnixStream, n: u64) -> Result
         .set_nonblocking(true)
         .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-    let caller = super::boxed::greet(d, s, pid, me.as_raw(), n)?;
+    let caller = greet(d, s, pid, me.as_raw(), n)?;
     Ok((listener, caller, stream))
 }
 
@@ -78,4 +80,30 @@ fn check(fd: &OwnedFd) -> Result<(), String> {
     } else {
         Err("what was handed over is not a listening TCP socket on loopback".into())
     }
+}
+
+/// Attests `pid` inside the box and says hello as the box's agent.
+fn greet(
+    d: &Shared,
+    s: &BoxSession,
+    pid: u32,
+    uid: u32,
+    session: u64,
+) -> Result<Arc<Caller>, String> {
+    s.admits(pid)?;
+    let mut identity = d.attestor.attest(pid, uid).map_err(|e| e.to_string())?;
+    identity.foreign_namespaces.clear();
+    identity.confinement = Some(s.facts.clone());
+    let mut caller = Caller::new(session, identity);
+    let hello = HelloParams {
+        protocol: valetkey_ipc::PROTOCOL_VERSION,
+        agent: AgentInfo {
+            name: s.agent.clone(),
+            version: String::new(),
+            purpose: "requests through the box's egress proxy".into(),
+        },
+        delegation: None,
+    };
+    valetkey_core::access::hello::handle(d, &mut caller, hello).map_err(|e| e.to_string())?;
+    Ok(Arc::new(caller))
 }

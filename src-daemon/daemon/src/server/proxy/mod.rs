@@ -198,7 +198,7 @@ async fn outer(ctx: Ctx, req: Request<hyper::body::Incoming>) -> Response<Body> 
         Door::Refuse(why) => {
             let g = ctx.caller.greeted();
             let body = match g {
-                Some(g) => valetkey_core::proxy::request::host_refused(&ctx.d, g, &method, &host, port, &why),
+                Some(g) => valetkey_core::access::proxied::host_refused(&ctx.d, g, &method, &host, port, &why),
                 None => why,
             };
             json(403, body)

@@ -1,6 +1,6 @@
 //! An opened host: TLS from the box ends here with a leaf of the box's
 //! CA, and each request inside is decided by
-//! [`valetkey_core::proxy::request::decide`], then passed on to the
+//! [`valetkey_core::access::proxied::decide`], then passed on to the
 //! provider over a TLS connection of the proxy's own, with the token
 //! written in where the decision says so.
 
@@ -12,9 +12,9 @@ use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
+use valetkey_core::access::proxied::{self as request, Allowed, Answer, Asked};
 use valetkey_core::config::proxy::ProxyHost;
-use valetkey_core::proxy::request::{self, Allowed, Answer, Asked};
-use valetkey_core::proxy::rules::Target;
+use valetkey_core::config::rules::Target;
 use valetkey_core::proxy::BoxProxy;
 
 use super::upstream::Body;
@@ -95,7 +95,7 @@ async fn body_and_operation(
     role: &str,
     parts: &http::request::Parts,
     body: hyper::body::Incoming,
-) -> Result<(Body, Option<valetkey_core::proxy::rules::Operation>), Response<Body>> {
+) -> Result<(Body, Option<valetkey_core::config::rules::Operation>), Response<Body>> {
     let reads = parts.method == hyper::Method::POST
         && ctx
             .d

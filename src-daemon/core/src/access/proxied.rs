@@ -13,13 +13,13 @@
 use valetkey_ipc::methods::{TokenPlaceholderParams, TokenPlaceholderResult};
 use valetkey_ipc::{ErrorCode, RpcError};
 
-use super::rules::Target;
-use super::{placeholder, plan, BoxProxy, Held, Plan};
 use crate::broker::Shared;
 use crate::caller::Greeted;
 use crate::config::proxy::ProxyHost;
+use crate::config::rules::Target;
 use crate::config::Provider;
 use crate::error::BrokerError;
+use crate::proxy::{placeholder, plan, BoxProxy, Held, Plan};
 use crate::store::AuditRecord;
 
 /// A request to a provider's host, as the proxy hands it over.
@@ -93,7 +93,7 @@ pub async fn placeholder(
         .live_grant(s.id, &provider.name, s.identity.binding())?
         .is_some();
     let approval = consent.filter(|_| !granted).map(|id| (id, scopes.clone()));
-    let placeholder = bx.mint(super::Placeholder {
+    let placeholder = bx.mint(crate::proxy::Placeholder {
         provider: provider.name.clone(),
         scopes: scopes.clone(),
         approval,
