@@ -147,6 +147,22 @@ pub fn parse_request(frame: &[u8]) -> Result<Request, Box<Response>> {
             ),
         ))
     })?;
+    if !value.is_object() {
+        let what = match &value {
+            Value::Array(_) => "an array (batches are not supported)",
+            Value::String(_) => "a string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            _ => "null",
+        };
+        return Err(Box::new(Response::err(
+            None,
+            RpcError::new(
+                ErrorCode::BadRequest,
+                format!("a frame must be one JSON-RPC 2.0 request object, got {what}; send one object per line"),
+            ),
+        )));
+    }
     let id = value
         .get("id")
         .and_then(|v| serde_json::from_value::<Id>(v.clone()).ok());
@@ -174,6 +190,28 @@ mod tests {
         let resp = r.expect_err("should fail");
         let e = resp.error.expect("has error");
         (resp.id, e.name().to_owned())
+    }
+
+    #[test]
+    fn a_frame_that_is_not_an_object_says_what_it_is() {
+        for (frame, what) in [
+            (
+                &br#"[{"jsonrpc":"2.0","id":1,"method":"whoami"}]"#[..],
+                "an array (batches are not supported)",
+            ),
+            (br#""hello""#, "a string"),
+            (b"42", "a number"),
+            (b"null", "null"),
+        ] {
+            let resp = parse_request_ref(frame).expect_err("refused");
+            let e = resp.error.expect("error");
+            assert_eq!(e.name(), "bad_request");
+            assert!(
+                e.message.contains(what) && !e.message.contains("invalid type"),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]

@@ -129,10 +129,9 @@ pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
         };
         login_loopback(&upstream, p, secret.as_ref(), &opts).await?
     };
-    let rt = tokens.refresh_token.ok_or_else(|| Failure::from(format!(
-        "{} returned no refresh token; the login must ask for offline access (add offline_access to login_scopes_extra, or access_type=offline to extra_auth_params)",
-        p.name
-    )))?;
+    let rt = tokens
+        .refresh_token
+        .ok_or_else(|| Failure::from(no_refresh_token(p)))?;
     keychain.set(Item::RefreshToken(&p.name), &rt).await?;
     let scopes = tokens.scopes.unwrap_or_else(|| p.login_scopes.clone());
     daemon
@@ -181,6 +180,28 @@ pub async fn logout(cli: &Cli, name: &str) -> Result<(), Failure> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// What to change when a login gave no refresh token: an OIDC provider
+/// grants `offline_access` only with `prompt=consent` (OIDC Core §11).
+fn no_refresh_token(p: &valetkey_core::config::Provider) -> String {
+    let asks = p.login_scopes.iter().any(|s| s == "offline_access");
+    let prompts = p
+        .extra_auth_params
+        .get("prompt")
+        .is_some_and(|v| v == "consent");
+    let fix = match (asks, prompts) {
+        (true, false) => format!(
+            "it was asked for offline_access, which an OpenID provider honours only with prompt=consent (OIDC Core §11): add extra_auth_params = {{ prompt = \"consent\" }} to [providers.{}]",
+            p.name
+        ),
+        (false, _) => format!(
+            "ask for offline access: add \"offline_access\" to login_scopes_extra and extra_auth_params = {{ prompt = \"consent\" }} to [providers.{}] (Google: extra_auth_params = {{ access_type = \"offline\", prompt = \"consent\" }})",
+            p.name
+        ),
+        (true, true) => "the provider was asked for offline_access with prompt=consent and still gave none; check that the client may use refresh tokens (grant type refresh_token) at the provider".into(),
+    };
+    format!("{} returned no refresh token; {fix}", p.name)
 }
 
 /// `provider set-secret` and `provider github-app create`.
@@ -260,4 +281,40 @@ async fn github_app(cli: &Cli, c: &GithubAppCmd) -> Result<(), Failure> {
         p.name
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(extra: &str) -> valetkey_core::config::Provider {
+        let text = format!("[providers.corp]\nissuer = \"https://id.example\"\nclient_id = \"c\"\nallowed_scopes = [\"a\"]\n{extra}");
+        let cfg = valetkey_core::config::Config::parse(std::path::Path::new("c.toml"), &text)
+            .expect("config");
+        cfg.providers["corp"].clone()
+    }
+
+    #[test]
+    fn no_refresh_token_names_the_missing_piece() {
+        let m = no_refresh_token(&provider("login_scopes_extra = [\"offline_access\"]\n"));
+        assert!(
+            m.contains("prompt=consent")
+                && m.contains("extra_auth_params = { prompt = \"consent\" }"),
+            "{m}"
+        );
+        assert!(
+            !m.contains("add \"offline_access\""),
+            "it was there already: {m}"
+        );
+        let m = no_refresh_token(&provider(""));
+        assert!(
+            m.contains("add \"offline_access\" to login_scopes_extra"),
+            "{m}"
+        );
+        let m = no_refresh_token(&provider("login_scopes_extra = [\"offline_access\"]\nextra_auth_params = { prompt = \"consent\" }\n"));
+        assert!(
+            m.contains("refresh_token") && m.contains("still gave none"),
+            "{m}"
+        );
+    }
 }
