@@ -110,6 +110,8 @@ error_codes! {
     RequestNotGranted = (2017, "request_not_granted"),
     /// The egress proxy refused a host the box's profile does not let it reach; add it to the profile's `hosts`.
     HostNotAllowed = (2018, "host_not_allowed"),
+    /// Pushed (`id: null`) before a connection is closed because the user revoked a grant its agent held; the agent stays active: reconnect and ask again.
+    GrantRevoked = (2019, "grant_revoked"),
     /// The OS keychain is locked; unlock it and retry.
     KeychainLocked = (3000, "keychain_locked"),
     /// No OS keychain (Secret Service) is reachable.

@@ -198,7 +198,12 @@ pub async fn agents_lifecycle(
             }
             revoked.tokens_dropped =
                 d.tokens.cache.take(Some(a.id), None).len() as u32 + sub_tokens;
-            revoked.connections_closed = d.live.close(Some(a.id)) + sub_conns;
+            let why = if p.step == Lifecycle::Deprecate {
+                crate::live::Cut::Deprecated
+            } else {
+                crate::live::Cut::Suspended
+            };
+            revoked.connections_closed = d.live.close(Some(a.id), why) + sub_conns;
             flow::deny_pending(d, Some(a.id));
             change
         }

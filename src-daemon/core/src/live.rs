@@ -8,18 +8,49 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use tokio::sync::watch;
+use valetkey_ipc::ErrorCode;
+
+/// Why a session was ended: the error its connection is told before it
+/// closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The agent was suspended or revoked (`agent_suspended`).
+    Suspended,
+    /// The agent was deprecated (`agent_deprecated`).
+    Deprecated,
+    /// A grant it held was revoked; the agent stays active
+    /// (`grant_revoked`).
+    GrantRevoked,
+    /// A delegation in its chain was revoked (`delegation_revoked`).
+    DelegationRevoked,
+}
+
+impl Cut {
+    /// The code and the message the connection gets.
+    pub fn error(self) -> (ErrorCode, &'static str) {
+        match self {
+            Cut::Suspended => (ErrorCode::AgentSuspended, "the user revoked or suspended this agent; the connection is closed (`valetkey resume` or `valetkey reinstate` lets it back)"),
+            Cut::Deprecated => (ErrorCode::AgentDeprecated, "the user deprecated this agent; the connection is closed"),
+            Cut::GrantRevoked => (ErrorCode::GrantRevoked, "the user revoked a grant this agent held; its tokens were dropped and the connection is closed. Reconnect and ask again to be prompted"),
+            Cut::DelegationRevoked => (ErrorCode::DelegationRevoked, "a delegation in this sub-agent's chain was revoked; the connection is closed"),
+        }
+    }
+}
+
+/// One agent's connections, each with its switch.
+type Switches = HashMap<u64, watch::Sender<Option<Cut>>>;
 
 /// Live agent sessions by agent id, each with a switch that ends it.
 #[derive(Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<i64, HashMap<u64, watch::Sender<bool>>>>,
+    map: Mutex<HashMap<i64, Switches>>,
 }
 
 impl Sessions {
     /// Registers connection `conn_id` of `agent_id`; the receiver turns
-    /// `true` when the connection must close.
-    pub fn register(&self, agent_id: i64, conn_id: u64) -> watch::Receiver<bool> {
-        let (tx, rx) = watch::channel(false);
+    /// to why when the connection must close.
+    pub fn register(&self, agent_id: i64, conn_id: u64) -> watch::Receiver<Option<Cut>> {
+        let (tx, rx) = watch::channel(None);
         self.map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -40,15 +71,15 @@ impl Sessions {
         }
     }
 
-    /// Closes every connection of `agent_id` (or of every agent); returns
-    /// how many were told to close.
-    pub fn close(&self, agent_id: Option<i64>) -> u32 {
+    /// Closes every connection of `agent_id` (or of every agent), for
+    /// `why`; returns how many were told to close.
+    pub fn close(&self, agent_id: Option<i64>, why: Cut) -> u32 {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let mut n = 0;
         for (id, conns) in map.iter() {
             if agent_id.is_none_or(|a| a == *id) {
                 for tx in conns.values() {
-                    let _ = tx.send(true);
+                    let _ = tx.send(Some(why));
                     n += 1;
                 }
             }

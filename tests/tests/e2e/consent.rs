@@ -312,7 +312,11 @@ async fn one_click_revoke_closes_the_agent_and_the_next_request_is_refused() {
     assert_eq!(r.grants_removed, 1);
     assert_eq!(r.tokens_dropped, 1);
     assert_eq!(r.connections_closed, 1);
-    assert!(c.token("local", &["repo:read"]).await.is_err(), "closed");
+    // The open connection was told why before it closed: a revoked grant,
+    // not a suspended agent (the agent stays active: `fresh` was asked
+    // for consent above, not refused).
+    let pushed = c.token("local", &["repo:read"]).await.expect_err("closed");
+    assert_eq!(code(&pushed), Some("grant_revoked"), "{pushed}");
 
     // Revoking the agent suspends it until it is reinstated.
     ctl.call::<Revoke>(&RevokeParams {

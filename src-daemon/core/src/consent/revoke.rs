@@ -34,7 +34,9 @@ pub fn cut_subagents(d: &Shared, names: &[String]) -> (u32, u32) {
         }
         if let Ok(Some(a)) = d.store.agent_by_name(n) {
             tokens += d.tokens.cache.take(Some(a.id), None).len() as u32;
-            conns += d.live.close(Some(a.id));
+            conns += d
+                .live
+                .close(Some(a.id), crate::live::Cut::DelegationRevoked);
         }
     }
     (tokens, conns)
@@ -110,7 +112,12 @@ async fn revoke_grants(
     };
     let tokens = d.tokens.cache.take(agent_id, provider.as_deref());
     let (sub_tokens, sub_closed) = cut_subagents(d, sub_names);
-    let closed = d.live.close(agent_id) + sub_closed;
+    // Revoking an agent suspends it; revoking grants leaves it active.
+    let why = match target {
+        RevokeTarget::Agent { .. } => crate::live::Cut::Suspended,
+        _ => crate::live::Cut::GrantRevoked,
+    };
+    let closed = d.live.close(agent_id, why) + sub_closed;
     super::flow::deny_pending(d, agent_id);
     for g in &removed {
         d.events.emit(

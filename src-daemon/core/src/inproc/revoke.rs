@@ -75,7 +75,7 @@ async fn revoking_an_agent_cuts_everything_it_holds_and_suspends_it() {
         "its open prompt was denied"
     );
     assert!(
-        *live.borrow_and_update(),
+        *live.borrow_and_update() == Some(crate::live::Cut::Suspended),
         "its connection was told to close"
     );
     assert_eq!(

@@ -25,6 +25,7 @@ use interprocess::local_socket::tokio::{prelude::*, Stream};
 use tokio::sync::watch;
 use tracing::Instrument;
 use valetkey_core::caller::Caller;
+use valetkey_core::live::Cut;
 use valetkey_ipc::codec::FrameError;
 use valetkey_ipc::jsonrpc::Response;
 use valetkey_ipc::{ErrorCode, RpcError};
@@ -220,15 +221,19 @@ async fn frame_loop(
 ) {
     // Turns true when the user revokes this agent: close at once, even
     // while a request (say, a consent wait) is in flight.
-    let mut kill: Option<watch::Receiver<bool>> = None;
-    let killed = |k: &mut Option<watch::Receiver<bool>>| {
+    let mut kill: Option<watch::Receiver<Option<Cut>>> = None;
+    let killed = |k: &mut Option<watch::Receiver<Option<Cut>>>| {
         let k = k.clone();
         async move {
             match k {
                 Some(mut k) => {
-                    let _ = k.wait_for(|v| *v).await;
+                    let got = k.wait_for(|v| v.is_some()).await.map(|v| *v);
+                    match got {
+                        Ok(why) => why.unwrap_or(Cut::Suspended),
+                        Err(_) => std::future::pending().await,
+                    }
                 }
-                None => std::future::pending::<()>().await,
+                None => std::future::pending().await,
             }
         }
     };
@@ -259,7 +264,7 @@ async fn frame_loop(
                 return;
             }
             _ = stop.changed() => return,
-            _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
+            why = killed(&mut kill) => return closed_by_user(&mut framed, why).await,
         };
         partial_since = None;
         let resp = match frame {
@@ -282,7 +287,7 @@ async fn frame_loop(
                     tokio::select! {
                         r = dispatch::dispatch(daemon, session, &bytes) => r,
                         _ = stop.changed() => return,
-                        _ = killed(&mut kill) => return closed_by_user(&mut framed).await,
+                        why = killed(&mut kill) => return closed_by_user(&mut framed, why).await,
                     }
                 } else {
                     tracing::warn!(
@@ -325,11 +330,9 @@ async fn frame_loop(
     }
 }
 
-async fn closed_by_user(framed: &mut Conn) {
-    tracing::info!("closing: the user revoked this agent");
-    let err = RpcError::new(
-        ErrorCode::AgentSuspended,
-        "the user revoked this agent's access; the connection is closed",
-    );
+async fn closed_by_user(framed: &mut Conn, why: Cut) {
+    tracing::info!(?why, "closing: the user cut this agent off");
+    let (code, message) = why.error();
+    let err = RpcError::new(code, message);
     let _ = send(framed, &Response::err(None, err)).await;
 }
