@@ -49,7 +49,7 @@ git init -q --bare --initial-branch=main "$work/github/repos/octo/hello.git"
 (cd "$work/github/seed" && git init -q --initial-branch=main && echo "hello from the stand-in" > README \
   && git add README && git -c user.name=demo -c user.email=demo@example.invalid commit -qm init \
   && git push -q "$work/github/repos/octo/hello.git" main)
-gh_secret=demo-github-app-secret-0123456789
+gh_secret=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')   # the stand-in app's secret, made now
 python3 "$repo/tests/github/standin.py" --cert "$work/certs/leaf.pem" --key "$work/certs/leaf.key" \
   --api-port "$gh_api" --git-port "$gh_git" --repos "$work/github/repos" \
   --client-id Iv1.demo --client-secret "$gh_secret" > "$work/standin.out" 2> "$work/standin.log" &

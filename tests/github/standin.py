@@ -109,6 +109,12 @@ def credential(headers):
     return "?"
 
 
+def app_key():
+    """A private key for a new app, made now (as GitHub makes one per app)."""
+    out = subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519"], capture_output=True, check=True)
+    return out.stdout.decode()
+
+
 def new_tokens():
     access = "ghu_" + secrets.token_hex(18)
     refresh = "ghr_" + secrets.token_hex(30)
@@ -257,7 +263,7 @@ class Handler(BaseHTTPRequestHandler):
             CLIENTS[client_id] = secret
             APPS.append(dict(app, client_secret=secret))
         return self.send(201, dict(app, client_secret=secret, webhook_secret=secrets.token_hex(10),
-                                   pem="-----BEGIN RSA PRIVATE KEY-----\nstand-in\n-----END RSA PRIVATE KEY-----\n",
+                                   pem=app_key(),
                                    html_url="https://github.com/apps/" + slug))
 
     def scoped(self, client_id, body):

@@ -21,7 +21,17 @@ use crate::harness::{
 };
 
 const CLIENT_ID: &str = "Iv1.standin0001";
-const CLIENT_SECRET: &str = "standin-client-secret-0123456789abcdef";
+/// The stand-in app's client secret: random, made once per test run.
+fn client_secret() -> &'static str {
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| {
+        let mut b = [0u8; 20];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut b))
+            .expect("/dev/urandom");
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    })
+}
 
 /// A test world with the GitHub stand-in up and logged in to.
 struct GitHub {
@@ -83,7 +93,7 @@ fn start_standin(env: &TestEnv, api: u16, git: u16, other: u16) -> Proc {
         ])
         .args(["--other-port", &other.to_string()])
         .args(["--repos", &env.path("github/repos").display().to_string()])
-        .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET])
+        .args(["--client-id", CLIENT_ID, "--client-secret", client_secret()])
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -133,7 +143,7 @@ hosts = ["localhost:{other}"]
     set.stdin
         .take()
         .expect("stdin")
-        .write_all(CLIENT_SECRET.as_bytes())
+        .write_all(client_secret().as_bytes())
         .expect("write");
     assert!(set.wait().expect("wait").success());
     let out = env.cli_ok(&["login", "github", "--timeout", "30"]);

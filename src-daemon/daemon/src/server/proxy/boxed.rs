@@ -67,15 +67,18 @@ fn finish(d: &Shared, proxy: &Proxy, session: &BoxSession) {
 /// Takes the listener a box hands over on `stream`, answers `k` (or why
 /// not), and serves the box's connections on it until the box closes.
 async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, stream: UnixStream) {
+    use std::io::Write;
+    let Ok(mut answer) = stream.into_std() else {
+        return;
+    };
     let taken = async {
-        let std_stream = stream.into_std().map_err(|e| e.to_string())?;
-        std_stream
-            .set_nonblocking(false)
-            .map_err(|e| e.to_string())?;
+        answer.set_nonblocking(false).map_err(|e| e.to_string())?;
+        let bx = session.proxy.clone().ok_or("this box has no proxy")?;
+        let received = answer.try_clone().map_err(|e| e.to_string())?;
         let (d2, s2) = (d.clone(), session.clone());
         let n = FIRST_SESSION + proxy.next_session.fetch_add(1, Ordering::Relaxed);
-        let (listener, caller, std_stream) =
-            tokio::task::spawn_blocking(move || handover::receive(&d2, &s2, std_stream, n))
+        let (listener, caller) =
+            tokio::task::spawn_blocking(move || handover::receive(&d2, &s2, received, n))
                 .await
                 .map_err(|e| e.to_string())??;
         let mut m = proxy.callers.lock().unwrap_or_else(|e| e.into_inner());
@@ -83,21 +86,19 @@ async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, s
             return Err("this box's proxy listener was handed over already".to_owned());
         }
         m.insert(session.facts.id.clone(), caller.clone());
-        Ok((listener, caller, std_stream))
+        Ok((listener, caller, bx))
     }
     .await;
-    let (listener, caller, mut answer) = match taken {
+    // `box-exec` reads `k`, or why not, and says so.
+    let (listener, caller, bx) = match taken {
         Ok(t) => t,
         Err(why) => {
             tracing::warn!(id = %session.facts.id, %why, "box proxy listener refused");
+            let _ = answer.write_all(why.as_bytes());
             return;
         }
     };
-    let Some(bx) = session.proxy.clone() else {
-        return;
-    };
     let key: Arc<str> = Arc::from(session.facts.id.as_str());
-    use std::io::Write;
     let _ = answer.write_all(b"k");
     drop(answer);
     let mut closed = session.closed();

@@ -15,8 +15,8 @@ use valetkey_core::broker::Shared;
 use valetkey_core::caller::Caller;
 use valetkey_ipc::methods::{AgentInfo, HelloParams};
 
-/// The listener, the box's caller, and the stream to answer on.
-pub type Received = (tokio::net::TcpListener, Arc<Caller>, UnixStream);
+/// The listener, and the box's caller.
+pub type Received = (tokio::net::TcpListener, Arc<Caller>);
 
 /// Receives and checks the listener `stream`'s peer hands over, and greets
 /// the box's caller as session `n`.
@@ -37,7 +37,7 @@ pub fn receive(d: &Shared, s: &BoxSession, stream: UnixStream, n: u64) -> Result
         .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
     let caller = greet(d, s, pid, me.as_raw(), n)?;
-    Ok((listener, caller, stream))
+    Ok((listener, caller))
 }
 
 /// The one descriptor of the one message on `stream`.
