@@ -28,7 +28,7 @@ fn world() -> World {
     let w = World::with_policy(None, GITHUB);
     w.login("hub", &["metadata:read", "contents:read", "contents:write"]);
     w.keychain
-        .put(Item::ClientSecret("hub"), "app-secret-0123456789");
+        .put(Item::ClientSecret("hub"), "fake-keychain-value");
     w.login("plain", &["contents:read"]);
     w
 }
