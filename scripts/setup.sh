@@ -2,7 +2,7 @@
 # Installs everything Valet Key's demo and tests need on Debian/Ubuntu:
 # system packages (Secret Service, D-Bus, TLS tools, node, bubblewrap; WebKitGTK and
 # friends for the tray app; Xvfb, WebKitWebDriver and dunst for its tests),
-# the test provider's npm packages, the tray frontend (built into
+# the test provider's and the test MCP server's npm packages, the tray frontend (built into
 # src-ui/web/dist, which the tray binary embeds) and tauri-driver.
 # Idempotent; safe to run again.
 set -euo pipefail
@@ -47,6 +47,11 @@ command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust
 if [ ! -d tests/oidc/node_modules/oidc-provider ] || [ ! -d tests/oidc/node_modules/undici ]; then
   echo "setup: installing the test OIDC provider (npm ci)"
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [ ! -d tests/mcp/node_modules/@modelcontextprotocol/sdk ] || [ tests/mcp/package-lock.json -nt tests/mcp/node_modules/.package-lock.json ]; then
+  echo "setup: installing the test MCP server (the official MCP SDK, npm ci)"
+  (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if [ ! -d src-ui/web/node_modules/@tauri-apps/api ] || [ src-ui/web/package-lock.json -nt src-ui/web/node_modules/.package-lock.json ]; then

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::admin::*;
 pub use crate::boxes::*;
+pub use crate::mcp::*;
 use crate::methods::{AgentInfo, Method, NoParams, ProcessInfo};
 use crate::policy::{Classification, PolicyDecision};
 

@@ -14,7 +14,8 @@
 //!   [`confinement`]: what an agent's box was launched with.
 //! * [`control`]: the control socket's methods and pushed events (tray, CLI),
 //!   with [`admin`]'s methods through which the CLI changes state and
-//!   [`boxes`]' through which `valetkey run` opens a box;
+//!   [`boxes`]' through which `valetkey run` opens a box, and [`mcp`]'s
+//!   through which `valetkey mcp add` records a remote MCP server;
 //! * [`audit`]: one record of the audit trail.
 //! * [`policy`]: the input document policies see, and their decisions.
 //! * [`paths`]: where the socket lives.
@@ -30,6 +31,7 @@ pub mod confinement;
 pub mod control;
 pub mod error;
 pub mod jsonrpc;
+pub mod mcp;
 pub mod methods;
 pub mod paths;
 pub mod policy;

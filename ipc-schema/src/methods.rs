@@ -438,7 +438,7 @@ pub struct NoParams {}
 /// Result of `providers.list`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ProvidersListResult {
-    /// One entry per configured provider.
+    /// One entry per configured provider, then one per MCP server.
     pub providers: Vec<ProviderSummary>,
 }
 
@@ -457,6 +457,12 @@ pub struct ProviderSummary {
     pub allowed_scopes: Vec<String>,
     /// Whether the provider can issue a narrower token on refresh.
     pub narrows_on_refresh: bool,
+    /// The scopes the login holds (empty when not logged in).
+    #[serde(default)]
+    pub login_scopes: Vec<String>,
+    /// For a remote MCP server (`valetkey mcp add`): its MCP endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_url: Option<String>,
 }
 
 impl Method for ProvidersList {

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 use crate::control::{
     ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
     AgentsStats, AuditQuery, BoxClose, BoxOpen, BoxStarted, ConsentDecide, ConsentList, Event,
-    EventsSubscribe, GrantsAdd, GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout,
-    PolicyStatus, ProvidersStatus, Revoke, Status,
+    EventsSubscribe, GrantsAdd, GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout, McpAdd,
+    McpList, McpRemove, PolicyStatus, ProvidersStatus, Revoke, Status,
 };
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
@@ -86,6 +86,9 @@ pub fn control_protocol_schema() -> String {
     method_entry::<BoxOpen>(&mut gen, &mut methods);
     method_entry::<BoxStarted>(&mut gen, &mut methods);
     method_entry::<BoxClose>(&mut gen, &mut methods);
+    method_entry::<McpAdd>(&mut gen, &mut methods);
+    method_entry::<McpList>(&mut gen, &mut methods);
+    method_entry::<McpRemove>(&mut gen, &mut methods);
     let event = defs_of::<Event>(&mut gen);
     document(
         gen,

@@ -283,7 +283,10 @@ async fn provider_checks(r: &mut Report, cfg: &Config, states: Option<&[Provider
         let check = format!("login:{}", p.name);
         let state = states.iter().find(|s| s.name == p.name);
         let login_fix = format!("`valetkey login {}`", p.name);
-        match (state, keychain.get(Item::RefreshToken(&p.name)).await) {
+        match (
+            state,
+            keychain.get(Item::RefreshToken(&p.keychain_key)).await,
+        ) {
             (Some(s), _) if s.login_required => r.line(
                 Level::Fail,
                 &check,

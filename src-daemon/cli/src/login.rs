@@ -98,7 +98,14 @@ fn provider<'a>(
 /// Runs the browser login and stores the refresh token.
 pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
     let cfg = cli.load_config()?;
-    let p = provider(&cfg, &a.provider)?;
+    let mcp = match cfg.provider(&a.provider) {
+        Some(_) => None,
+        None => super::mcp::provider(cli, &a.provider).await?,
+    };
+    let p = match &mcp {
+        Some(p) => p,
+        None => provider(&cfg, &a.provider)?,
+    };
     // The daemon records the login: make sure it answers before the user
     // goes through a browser for nothing.
     let mut daemon = connect(cli).await?;
@@ -132,7 +139,9 @@ pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
     let rt = tokens
         .refresh_token
         .ok_or_else(|| Failure::from(no_refresh_token(p)))?;
-    keychain.set(Item::RefreshToken(&p.name), &rt).await?;
+    keychain
+        .set(Item::RefreshToken(&p.keychain_key), &rt)
+        .await?;
     let scopes = tokens.scopes.unwrap_or_else(|| p.login_scopes.clone());
     daemon
         .call::<LoginRecord>(&LoginRecordParams {
@@ -145,7 +154,7 @@ pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
         "Logged in to {}. The refresh token is in the OS keychain (service={}, username={}).\nGranted scopes: {}",
         p.display_name,
         valetkey_core::keychain::SERVICE,
-        Item::RefreshToken(&p.name).user(),
+        Item::RefreshToken(&p.keychain_key).user(),
         scopes.join(" ")
     );
     Ok(())
@@ -154,7 +163,14 @@ pub async fn login(cli: &Cli, a: &LoginArgs) -> Result<(), Failure> {
 /// Has the daemon revoke at the provider, then delete locally.
 pub async fn logout(cli: &Cli, name: &str) -> Result<(), Failure> {
     let cfg = cli.load_config()?;
-    let p = provider(&cfg, name)?;
+    let mcp = match cfg.provider(name) {
+        Some(_) => None,
+        None => super::mcp::provider(cli, name).await?,
+    };
+    let p = match &mcp {
+        Some(p) => p,
+        None => provider(&cfg, name)?,
+    };
     let r = connect(cli)
         .await?
         .call::<Logout>(&LogoutParams {
@@ -221,7 +237,10 @@ pub async fn provider_cmd(cli: &Cli, c: &ProviderCmd) -> Result<(), Failure> {
         ));
     }
     SecretService::new()
-        .set(Item::ClientSecret(&p.name), &Secret::new(value.to_owned()))
+        .set(
+            Item::ClientSecret(&p.keychain_key),
+            &Secret::new(value.to_owned()),
+        )
         .await?;
     println!(
         "Stored the client secret for {} in the OS keychain.",
@@ -257,7 +276,7 @@ async fn github_app(cli: &Cli, c: &GithubAppCmd) -> Result<(), Failure> {
     .await
     .map_err(|e| Failure::from(e.to_string()))?;
     SecretService::new()
-        .set(Item::ClientSecret(&p.name), &app.client_secret)
+        .set(Item::ClientSecret(&p.keychain_key), &app.client_secret)
         .await?;
     println!(
         "Created the GitHub App {} (id {}): {}\n\
@@ -291,7 +310,7 @@ mod tests {
         let text = format!("[providers.corp]\nissuer = \"https://id.example\"\nclient_id = \"c\"\nallowed_scopes = [\"a\"]\n{extra}");
         let cfg = valetkey_core::config::Config::parse(std::path::Path::new("c.toml"), &text)
             .expect("config");
-        cfg.providers["corp"].clone()
+        (*cfg.providers["corp"]).clone()
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod doctor;
 mod governance;
 mod grants;
 mod login;
+mod mcp;
 mod run;
 mod service;
 mod token;
@@ -86,6 +87,10 @@ pub enum Command {
     /// Provider administration.
     #[command(subcommand)]
     Provider(login::ProviderCmd),
+    /// Remote MCP servers: add (discover, register, log in), list, status,
+    /// remove, and headers for MCP clients.
+    #[command(subcommand)]
+    Mcp(mcp::McpCmd),
     /// Get a token as an agent (prints the token, or JSON with --json).
     Token(token::TokenArgs),
     /// List and decide pending consents.
@@ -162,6 +167,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Logout { provider } => login::logout(&cli, provider).await,
         Command::Provider(c) => login::provider_cmd(&cli, c).await,
         Command::Providers => grants::providers(&cli).await,
+        Command::Mcp(c) => mcp::mcp(&cli, c).await,
         Command::Agents(a) => governance::agents(&cli, a).await,
         Command::Policy(c) => governance::policy_cmd(&cli, c).await,
         Command::Delegate(a) => governance::delegate(&cli, a).await,

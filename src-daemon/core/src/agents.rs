@@ -130,7 +130,7 @@ pub fn agents_edit(d: &Shared, p: AgentsEditParams) -> Result<AgentView, BrokerE
         }
     }
     if let Some(ps) = &p.providers {
-        if let Some(unknown) = ps.iter().find(|x| d.config.provider(x).is_none()) {
+        if let Some(unknown) = ps.iter().find(|x| d.provider(x).is_none()) {
             return Err(BrokerError::rpc(
                 ErrorCode::UnknownProvider,
                 format!("no provider named {unknown:?} is configured"),

@@ -54,6 +54,8 @@ pub struct Broker {
     pub reuse: crate::audit::reuse::Reuse,
     /// What time it is (the one clock; tests pin it).
     pub clock: SharedClock,
+    /// Remote MCP servers added with `valetkey mcp add`: providers too.
+    pub mcp: crate::mcp::Servers,
     /// Issuing paused by the user.
     paused: AtomicBool,
     /// Session locked, as logind / the screensaver last said.
@@ -99,6 +101,7 @@ impl Broker {
             max_prompts_per_minute: config.consent.max_prompts_per_minute,
         };
         let clock = store.clock();
+        let mcp = crate::mcp::admin::load(&store, &config);
         Arc::new(Broker {
             config,
             store,
@@ -116,9 +119,32 @@ impl Broker {
             monitor: Monitor::default(),
             reuse: Default::default(),
             clock,
+            mcp,
             paused: AtomicBool::new(false),
             locked: watch::channel(false).0,
         })
+    }
+
+    /// A provider by name: a configured one, else an added MCP server.
+    pub fn provider(&self, name: &str) -> Option<Arc<crate::config::Provider>> {
+        match self.config.providers.get(name) {
+            Some(p) => Some(p.clone()),
+            None => self.mcp.get(name),
+        }
+    }
+
+    /// Every provider's name: the configured ones, then the MCP servers.
+    pub fn provider_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.config.providers.keys().cloned().collect();
+        v.extend(self.mcp.all().into_iter().map(|(p, _)| p.name.clone()));
+        v
+    }
+
+    /// Every provider: the configured ones, then the MCP servers.
+    pub fn providers(&self) -> Vec<Arc<crate::config::Provider>> {
+        let mut v: Vec<_> = self.config.providers.values().cloned().collect();
+        v.extend(self.mcp.all().into_iter().map(|(p, _)| p));
+        v
     }
 
     /// Whether issuing is paused.

@@ -65,7 +65,7 @@ async fn bind_to(
 
 /// `grants.add`.
 pub async fn add(d: &Shared, p: GrantsAddParams) -> Result<GrantsAddResult, BrokerError> {
-    let provider = d.config.provider(&p.provider).ok_or_else(|| {
+    let provider = d.provider(&p.provider).ok_or_else(|| {
         BrokerError::rpc(
             ErrorCode::UnknownProvider,
             format!(

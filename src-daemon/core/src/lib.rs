@@ -32,6 +32,8 @@
 //! * [`live`]: switches that end an agent's live sessions on revocation;
 //! * [`grants`]: standing grants made ahead of time, and listing them;
 //! * [`logins`]: provider logins as the daemon records and ends them;
+//! * [`mcp`]: remote MCP servers as providers: discovery, client
+//!   registration, and the servers the user added;
 //! * [`oauth`]: discovery, refresh, login, revocation against providers;
 //! * [`keychain`]: refresh tokens and client secrets in the Secret Service;
 //! * [`config`], [`dirs`]: where things are and how providers are set up;
@@ -58,6 +60,7 @@ pub mod grants;
 pub mod keychain;
 pub mod live;
 pub mod logins;
+pub mod mcp;
 pub mod monitor;
 pub mod oauth;
 pub mod observe;

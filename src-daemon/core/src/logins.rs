@@ -16,19 +16,14 @@ use crate::error::BrokerError;
 use crate::keychain::Item;
 use crate::tokens::TokenService;
 
-fn provider<'a>(d: &'a Shared, name: &str) -> Result<&'a Provider, BrokerError> {
-    d.config.provider(name).ok_or_else(|| {
+fn provider(d: &Shared, name: &str) -> Result<std::sync::Arc<Provider>, BrokerError> {
+    d.provider(name).ok_or_else(|| {
         BrokerError::rpc(
             ErrorCode::UnknownProvider,
             format!(
-                "no provider named {name:?} in {}; configured: {}",
+                "no provider named {name:?} in {} or among the MCP servers; known: {}",
                 d.config.path.display(),
-                d.config
-                    .providers
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                d.provider_names().join(", ")
             ),
         )
     })
@@ -50,9 +45,8 @@ fn status_of(d: &Shared, p: &Provider) -> Result<ProviderStatus, BrokerError> {
 /// `providers.status`.
 pub fn status(d: &Shared) -> Result<ProvidersStatusResult, BrokerError> {
     let providers = d
-        .config
-        .providers
-        .values()
+        .providers()
+        .iter()
         .map(|p| status_of(d, p))
         .collect::<Result<_, _>>()?;
     Ok(ProvidersStatusResult { providers })
@@ -71,20 +65,24 @@ pub fn record(d: &Shared, p: LoginRecordParams) -> Result<ProviderStatus, Broker
     rec.outcome = "logged_in".into();
     crate::record::record(d, rec)?;
     tracing::info!(provider = %provider.name, "login recorded");
-    status_of(d, provider)
+    status_of(d, &provider)
 }
 
 /// `logout`: revoke upstream, then delete here, whatever the provider said.
 pub async fn logout(d: &Shared, p: LogoutParams) -> Result<LogoutResult, BrokerError> {
     let provider = provider(d, &p.provider)?;
-    let (upstream, error) = match d.keychain.get(Item::RefreshToken(&provider.name)).await? {
+    let (upstream, error) = match d
+        .keychain
+        .get(Item::RefreshToken(&provider.keychain_key))
+        .await?
+    {
         None => (UpstreamRevocation::NoToken, None),
         Some(rt) => {
-            let secret = TokenService::client_secret(&*d.keychain, provider)
+            let secret = TokenService::client_secret(&*d.keychain, &provider)
                 .await
                 .ok()
                 .flatten();
-            match d.upstream.revoke(provider, &rt, secret.as_ref()).await {
+            match d.upstream.revoke(&provider, &rt, secret.as_ref()).await {
                 Ok(true) => (UpstreamRevocation::Revoked, None),
                 Ok(false) => (UpstreamRevocation::Unsupported, None),
                 Err(e) => (UpstreamRevocation::Failed, Some(e.to_string())),
@@ -92,7 +90,7 @@ pub async fn logout(d: &Shared, p: LogoutParams) -> Result<LogoutResult, BrokerE
         }
     };
     d.keychain
-        .delete(Item::RefreshToken(&provider.name))
+        .delete(Item::RefreshToken(&provider.keychain_key))
         .await?;
     d.store.record_logout(&provider.name)?;
     d.tokens.forget_provider(&provider.name);

@@ -17,6 +17,7 @@ mod device_login;
 mod faults;
 mod governance;
 mod hardening;
+mod mcp;
 mod proxy;
 mod service;
 mod session_lock;

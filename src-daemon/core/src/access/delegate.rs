@@ -136,7 +136,7 @@ async fn create_inner(
     if p.ttl_secs == 0 {
         return Err(invalid("ttl_secs must be at least 1".into()));
     }
-    let provider = d.config.provider(&p.provider).ok_or_else(|| {
+    let provider = d.provider(&p.provider).ok_or_else(|| {
         BrokerError::rpc(
             ErrorCode::UnknownProvider,
             format!("no provider named {:?} is configured", p.provider),
@@ -260,7 +260,7 @@ async fn create_inner(
             now_ns: d.clock.now_ns(),
         },
         Asking {
-            provider,
+            provider: &provider,
             resource: provider.resource.as_deref(),
             duration_secs: Some(p.ttl_secs),
             wait: p.wait.unwrap_or(true),

@@ -8,7 +8,7 @@ use crate::error::BrokerError;
 /// Handles `providers.list`.
 pub fn handle(d: &Shared) -> Result<ProvidersListResult, BrokerError> {
     let mut providers = Vec::new();
-    for p in d.config.providers.values() {
+    for p in d.providers() {
         let st = d.store.provider_state(&p.name)?;
         providers.push(ProviderSummary {
             name: p.name.clone(),
@@ -22,6 +22,8 @@ pub fn handle(d: &Shared) -> Result<ProvidersListResult, BrokerError> {
             login_required: st.login_required || st.logged_in_at.is_none(),
             allowed_scopes: p.allowed_scopes.clone(),
             narrows_on_refresh: p.narrows_on_refresh,
+            login_scopes: st.login_scopes.clone(),
+            mcp_url: p.mcp.as_ref().map(|m| m.url.clone()),
         });
     }
     Ok(ProvidersListResult { providers })

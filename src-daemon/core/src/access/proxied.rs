@@ -70,7 +70,7 @@ pub async fn placeholder(
         .and_then(|b| b.proxy.clone())
         .or_else(|| s.egress.clone())
         .ok_or_else(|| invalid("token.placeholder needs an egress proxy: inside a box started with --net proxy (valetkey run --net proxy -- …), or after proxy.open on this connection".into()))?;
-    let provider = d.config.provider(&p.provider).ok_or_else(|| {
+    let provider = d.provider(&p.provider).ok_or_else(|| {
         BrokerError::rpc(
             ErrorCode::UnknownProvider,
             format!("no provider named {:?} is configured", p.provider),

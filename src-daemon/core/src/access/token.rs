@@ -194,7 +194,10 @@ async fn get(
     held: Held,
     t: &mut Trace,
 ) -> Result<Issued, BrokerError> {
-    let r = resolve(d, p)?;
+    let provider = d
+        .provider(&p.provider)
+        .ok_or_else(|| unknown_provider(d, &p.provider))?;
+    let r = resolve(p, &provider)?;
     crate::boxes::require(d, &s.identity, &r.provider.name)?;
     let (state, row) = ready(d, s, r.provider)?;
     let authority = authorize(d, s, &r)?;
@@ -238,19 +241,15 @@ struct Resolved<'a> {
     resource: Option<&'a str>,
 }
 
-/// Step 1: valid params, a configured provider that allows the scopes and
-/// the resource.
-fn resolve<'a>(d: &'a Shared, p: &'a TokenGetParams) -> Result<Resolved<'a>, BrokerError> {
+/// Step 1: valid params, and a provider that allows the scopes and the
+/// resource.
+fn resolve<'a>(p: &'a TokenGetParams, provider: &'a Provider) -> Result<Resolved<'a>, BrokerError> {
     validate_scopes(&p.scopes).map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
     if let Some(c) = &p.context {
         c.validate()
             .map_err(|m| BrokerError::rpc(ErrorCode::InvalidParams, m))?;
     }
     let scopes = ScopeSet::new(p.scopes.iter().cloned());
-    let provider = d
-        .config
-        .provider(&p.provider)
-        .ok_or_else(|| unknown_provider(d, &p.provider))?;
     let not_allowed = scopes.missing_from(&provider.allowed_scopes);
     if !not_allowed.is_empty() {
         return Err(RpcError::new(
@@ -282,11 +281,11 @@ fn resolve<'a>(d: &'a Shared, p: &'a TokenGetParams) -> Result<Resolved<'a>, Bro
 }
 
 fn unknown_provider(d: &Shared, name: &str) -> BrokerError {
-    let known: Vec<&str> = d.config.providers.keys().map(String::as_str).collect();
+    let known = d.provider_names();
     RpcError::new(
         ErrorCode::UnknownProvider,
         format!(
-            "no provider named {name:?} is configured (configured: {}); add it to {}",
+            "no provider named {name:?} is configured (configured: {}); add it to {}, or add an MCP server with `valetkey mcp add`",
             if known.is_empty() {
                 "none".into()
             } else {
@@ -511,15 +510,15 @@ pub async fn handle_wait(
         }
         ConsentKind::Access => {}
     }
-    let provider = d.config.provider(&req.provider).ok_or_else(|| {
+    let provider = d.provider(&req.provider).ok_or_else(|| {
         BrokerError::rpc(
             ErrorCode::UnknownProvider,
             format!("provider {} is no longer configured", req.provider),
         )
     })?;
-    let state = login_state(d, provider)?;
+    let state = login_state(d, &provider)?;
     let issue_ = Issue {
-        provider,
+        provider: &provider,
         state: &state,
         scopes: &scopes,
         resource: req.resource.as_deref(),

@@ -372,6 +372,13 @@ pub struct Provider {
     pub sensitivity: valetkey_ipc::policy::Classification,
     /// Hosts and request rules for the egress proxy, if it knows them.
     pub proxy: Option<std::sync::Arc<proxy::ProviderProxy>>,
+    /// Under what its refresh token and client secret are kept in the
+    /// keychain: the name for a configured provider; the authorization
+    /// server's issuer and the resource for an MCP server (so a server
+    /// added again under another name finds no stale login).
+    pub keychain_key: String,
+    /// What discovery found, when this provider is a remote MCP server.
+    pub mcp: Option<std::sync::Arc<valetkey_ipc::control::McpServer>>,
 }
 
 impl Provider {
@@ -423,7 +430,7 @@ pub struct Config {
     /// `[box]`.
     pub boxes: BoxSection,
     /// Providers by name.
-    pub providers: BTreeMap<String, Provider>,
+    pub providers: BTreeMap<String, std::sync::Arc<Provider>>,
 }
 
 /// The built-in presets.
@@ -474,7 +481,10 @@ impl Config {
                     raw.over(base)
                 }
             };
-            providers.insert(name.clone(), validate(&name, merged).map_err(err)?);
+            providers.insert(
+                name.clone(),
+                std::sync::Arc::new(validate(&name, merged).map_err(err)?),
+            );
         }
         if !(1..=3).contains(&file.delegation.max_depth) {
             return Err(ConfigError::Parse {
@@ -531,7 +541,7 @@ impl Config {
 
     /// A provider by name, or an error message listing the known ones.
     pub fn provider(&self, name: &str) -> Option<&Provider> {
-        self.providers.get(name)
+        self.providers.get(name).map(|p| &**p)
     }
 }
 
@@ -605,6 +615,8 @@ fn validate(name: &str, f: ProviderFile) -> Result<Provider, String> {
             .map(proxy::validate)
             .transpose()?
             .map(std::sync::Arc::new),
+        keychain_key: name.to_owned(),
+        mcp: None,
     })
 }
 

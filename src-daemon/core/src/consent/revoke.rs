@@ -131,19 +131,19 @@ async fn revoke_grants(
     }
     let mut upstream = 0;
     for (key, tok) in &tokens {
-        let Some(p) = d.config.provider(&key.provider) else {
+        let Some(p) = d.provider(&key.provider) else {
             continue;
         };
         if !p.revoke_agent_tokens {
             continue;
         }
-        let secret = TokenService::client_secret(&*d.keychain, p)
+        let secret = TokenService::client_secret(&*d.keychain, &p)
             .await
             .ok()
             .flatten();
         match d
             .upstream
-            .revoke_access_token(p, &tok.token, secret.as_ref())
+            .revoke_access_token(&p, &tok.token, secret.as_ref())
             .await
         {
             Ok(true) => upstream += 1,

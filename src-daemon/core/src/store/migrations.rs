@@ -135,6 +135,13 @@ const STEPS: &[&str] = &[
     // 5: find rows written before the chain existed without scanning the
     // whole trail at every start (200k records took 50 ms).
     "CREATE INDEX audit_unchained ON audit (id) WHERE hash IS NULL;",
+    // 6: remote MCP servers added with `valetkey mcp add` (what discovery
+    // found, as JSON; never a secret).
+    "CREATE TABLE mcp_servers (
+        name      TEXT PRIMARY KEY,
+        record    TEXT NOT NULL,
+        added_at  INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build writes.

@@ -14,6 +14,7 @@ mod agents;
 mod audit;
 mod delegations;
 mod grants;
+mod mcp;
 mod meta;
 mod migrations;
 mod mirror;
@@ -32,6 +33,7 @@ pub use agents::{
 pub use audit::{hash_of as audit_hash, AuditFilter, AuditRecord, Checkpoint, GENESIS};
 pub use delegations::{DelegationRow, NewDelegation};
 pub use grants::{GrantFilter, GrantRow, NewGrant};
+pub use mcp::McpRow;
 pub use providers::ProviderState;
 
 /// Why the database failed.

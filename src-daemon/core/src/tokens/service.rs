@@ -198,7 +198,7 @@ impl TokenService {
             return Ok(rt);
         }
         self.keychain
-            .get(Item::RefreshToken(&p.name))
+            .get(Item::RefreshToken(&p.keychain_key))
             .await?
             .ok_or_else(|| {
                 BrokerError::rpc(
@@ -219,7 +219,7 @@ impl TokenService {
         if !p.confidential {
             return Ok(None);
         }
-        match keychain.get(Item::ClientSecret(&p.name)).await? {
+        match keychain.get(Item::ClientSecret(&p.keychain_key)).await? {
             Some(s) => Ok(Some(s)),
             None => Err(BrokerError::rpc(
                 ErrorCode::ProviderRejected,
@@ -287,7 +287,11 @@ impl TokenService {
             Err(e) => return Err(e.into()),
         };
         if let Some(new_rt) = &got.refresh_token {
-            if let Err(e) = self.keychain.set(Item::RefreshToken(&p.name), new_rt).await {
+            if let Err(e) = self
+                .keychain
+                .set(Item::RefreshToken(&p.keychain_key), new_rt)
+                .await
+            {
                 tracing::error!(provider = %p.name, error = %e, "could not store the rotated refresh token; keeping it in memory");
                 self.pending
                     .lock()

@@ -27,8 +27,8 @@ use valetkey_ipc::codec::FrameError;
 use valetkey_ipc::control::{
     ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
     AgentsStats, AuditQuery, ConsentDecide, ConsentList, EventsSubscribe, EventsSubscribeResult,
-    GrantsAdd, GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout, PolicyStatus,
-    ProvidersStatus, Revoke, Status, EVENT_METHOD,
+    GrantsAdd, GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout, McpAdd, McpList, McpRemove,
+    PolicyStatus, ProvidersStatus, Revoke, Status, EVENT_METHOD,
 };
 use valetkey_ipc::jsonrpc::{parse_request, Response};
 use valetkey_ipc::methods::{Method, PeerIdentity};
@@ -223,6 +223,9 @@ async fn dispatch(
             LoginRecord => |p| async { valetkey_core::logins::record(d, p) },
             Logout => |p| valetkey_core::logins::logout(d, p),
             ProvidersStatus => |_| async { valetkey_core::logins::status(d) },
+            McpAdd => |p| async { valetkey_core::mcp::admin::add(d, p) },
+            McpList => |_| async { valetkey_core::mcp::admin::list(d) },
+            McpRemove => |p| valetkey_core::mcp::admin::remove(d, p),
         })
     };
     match outcome {

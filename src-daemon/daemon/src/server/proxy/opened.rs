@@ -132,7 +132,7 @@ async fn inner(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let (Some(p), Some(g)) = (ctx.d.config.provider(provider), ctx.caller.greeted()) else {
+    let (Some(p), Some(g)) = (ctx.d.provider(provider), ctx.caller.greeted()) else {
         return json(
             503,
             r#"{"error":{"message":"the provider is no longer configured"}}"#.into(),
@@ -153,7 +153,7 @@ async fn inner(
         target,
         authorization: auth,
     };
-    let (value, allowed) = match request::decide(&ctx.d, bx, g, p, ph, &asked).await {
+    let (value, allowed) = match request::decide(&ctx.d, bx, g, &p, ph, &asked).await {
         Answer::Refuse { status, body } => return json(status, body),
         Answer::Forward => (None, None),
         Answer::Authorize {
@@ -175,7 +175,7 @@ async fn inner(
         }
         None => None,
     };
-    let client = match ctx.proxy.upstreams.client(p) {
+    let client = match ctx.proxy.upstreams.client(&p) {
         Ok(c) => c,
         Err(e) => {
             return json(

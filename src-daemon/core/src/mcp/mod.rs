@@ -1,0 +1,225 @@
+//! Remote MCP servers as providers: Valet Key is the machine's one MCP
+//! OAuth client, so every MCP client on it shares one login per server,
+//! under the same consent, policy, audit and revocation as any provider.
+//!
+//! * [`challenge`] reads the servers' `WWW-Authenticate` challenges;
+//! * [`discover`] finds a server's authorization server, as the MCP
+//!   authorization spec (revision 2025-11-25) orders it;
+//! * [`register`] gets a client id there;
+//! * [`admin`] handles `mcp.add`, `mcp.list` and `mcp.remove`;
+//! * [`Servers`] holds the added servers as [`Provider`]s, beside the
+//!   configured ones (see [`crate::broker::Broker::provider`]).
+//!
+//! The CLI runs discovery, registration and the browser login (it has the
+//! terminal and the browser); the daemon, the only writer of state, then
+//! records the server. A server's provider is built here from what was
+//! found: its `resource` is the audience every token is bound to (RFC 8707
+//! at login and on each refresh), and its refresh token is kept in the
+//! keychain under the issuer and the resource.
+
+pub mod admin;
+pub mod challenge;
+pub mod discover;
+pub mod register;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use url::Url;
+use valetkey_ipc::control::McpServer;
+
+use crate::config::{Endpoints, Provider};
+
+/// Why discovery or registration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// A server could not be reached, or answered with an error status.
+    #[error("{url}: {detail}")]
+    Http {
+        /// What was asked.
+        url: String,
+        /// What happened.
+        detail: String,
+    },
+    /// A document is missing, malformed, or fails a check.
+    #[error("{what}: {detail}")]
+    Invalid {
+        /// Which document.
+        what: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The server cannot be used this way; the message says what to do.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl McpError {
+    fn http(url: &Url, e: reqwest::Error) -> McpError {
+        McpError::Http {
+            url: url.to_string(),
+            detail: format!("cannot reach it: {}", e.without_url()),
+        }
+    }
+}
+
+/// The start of a server's error body, printable.
+pub(crate) fn excerpt(text: &str) -> String {
+    let t: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+    if t.is_empty() {
+        "(no body)".into()
+    } else {
+        t
+    }
+}
+
+/// Checks a server name: a provider name agents pass to `token.get`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "MCP server name {name:?} must be 1 to 64 characters of a-z, 0-9, '.', '_' and '-'"
+        ))
+    }
+}
+
+/// Where a server's refresh token (and client secret) are kept: by the
+/// authorization server and the resource, not by the name the user chose.
+pub fn keychain_key(issuer: &str, resource: &str) -> String {
+    format!("mcp:{} {}", issuer.trim_end_matches('/'), resource)
+}
+
+/// The scopes agents may be granted: the login's and the server's,
+/// without `offline_access` (a login matter, not an agent's).
+fn grantable(s: &McpServer) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for x in s.scopes.iter().chain(&s.scopes_supported) {
+        if x != "offline_access" && !v.contains(x) {
+            v.push(x.clone());
+        }
+    }
+    v
+}
+
+fn parse_url(field: &str, v: &str) -> Result<Url, String> {
+    let u = Url::parse(v).map_err(|e| format!("{field} {v:?} is not a URL: {e}"))?;
+    if !discover::secure(&u) {
+        return Err(format!(
+            "{field} {u} must be https:// (plain http:// only on loopback)"
+        ));
+    }
+    Ok(u)
+}
+
+/// The provider an MCP server is, checked as a config section would be.
+pub fn provider_of(s: &McpServer) -> Result<Provider, String> {
+    check_name(&s.name)?;
+    let url = parse_url("url", &s.url)?;
+    let resource = parse_url("resource", &s.resource)?;
+    if !discover::resource_covers(&resource, &url) {
+        return Err(format!("resource {resource} does not cover {url}"));
+    }
+    let endpoints = Endpoints {
+        authorization: Some(parse_url(
+            "authorization_endpoint",
+            &s.authorization_endpoint,
+        )?),
+        token: Some(parse_url("token_endpoint", &s.token_endpoint)?),
+        revocation: s
+            .revocation_endpoint
+            .as_deref()
+            .map(|r| parse_url("revocation_endpoint", r))
+            .transpose()?,
+        device_authorization: None,
+    };
+    let allowed_scopes = grantable(s);
+    if allowed_scopes.is_empty() {
+        return Err("the server names no scopes; pass --scope".into());
+    }
+    valetkey_ipc::methods::validate_scopes(&allowed_scopes).map_err(|e| format!("scopes: {e}"))?;
+    if s.client_id.is_empty() {
+        return Err("client_id is empty".into());
+    }
+    Ok(Provider {
+        name: s.name.clone(),
+        display_name: format!("MCP server {} ({})", s.name, url.host_str().unwrap_or("?")),
+        issuer: None,
+        endpoints,
+        client_id: s.client_id.clone(),
+        confidential: s.confidential,
+        allowed_scopes,
+        login_scopes: s.scopes.clone(),
+        resource: Some(s.resource.clone()),
+        // Whether an authorization server narrows on refresh is not
+        // advertised; the login's token is what the server sees.
+        narrows_on_refresh: false,
+        allow_full_scope: true,
+        extra_auth_params: BTreeMap::new(),
+        ca_file: s.ca_file.as_ref().map(Into::into),
+        timeout: Duration::from_secs(10),
+        revoke_agent_tokens: false,
+        sensitivity: Default::default(),
+        proxy: None,
+        keychain_key: keychain_key(&s.issuer, &s.resource),
+        mcp: Some(Arc::new(s.clone())),
+    })
+}
+
+/// An HTTP client for discovery: no redirects, the server's extra CA.
+pub fn client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, McpError> {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("valetkey/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = ca_file {
+        let bad = |e: String| McpError::Unsupported(format!("--ca-file {}: {e}", ca.display()));
+        let pem = std::fs::read(ca).map_err(|e| bad(e.to_string()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))? {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build()
+        .map_err(|e| McpError::Unsupported(format!("HTTP client: {e}")))
+}
+
+/// The added MCP servers, as providers, with when each was added.
+#[derive(Default)]
+pub struct Servers {
+    map: RwLock<BTreeMap<String, (Arc<Provider>, i64)>>,
+}
+
+impl Servers {
+    /// A server's provider.
+    pub fn get(&self, name: &str) -> Option<Arc<Provider>> {
+        let m = self.map.read().unwrap_or_else(|e| e.into_inner());
+        m.get(name).map(|(p, _)| p.clone())
+    }
+
+    /// Every server, by name, with when it was added.
+    pub fn all(&self) -> Vec<(Arc<Provider>, i64)> {
+        let m = self.map.read().unwrap_or_else(|e| e.into_inner());
+        m.values().cloned().collect()
+    }
+
+    /// Adds or replaces one.
+    pub fn put(&self, p: Arc<Provider>, added_at: i64) {
+        let mut m = self.map.write().unwrap_or_else(|e| e.into_inner());
+        m.insert(p.name.clone(), (p, added_at));
+    }
+
+    /// Forgets one.
+    pub fn remove(&self, name: &str) {
+        let mut m = self.map.write().unwrap_or_else(|e| e.into_inner());
+        m.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,337 @@
+//! Remote MCP servers (`valetkey mcp`): a real MCP server with OAuth built
+//! from the official MCP TypeScript SDK (tests/mcp/server.mjs: the SDK's
+//! authorization server router, bearer middleware and streamable HTTP
+//! transport) over HTTPS, against the real daemon, keychain and CLI. The
+//! server reports what it registered, authorized, issued and saw, so the
+//! assertions are its observations.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::{bin, certs, free_port, repo, Proc, TestEnv};
+
+struct Mcp {
+    env: TestEnv,
+    port: u16,
+    as_port: u16,
+    _server: Proc,
+}
+
+fn start_server(env: &TestEnv, port: u16, as_port: u16, flags: &[&str]) -> Proc {
+    let log = std::fs::File::create(env.path("logs/mcp-server.log")).expect("log");
+    let mut child = Command::new("node")
+        .arg(repo().join("mcp/server.mjs"))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--as-port",
+            &as_port.to_string(),
+        ])
+        .args(["--cert", &certs().join("leaf.pem").display().to_string()])
+        .args(["--key", &certs().join("leaf.key").display().to_string()])
+        .args(["--docs", &env.path("docs").display().to_string()])
+        .args(flags)
+        .env("NODE_EXTRA_CA_CERTS", certs().join("ca.pem"))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("node (tests/mcp: npm ci, see scripts/setup.sh)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    assert!(line.contains("\"ready\":true"), "MCP server: {line:?}");
+    Proc(child)
+}
+
+fn mcp_up(flags: &[&str]) -> Mcp {
+    let mut env = TestEnv::new().expect("env");
+    std::fs::create_dir_all(env.path("docs")).expect("docs");
+    let (port, as_port) = (free_port(), free_port());
+    let server = start_server(&env, port, as_port, flags);
+    env.start_daemon().expect("daemon");
+    Mcp {
+        env,
+        port,
+        as_port,
+        _server: server,
+    }
+}
+
+impl Mcp {
+    fn url(&self) -> String {
+        format!("https://localhost:{}/mcp", self.port)
+    }
+
+    fn other_url(&self) -> String {
+        format!("https://localhost:{}/other/mcp", self.port)
+    }
+
+    /// What the authorization server registered, authorized and issued,
+    /// and what each MCP server saw.
+    fn state(&self) -> Value {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--cacert"])
+            .arg(certs().join("ca.pem"))
+            .arg(format!("https://localhost:{}/_test/state", self.as_port))
+            .output()
+            .expect("curl");
+        serde_json::from_slice(&out.stdout).expect("state json")
+    }
+
+    fn add(&self, name: &str, url: &str, extra: &[&str]) -> Output {
+        let ca = certs().join("ca.pem").display().to_string();
+        let mut args = vec!["mcp", "add", name, url, "--ca-file", &ca, "--timeout", "30"];
+        args.extend_from_slice(extra);
+        self.env.cli(&args)
+    }
+
+    fn add_ok(&self, name: &str, url: &str, extra: &[&str]) -> String {
+        let o = self.add(name, url, extra);
+        assert!(
+            o.status.success(),
+            "mcp add failed:\n{}\n{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+        text(&o.stdout)
+    }
+
+    /// Grants `agent` (as the installed `valetkey`, which `mcp headers` runs as).
+    fn grant(&self, agent: &str, server: &str, scopes: &[&str]) {
+        let exe = bin("valetkey").display().to_string();
+        let mut args = vec!["grant", "add", agent, server];
+        args.extend_from_slice(scopes);
+        args.extend_from_slice(&["--binary", &exe]);
+        self.env.cli_ok(&args);
+    }
+
+    /// POSTs one MCP request with `auth` as the Authorization header;
+    /// (status, body).
+    fn call(&self, url: &str, auth: &str, body: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+            .arg(certs().join("ca.pem"))
+            .args(["-H", &format!("authorization: {auth}")])
+            .args(["-H", "content-type: application/json"])
+            .args(["-H", "accept: application/json, text/event-stream"])
+            .args(["--data", body, url])
+            .output()
+            .expect("curl");
+        let s = text(&out.stdout);
+        let (body, status) = s.rsplit_once('\n').expect("status line");
+        (status.trim().parse().expect("status"), body.to_owned())
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
+const WHOAMI: &str =
+    r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;
+
+#[test]
+fn add_discovers_from_the_401_registers_and_logs_in_with_pkce_and_resource() {
+    let m = mcp_up(&[]);
+    let out = m.add_ok("notes", &m.url(), &[]);
+    assert!(out.contains("Added MCP server notes"), "{out}");
+    let st = m.state();
+    let reg = &st["registrations"][0];
+    assert_eq!(reg["via"], "dynamic", "{st}");
+    assert_eq!(reg["application_type"], "native", "{st}");
+    let client_id = reg["client_id"].as_str().expect("client id").to_owned();
+    // The authorization and the token request both named the server
+    // (RFC 8707), and login asked for the challenge's scope.
+    let auth = &st["authorizations"][0];
+    assert_eq!(auth["resource"], m.url());
+    assert_eq!(auth["client_id"], client_id.as_str());
+    let scopes = strs(&auth["scopes"]);
+    assert!(scopes.contains(&"mcp:tools".to_owned()), "{scopes:?}");
+    assert!(
+        !scopes.contains(&"mcp:admin".to_owned()),
+        "challenge first: {scopes:?}"
+    );
+    let tr = &st["tokenRequests"][0];
+    assert_eq!(tr["grant_type"], "authorization_code");
+    assert_eq!(tr["resource"], m.url());
+    let list = m.env.cli_ok(&["mcp", "status", "notes"]);
+    assert!(list.contains("logged in"), "{list}");
+    assert!(list.contains(&client_id), "{list}");
+    assert!(
+        list.contains(&format!("resource (audience): {}", m.url())),
+        "{list}"
+    );
+    // The refresh token is in the keychain under the issuer and resource.
+    let key = format!(
+        "refresh-token:mcp:https://localhost:{} {}",
+        m.as_port,
+        m.url()
+    );
+    let rt = m
+        .env
+        .command("secret-tool")
+        .args(["lookup", "service", "valetkey", "username", &key])
+        .output()
+        .expect("secret-tool");
+    assert!(
+        rt.status.success() && !rt.stdout.is_empty(),
+        "no refresh token under {key}"
+    );
+    let issued = strs(&st["issued"]);
+    let mut secrets = issued.clone();
+    secrets.push(text(&rt.stdout).trim().to_owned());
+    m.env.assert_no_leaks(&secrets, &[&out]);
+    // The name is taken now; another server needs another name.
+    let again = m.add("notes", &m.url(), &[]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("--replace"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
+#[test]
+fn the_header_helper_serves_a_granted_agent_with_a_token_for_that_server_only() {
+    let m = mcp_up(&[]);
+    m.add_ok("notes", &m.url(), &[]);
+    m.grant("editor", "notes", &["mcp:tools"]);
+    let out = m
+        .env
+        .cli_ok(&["mcp", "headers", "notes", "--agent", "editor"]);
+    let line = out.trim();
+    let token = line
+        .strip_prefix("Authorization: Bearer ")
+        .unwrap_or_else(|| panic!("not a header line: {line:?}"));
+    let st = m.state();
+    assert!(
+        strs(&st["issued"]).iter().any(|t| t == token),
+        "the server issued it"
+    );
+    // The daemon refreshed for it, naming the server again.
+    let refresh = st["tokenRequests"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["grant_type"] == "refresh_token")
+        .expect("a refresh")
+        .clone();
+    assert_eq!(refresh["resource"], m.url());
+    // The MCP server takes it: tools/list and tools/call work, and the
+    // token's audience is this server.
+    let auth = format!("Bearer {token}");
+    let (status, body) = m.call(&m.url(), &auth, TOOLS_LIST);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("whoami") && body.contains("echo"), "{body}");
+    let (status, body) = m.call(&m.url(), &auth, WHOAMI);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&m.url().replace('/', "\\/")) || body.contains(&m.url()),
+        "{body}"
+    );
+    // The other server, on the same host and authorization server, refuses
+    // it: the token is bound to its audience.
+    let (status, body) = m.call(&m.other_url(), &auth, TOOLS_LIST);
+    assert_eq!(status, 401, "{body}");
+    // JSON for clients that take a headers object.
+    let json = m
+        .env
+        .cli_ok(&["mcp", "headers", "notes", "--agent", "editor", "--json"]);
+    let v: Value = serde_json::from_str(json.trim()).expect("json");
+    assert!(v["Authorization"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("Bearer ")));
+    m.env.assert_no_leaks(&[token.to_owned()], &[]);
+}
+
+#[test]
+fn the_header_helper_refuses_an_agent_with_no_grant() {
+    let m = mcp_up(&[]);
+    m.add_ok("notes", &m.url(), &[]);
+    let o = m.env.cli(&[
+        "mcp",
+        "headers",
+        "notes",
+        "--agent",
+        "stranger",
+        "--no-wait",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "consent required: {}",
+        text(&o.stderr)
+    );
+    assert!(o.stdout.is_empty(), "no header printed");
+    assert!(text(&o.stderr).contains("consent"), "{}", text(&o.stderr));
+    let u = m.env.cli(&["mcp", "headers", "nope", "--agent", "editor"]);
+    assert!(!u.status.success());
+    assert!(
+        text(&u.stderr).contains("no MCP server named \"nope\""),
+        "{}",
+        text(&u.stderr)
+    );
+}
+
+#[test]
+fn a_metadata_document_is_used_where_the_server_accepts_one() {
+    let m = mcp_up(&["--cimd", "--no-dcr"]);
+    // Without a published document, and no dynamic registration, the
+    // user is told what to do.
+    let o = m.add("notes", &m.url(), &["--no-browser"]);
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("--client-id") && err.contains("--client-metadata-url"),
+        "{err}"
+    );
+    let doc_url = format!("https://localhost:{}/clients/valetkey.json", m.port);
+    let doc = m.env.cli_ok(&["mcp", "client-metadata", &doc_url]);
+    std::fs::write(m.env.path("docs/valetkey.json"), &doc).expect("publish");
+    m.add_ok("notes", &m.url(), &["--client-metadata-url", &doc_url]);
+    let st = m.state();
+    assert_eq!(st["registrations"][0]["via"], "metadata_document", "{st}");
+    assert_eq!(st["registrations"][0]["client_id"], doc_url.as_str());
+    assert_eq!(st["authorizations"][0]["client_id"], doc_url.as_str());
+}
+
+#[test]
+fn servers_survive_a_restart_and_remove_revokes_everything() {
+    let mut m = mcp_up(&[]);
+    m.add_ok("notes", &m.url(), &[]);
+    m.grant("editor", "notes", &["mcp:tools"]);
+    m.env.stop_daemon();
+    m.env.start_daemon().expect("restart");
+    let out = m
+        .env
+        .cli_ok(&["mcp", "headers", "notes", "--agent", "editor"]);
+    assert!(out.starts_with("Authorization: Bearer "), "{out}");
+    let listed = m.env.cli_ok(&["mcp", "list"]);
+    assert!(listed.contains("agents with a grant: editor"), "{listed}");
+    let removed = m.env.cli_ok(&["mcp", "remove", "notes"]);
+    assert!(removed.contains("Revoked 1 grant(s)"), "{removed}");
+    assert!(removed.contains("RFC 7009"), "{removed}");
+    let after = m.env.cli(&["mcp", "headers", "notes", "--agent", "editor"]);
+    assert!(!after.status.success());
+    assert!(m.env.cli_ok(&["mcp", "list"]).contains("No MCP servers"));
+    // The audit trail names the server's addition and removal.
+    let audit = m.env.cli_ok(&["audit", "--provider", "notes", "--json"]);
+    assert!(
+        audit.contains("mcp.add") && audit.contains("mcp.remove"),
+        "{audit}"
+    );
+}
