@@ -252,6 +252,26 @@ pub struct PolicyInput {
     pub human_approval: HumanApproval,
     /// Counters.
     pub request: RequestStats,
+    /// For a request to a remote MCP server through Valet Key's proxy
+    /// (`valetkey mcp proxy`, or a box's egress proxy): what the daemon
+    /// read in the JSON-RPC message itself. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<PolicyMcp>,
+}
+
+/// An MCP request as the proxy saw it (observed, not declared).
+#[derive(Debug, Clone, PartialEq, Hash, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PolicyMcp {
+    /// The server's name (`valetkey mcp add NAME`), also `provider`.
+    pub server: String,
+    /// Its MCP endpoint.
+    pub url: String,
+    /// The JSON-RPC method: `initialize`, `tools/list`, `tools/call`, …
+    /// (empty for a GET or DELETE of the endpoint).
+    pub method: String,
+    /// For `tools/call`, the tool's name; otherwise absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
 }
 
 /// The outcome of the policy step.

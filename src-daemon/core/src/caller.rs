@@ -51,6 +51,8 @@ pub struct PolicyMemo {
     pub indicator: Option<String>,
     /// What the agent declared.
     pub context: Option<RequestContext>,
+    /// The MCP request a proxied token was for.
+    pub mcp: Option<valetkey_ipc::policy::PolicyMcp>,
     /// When the access would end (Unix seconds).
     pub expires_at: i64,
     /// The decision.

@@ -335,3 +335,263 @@ fn servers_survive_a_restart_and_remove_revokes_everything() {
         "{audit}"
     );
 }
+
+/// The official SDK's client (tests/mcp/client.mjs), running
+/// `valetkey mcp proxy` as its stdio server, driven one command at a time.
+struct SdkClient {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl SdkClient {
+    fn start(m: &Mcp, server: &str, agent: &str) -> SdkClient {
+        let valetkey = bin("valetkey").display().to_string();
+        let mut child = m
+            .env
+            .command("node")
+            .arg(repo().join("mcp/client.mjs"))
+            .args(["--", &valetkey, "mcp", "proxy", server, "--agent", agent])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(m.env.path("logs/mcp-client.log")).expect("log"),
+            ))
+            .spawn()
+            .expect("node");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("ready");
+        assert!(
+            line.contains("\"ready\":true"),
+            "client: {line} {}",
+            m.client_log()
+        );
+        SdkClient {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn ask(&mut self, cmd: Value) -> Value {
+        use std::io::Write;
+        writeln!(self.stdin, "{cmd}").expect("send");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("answer");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    fn call(&mut self, tool: &str, args: Value) -> Value {
+        self.ask(serde_json::json!({"op": "call", "name": tool, "args": args}))
+    }
+}
+
+impl Drop for SdkClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Mcp {
+    fn client_log(&self) -> String {
+        std::fs::read_to_string(self.env.path("logs/mcp-client.log")).unwrap_or_default()
+    }
+
+    /// Up, added as `notes`, `agent` granted `mcp:tools`, the SDK client running.
+    fn with_client(agent: &str) -> (Mcp, SdkClient) {
+        let m = mcp_up(&[]);
+        m.add_ok("notes", &m.url(), &[]);
+        m.grant(agent, "notes", &["mcp:tools"]);
+        let c = SdkClient::start(&m, "notes", agent);
+        (m, c)
+    }
+
+    fn post(&self, what: &str) {
+        let st = Command::new("curl")
+            .args(["-sS", "--fail", "-X", "POST", "--cacert"])
+            .arg(certs().join("ca.pem"))
+            .arg(format!("https://localhost:{}/_test/{what}", self.as_port))
+            .stdout(Stdio::null())
+            .status()
+            .expect("curl");
+        assert!(st.success(), "POST /_test/{what}");
+    }
+}
+
+/// Whether `needle` is anywhere in process `pid`'s readable memory.
+fn in_memory(pid: u32, needle: &[u8]) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("mem");
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') {
+            continue;
+        }
+        let (a, b) = range.split_once('-').expect("range");
+        let (a, b) = (
+            u64::from_str_radix(a, 16).expect("hex"),
+            u64::from_str_radix(b, 16).expect("hex"),
+        );
+        let mut buf = vec![0u8; (b - a).min(64 << 20) as usize];
+        if mem.seek(SeekFrom::Start(a)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        if buf.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn the_mcp_proxy_serves_tools_and_the_client_never_holds_the_token() {
+    let (m, mut c) = Mcp::with_client("sdk-client");
+    let list = c.ask(serde_json::json!({"op": "list"}));
+    assert_eq!(list["ok"], true, "{list}");
+    let tools = strs(&list["tools"]);
+    assert!(
+        tools.contains(&"echo".to_owned()) && tools.contains(&"whoami".to_owned()),
+        "{tools:?}"
+    );
+    let echo = c.call(
+        "echo",
+        serde_json::json!({"text": "hello through valetkey"}),
+    );
+    assert_eq!(echo["text"], "hello through valetkey", "{echo}");
+    let who = c.call("whoami", serde_json::json!({}));
+    assert_eq!(who["ok"], true, "{who}");
+    let who: Value = serde_json::from_str(who["text"].as_str().expect("text")).expect("json");
+    assert_eq!(
+        who["resource"],
+        m.url(),
+        "the token's audience is this server"
+    );
+    assert_eq!(who["server"], "main");
+    // The server saw a token it issued, for each request through the proxy.
+    let st = m.state();
+    let issued = strs(&st["issued"]);
+    let seen = st["seen"].as_array().expect("seen");
+    let called = seen
+        .iter()
+        .find(|s| s["tool"] == "whoami")
+        .expect("the server saw the whoami call");
+    assert!(issued
+        .iter()
+        .any(|t| *t == called["token"].as_str().unwrap_or("")));
+    // Neither the MCP client nor the stdio proxy it started holds any
+    // token the server issued, in memory or in its environment.
+    let pids = c.ask(serde_json::json!({"op": "pids"}));
+    for key in ["client", "server"] {
+        let pid = pids[key].as_u64().expect("pid") as u32;
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+        for t in &issued {
+            assert!(
+                !in_memory(pid, t.as_bytes()),
+                "the {key} process holds a token"
+            );
+            assert!(!environ.windows(t.len()).any(|w| w == t.as_bytes()));
+        }
+    }
+    m.env.assert_no_leaks(&issued, &[&m.client_log()]);
+}
+
+#[test]
+fn an_expired_token_is_refreshed_once_under_concurrent_calls() {
+    let (m, mut c) = Mcp::with_client("sdk-client");
+    assert_eq!(
+        c.call("echo", serde_json::json!({"text": "warm"}))["ok"],
+        true
+    );
+    let before = m.state()["refreshes"].as_u64().expect("refreshes");
+    // The server expires every token early; the daemon's cached one is
+    // now dead, though it does not know yet.
+    m.post("expire");
+    let burst =
+        c.ask(serde_json::json!({"op": "burst", "n": 8, "name": "echo", "args": {"text": "x"}}));
+    assert_eq!(burst["ok"], true, "{burst}");
+    let after = m.state()["refreshes"].as_u64().expect("refreshes");
+    assert_eq!(after, before + 1, "one refresh for the whole burst");
+}
+
+#[test]
+fn the_policy_sees_the_tool_and_the_audit_trail_names_it() {
+    let (m, mut c) = Mcp::with_client("sdk-client");
+    let dir = m.env.path("config/valetkey/policies");
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("mcp.rego"),
+        "package valetkey.authz\nimport rego.v1\n\nallow if input.agent.status == \"active\"\n\ndeny contains \"sdk-client may not echo\" if {\n\tinput.mcp.tool == \"echo\"\n\tinput.mcp.server == \"notes\"\n}\n",
+    )
+    .expect("policy");
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if m.env.cli_ok(&["policy", "status"]).contains("mcp.rego") {
+            reloaded = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(reloaded, "the policy reloads");
+    let echo = c.call("echo", serde_json::json!({"text": "no"}));
+    assert_eq!(echo["ok"], false, "{echo}");
+    assert!(
+        echo["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("sdk-client may not echo"),
+        "{echo}"
+    );
+    let who = c.call("whoami", serde_json::json!({}));
+    assert_eq!(who["ok"], true, "other tools still work: {who}");
+    let audit = m.env.cli_ok(&[
+        "audit",
+        "--provider",
+        "notes",
+        "--kind",
+        "mcp.call",
+        "--json",
+    ]);
+    let lines: Vec<Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let whoami = lines
+        .iter()
+        .find(|r| r["detail"].as_str().is_some_and(|d| d.contains("whoami")))
+        .unwrap_or_else(|| panic!("a record of the whoami call: {audit}"));
+    assert!(
+        strs(&whoami["chain"]).contains(&"agent:sdk-client".to_owned()),
+        "{whoami}"
+    );
+    assert_eq!(whoami["provider"], "notes");
+    let echo = lines
+        .iter()
+        .find(|r| r["detail"].as_str().is_some_and(|d| d.contains("echo")))
+        .unwrap_or_else(|| panic!("a record of the refused echo call: {audit}"));
+    assert_eq!(echo["outcome"], "status:403", "{echo}");
+}
+
+#[test]
+fn revoking_the_agent_fails_its_next_call_within_a_second() {
+    let (m, mut c) = Mcp::with_client("sdk-client");
+    assert_eq!(
+        c.call("echo", serde_json::json!({"text": "before"}))["ok"],
+        true
+    );
+    m.env.cli_ok(&["revoke", "agent", "sdk-client"]);
+    let t = std::time::Instant::now();
+    let after = c.call("echo", serde_json::json!({"text": "after"}));
+    assert_eq!(after["ok"], false, "{after}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        t.elapsed()
+    );
+}

@@ -258,6 +258,7 @@ async fn create_inner(
             rate_last_minute: d.rates.hit(*agent_id, d.clock.now()),
             approval: None,
             now_ns: d.clock.now_ns(),
+            mcp: None,
         },
         Asking {
             provider: &provider,

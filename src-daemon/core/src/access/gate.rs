@@ -46,6 +46,8 @@ pub struct Trace {
     pub resource_owner: Option<Arc<str>>,
     /// The consent that decided, if any.
     pub consent_id: Option<String>,
+    /// The MCP request a proxied token is for (policy input `mcp`).
+    pub mcp: Option<Arc<valetkey_ipc::policy::PolicyMcp>>,
 }
 
 impl Trace {
@@ -115,6 +117,7 @@ fn decide(
             && m.scopes == req.scopes
             && m.indicator.as_deref() == req.indicator
             && m.context.as_ref() == req.context
+            && m.mcp.as_ref() == req.mcp
     };
     let mut slot = s.policy_memo.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(m) = slot.as_ref().filter(|m| memo && same(m)) {
@@ -137,6 +140,7 @@ fn decide(
         scopes: req.scopes.to_vec(),
         indicator: req.indicator.map(str::to_owned),
         context: req.context.cloned(),
+        mcp: req.mcp.cloned(),
         expires_at: req.expires_at,
         decision: decision.clone(),
         action,

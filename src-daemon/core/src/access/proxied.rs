@@ -23,12 +23,15 @@ use crate::proxy::{placeholder, plan, BoxProxy, Held, Plan};
 use crate::store::AuditRecord;
 
 /// A request to a provider's host, as the proxy hands it over.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Asked<'a> {
     /// Method, host role, path, query, GraphQL operation.
     pub target: Target<'a>,
     /// Its `Authorization` value, if any.
     pub authorization: Option<&'a str>,
+    /// For a remote MCP server's endpoint, the JSON-RPC request read from
+    /// the body (policy input `mcp`).
+    pub mcp: Option<std::sync::Arc<valetkey_ipc::policy::PolicyMcp>>,
 }
 
 /// What the proxy does with the request.
@@ -44,6 +47,9 @@ pub enum Answer {
         rule: String,
         /// The scopes.
         scopes: Vec<String>,
+        /// The cached token's id (to drop it, and only it, when the
+        /// server says it is no longer valid).
+        token_id: u64,
     },
     /// Answer it with this status and JSON body.
     Refuse {
@@ -83,7 +89,7 @@ pub async fn placeholder(
         )));
     };
     let (tok, consent) =
-        crate::access::token::for_proxy(d, s, &provider.name, &p.scopes, true, None).await?;
+        crate::access::token::for_proxy(d, s, &provider.name, &p.scopes, true, None, None).await?;
     let scopes = tok.0.scopes.clone();
     drop(tok);
     // Without a standing grant, the one-time approval covers the box's
@@ -188,14 +194,22 @@ pub async fn decide(
         }
         Plan::Inject { held, rule } => (held, rule),
     };
-    let got =
-        crate::access::token::for_proxy(d, s, &provider.name, &h.scopes, false, h.approval.clone())
-            .await;
+    let got = crate::access::token::for_proxy(
+        d,
+        s,
+        &provider.name,
+        &h.scopes,
+        false,
+        h.approval.clone(),
+        a.mcp.clone(),
+    )
+    .await;
     let tok = match got {
         Ok((t, _)) => t,
         Err(e) => return unavailable(e.into()),
     };
     let token = tok.0.token.expose();
+    let token_id = tok.0.id;
     let value = match (&carried, a.authorization) {
         (Some(v), Some(auth)) => placeholder::swap(auth, v, token),
         _ => Some(placeholder::inject(&host.auth, token)),
@@ -205,6 +219,7 @@ pub async fn decide(
             value: crate::secret::Secret::new(v),
             rule,
             scopes: h.scopes,
+            token_id,
         },
         None => Answer::Forward,
     }
@@ -349,4 +364,24 @@ pub fn flush(d: &Shared, bx: &BoxProxy, s: Greeted<'_>) {
         rec.detail = Some(format!("{n} more allowed requests under this rule"));
         crate::record::record_best_effort(d, rec);
     }
+}
+
+/// Records a `tools/call` to an MCP server (one record per call: the
+/// server, the tool, the agent's chain and the status; never the
+/// arguments or the result).
+pub fn mcp_called(d: &Shared, s: Greeted<'_>, m: &valetkey_ipc::policy::PolicyMcp, status: u16) {
+    let Some(tool) = &m.tool else {
+        return;
+    };
+    let mut rec = crate::audit::about(&s, "mcp.call");
+    rec.provider = Some(m.server.clone());
+    let mut what = format!("{} {tool} -> {status}", m.method);
+    what.truncate(300);
+    rec.detail = Some(what);
+    rec.outcome = if status < 400 {
+        "allowed".into()
+    } else {
+        format!("status:{status}")
+    };
+    crate::record::record_best_effort(d, rec);
 }

@@ -103,6 +103,7 @@ pub async fn for_proxy(
     scopes: &[String],
     wait: bool,
     approved: Option<(String, Vec<String>)>,
+    mcp: Option<Arc<valetkey_ipc::policy::PolicyMcp>>,
 ) -> Result<(Handed, Option<String>), BrokerError> {
     let p = TokenGetParams {
         provider: provider.into(),
@@ -112,7 +113,10 @@ pub async fn for_proxy(
         duration_secs: None,
         context: None,
     };
-    let mut t = Trace::default();
+    let mut t = Trace {
+        mcp,
+        ..Trace::default()
+    };
     let r = get(d, s, &p, approved, Held::InDaemon, &mut t).await;
     let consent = t.consent_id.clone();
     audit_outcome(d, s, &p, &t, r).map(|h| (h, consent))
@@ -416,6 +420,7 @@ impl Policy<'_> {
             }
         };
         let p = self.params;
+        let mcp = t.mcp.clone();
         let input = InputRequest {
             method: "token.get",
             provider: &r.provider.name,
@@ -434,6 +439,7 @@ impl Policy<'_> {
             rate_last_minute: d.rates.hit(s.id, now),
             approval: None,
             now_ns,
+            mcp: mcp.as_deref(),
         };
         let asking = Asking {
             provider: r.provider,

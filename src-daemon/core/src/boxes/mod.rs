@@ -100,7 +100,7 @@ fn proxy_of(d: &Shared, plan: &BoxPlan, dir: &Path) -> Result<crate::proxy::BoxP
                 .collect()
         })
         .unwrap_or_default();
-    let bx = crate::proxy::BoxProxy::new(&plan.facts.id, &d.config, tunnels, d.clock.now())
+    let bx = crate::proxy::BoxProxy::new(&plan.facts.id, &d.providers(), tunnels, d.clock.now())
         .map_err(internal)?;
     std::fs::write(dir.join("ca-bundle.pem"), bundle(bx.ca.pem()))
         .map_err(|e| internal(format!("cannot write the box's CA bundle: {e}")))?;

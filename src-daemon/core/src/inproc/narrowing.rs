@@ -97,6 +97,7 @@ async fn without_the_apps_secret_a_repository_scope_goes_only_through_the_proxy(
         &["contents:read@octo/hello".into()],
         false,
         None,
+        None,
     )
     .await
     .expect("the grant stands");

@@ -6,6 +6,8 @@
 //! * [`discover`] finds a server's authorization server, as the MCP
 //!   authorization spec (revision 2025-11-25) orders it;
 //! * [`register`] gets a client id there;
+//! * [`jsonrpc`] reads what a request to a server asks (method, tool),
+//!   for the policy and the audit trail;
 //! * [`admin`] handles `mcp.add`, `mcp.list` and `mcp.remove`;
 //! * [`Servers`] holds the added servers as [`Provider`]s, beside the
 //!   configured ones (see [`crate::broker::Broker::provider`]).
@@ -20,6 +22,7 @@
 pub mod admin;
 pub mod challenge;
 pub mod discover;
+pub mod jsonrpc;
 pub mod register;
 
 use std::collections::BTreeMap;
@@ -143,6 +146,7 @@ pub fn provider_of(s: &McpServer) -> Result<Provider, String> {
     if allowed_scopes.is_empty() {
         return Err("the server names no scopes; pass --scope".into());
     }
+    let proxy = proxy_of(&url, &allowed_scopes)?;
     valetkey_ipc::methods::validate_scopes(&allowed_scopes).map_err(|e| format!("scopes: {e}"))?;
     if s.client_id.is_empty() {
         return Err("client_id is empty".into());
@@ -166,10 +170,46 @@ pub fn provider_of(s: &McpServer) -> Result<Provider, String> {
         timeout: Duration::from_secs(10),
         revoke_agent_tokens: false,
         sensitivity: Default::default(),
-        proxy: None,
+        proxy: proxy.map(Arc::new),
         keychain_key: keychain_key(&s.issuer, &s.resource),
         mcp: Some(Arc::new(s.clone())),
     })
+}
+
+/// The proxy section of a server: its endpoint's host is opened (the
+/// token is written in there, and only there), and every scope allows
+/// the endpoint's path alone, so the token never goes to another path or
+/// host. What a request may do beyond that is the policy's to say
+/// (`input.mcp`: the method and tool).
+/// `None` for a plain-`http://` loopback server: the egress proxy opens
+/// TLS connections only (`CONNECT`).
+fn proxy_of(
+    url: &Url,
+    scopes: &[String],
+) -> Result<Option<crate::config::proxy::ProviderProxy>, String> {
+    let host = url.host_str().ok_or("the URL has no host")?;
+    let port = url.port_or_known_default().unwrap_or(443);
+    if url.scheme() != "https" {
+        return Ok(None);
+    }
+    let path = url.path();
+    if path.contains(char::is_whitespace) || path.contains(['{', '}', '*', '?']) {
+        return Err(format!(
+            "the MCP endpoint's path {path:?} cannot be a proxy rule"
+        ));
+    }
+    let rule = format!("POST|GET|DELETE mcp {path}");
+    let f = crate::config::proxy::ProxyFile {
+        hosts: [("mcp".to_owned(), format!("{host}:{port}"))].into(),
+        auth: [("mcp".to_owned(), "bearer".to_owned())].into(),
+        rules: scopes
+            .iter()
+            .map(|s| (s.clone(), vec![rule.clone()]))
+            .collect(),
+        says: BTreeMap::new(),
+        narrow: None,
+    };
+    crate::config::proxy::validate(f).map(Some)
 }
 
 /// An HTTP client for discovery: no redirects, the server's extra CA.

@@ -35,6 +35,30 @@ fn a_server_is_a_provider_bound_to_its_resource() {
         "endpoints are used as discovered, not rediscovered"
     );
     assert!(p.mcp.is_some());
+    // The proxy opens the server's host and allows its endpoint alone.
+    let px = p.proxy.as_ref().expect("proxied");
+    let host = px.host("mcp.ex.com", 443).expect("its host");
+    assert_eq!(host.role, "mcp");
+    let t = |path: &'static str| crate::config::rules::Target {
+        method: "POST",
+        role: "mcp",
+        path,
+        query: "",
+        graphql: None,
+    };
+    let held = ["notes:read".to_owned()];
+    assert!(px.rules.allows(&held, &t("/mcp")).is_some());
+    assert!(px.rules.allows(&held, &t("/mcp/other")).is_none());
+    assert!(px.rules.allows(&held, &t("/")).is_none());
+}
+
+#[test]
+fn a_loopback_http_server_has_no_proxy_section() {
+    let mut s = server();
+    s.url = "http://127.0.0.1:3000/mcp".into();
+    s.resource = "http://127.0.0.1:3000/mcp".into();
+    let p = provider_of(&s).expect("valid");
+    assert!(p.proxy.is_none(), "the egress proxy opens TLS only");
 }
 
 #[test]

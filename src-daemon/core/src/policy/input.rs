@@ -103,6 +103,8 @@ pub struct InputRequest<'a> {
     pub approval: Option<String>,
     /// When the request is decided (Unix nanoseconds, from the daemon's clock).
     pub now_ns: i64,
+    /// An MCP request the proxy is passing on, as it read it.
+    pub mcp: Option<&'a valetkey_ipc::policy::PolicyMcp>,
 }
 
 fn weekday(days_since_epoch: i64) -> &'static str {
@@ -207,6 +209,7 @@ pub fn build_input(agent: &AgentRow, r: &InputRequest<'_>) -> PolicyInput {
             method: r.method.to_owned(),
         },
         delegating_user: user,
+        mcp: r.mcp.cloned(),
     }
 }
 
@@ -252,6 +255,7 @@ pub fn sample_at(now: i64) -> PolicyInput {
             rate_last_minute: 1,
             approval: None,
             now_ns: now.saturating_mul(1_000_000_000),
+            mcp: None,
         },
     )
 }
@@ -311,6 +315,7 @@ mod tests {
                 rate_last_minute: 1,
                 approval: None,
                 now_ns: 0,
+                mcp: None,
             },
         );
         assert_eq!(i.action, Action::Delete, "declared delete raises write");

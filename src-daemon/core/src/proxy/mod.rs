@@ -27,7 +27,8 @@ use std::sync::Mutex;
 
 use crate::config::proxy::ProxyHost;
 use crate::config::rules::{RuleSet, Target};
-use crate::config::{Config, Provider};
+use crate::config::Provider;
+use std::sync::Arc;
 
 /// What a placeholder stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,13 +60,13 @@ pub struct BoxProxy {
 
 /// Where a `CONNECT` (or an absolute-form request) may go.
 #[derive(Debug)]
-pub enum Door<'c> {
+pub enum Door {
     /// A provider's host: TLS ends at the proxy, requests are checked.
     Open {
         /// The provider.
-        provider: &'c Provider,
+        provider: Arc<Provider>,
         /// Which of its hosts.
-        host: &'c ProxyHost,
+        host: ProxyHost,
     },
     /// A host of the profile: bytes pass untouched.
     Tunnel,
@@ -73,11 +74,11 @@ pub enum Door<'c> {
     Refuse(String),
 }
 
-/// The hosts of every provider the proxy knows.
-pub fn provider_hosts(config: &Config) -> Vec<String> {
-    let mut hosts: Vec<String> = config
-        .providers
-        .values()
+/// The hosts of every provider the proxy knows (configured ones and MCP
+/// servers: see [`crate::broker::Broker::providers`]).
+pub fn provider_hosts(providers: &[Arc<Provider>]) -> Vec<String> {
+    let mut hosts: Vec<String> = providers
+        .iter()
         .filter_map(|p| p.proxy.as_ref())
         .flat_map(|x| x.hosts.iter().map(|h| h.host.clone()))
         .collect();
@@ -87,16 +88,16 @@ pub fn provider_hosts(config: &Config) -> Vec<String> {
 }
 
 impl BoxProxy {
-    /// The proxy of box `id`, with a CA for every provider host in
-    /// `config` and the profile's `tunnels`.
+    /// The proxy of box `id`, with a CA for every host of `providers`
+    /// and the profile's `tunnels`.
     pub fn new(
         id: &str,
-        config: &Config,
+        providers: &[Arc<Provider>],
         tunnels: Vec<(String, u16)>,
         now: i64,
     ) -> Result<BoxProxy, String> {
         Ok(BoxProxy {
-            ca: ca::BoxCa::new(id, &provider_hosts(config), now)?,
+            ca: ca::BoxCa::new(id, &provider_hosts(providers), now)?,
             tunnels,
             placeholders: Mutex::new(HashMap::new()),
             used: Mutex::new(HashMap::new()),
@@ -104,12 +105,12 @@ impl BoxProxy {
     }
 
     /// Where `host:port` may go.
-    pub fn door<'c>(&self, config: &'c Config, host: &str, port: u16) -> Door<'c> {
-        for p in config.providers.values() {
+    pub fn door(&self, providers: &[Arc<Provider>], host: &str, port: u16) -> Door {
+        for p in providers {
             if let Some(h) = p.proxy.as_ref().and_then(|x| x.host(host, port)) {
                 return Door::Open {
-                    provider: p,
-                    host: h,
+                    provider: p.clone(),
+                    host: h.clone(),
                 };
             }
         }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::rules::{Operation, Target};
+use crate::config::Config;
 use std::path::Path;
 
 fn config() -> Config {
@@ -22,6 +23,11 @@ allowed_scopes = ["read"]
     .expect("config")
 }
 
+/// Every provider of `c`, as the broker lists them.
+fn all(c: &Config) -> Vec<Arc<Provider>> {
+    c.providers.values().cloned().collect()
+}
+
 fn t<'a>(method: &'a str, role: &'a str, path: &'a str, query: &'a str) -> Target<'a> {
     Target {
         method,
@@ -35,9 +41,14 @@ fn t<'a>(method: &'a str, role: &'a str, path: &'a str, query: &'a str) -> Targe
 #[test]
 fn doors_open_provider_hosts_tunnel_the_profiles_and_refuse_the_rest() {
     let c = config();
-    let bx =
-        BoxProxy::new("b_1", &c, vec![("pypi.org".into(), 443)], 1_800_000_000).expect("proxy");
-    match bx.door(&c, "API.github.test", 443) {
+    let bx = BoxProxy::new(
+        "b_1",
+        &all(&c),
+        vec![("pypi.org".into(), 443)],
+        1_800_000_000,
+    )
+    .expect("proxy");
+    match bx.door(&all(&c), "API.github.test", 443) {
         Door::Open { provider, host } => assert_eq!(
             (provider.name.as_str(), host.role.as_str()),
             ("github", "api")
@@ -45,15 +56,15 @@ fn doors_open_provider_hosts_tunnel_the_profiles_and_refuse_the_rest() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        bx.door(&c, "github.test", 8443),
+        bx.door(&all(&c), "github.test", 8443),
         Door::Open { .. }
     ));
     assert!(
-        matches!(bx.door(&c, "github.test", 443), Door::Refuse(_)),
+        matches!(bx.door(&all(&c), "github.test", 443), Door::Refuse(_)),
         "the configured port only"
     );
-    assert!(matches!(bx.door(&c, "pypi.org", 443), Door::Tunnel));
-    match bx.door(&c, "evil.example", 443) {
+    assert!(matches!(bx.door(&all(&c), "pypi.org", 443), Door::Tunnel));
+    match bx.door(&all(&c), "evil.example", 443) {
         Door::Refuse(why) => assert!(why.contains("may not reach evil.example:443"), "{why}"),
         other => panic!("{other:?}"),
     }
@@ -62,14 +73,17 @@ fn doors_open_provider_hosts_tunnel_the_profiles_and_refuse_the_rest() {
         bx.ca.leaf("pypi.org").is_err(),
         "tunnelled hosts get no leaf"
     );
-    assert_eq!(provider_hosts(&c), vec!["api.github.test", "github.test"]);
+    assert_eq!(
+        provider_hosts(&all(&c)),
+        vec!["api.github.test", "github.test"]
+    );
 }
 
 #[test]
 fn placeholders_belong_to_their_box() {
     let c = config();
-    let bx = BoxProxy::new("b_1", &c, vec![], 1_800_000_000).expect("proxy");
-    let other = BoxProxy::new("b_2", &c, vec![], 1_800_000_000).expect("proxy");
+    let bx = BoxProxy::new("b_1", &all(&c), vec![], 1_800_000_000).expect("proxy");
+    let other = BoxProxy::new("b_2", &all(&c), vec![], 1_800_000_000).expect("proxy");
     let p = Placeholder {
         provider: "github".into(),
         scopes: vec!["contents:read".into()],
@@ -140,7 +154,7 @@ fn plans_use_the_first_holding_that_allows_the_request() {
 #[test]
 fn first_use_per_rule_then_counts() {
     let c = config();
-    let bx = BoxProxy::new("b_1", &c, vec![], 1_800_000_000).expect("proxy");
+    let bx = BoxProxy::new("b_1", &all(&c), vec![], 1_800_000_000).expect("proxy");
     assert!(bx.first_use("github", "r1"));
     assert!(!bx.first_use("github", "r1"));
     assert!(!bx.first_use("github", "r1"));
@@ -197,7 +211,7 @@ allowed_scopes = ["email"]
     boxed.identity.confinement = Some(facts);
     let mut opened = crate::caller::Caller::new(3, identity);
     opened.egress = Some(std::sync::Arc::new(
-        BoxProxy::new("a_1", &c, vec![], 1_800_000_000).expect("proxy"),
+        BoxProxy::new("a_1", &all(&c), vec![], 1_800_000_000).expect("proxy"),
     ));
     let plain = &c.providers["plain"];
     assert_eq!(

@@ -193,6 +193,24 @@ impl TokenCache {
         taken
     }
 
+    /// Drops agent `agent_id`'s token `id`, if it is still cached (a
+    /// server said it is no longer valid); `false` when it had already
+    /// been replaced, so concurrent callers that saw the same dead token
+    /// cause one refresh between them.
+    pub fn drop_id(&self, agent_id: i64, id: u64) -> bool {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(v) = map.get_mut(&agent_id) else {
+            return false;
+        };
+        let Some(i) = v.iter().position(|(_, t)| t.id == id) else {
+            return false;
+        };
+        v.swap_remove(i);
+        drop(map);
+        self.gone(&[id]);
+        true
+    }
+
     /// Drops every token of a provider.
     pub fn clear_provider(&self, provider: &str) {
         self.take(None, Some(provider));

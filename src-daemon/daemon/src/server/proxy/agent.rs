@@ -48,7 +48,7 @@ pub async fn open(
     let n = FIRST_SESSION + proxy.next_session.fetch_add(1, Ordering::Relaxed);
     let key = format!("a_{n:x}");
     let bx = Arc::new(
-        valetkey_core::proxy::BoxProxy::new(&key, &d.config, vec![], d.clock.now())
+        valetkey_core::proxy::BoxProxy::new(&key, &d.providers(), vec![], d.clock.now())
             .map_err(internal)?,
     );
     let dir = valetkey_ipc::paths::runtime_dir()
@@ -88,7 +88,7 @@ pub async fn open(
         }),
     };
     proxy.rt.spawn(serve(ctx, listener, stopped, dir));
-    let hosts = valetkey_core::proxy::provider_hosts(&d.config);
+    let hosts = valetkey_core::proxy::provider_hosts(&d.providers());
     Ok(Opened {
         result: ProxyOpenResult {
             proxy_url: format!("http://valetkey:{secret}@127.0.0.1:{port}"),

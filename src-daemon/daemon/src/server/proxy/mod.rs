@@ -188,7 +188,7 @@ async fn outer(ctx: Ctx, req: Request<hyper::body::Incoming>) -> Response<Body> 
         }
     }
     let bx = ctx.bx.clone();
-    let door = match (bx.door(&ctx.d.config, &host, port), &*ctx.who) {
+    let door = match (bx.door(&ctx.d.providers(), &host, port), &*ctx.who) {
         // An unboxed agent has the network anyway: only providers' hosts
         // are opened, the rest is passed through.
         (Door::Refuse(_), Who::Agent { .. }) => Door::Tunnel,

@@ -15,7 +15,9 @@ use hyper_util::rt::TokioIo;
 use valetkey_core::access::proxied::{self as request, Allowed, Answer, Asked};
 use valetkey_core::config::proxy::ProxyHost;
 use valetkey_core::config::rules::Target;
+use valetkey_core::config::Provider;
 use valetkey_core::proxy::BoxProxy;
+use valetkey_ipc::policy::PolicyMcp;
 
 use super::upstream::Body;
 use super::{full, json, Ctx};
@@ -88,35 +90,84 @@ pub(super) fn connect(
     Response::new(full(Bytes::new()))
 }
 
-/// The body, read whole when the rules need its GraphQL operation type.
-async fn body_and_operation(
-    ctx: &Ctx,
-    provider: &str,
+/// A request's body as the proxy holds it: read whole when the rules or
+/// the policy look into it (a GraphQL operation, an MCP message), which
+/// also lets it be sent again; else streamed through.
+enum Held {
+    Read(Bytes),
+    Streamed(Body),
+}
+
+impl Held {
+    fn body(&mut self) -> Body {
+        match self {
+            Held::Read(b) => full(b.clone()),
+            Held::Streamed(b) => std::mem::replace(b, full(Bytes::new())),
+        }
+    }
+}
+
+/// What the body says, for the rules and the policy.
+struct Read {
+    body: Held,
+    graphql: Option<valetkey_core::config::rules::Operation>,
+    mcp: Option<Arc<PolicyMcp>>,
+}
+
+fn refuse(status: u16, message: &str) -> Response<Body> {
+    json(
+        status,
+        serde_json::json!({ "error": { "message": message } }).to_string(),
+    )
+}
+
+/// Reads the body whole when `p`'s rules need its GraphQL operation type
+/// or `p` is an MCP server (the policy sees the method and tool).
+async fn read_body(
+    p: &Provider,
     role: &str,
     parts: &http::request::Parts,
     body: hyper::body::Incoming,
-) -> Result<(Body, Option<valetkey_core::config::rules::Operation>), Response<Body>> {
-    let reads = parts.method == hyper::Method::POST
-        && ctx
-            .d
-            .config
-            .provider(provider)
-            .and_then(|p| p.proxy.as_ref())
+) -> Result<Read, Response<Body>> {
+    let graphql = parts.method == hyper::Method::POST
+        && p.proxy
+            .as_ref()
             .is_some_and(|x| x.rules.reads_graphql(role, parts.uri.path()));
-    if !reads {
-        return Ok((body.boxed(), None));
-    }
-    let bytes = match Limited::new(body, GRAPHQL_MAX).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return Err(json(
-                413,
-                r#"{"error":{"message":"a GraphQL body over 1 MiB is not passed on"}}"#.into(),
-            ))
+    let (limit, what) = match (&p.mcp, graphql) {
+        (Some(_), _) => (valetkey_core::mcp::jsonrpc::MAX_BODY, "an MCP message"),
+        (None, true) => (GRAPHQL_MAX, "a GraphQL body"),
+        (None, false) => {
+            return Ok(Read {
+                body: Held::Streamed(body.boxed()),
+                graphql: None,
+                mcp: None,
+            })
         }
     };
-    let op = valetkey_core::proxy::graphql::operation_of(&bytes);
-    Ok((full(bytes), op))
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(refuse(413, &format!("{what} over 1 MiB is not passed on"))),
+    };
+    let mcp = match &p.mcp {
+        Some(server) => {
+            let call = valetkey_core::mcp::jsonrpc::call_of(&bytes).map_err(|e| refuse(400, &e))?;
+            Some(Arc::new(PolicyMcp {
+                server: server.name.clone(),
+                url: server.url.clone(),
+                method: call.method,
+                tool: call.tool,
+            }))
+        }
+        None => None,
+    };
+    let graphql = graphql
+        .then(|| valetkey_core::proxy::graphql::operation_of(&bytes))
+        .flatten();
+    Ok(Read {
+        body: Held::Read(bytes),
+        graphql,
+        mcp,
+    })
 }
 
 /// One request inside an opened connection.
@@ -128,39 +179,78 @@ async fn inner(
     req: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let (body, graphql) = match body_and_operation(ctx, provider, &ph.role, &parts, body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
     let (Some(p), Some(g)) = (ctx.d.provider(provider), ctx.caller.greeted()) else {
-        return json(
-            503,
-            r#"{"error":{"message":"the provider is no longer configured"}}"#.into(),
-        );
+        return refuse(503, "the provider is no longer configured");
+    };
+    let mut read = match read_body(&p, &ph.role, &parts, body).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
     let target = Target {
         method: parts.method.as_str(),
         role: &ph.role,
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
-        graphql,
+        graphql: read.graphql,
     };
-    let auth = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
     let asked = Asked {
         target,
-        authorization: auth,
+        authorization: parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+        mcp: read.mcp.clone(),
     };
-    let (value, allowed) = match request::decide(&ctx.d, bx, g, &p, ph, &asked).await {
-        Answer::Refuse { status, body } => return json(status, body),
+    let mut sent = attempt(ctx, bx, g, &p, ph, &parts, &asked, read.body.body()).await;
+    // A server that says the token is no longer valid (expired early,
+    // revoked there) gets one fresh token: only the first request to see
+    // the dead one drops it, so a burst costs one refresh.
+    if let (401, Some((_, _, id)), Held::Read(_)) = (sent.0.status().as_u16(), &sent.1, &read.body)
+    {
+        ctx.d.tokens.cache.drop_id(g.id, *id);
+        sent = attempt(ctx, bx, g, &p, ph, &parts, &asked, read.body.body()).await;
+    }
+    let (resp, allowed) = sent;
+    let status = resp.status().as_u16();
+    if let Some((rule, scopes, _)) = &allowed {
+        let a = Allowed {
+            provider,
+            host: &ph.host,
+            rule,
+            scopes,
+        };
+        request::allowed(&ctx.d, bx, g, &target, &a, status);
+    }
+    if let Some(m) = &read.mcp {
+        request::mcp_called(&ctx.d, g, m, status);
+    }
+    resp
+}
+
+/// What was allowed: the rule, the scopes and the token's id.
+type Used = Option<(String, Vec<String>, u64)>;
+
+/// Decides `asked`, writes the token in, and sends it on.
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    ctx: &Ctx,
+    bx: &BoxProxy,
+    g: valetkey_core::caller::Greeted<'_>,
+    p: &Provider,
+    ph: &ProxyHost,
+    parts: &http::request::Parts,
+    asked: &Asked<'_>,
+    body: Body,
+) -> (Response<Body>, Used) {
+    let (value, allowed) = match request::decide(&ctx.d, bx, g, p, ph, asked).await {
+        Answer::Refuse { status, body } => return (json(status, body), None),
         Answer::Forward => (None, None),
         Answer::Authorize {
             value,
             rule,
             scopes,
-        } => (Some(value), Some((rule, scopes))),
+            token_id,
+        } => (Some(value), Some((rule, scopes, token_id))),
     };
     let auth = match value.as_ref().map(|v| HeaderValue::from_str(v.expose())) {
         Some(Ok(mut v)) => {
@@ -168,33 +258,18 @@ async fn inner(
             Some(v)
         }
         Some(Err(_)) => {
-            return json(
-                502,
-                r#"{"error":{"message":"the provider's token cannot be sent in a header"}}"#.into(),
+            return (
+                refuse(502, "the provider's token cannot be sent in a header"),
+                None,
             )
         }
         None => None,
     };
-    let client = match ctx.proxy.upstreams.client(&p) {
+    let client = match ctx.proxy.upstreams.client(p) {
         Ok(c) => c,
-        Err(e) => {
-            return json(
-                502,
-                serde_json::json!({ "error": { "message": e } }).to_string(),
-            )
-        }
+        Err(e) => return (refuse(502, &e), None),
     };
-    let resp = send(&client, ph, &parts, body, auth).await;
-    if let Some((rule, scopes)) = &allowed {
-        let a = Allowed {
-            provider,
-            host: &ph.host,
-            rule,
-            scopes,
-        };
-        request::allowed(&ctx.d, bx, g, &target, &a, resp.status().as_u16());
-    }
-    resp
+    (send(&client, ph, parts, body, auth).await, allowed)
 }
 
 /// Passes the request on to `ph` and returns its answer (or a `502`).

@@ -3,7 +3,12 @@
 //! here (where the terminal and the browser are), keeps the refresh token
 //! (and any client secret) in the keychain, and has the daemon record the
 //! server; `headers` prints the `Authorization` header for an agent, after
-//! the daemon's usual attestation, grant and policy steps.
+//! the daemon's usual attestation, grant and policy steps; `proxy` is a
+//! stdio MCP server that reaches the remote one through valetkeyd, which
+//! writes the token in ([`stdio`]).
+
+mod sse;
+mod stdio;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -47,6 +52,10 @@ pub enum McpCmd {
     /// As an agent: print `Authorization: Bearer …` for a server (for MCP
     /// clients that run a command for their headers).
     Headers(HeadersArgs),
+    /// As an agent: a stdio MCP server that passes every message to the
+    /// remote one through valetkeyd, which writes the token in (the MCP
+    /// client never holds it). Configure it as an ordinary stdio server.
+    Proxy(ProxyArgs),
     /// Print the client ID metadata document to publish at URL (then pass
     /// `--client-metadata-url URL` to `mcp add`).
     ClientMetadata {
@@ -109,6 +118,19 @@ pub struct HeadersArgs {
     pub no_wait: bool,
 }
 
+/// `valetkey mcp proxy` options.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The server's name.
+    pub name: String,
+    /// The agent to act as (name each MCP client apart).
+    #[arg(long, env = "VALETKEY_AGENT")]
+    pub agent: String,
+    /// Scopes to ask for (default: what the login holds).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+}
+
 /// Runs an `mcp` subcommand.
 pub async fn mcp(cli: &Cli, cmd: &McpCmd) -> Result<(), Failure> {
     match cmd {
@@ -117,6 +139,7 @@ pub async fn mcp(cli: &Cli, cmd: &McpCmd) -> Result<(), Failure> {
         McpCmd::Status { name } => list(cli, Some(name)).await,
         McpCmd::Remove { name } => remove(cli, name).await,
         McpCmd::Headers(a) => headers(cli, a).await,
+        McpCmd::Proxy(a) => stdio::run(cli, a).await,
         McpCmd::ClientMetadata { url } => {
             register::check_metadata_url(url)?;
             let doc = register::metadata_document(url);
@@ -340,15 +363,7 @@ async fn remove(cli: &Cli, name: &str) -> Result<(), Failure> {
 
 async fn headers(cli: &Cli, a: &HeadersArgs) -> Result<(), Failure> {
     let mut c = super::client::hello_as(cli, &a.agent, "MCP client headers", None).await?;
-    let scopes: Vec<String> = if a.scopes.is_empty() {
-        default_scopes(&mut c, &a.name).await?
-    } else {
-        a.scopes
-            .iter()
-            .flat_map(|s| s.split_whitespace())
-            .map(str::to_owned)
-            .collect()
-    };
+    let (_, scopes) = server_scopes(&mut c, &a.name, &a.scopes).await?;
     let r = c
         .call::<TokenGet>(&TokenGetParams {
             provider: a.name.clone(),
@@ -369,8 +384,13 @@ async fn headers(cli: &Cli, a: &HeadersArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// What the login holds, as `providers.list` tells an agent.
-async fn default_scopes(c: &mut Client, name: &str) -> Result<Vec<String>, Failure> {
+/// The server's MCP endpoint, and the scopes to ask for: `given`, else
+/// what the login holds, as `providers.list` tells an agent.
+async fn server_scopes(
+    c: &mut Client,
+    name: &str,
+    given: &[String],
+) -> Result<(String, Vec<String>), Failure> {
     let list = c
         .call::<valetkey_ipc::methods::ProvidersList>(&NoParams {})
         .await
@@ -378,12 +398,21 @@ async fn default_scopes(c: &mut Client, name: &str) -> Result<Vec<String>, Failu
     let p = list
         .providers
         .into_iter()
-        .find(|p| p.name == name)
+        .find(|p| p.name == name && p.mcp_url.is_some())
         .ok_or_else(|| {
             Failure::from(format!(
                 "no MCP server named {name:?}; `valetkey mcp list` shows them"
             ))
         })?;
+    let url = p.mcp_url.clone().unwrap_or_default();
+    if !given.is_empty() {
+        let scopes = given
+            .iter()
+            .flat_map(|s| s.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+        return Ok((url, scopes));
+    }
     let scopes: Vec<String> = p
         .allowed_scopes
         .into_iter()
@@ -394,5 +423,5 @@ async fn default_scopes(c: &mut Client, name: &str) -> Result<Vec<String>, Failu
             "{name} holds no scopes yet; run `valetkey login {name}`"
         )));
     }
-    Ok(scopes)
+    Ok((url, scopes))
 }
