@@ -595,3 +595,133 @@ fn revoking_the_agent_fails_its_next_call_within_a_second() {
         t.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_asking_for_more_scopes_gets_a_consent_then_the_call_succeeds() {
+    use crate::harness::{decide, next_consent, subscribed};
+    use valetkey_ipc::control::Decision;
+    let (m, c) = Mcp::with_client("sdk-client");
+    let mut ctl = subscribed(&m.env).await;
+    // admin_reset needs mcp:admin, which neither the grant nor the login
+    // holds: the server answers 403 insufficient_scope.
+    let c = std::sync::Arc::new(std::sync::Mutex::new(c));
+    let caller = c.clone();
+    let call = std::thread::spawn(move || {
+        caller
+            .lock()
+            .expect("client")
+            .call("admin_reset", serde_json::json!({}))
+    });
+    let card = next_consent(&mut ctl).await;
+    assert_eq!(card.provider, "notes");
+    assert!(
+        card.scopes.contains(&"mcp:admin".to_owned()),
+        "{:?}",
+        card.scopes
+    );
+    let why = card.reasons.join(" ");
+    assert!(
+        why.contains("admin_reset") && why.contains("insufficient_scope"),
+        "{why}"
+    );
+    decide(&mut ctl, &card.id, Decision::Always, None)
+        .await
+        .expect("allow");
+    let done = tokio::task::spawn_blocking(move || call.join().expect("thread"))
+        .await
+        .expect("join");
+    assert_eq!(done["text"], "reset done", "{done}");
+    // The daemon logged in again, asking for the wider scopes, with the
+    // resource again.
+    let st = m.state();
+    let auths = st["authorizations"].as_array().expect("array");
+    let last = auths.last().expect("a second authorization");
+    assert_eq!(auths.len(), 2, "{st}");
+    assert!(
+        strs(&last["scopes"]).contains(&"mcp:admin".to_owned()),
+        "{last}"
+    );
+    assert_eq!(last["resource"], m.url());
+    // Granted for good: the next call needs no card.
+    let again = tokio::task::spawn_blocking(move || {
+        c.lock()
+            .expect("client")
+            .call("admin_reset", serde_json::json!({}))
+    })
+    .await
+    .expect("join");
+    assert_eq!(again["text"], "reset done", "{again}");
+    let audit = m.env.cli_ok(&[
+        "audit",
+        "--provider",
+        "notes",
+        "--kind",
+        "mcp.stepup",
+        "--json",
+    ]);
+    assert!(audit.contains("mcp:admin"), "{audit}");
+}
+
+/// Inside a box in `proxy` mode, an HTTP MCP client (curl here) reaches
+/// the server through the box's egress proxy with a placeholder; the
+/// proxy writes the token in, as `valetkey mcp proxy` has it do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boxed_http_client_reaches_the_server_through_the_box_proxy() {
+    use crate::harness::{decide, next_consent, subscribed};
+    use valetkey_ipc::control::Decision;
+    let m = mcp_up(&[]);
+    m.add_ok("notes", &m.url(), &[]);
+    let mut ctl = subscribed(&m.env).await;
+    std::fs::create_dir_all(m.env.path("work")).expect("work");
+    let script = format!(
+        "curl -sS -H \"Authorization: Bearer $MCP_TOKEN\" -H 'content-type: application/json' \
+         -H 'accept: application/json, text/event-stream' --data '{WHOAMI}' {url} > whoami.out 2> whoami.err\n\
+         env > env.txt\n",
+        url = m.url()
+    );
+    std::fs::write(m.env.path("work/agent.sh"), script).expect("script");
+    let child = m
+        .env
+        .command(bin("valetkey"))
+        .args(["run", "--net", "proxy", "--name", "boxed-mcp"])
+        .args(["--env", "MCP_TOKEN=notes:mcp:tools", "--", "sh", "agent.sh"])
+        .current_dir(m.env.path("work"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("valetkey run");
+    let card = next_consent(&mut ctl).await;
+    assert_eq!(card.provider, "notes");
+    assert!(card.confinement.is_some(), "the card shows the box");
+    decide(&mut ctl, &card.id, Decision::Once, None)
+        .await
+        .expect("allow");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    let read =
+        |f: &str| std::fs::read_to_string(m.env.path(&format!("work/{f}"))).unwrap_or_default();
+    let whoami = read("whoami.out");
+    assert!(
+        whoami.contains("resource") && whoami.contains("main"),
+        "{whoami}\n{}\n{out:?}",
+        read("whoami.err")
+    );
+    let env_txt = read("env.txt");
+    let placeholder = env_txt
+        .lines()
+        .find_map(|l| l.strip_prefix("MCP_TOKEN="))
+        .expect("MCP_TOKEN in the box");
+    assert!(placeholder.starts_with("vkp_"), "{placeholder}");
+    let st = m.state();
+    let seen = st["seen"].as_array().expect("seen");
+    assert!(
+        seen.iter().any(|s| s["tool"] == "whoami"
+            && strs(&st["issued"])
+                .iter()
+                .any(|t| *t == s["token"].as_str().unwrap_or(""))),
+        "the server saw a token it issued: {st}"
+    );
+    m.env
+        .assert_no_leaks(&strs(&st["issued"]), &[&env_txt, &whoami]);
+}

@@ -183,6 +183,32 @@ async fn add(cli: &Cli, a: &AddArgs) -> Result<(), Failure> {
             a.name
         )));
     }
+    let (server, client_secret) = discover_and_register(a).await?;
+    let granted = log_in(a, &server, client_secret).await?;
+    daemon
+        .call::<McpAdd>(&McpAddParams {
+            server: server.clone(),
+            replace: a.replace,
+        })
+        .await
+        .map_err(fail)?;
+    daemon
+        .call::<LoginRecord>(&LoginRecordParams {
+            provider: server.name.clone(),
+            scopes: granted.clone(),
+        })
+        .await
+        .map_err(fail)?;
+    println!(
+        "Added MCP server {} ({}). Logged in; the refresh token is in the OS keychain.\nScopes: {}\nMCP clients reach it with `valetkey mcp proxy {} --agent NAME`, or `valetkey mcp headers`.",
+        server.name, server.resource, granted.join(" "), server.name
+    );
+    Ok(())
+}
+
+/// Discovery and client registration: the server's record, and the
+/// client secret if one was given or issued.
+async fn discover_and_register(a: &AddArgs) -> Result<(McpServer, Option<Secret>), Failure> {
     let http = valetkey_core::mcp::client(a.ca_file.as_deref())?;
     eprintln!("Asking {} without a token…", a.url);
     let found = discover::discover(&http, &a.url).await?;
@@ -206,9 +232,19 @@ async fn add(cli: &Cli, a: &AddArgs) -> Result<(), Failure> {
     let reg = register::register(&http, &found.server, choice, &scopes).await?;
     eprintln!("  client: {} ({:?})", reg.client_id, reg.registration);
     let server = record(a, &found, scopes, &reg);
-    let p = valetkey_core::mcp::provider_of(&server)?;
+    Ok((server, reg.client_secret))
+}
+
+/// The browser login; the refresh token (and any client secret) go to
+/// the keychain. Returns the scopes granted.
+async fn log_in(
+    a: &AddArgs,
+    server: &McpServer,
+    client_secret: Option<Secret>,
+) -> Result<Vec<String>, Failure> {
+    let p = valetkey_core::mcp::provider_of(server)?;
     let keychain = SecretService::new();
-    if let Some(s) = &reg.client_secret {
+    if let Some(s) = &client_secret {
         keychain.set(Item::ClientSecret(&p.keychain_key), s).await?;
     }
     let opts = LoginOptions {
@@ -216,8 +252,7 @@ async fn add(cli: &Cli, a: &AddArgs) -> Result<(), Failure> {
         login_hint: None,
         timeout: Duration::from_secs(a.timeout),
     };
-    let tokens =
-        login_loopback(&HttpUpstream::new(), &p, reg.client_secret.as_ref(), &opts).await?;
+    let tokens = login_loopback(&HttpUpstream::new(), &p, client_secret.as_ref(), &opts).await?;
     let rt = tokens.refresh_token.ok_or_else(|| Failure::from(format!(
         "{} gave no refresh token, so Valet Key could not keep the login; the authorization server must allow the refresh_token grant for this client{}",
         server.issuer,
@@ -226,26 +261,7 @@ async fn add(cli: &Cli, a: &AddArgs) -> Result<(), Failure> {
     keychain
         .set(Item::RefreshToken(&p.keychain_key), &rt)
         .await?;
-    let granted = tokens.scopes.unwrap_or_else(|| server.scopes.clone());
-    daemon
-        .call::<McpAdd>(&McpAddParams {
-            server: server.clone(),
-            replace: a.replace,
-        })
-        .await
-        .map_err(fail)?;
-    daemon
-        .call::<LoginRecord>(&LoginRecordParams {
-            provider: server.name.clone(),
-            scopes: granted.clone(),
-        })
-        .await
-        .map_err(fail)?;
-    println!(
-        "Added MCP server {} ({}). Logged in; the refresh token is in the OS keychain.\nScopes: {}\nAgents ask for it as provider {:?}; see `valetkey mcp headers --help`.",
-        server.name, server.resource, granted.join(" "), server.name
-    );
-    Ok(())
+    Ok(tokens.scopes.unwrap_or_else(|| server.scopes.clone()))
 }
 
 /// `--scope`, else discovery's; plus `offline_access` when the

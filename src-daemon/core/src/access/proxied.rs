@@ -385,3 +385,100 @@ pub fn mcp_called(d: &Shared, s: Greeted<'_>, m: &valetkey_ipc::policy::PolicyMc
     };
     crate::record::record_best_effort(d, rec);
 }
+
+/// A server answered `403 insufficient_scope` asking for `wanted`: asks
+/// the user (a consent card naming the server, the scopes and the tool),
+/// makes the login hold them ([`crate::mcp::stepup`]) and widens the
+/// placeholder the request carried, so the proxy can send it again. An
+/// agent whose grant already covers them is not asked.
+pub async fn step_up(
+    d: &Shared,
+    bx: &BoxProxy,
+    s: Greeted<'_>,
+    provider: &Provider,
+    a: &Asked<'_>,
+    wanted: &[String],
+) -> Result<(), BrokerError> {
+    let carried = a
+        .authorization
+        .and_then(placeholder::find)
+        .and_then(|v| Some((bx.placeholder(&v)?, v)));
+    let grant = d
+        .store
+        .live_grant(s.id, &provider.name, s.identity.binding())?;
+    let held: Vec<String> = match (&carried, &grant) {
+        (Some((p, _)), _) => p.scopes.clone(),
+        (None, Some(g)) => g.scopes.clone(),
+        (None, None) => vec![],
+    };
+    let mut scopes = crate::scope::ScopeSet::new(held.iter().chain(wanted).cloned()).to_vec();
+    scopes.retain(|x| x != "offline_access");
+    if let Some(bad) = scopes.iter().find(|x| !provider.allowed_scopes.contains(x)) {
+        return Err(BrokerError::rpc(
+            ErrorCode::ScopeNotAllowed,
+            format!(
+                "{} asks for {bad}, which it does not list among its scopes",
+                provider.name
+            ),
+        ));
+    }
+    let covered = grant
+        .as_ref()
+        .is_some_and(|g| scopes.iter().all(|x| g.scopes.contains(x)));
+    let approval = if covered {
+        None
+    } else {
+        Some(ask_wider(d, s, provider, a, &scopes).await?)
+    };
+    crate::mcp::stepup::ensure_login(d, provider, &scopes).await?;
+    if let Some((_, value)) = &carried {
+        // The card just allowed is also the person's approval the policy
+        // may want for the wider scopes (an admin scope): it covers this
+        // proxy's run, as "allow once" does.
+        let allowed = approval.as_ref().map_or(scopes.clone(), |(_, x)| x.clone());
+        bx.widen(value, allowed, approval);
+    }
+    Ok(())
+}
+
+/// The consent card of a step-up; the approval it gave.
+async fn ask_wider(
+    d: &Shared,
+    s: Greeted<'_>,
+    provider: &Provider,
+    a: &Asked<'_>,
+    scopes: &[String],
+) -> Result<(String, Vec<String>), BrokerError> {
+    let tool = a
+        .mcp
+        .as_ref()
+        .and_then(|m| m.tool.as_deref())
+        .map(|t| format!(" to call the tool {t}"))
+        .unwrap_or_default();
+    let why = format!(
+        "{} asks for more scopes{tool} (insufficient_scope): {}. If you allow, your browser opens to log in to it again with them",
+        provider.display_name,
+        scopes.join(" ")
+    );
+    let ask = crate::consent::flow::Ask {
+        provider,
+        scopes,
+        resource: provider.resource.as_deref(),
+        duration_secs: None,
+        wait: true,
+        kind: valetkey_ipc::control::ConsentKind::Access,
+        reasons: vec![why],
+        delegation: None,
+    };
+    let (id, allowed) = crate::consent::flow::ask(d, s, ask).await?;
+    if let Some(missing) = scopes.iter().find(|x| !allowed.contains(x)) {
+        return Err(BrokerError::rpc(
+            ErrorCode::ConsentDenied,
+            format!(
+                "you allowed less than {} asked for (not {missing})",
+                provider.name
+            ),
+        ));
+    }
+    Ok((id, allowed))
+}

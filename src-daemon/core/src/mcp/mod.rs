@@ -8,6 +8,8 @@
 //! * [`register`] gets a client id there;
 //! * [`jsonrpc`] reads what a request to a server asks (method, tool),
 //!   for the policy and the audit trail;
+//! * [`stepup`] logs in again, from the daemon, when a server asks for
+//!   more scopes than the login holds and the user allowed them;
 //! * [`admin`] handles `mcp.add`, `mcp.list` and `mcp.remove`;
 //! * [`Servers`] holds the added servers as [`Provider`]s, beside the
 //!   configured ones (see [`crate::broker::Broker::provider`]).
@@ -24,6 +26,7 @@ pub mod challenge;
 pub mod discover;
 pub mod jsonrpc;
 pub mod register;
+pub mod stepup;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -233,6 +236,8 @@ pub fn client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, McpE
 #[derive(Default)]
 pub struct Servers {
     map: RwLock<BTreeMap<String, (Arc<Provider>, i64)>>,
+    /// One step-up login at a time per server.
+    logins: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Servers {
@@ -252,6 +257,18 @@ impl Servers {
     pub fn put(&self, p: Arc<Provider>, added_at: i64) {
         let mut m = self.map.write().unwrap_or_else(|e| e.into_inner());
         m.insert(p.name.clone(), (p, added_at));
+    }
+
+    /// When `name` was added.
+    pub fn added_at(&self, name: &str) -> Option<i64> {
+        let m = self.map.read().unwrap_or_else(|e| e.into_inner());
+        m.get(name).map(|(_, at)| *at)
+    }
+
+    /// The lock a step-up login of `name` holds.
+    pub fn login_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(name.to_owned()).or_default().clone()
     }
 
     /// Forgets one.

@@ -145,6 +145,16 @@ impl BoxProxy {
             .cloned()
     }
 
+    /// Widens placeholder `value` to `scopes` (a step-up the user
+    /// allowed), with the one-time approval behind them if no grant is.
+    pub fn widen(&self, value: &str, scopes: Vec<String>, approval: Option<(String, Vec<String>)>) {
+        let mut m = self.placeholders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = m.get_mut(value) {
+            p.scopes = scopes;
+            p.approval = approval;
+        }
+    }
+
     /// The box's placeholders for `provider`, in a stable order.
     pub fn placeholders_for(&self, provider: &str) -> Vec<Placeholder> {
         let m = self.placeholders.lock().unwrap_or_else(|e| e.into_inner());

@@ -57,6 +57,18 @@ impl Store {
         Ok(now)
     }
 
+    /// Rewrites a stored server's record (a step-up widened its scopes),
+    /// keeping when it was added.
+    pub fn update_mcp_server(&self, server: &McpServer) -> Result<(), StoreError> {
+        let record = serde_json::to_string(server)
+            .map_err(|e| StoreError::NotFound(format!("cannot encode the server: {e}")))?;
+        self.conn().execute(
+            "UPDATE mcp_servers SET record = ?2 WHERE name = ?1",
+            params![server.name, record],
+        )?;
+        Ok(())
+    }
+
     /// Forgets a server; `false` when there was none.
     pub fn delete_mcp_server(&self, name: &str) -> Result<bool, StoreError> {
         let n = self

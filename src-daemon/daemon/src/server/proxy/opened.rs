@@ -186,30 +186,30 @@ async fn inner(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let target = Target {
-        method: parts.method.as_str(),
-        role: &ph.role,
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        graphql: read.graphql,
-    };
     let asked = Asked {
-        target,
+        target: Target {
+            method: parts.method.as_str(),
+            role: &ph.role,
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            graphql: read.graphql,
+        },
         authorization: parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
         mcp: read.mcp.clone(),
     };
-    let mut sent = attempt(ctx, bx, g, &p, ph, &parts, &asked, read.body.body()).await;
-    // A server that says the token is no longer valid (expired early,
-    // revoked there) gets one fresh token: only the first request to see
-    // the dead one drops it, so a burst costs one refresh.
-    if let (401, Some((_, _, id)), Held::Read(_)) = (sent.0.status().as_u16(), &sent.1, &read.body)
-    {
-        ctx.d.tokens.cache.drop_id(g.id, *id);
-        sent = attempt(ctx, bx, g, &p, ph, &parts, &asked, read.body.body()).await;
-    }
+    let req = One {
+        ctx,
+        bx,
+        g,
+        p: &p,
+        ph,
+        parts: &parts,
+        asked: &asked,
+    };
+    let sent = req.send_and_retry(&mut read.body).await;
     let (resp, allowed) = sent;
     let status = resp.status().as_u16();
     if let Some((rule, scopes, _)) = &allowed {
@@ -219,12 +219,71 @@ async fn inner(
             rule,
             scopes,
         };
-        request::allowed(&ctx.d, bx, g, &target, &a, status);
+        request::allowed(&ctx.d, bx, g, &asked.target, &a, status);
     }
-    if let Some(m) = &read.mcp {
+    if let Some(m) = &asked.mcp {
         request::mcp_called(&ctx.d, g, m, status);
     }
     resp
+}
+
+/// The scopes an MCP server asked for in a `403 insufficient_scope`
+/// answer to a request the proxy wrote a token into (a step-up).
+fn insufficient_scope(p: &Provider, sent: &(Response<Body>, Used)) -> Option<Vec<String>> {
+    if p.mcp.is_none() || sent.1.is_none() || sent.0.status() != hyper::StatusCode::FORBIDDEN {
+        return None;
+    }
+    let values = sent
+        .0
+        .headers()
+        .get_all(hyper::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let c = valetkey_core::mcp::challenge::bearer(values)?;
+    let wanted = c.scopes();
+    (c.param("error") == Some("insufficient_scope") && !wanted.is_empty()).then_some(wanted)
+}
+
+/// One request on its way, with everything a retry needs.
+struct One<'a> {
+    ctx: &'a Ctx,
+    bx: &'a BoxProxy,
+    g: valetkey_core::caller::Greeted<'a>,
+    p: &'a Provider,
+    ph: &'a ProxyHost,
+    parts: &'a http::request::Parts,
+    asked: &'a Asked<'a>,
+}
+
+impl One<'_> {
+    async fn attempt(&self, body: &mut Held) -> (Response<Body>, Used) {
+        let s = self;
+        attempt(s.ctx, s.bx, s.g, s.p, s.ph, s.parts, s.asked, body.body()).await
+    }
+
+    /// Sends; then, with the body read whole, once more when the server
+    /// says the token is no longer valid (expired early, revoked there:
+    /// only the first request to see the dead token drops it, so a burst
+    /// costs one refresh), or asks for more scopes (a step-up the user
+    /// allows).
+    async fn send_and_retry(&self, body: &mut Held) -> (Response<Body>, Used) {
+        let mut sent = self.attempt(body).await;
+        if let (401, Some((_, _, id)), Held::Read(_)) = (sent.0.status().as_u16(), &sent.1, &*body)
+        {
+            self.ctx.d.tokens.cache.drop_id(self.g.id, *id);
+            sent = self.attempt(body).await;
+        }
+        let Some(wanted) = insufficient_scope(self.p, &sent) else {
+            return sent;
+        };
+        match request::step_up(&self.ctx.d, self.bx, self.g, self.p, self.asked, &wanted).await {
+            Ok(()) => self.attempt(body).await,
+            Err(e) => {
+                let e: valetkey_ipc::RpcError = e.into();
+                (json(403, request::body(&e)), None)
+            }
+        }
+    }
 }
 
 /// What was allowed: the rule, the scopes and the token's id.
