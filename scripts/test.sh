@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/valetkey-target}"
 export CARGO_TERM_COLOR=never
+# No incremental session data: it grew the shared target dir by gigabytes
+# a week (23 GiB once, and a full disk); whole crates rebuild instead.
+export CARGO_INCREMENTAL=0
 start=$(date +%s)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "revoke",
     "set_paused",
     "activity_list",
+    "mcp_list",
 ];
 
 fn main() {

@@ -10,8 +10,8 @@ use tauri::State;
 use valetkey_ipc::control::{
     ActivityList, ActivityListParams, ActivityListResult, AgentNameParams, AgentsList,
     AgentsListResult, AgentsReinstate, ConsentDecide, ConsentDecideParams, ConsentDecideResult,
-    ConsentList, ConsentListResult, IssuingSet, IssuingSetParams, Revoke, RevokeParams,
-    RevokeResult, Status, StatusResult,
+    ConsentList, ConsentListResult, IssuingSet, IssuingSetParams, McpList, McpListResult, Revoke,
+    RevokeParams, RevokeResult, Status, StatusResult,
 };
 use valetkey_ipc::methods::NoParams;
 
@@ -75,6 +75,11 @@ pub async fn set_paused(link: State<'_, Link>, paused: bool) -> Res<StatusResult
 }
 
 #[tauri::command]
+pub async fn mcp_list(link: State<'_, Link>) -> Res<McpListResult> {
+    link.call::<McpList>(&NoParams {}).await
+}
+
+#[tauri::command]
 pub async fn activity_list(link: State<'_, Link>, limit: Option<u32>) -> Res<ActivityListResult> {
     link.call::<ActivityList>(&ActivityListParams { limit })
         .await
@@ -94,6 +99,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         revoke,
         set_paused,
         activity_list,
+        mcp_list,
     ]
 }
 
@@ -141,7 +147,7 @@ mod tests {
             .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
             .map(|p| p.replace('-', "_"))
             .collect();
-        assert_eq!(defined.len(), 10, "{defined:?}");
+        assert_eq!(defined.len(), 11, "{defined:?}");
         assert_eq!(defined, listed, "build.rs COMMANDS");
         assert_eq!(defined, allowed, "capabilities/main.json");
         let core: Vec<&str> = cap["permissions"]

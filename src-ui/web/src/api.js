@@ -21,6 +21,7 @@ export const api = {
   revoke: (target) => invoke("revoke", { params: { target } }),
   setPaused: (paused) => invoke("set_paused", { paused }),
   activity: async (limit = 100) => (await invoke("activity_list", { limit })).entries,
+  mcpServers: async () => (await invoke("mcp_list")).servers,
 };
 
 /** Calls `onEvent(event)` for each daemon event and `onConnection(state)`

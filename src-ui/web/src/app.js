@@ -42,6 +42,7 @@ export function startApp(doc, api, subscribe, { now = nowSecs } = {}) {
     connection: { state: "connecting" },
     consents: [],
     agents: [],
+    servers: [],
     activity: [],
     errors: {},
     tab: "pending",
@@ -55,7 +56,11 @@ export function startApp(doc, api, subscribe, { now = nowSecs } = {}) {
 
   const loaders = {
     pending: async () => (state.consents = await api.consents()),
-    agents: async () => (state.agents = await api.agents()),
+    agents: async () => {
+      const [agents, servers] = await Promise.all([api.agents(), api.mcpServers()]);
+      state.agents = agents;
+      state.servers = servers;
+    },
     activity: async () => (state.activity = await api.activity(100)),
   };
 
@@ -194,7 +199,7 @@ export function startApp(doc, api, subscribe, { now = nowSecs } = {}) {
 
   function renderView(name) {
     const panel = $(`view-${name}`);
-    const data = { pending: state.consents, agents: state.agents, activity: state.activity }[name];
+    const data = { pending: state.consents, agents: [state.agents, state.servers], activity: state.activity }[name];
     const sig = JSON.stringify([connected(), data, status()?.session_locked, status()?.on_lock, state.errors[name]]);
     if (rendered[name] === sig) return;
     rendered[name] = sig;
@@ -208,7 +213,7 @@ export function startApp(doc, api, subscribe, { now = nowSecs } = {}) {
       name === "pending"
         ? renderPending(state.consents, opts)
         : name === "agents"
-          ? renderAgents(state.agents, opts)
+          ? renderAgents(state.agents, { ...opts, servers: state.servers })
           : renderActivity(state.activity, opts);
     replace(panel, error, body);
   }

@@ -6,6 +6,7 @@ const base = (over = {}) => ({
   connection: { state: "connected", status: status({ pending: 0 }) },
   consent_list: { consents: [] },
   agents_list: { agents: [agent()] },
+  mcp_list: { servers: [] },
   activity_list: {
     entries: [
       { id: 2, ts: NOW - 2, kind: "token.issued", agent: "issue-triage", summary: "github: repo:read" },
@@ -122,5 +123,54 @@ describe("keyboard", () => {
     expect(document.getElementById("tab-activity").getAttribute("aria-selected")).toBe("true");
     document.getElementById("tab-activity").dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
     expect(pending.getAttribute("aria-selected")).toBe("true");
+  });
+
+  test("MCP servers show which agents use them; Revoke ends that agent's access to that server", async () => {
+    const notes = {
+      server: {
+        name: "notes",
+        url: "https://mcp.example.com/mcp",
+        resource: "https://mcp.example.com/mcp",
+        issuer: "https://auth.example.com/",
+        authorization_endpoint: "https://auth.example.com/authorize",
+        token_endpoint: "https://auth.example.com/token",
+        scopes: ["mcp:tools"],
+        scopes_supported: ["mcp:tools", "mcp:admin"],
+        client_id: "c1",
+        registration: "dynamic",
+        confidential: false,
+      },
+      added_at: NOW - 600,
+      logged_in_at: NOW - 600,
+      login_scopes: ["mcp:tools", "offline_access"],
+      login_required: false,
+      agents: ["issue-triage"],
+    };
+    const withMcp = agent({
+      grants: [
+        ...agent().grants,
+        { id: 12, provider: "notes", scopes: ["mcp:tools"], binary_sha256: "9f86", created_at: NOW - 60, expires_at: null, last_used_at: null },
+      ],
+    });
+    const { of } = mount(base({ agents_list: { agents: [withMcp] }, mcp_list: { servers: [notes] } }));
+    openTab("agents");
+    const card = await until(() => $('[data-mcp="notes"]') ?? fail());
+    for (const fact of ["logged in", "https://mcp.example.com/mcp", "https://auth.example.com/", "offline_access"]) {
+      expect(card.textContent).toContain(fact);
+    }
+    const users = $$("[data-agent]", card);
+    expect(users.map((u) => u.dataset.agent)).toEqual(["issue-triage"]);
+    const button = $('[data-action="revoke-mcp"]', card);
+    expect(button.getAttribute("aria-label")).toBe("Revoke issue-triage's access to notes");
+    button.click();
+    await until(() => expect(of("revoke")).toHaveLength(1));
+    expect(of("revoke")[0].args).toEqual({ params: { target: { kind: "grant", id: 12 } } });
+  });
+
+  test("no MCP servers, no section", async () => {
+    mount(base());
+    openTab("agents");
+    await until(() => $('[data-agent="issue-triage"]') ?? fail());
+    expect($(".mcp-servers")).toBeNull();
   });
 });

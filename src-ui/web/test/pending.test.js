@@ -6,6 +6,7 @@ const base = (over = {}) => ({
   connection: { state: "connected", status: status() },
   consent_list: { consents: [consent()] },
   agents_list: { agents: [] },
+  mcp_list: { servers: [] },
   activity_list: { entries: [] },
   ...over,
 });

@@ -1,6 +1,8 @@
 // Agents: every agent the daemon has seen, its binaries and its grants,
 // with Revoke on each grant, on the agent, and on everything. The last two
-// end more than one grant, so they ask first (opts.confirm).
+// end more than one grant, so they ask first (opts.confirm). Above them,
+// the remote MCP servers (`valetkey mcp add`) and the agents that use
+// each, with Revoke on each agent's access to that server.
 
 import { h, facts } from "../dom.js";
 import { messageOf, shortHash } from "../format.js";
@@ -8,7 +10,7 @@ import { agoEl, untilEl } from "./time.js";
 
 /**
  * @param agents AgentView[] (control protocol)
- * @param opts {now, confirm(title, body) → Promise<bool>, revoke(target) → Promise, reinstate(name) → Promise}
+ * @param opts {now, servers: McpServerStatus[], confirm(title, body) → Promise<bool>, revoke(target) → Promise, reinstate(name) → Promise}
  */
 export function renderAgents(agents, opts) {
   const error = h("p", { class: "error", role: "alert" });
@@ -44,6 +46,7 @@ export function renderAgents(agents, opts) {
     { class: "agents" },
     h("div", { class: "actions end" }, everything),
     error,
+    servers(opts.servers ?? [], agents, opts, run),
     agents.length === 0
       ? h("p", { class: "empty" }, "No agent has asked for anything yet.")
       : agents.map((a) => agent(a, opts, run)),
@@ -159,5 +162,65 @@ function grants(a, opts, run) {
         ),
       ),
     ),
+  );
+}
+
+/** The MCP servers, each with the agents holding a grant for it. */
+function servers(list, agents, opts, run) {
+  if (list.length === 0) return null;
+  return h(
+    "section",
+    { class: "mcp-servers", "aria-labelledby": "mcp-title" },
+    h("h2", { id: "mcp-title" }, "MCP servers"),
+    list.map((s) => server(s, agents, opts, run)),
+  );
+}
+
+function loginState(s) {
+  if (s.login_required) return h("span", { class: "badge status-suspended" }, "log in again");
+  if (s.logged_in_at == null) return h("span", { class: "badge status-suspended" }, "not logged in");
+  return h("span", { class: "badge status-active" }, "logged in");
+}
+
+function server(s, agents, opts, run) {
+  const name = s.server.name;
+  const users = agents.flatMap((a) => a.grants.filter((g) => g.provider === name).map((g) => [a, g]));
+  return h(
+    "article",
+    { class: "card", dataset: { mcp: name } },
+    h("h3", {}, name, " ", loginState(s)),
+    facts([
+      ["Endpoint", s.server.url],
+      ["Audience", s.server.resource],
+      ["Authorization server", s.server.issuer],
+      ["Login scopes", s.login_scopes.map((x) => h("code", { class: "scope" }, x))],
+    ]),
+    users.length === 0
+      ? h("p", { class: "empty" }, "No agent has a grant for it.")
+      : h(
+          "ul",
+          { class: "mcp-agents", "aria-label": `Agents using ${name}` },
+          users.map(([a, g]) =>
+            h(
+              "li",
+              { dataset: { agent: a.name } },
+              a.name,
+              " ",
+              g.scopes.map((x) => h("code", { class: "scope" }, x)),
+              " ",
+              h(
+                "button",
+                {
+                  type: "button",
+                  class: "danger",
+                  dataset: { action: "revoke-mcp" },
+                  "aria-label": `Revoke ${a.name}'s access to ${name}`,
+                  onclick: () => run(() => opts.revoke({ kind: "grant", id: g.id })),
+                },
+                "Revoke",
+              ),
+            ),
+          ),
+        ),
   );
 }
