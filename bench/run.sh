@@ -6,7 +6,7 @@
 # unlocked gnome-keyring, the oidc-provider IdP over TLS, and a valetkeyd
 # with a logged-in provider.
 #
-#   bench/run.sh [--smoke] [--callgrind | --syscalls | --box-startup] [--profile release|debug] [--out DIR] [-- extra valetkey-bench args]
+#   bench/run.sh [--smoke] [--callgrind | --syscalls | --box-startup | --proxy | --mcp] [--profile release|debug] [--out DIR] [-- extra valetkey-bench args]
 #
 # Full run (default): release build, 1/16/256/1000 connections, writes
 # results.json and latency.svg into --out (default docs/bench). --smoke:
@@ -30,6 +30,10 @@
 # placeholder swapped for the token), at 1 and 16 connections, rounds
 # interleaved; latency percentiles, throughput and the CPU per request of
 # the upstream and valetkeyd, into proxy.json.
+# --mcp: a tools/call through `valetkey mcp proxy` against direct: the
+# official MCP SDK's client (tests/mcp/bench.mjs) calls the test MCP
+# server's echo tool in interleaved rounds both ways, with the CPU time of
+# valetkeyd, the stdio bridge and the server per call, into mcp.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -42,6 +46,7 @@ if [ -z "${VK_BENCH_INNER:-}" ]; then
       --syscalls) export VK_BENCH_SYSCALLS=1; shift ;;
       --box-startup) export VK_BENCH_BOX=1; shift ;;
       --proxy) export VK_BENCH_PROXY=1; shift ;;
+      --mcp) export VK_BENCH_MCP=1; shift ;;
       --profile) profile=$2; shift 2 ;;
       --out) out=$2; shift 2 ;;
       --) shift; extra=("$@"); break ;;
@@ -270,6 +275,31 @@ out["valetkey_run_over_bare_ms"] = round(out["valetkey_run"]["p50_ms"] - out["ba
 print(json.dumps(out, indent=2))
 PY
   cat "$VK_BENCH_OUT/box-startup.json"
+  exit 0
+fi
+
+if [ -n "${VK_BENCH_MCP:-}" ]; then
+  mcp_port=$(world_free_port); as_port=$(world_free_port)
+  NODE_EXTRA_CA_CERTS="$work/certs/ca.pem" node "$repo/tests/mcp/server.mjs" --port "$mcp_port" \
+    --as-port "$as_port" --cert "$work/certs/leaf.pem" --key "$work/certs/leaf.key" \
+    > "$work/mcp-server.ready" 2>"$work/mcp-server.log" &
+  pids+=($!)
+  mcp_pid=$!
+  until grep -q ready "$work/mcp-server.ready" 2>/dev/null; do
+    kill -0 "$mcp_pid" 2>/dev/null || { echo "bench: the MCP server died" >&2; exit 1; }
+    sleep 0.05
+  done
+  "$bin/valetkey" mcp add notes "https://localhost:$mcp_port/mcp" --ca-file "$work/certs/ca.pem" \
+    --timeout 30 > "$work/mcp-add.log" 2>&1
+  "$bin/valetkey" grant add bench-mcp notes mcp:tools --binary "$bin/valetkey" >/dev/null
+  auth=$("$bin/valetkey" mcp headers notes --agent bench-mcp | sed 's/^Authorization: //')
+  rounds=${VK_BENCH_MCP_ROUNDS:-6}; calls=${VK_BENCH_MCP_CALLS:-300}
+  [ -n "$VK_BENCH_SMOKE" ] && { rounds=1; calls=20; }
+  NODE_EXTRA_CA_CERTS="$work/certs/ca.pem" node "$repo/tests/mcp/bench.mjs" \
+    --url "https://localhost:$mcp_port/mcp" --auth "$auth" --daemon "${pids[1]}" --server "$mcp_pid" \
+    --rounds "$rounds" --calls "$calls" -- "$bin/valetkey" mcp proxy notes --agent bench-mcp \
+    > "$VK_BENCH_OUT/mcp.json"
+  cat "$VK_BENCH_OUT/mcp.json"
   exit 0
 fi
 

@@ -6,7 +6,9 @@
 #   the provider's introspection confirms, then the same agent in a box
 #   (valetkey run) and what the box keeps from it, then a boxed git clone
 #   through the egress proxy (--net proxy) against a GitHub stand-in
-#   (tests/github/standin.py; github.com is not reachable from here).
+#   (tests/github/standin.py; github.com is not reachable from here), and
+#   a remote MCP server with OAuth built from the official MCP SDK, reached
+#   by the SDK's client through `valetkey mcp proxy`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -164,6 +166,26 @@ import json, sys
 for s in json.load(sys.stdin):
     print("  %s %s: credential %s%s" % (s["method"], s["path"], s["auth"], " limited to " + ",".join(s["repos"]) if s.get("repos") else ""))'
 "$bin/valetkey" audit --kind proxy.request
+
+step "A remote MCP server (built from the official MCP SDK): discovery from its 401, dynamic registration, login with PKCE and resource"
+mcp_port=$(world_free_port); mcp_as=$(world_free_port)
+NODE_EXTRA_CA_CERTS="$work/certs/ca.pem" node "$repo/tests/mcp/server.mjs" --port "$mcp_port" --as-port "$mcp_as" \
+  --cert "$work/certs/leaf.pem" --key "$work/certs/leaf.key" > "$work/mcp-server.ready" 2>"$work/mcp-server.log" &
+pids+=($!)
+until grep -q ready "$work/mcp-server.ready" 2>/dev/null; do sleep 0.05; done
+"$bin/valetkey" mcp add notes "https://localhost:$mcp_port/mcp" --ca-file "$work/certs/ca.pem" --timeout 30
+"$bin/valetkey" mcp status notes
+
+step "An MCP client (the SDK's) through valetkey mcp proxy: it asks once, you allow, and it never holds the token"
+printf '%s\n' '{"op":"list"}' '{"op":"call","name":"whoami","args":{}}' '{"op":"call","name":"echo","args":{"text":"hello from the demo"}}' '{"op":"close"}' \
+  | node "$repo/tests/mcp/client.mjs" -- "$bin/valetkey" mcp proxy notes --agent demo-mcp-client > "$work/mcp-client.out" 2>"$work/mcp-client.log" &
+mpid=$!
+until "$bin/valetkey" consent list | grep -q demo-mcp-client; do sleep 0.1; done
+id=$("$bin/valetkey" consent list | awk '/^c_/ {print $1; exit}')
+"$bin/valetkey" consent allow "$id" --always
+wait "$mpid" || true
+sed 's/^/  /' "$work/mcp-client.out"
+"$bin/valetkey" audit --kind mcp.call
 
 step "Quick check: cached token.get hand-out latency over the socket (2,000 calls, one connection)"
 python3 - "$XDG_RUNTIME_DIR/valetkey/agent.sock" <<'PY'
