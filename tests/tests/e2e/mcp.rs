@@ -322,6 +322,21 @@ fn servers_survive_a_restart_and_remove_revokes_everything() {
     assert!(out.starts_with("Authorization: Bearer "), "{out}");
     let listed = m.env.cli_ok(&["mcp", "list"]);
     assert!(listed.contains("agents with a grant: editor"), "{listed}");
+    // `valetkey login` and `logout` know the server too: a new login is a
+    // new authorization, with the resource again.
+    let again = m.env.cli_ok(&["login", "notes", "--timeout", "30"]);
+    assert!(again.contains("Logged in"), "{again}");
+    let st = m.state();
+    let auths = st["authorizations"].as_array().expect("array");
+    assert_eq!(auths.len(), 2, "{st}");
+    assert_eq!(auths[1]["resource"], m.url());
+    let out = m
+        .env
+        .cli_ok(&["mcp", "headers", "notes", "--agent", "editor"]);
+    assert!(
+        out.starts_with("Authorization: Bearer "),
+        "after a new login: {out}"
+    );
     let removed = m.env.cli_ok(&["mcp", "remove", "notes"]);
     assert!(removed.contains("Revoked 1 grant(s)"), "{removed}");
     assert!(removed.contains("RFC 7009"), "{removed}");
@@ -500,6 +515,37 @@ fn the_mcp_proxy_serves_tools_and_the_client_never_holds_the_token() {
         }
     }
     m.env.assert_no_leaks(&issued, &[&m.client_log()]);
+    // Nor any file the client, the bridge or the daemon wrote in this world
+    // (home, config, runtime and data directories).
+    for dir in ["home", "config", "run", "data"] {
+        for f in files_under(&m.env.path(dir)) {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            for t in &issued {
+                assert!(
+                    !bytes.windows(t.len()).any(|w| w == t.as_bytes()),
+                    "a token is in {}",
+                    f.display()
+                );
+            }
+        }
+    }
+}
+
+/// Every regular file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => todo.push(p),
+                Ok(t) if t.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 #[test]
