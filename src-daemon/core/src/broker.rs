@@ -101,7 +101,7 @@ impl Broker {
             max_prompts_per_minute: config.consent.max_prompts_per_minute,
         };
         let clock = store.clock();
-        let mcp = crate::mcp::admin::load(&store, &config);
+        let mcp = crate::mcp::load(&store, &config);
         Arc::new(Broker {
             config,
             store,

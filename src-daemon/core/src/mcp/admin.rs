@@ -11,38 +11,10 @@ use valetkey_ipc::control::{
 };
 use valetkey_ipc::ErrorCode;
 
-use super::{provider_of, Servers};
+use super::provider_of;
 use crate::broker::Shared;
-use crate::config::{Config, Provider};
+use crate::config::Provider;
 use crate::error::BrokerError;
-use crate::store::Store;
-
-/// The stored servers, at start-up. One that no longer checks out, or
-/// whose name a configured provider now has, is left out with a warning.
-pub fn load(store: &Store, config: &Config) -> Servers {
-    let servers = Servers::default();
-    let rows = match store.mcp_servers() {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the MCP servers; none are served");
-            return servers;
-        }
-    };
-    for row in rows {
-        let name = row.server.name.clone();
-        if config.providers.contains_key(&name) {
-            tracing::warn!(%name, "an MCP server has the name of a configured provider; the configured provider wins. `valetkey mcp remove` it and add it under another name");
-            continue;
-        }
-        match provider_of(&row.server) {
-            Ok(p) => servers.put(Arc::new(p), row.added_at),
-            Err(e) => {
-                tracing::warn!(%name, error = %e, "a stored MCP server does not check out; skipped")
-            }
-        }
-    }
-    servers
-}
 
 fn invalid(m: impl Into<String>) -> BrokerError {
     BrokerError::rpc(ErrorCode::InvalidParams, m)

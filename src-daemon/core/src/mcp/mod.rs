@@ -35,7 +35,8 @@ use std::time::Duration;
 use url::Url;
 use valetkey_ipc::control::McpServer;
 
-use crate::config::{Endpoints, Provider};
+use crate::config::{Config, Endpoints, Provider};
+use crate::store::Store;
 
 /// Why discovery or registration failed.
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +231,33 @@ pub fn client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client, McpE
     }
     b.build()
         .map_err(|e| McpError::Unsupported(format!("HTTP client: {e}")))
+}
+
+/// The stored servers, at start-up. One that no longer checks out, or
+/// whose name a configured provider now has, is left out with a warning.
+pub fn load(store: &Store, config: &Config) -> Servers {
+    let servers = Servers::default();
+    let rows = match store.mcp_servers() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the MCP servers; none are served");
+            return servers;
+        }
+    };
+    for row in rows {
+        let name = row.server.name.clone();
+        if config.providers.contains_key(&name) {
+            tracing::warn!(%name, "an MCP server has the name of a configured provider; the configured provider wins. `valetkey mcp remove` it and add it under another name");
+            continue;
+        }
+        match provider_of(&row.server) {
+            Ok(p) => servers.put(Arc::new(p), row.added_at),
+            Err(e) => {
+                tracing::warn!(%name, error = %e, "a stored MCP server does not check out; skipped")
+            }
+        }
+    }
+    servers
 }
 
 /// The added MCP servers, as providers, with when each was added.
