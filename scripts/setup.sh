@@ -24,7 +24,9 @@ need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl pyt
   # the GitHub stand-in)
   git
   # the unit tests run again under two pinned dates (libfaketime)
-  faketime)
+  faketime
+  # the Python SDK's test suite (sdk/python), with Debian's Python
+  python3-pytest)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 missing=()
 for p in "${need[@]}"; do

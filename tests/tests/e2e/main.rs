@@ -19,6 +19,7 @@ mod governance;
 mod hardening;
 mod mcp;
 mod proxy;
+mod sdk;
 mod service;
 mod session_lock;
 mod socket;
