@@ -51,6 +51,11 @@ if [ ! -d tests/oidc/node_modules/oidc-provider ] || [ ! -d tests/oidc/node_modu
   (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+if [ ! -d sdk/typescript/node_modules/typescript ] || [ sdk/typescript/package-lock.json -nt sdk/typescript/node_modules/.package-lock.json ]; then
+  echo "setup: installing the TypeScript SDK's type checker (npm ci)"
+  (cd sdk/typescript && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 if [ ! -d tests/mcp/node_modules/@modelcontextprotocol/sdk ] || [ tests/mcp/package-lock.json -nt tests/mcp/node_modules/.package-lock.json ]; then
   echo "setup: installing the test MCP server (the official MCP SDK, npm ci)"
   (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error)

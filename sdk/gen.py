@@ -37,19 +37,35 @@ def python(version, frame, errors) -> str:
 
 
 def typescript(version, frame, errors) -> str:
-    out = [f"// {HEADER}", "", f"export const PROTOCOL_VERSION = {version};",
-           f"export const MAX_FRAME_BYTES = {frame};", "",
-           "/** [code, name, error class, what it means] */",
-           "export const CODES: ReadonlyArray<readonly [number, string, string, string]> = ["]
+    out = [f"// {HEADER}", "", "import { ValetKeyError } from './base.js';", "",
+           f"export const PROTOCOL_VERSION = {version};", f"export const MAX_FRAME_BYTES = {frame};", ""]
     for e in errors:
-        out.append(f"  [{e['code']}, {json.dumps(e['name'])}, {json.dumps(camel(e['name']))}, {json.dumps(e['description'])}],")
-    out.append("];")
+        cls = camel(e["name"])
+        out.append(f"/** {e['code']} `{e['name']}`: {e['description']} */")
+        out.append(f"export class {cls} extends ValetKeyError {{}}")
+        out.append(f"{cls}.code = {e['code']};")
+        out.append(f"{cls}.codeName = {json.dumps(e['name'])};")
+    out.append("")
+    out.append("/** Every error class, one per stable code, in code order. */")
+    out.append("export const ERROR_CLASSES = Object.freeze([" + ", ".join(camel(e["name"]) for e in errors) + "]);")
+    return "\n".join(out) + "\n"
+
+
+def typescript_decls(version, frame, errors) -> str:
+    out = [f"// {HEADER}", "", "import { ValetKeyError } from './index.js';", "",
+           f"export declare const PROTOCOL_VERSION: {version};", f"export declare const MAX_FRAME_BYTES: {frame};", ""]
+    for e in errors:
+        out.append(f"/** {e['code']} `{e['name']}`: {e['description']} */")
+        out.append(f"export declare class {camel(e['name'])} extends ValetKeyError {{ static readonly code: {e['code']}; static readonly codeName: {json.dumps(e['name'])}; }}")
+    out.append("/** Every error class, one per stable code, in code order. */")
+    out.append("export declare const ERROR_CLASSES: ReadonlyArray<typeof ValetKeyError>;")
     return "\n".join(out) + "\n"
 
 
 TARGETS = {
     ROOT / "sdk" / "python" / "src" / "valetkey" / "_codes.py": python,
-    ROOT / "sdk" / "typescript" / "src" / "codes.ts": typescript,
+    ROOT / "sdk" / "typescript" / "src" / "errors.js": typescript,
+    ROOT / "sdk" / "typescript" / "src" / "errors.d.ts": typescript_decls,
 }
 
 
