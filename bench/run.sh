@@ -6,7 +6,7 @@
 # unlocked gnome-keyring, the oidc-provider IdP over TLS, and a valetkeyd
 # with a logged-in provider.
 #
-#   bench/run.sh [--smoke] [--callgrind | --syscalls | --box-startup | --proxy | --mcp] [--profile release|debug] [--out DIR] [-- extra valetkey-bench args]
+#   bench/run.sh [--smoke] [--callgrind | --syscalls | --box-startup | --proxy | --mcp | --sdks] [--profile release|debug] [--out DIR] [-- extra valetkey-bench args]
 #
 # Full run (default): release build, 1/16/256/1000 connections, writes
 # results.json and latency.svg into --out (default docs/bench). --smoke:
@@ -34,6 +34,9 @@
 # official MCP SDK's client (tests/mcp/bench.mjs) calls the test MCP
 # server's echo tool in interleaved rounds both ways, with the CPU time of
 # valetkeyd, the stdio bridge and the server per call, into mcp.json.
+# --sdks: a cached token.get through each client library on the same
+# daemon, interleaved rounds: the Rust client (valetkey_ipc::Client), the
+# Python SDK and the Node SDK, into sdks.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -47,6 +50,7 @@ if [ -z "${VK_BENCH_INNER:-}" ]; then
       --box-startup) export VK_BENCH_BOX=1; shift ;;
       --proxy) export VK_BENCH_PROXY=1; shift ;;
       --mcp) export VK_BENCH_MCP=1; shift ;;
+      --sdks) export VK_BENCH_SDKS=1; shift ;;
       --profile) profile=$2; shift 2 ;;
       --out) out=$2; shift 2 ;;
       --) shift; extra=("$@"); break ;;
@@ -275,6 +279,35 @@ out["valetkey_run_over_bare_ms"] = round(out["valetkey_run"]["p50_ms"] - out["ba
 print(json.dumps(out, indent=2))
 PY
   cat "$VK_BENCH_OUT/box-startup.json"
+  exit 0
+fi
+
+if [ -n "${VK_BENCH_SDKS:-}" ]; then
+  py=/usr/bin/python3; [ -x "$py" ] || py=$(command -v python3)
+  "$bin/valetkey" grant add bench-py local repo:read --binary "$("$py" -c 'import os,sys; print(os.path.realpath(sys.executable))')" >/dev/null
+  "$bin/valetkey" grant add bench-node local repo:read --binary "$(node -p 'require("fs").realpathSync(process.execPath)')" >/dev/null
+  rounds=${VK_BENCH_SDK_ROUNDS:-5}; n=${VK_BENCH_SDK_REQUESTS:-3000}
+  [ -n "$VK_BENCH_SMOKE" ] && { rounds=1; n=200; }
+  python3 - "$rounds" "$n" "$bin" "$agent_sock" "$py" "$repo" > "$VK_BENCH_OUT/sdks.json" <<'PY'
+import json, os, statistics, subprocess, sys
+rounds, n, bin_dir, sock, py, repo = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+env = dict(os.environ, PYTHONPATH=f"{repo}/sdk/python/src")
+cmds = {
+    "rust (valetkey_ipc::Client)": [f"{bin_dir}/valetkey-bench", "client-latency", "--agent-socket", sock, "--agent", "bench", "--requests", n],
+    "python (sdk/python)": [py, f"{repo}/bench/sdk_latency.py", "bench-py", "local", "repo:read", n],
+    "node (sdk/typescript)": ["node", f"{repo}/bench/sdk_latency.mjs", "bench-node", "local", "repo:read", n],
+}
+res = {k: [] for k in cmds}
+for _ in range(rounds):
+    for k, argv in cmds.items():
+        out = subprocess.run(argv, check=True, capture_output=True, text=True, env=env).stdout
+        res[k].append(json.loads(out.strip().splitlines()[-1]))
+out = {"rounds": rounds, "requests_per_round": int(n), "clients": {}}
+for k, xs in res.items():
+    out["clients"][k] = {m: round(statistics.median(x[m] for x in xs), 1) for m in ("p50_us", "p99_us", "rps")}
+print(json.dumps(out, indent=2))
+PY
+  cat "$VK_BENCH_OUT/sdks.json"
   exit 0
 fi
 

@@ -88,6 +88,26 @@ enum Cmd {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
         duration: Duration,
     },
+    /// Cached token.get round trips through the Rust client library
+    /// (`valetkey_ipc::Client`), one connection, sequential; prints one JSON
+    /// summary (the SDK latency comparison, bench/run.sh --sdks).
+    ClientLatency {
+        /// Valet Key's agent socket.
+        #[arg(long)]
+        agent_socket: PathBuf,
+        /// The agent name to say hello as.
+        #[arg(long, default_value = "bench")]
+        agent: String,
+        /// Provider to ask.
+        #[arg(long, default_value = "local")]
+        provider: String,
+        /// Scope to ask for.
+        #[arg(long, default_value = "repo:read")]
+        scope: String,
+        /// Measured calls (after 100 to warm up).
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
     /// One target, one connection count, a fixed number of requests (for
     /// callgrind runs, where only the server's instruction count matters).
     Load {
@@ -180,6 +200,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Cmd::Compare(a) => rt.block_on(compare(*a)),
+        Cmd::ClientLatency {
+            agent_socket,
+            agent,
+            provider,
+            scope,
+            requests,
+        } => rt.block_on(async {
+            let s = client_latency(&agent_socket, &agent, &provider, &scope, requests).await?;
+            println!("{}", serde_json::to_string(&s)?);
+            Ok(())
+        }),
         Cmd::HttpsServer {
             cert,
             key,
@@ -244,6 +275,36 @@ fn raise_nofile() {
             maximum: l.maximum,
         },
     );
+}
+
+/// Sequential cached `token.get`s through `valetkey_ipc::Client`.
+async fn client_latency(
+    socket: &std::path::Path,
+    agent: &str,
+    provider: &str,
+    scope: &str,
+    n: usize,
+) -> anyhow::Result<Summary> {
+    let mut c = valetkey_ipc::Client::connect(socket).await?;
+    c.hello(valetkey_ipc::methods::AgentInfo {
+        name: agent.into(),
+        version: String::new(),
+        purpose: "SDK latency comparison".into(),
+    })
+    .await?;
+    let scopes = [scope];
+    for _ in 0..100 {
+        c.token(provider, &scopes).await?;
+    }
+    let mut s = Samples::default();
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        c.token(provider, &scopes).await?;
+        s.ns.push(t.elapsed().as_nanos() as u64);
+    }
+    s.secs = start.elapsed().as_secs_f64();
+    Ok(s.summary())
 }
 
 fn vk_target(vk: &VkArgs) -> Target {

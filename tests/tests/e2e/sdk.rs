@@ -143,3 +143,83 @@ fn the_typescript_sdk_suite_passes_against_the_real_daemon() {
         "{text}"
     );
 }
+
+/// Copies `from` to `to`, directories included.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}
+
+/// In a box (`valetkey run`), the SDK finds the box's own socket through
+/// `$VALETKEY_SOCKET` with nothing configured, and the card says boxed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_sdk_finds_the_box_socket_in_a_box() {
+    use crate::harness::{decide, next_consent, subscribed};
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    env.login();
+    let work = env.path("work");
+    copy_tree(
+        &repo().join("../sdk/python/src/valetkey"),
+        &work.join("valetkey"),
+    );
+    std::fs::write(
+        work.join("agent.py"),
+        "import json, os, valetkey\n\
+         with valetkey.Client('py-boxed', purpose='boxed sdk test') as vk:\n\
+         \x20   t = vk.token('local', ['repo:read'])\n\
+         \x20   print(json.dumps({'socket': os.environ.get('VALETKEY_SOCKET'),\n\
+         \x20                     'box': 'box' in vk.hello_result['identity'], 'scopes': t.scopes}))\n",
+    )
+    .expect("agent");
+    let mut ctl = subscribed(&env).await;
+    let child = env
+        .command(bin("valetkey"))
+        .args(["run", "--", "python3", "agent.py"])
+        .current_dir(&work)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("valetkey run");
+    let card = next_consent(&mut ctl).await;
+    assert_eq!(card.agent.name, "py-boxed");
+    assert!(card.confinement.is_some(), "the card says boxed");
+    decide(
+        &mut ctl,
+        &card.id,
+        valetkey_ipc::control::Decision::Once,
+        None,
+    )
+    .await
+    .expect("allow");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `valetkey run` sets the variable (the box socket is mounted where the
+    // agent socket is); the daemon attests the connection as boxed.
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert!(
+        v["socket"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("agent.sock")),
+        "{v}"
+    );
+    assert_eq!(
+        v["box"], true,
+        "the connection came through the box socket: {v}"
+    );
+    assert_eq!(v["scopes"][0], "repo:read");
+}
