@@ -6,6 +6,7 @@
 mod harness;
 mod notifications;
 mod raw;
+mod readme;
 
 mod audit;
 mod bench_smoke;
