@@ -70,7 +70,10 @@ fn service_install_writes_units_that_verify_and_is_idempotent() {
     assert!(verify.status.success(), "{vout}\n{verr}");
     assert!(verr.trim().is_empty(), "verify warned:\n{verr}");
 
-    // The sandboxing keeps systemd's exposure score "OK" (below 3.0).
+    // The exposure of what a user manager can really apply (seccomp and
+    // prctl only; packaging/README.md): 6.3 "MEDIUM" today. The 2.2 of the
+    // earlier unit was on paper: that unit failed at start under a real
+    // user manager (218/CAPABILITIES).
     let sec = env
         .command("systemd-analyze")
         .args(["--user", "security", "--offline=yes", "--no-pager"])
@@ -87,7 +90,7 @@ fn service_install_writes_units_that_verify_and_is_idempotent() {
         })
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no exposure score in:\n{sout}\n{serr}"));
-    assert!(score < 3.0, "exposure {score} (was 2.2):\n{sout}");
+    assert!(score <= 6.3, "exposure {score} (was 6.3):\n{sout}");
 
     let status = env.cli(&["service", "status"]);
     let (st, _) = text(&status);
