@@ -33,6 +33,9 @@ echo "token for: $(python3 -c 'import json; d=json.load(open("/tmp/agent.out"));
 step "valetkey doctor"
 valetkey doctor | tee /tmp/doctor.out || true
 grep -q '^FAIL' /tmp/doctor.out && fail "doctor found a failure"
+# The user manager caps LimitMEMLOCK (8 MiB here): the daemon runs unlocked,
+# and doctor says so, with the fix.
+grep -q "^warn memory .*not locked" /tmp/doctor.out || fail "doctor does not say the memory is not locked"
 
 step "READY and the watchdog hold past WatchdogSec (30 s)"
 sleep 35

@@ -63,6 +63,9 @@ pub async fn doctor(cli: &Cli) -> Result<(), Failure> {
     };
     let socket = cli.socket_path(cfg.as_ref());
     let daemon_version = socket_checks(&mut r, &socket).await;
+    if daemon_version.is_some() {
+        memory_check(&mut r, &socket);
+    }
     service_check(&mut r);
     box_check(&mut r);
     keychain_check(&mut r).await;
@@ -153,6 +156,56 @@ async fn socket_checks(r: &mut Report, socket: &Path) -> Option<String> {
             None
         }
     }
+}
+
+/// Whether the daemon's memory is locked (no secret can reach swap). The
+/// daemon's pid is the agent socket's peer; its `VmLck` and memlock limit
+/// are in `/proc`. A warning: the daemon works unlocked, and a user
+/// manager's own limit (systemd's `DefaultLimitMEMLOCK`, 8 MiB by default)
+/// caps the unit's `LimitMEMLOCK=infinity`.
+fn memory_check(r: &mut Report, socket: &Path) {
+    let Some(pid) = std::os::unix::net::UnixStream::connect(socket)
+        .ok()
+        .and_then(|s| rustix::net::sockopt::socket_peercred(&s).ok())
+        .map(|c| c.pid.as_raw_nonzero().get())
+    else {
+        return;
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |text: &str, key: &str| -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    let locked_kib: u64 = field(&status, "VmLck:")
+        .and_then(|v| v.split(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    if locked_kib > 0 {
+        let what = format!(
+            "valetkeyd's memory is locked ({} MiB): no secret can reach swap",
+            locked_kib / 1024
+        );
+        r.line(Level::Ok, "memory", what, None);
+        return;
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let limit = match field(&limits, "Max locked memory")
+        .as_deref()
+        .and_then(|v| v.split(' ').next())
+    {
+        Some("unlimited") => "unlimited".to_owned(),
+        Some(n) => n
+            .parse::<u64>()
+            .map(|b| format!("{} KiB", b / 1024))
+            .unwrap_or_else(|_| n.to_owned()),
+        None => "unknown".to_owned(),
+    };
+    r.line(
+        Level::Warn,
+        "memory",
+        format!("valetkeyd's memory is not locked (its locked-memory limit: {limit}): tokens could be written to swap; it works on, unlocked"),
+        Some("raise the user manager's limit (DefaultLimitMEMLOCK=infinity in /etc/systemd/user.conf, then log in again), or use encrypted or no swap"),
+    );
 }
 
 /// Whether `valetkey run` can make a box here: bubblewrap installed, and

@@ -426,7 +426,12 @@ open("second", "w").close()
     wait_until(Duration::from_secs(10), || first.exists()).expect("first token");
     env.stop_daemon();
     env.start_daemon().expect("restarted");
-    assert!(env.log().contains("box socket restored"), "{}", env.log());
+    // The boxes' sockets are restored beside the agent socket's start, not
+    // before it accepts: wait for the log line rather than race it.
+    let restored = wait_until(Duration::from_secs(10), || {
+        env.log().contains("box socket restored")
+    });
+    assert!(restored.is_ok(), "{}", env.log());
     std::fs::write(env.path("work/go"), "").expect("go");
     let out = done(child).await;
     assert!(
