@@ -682,3 +682,48 @@ pub async fn next_consent(ctl: &mut Client) -> valetkey_ipc::control::ConsentReq
         }
     }
 }
+
+/// Whether `needle` is anywhere in process `pid`'s environment or readable
+/// memory (every readable mapping, read in chunks that overlap by the
+/// needle's length, so nothing straddling a chunk is missed).
+pub fn in_process(pid: u32, needle: &[u8]) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let has = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    if has(&std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default()) {
+        return true;
+    }
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let Ok(mut mem) = std::fs::File::open(format!("/proc/{pid}/mem")) else {
+        return false;
+    };
+    const CHUNK: u64 = 16 << 20;
+    let overlap = needle.len().saturating_sub(1) as u64;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        let mut at = a;
+        while at < b {
+            let len = (b - at).min(CHUNK + overlap);
+            let mut buf = vec![0u8; len as usize];
+            if mem.seek(SeekFrom::Start(at)).is_err() || mem.read_exact(&mut buf).is_err() {
+                break;
+            }
+            if has(&buf) {
+                return true;
+            }
+            at += CHUNK;
+        }
+    }
+    false
+}

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{bin, certs, free_port, repo, Proc, TestEnv};
+use crate::harness::{bin, certs, free_port, in_process, repo, Proc, TestEnv};
 
 struct Mcp {
     env: TestEnv,
@@ -436,35 +436,6 @@ impl Mcp {
     }
 }
 
-/// Whether `needle` is anywhere in process `pid`'s readable memory.
-fn in_memory(pid: u32, needle: &[u8]) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
-    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("mem");
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
-            continue;
-        };
-        if !perms.starts_with('r') {
-            continue;
-        }
-        let (a, b) = range.split_once('-').expect("range");
-        let (a, b) = (
-            u64::from_str_radix(a, 16).expect("hex"),
-            u64::from_str_radix(b, 16).expect("hex"),
-        );
-        let mut buf = vec![0u8; (b - a).min(64 << 20) as usize];
-        if mem.seek(SeekFrom::Start(a)).is_err() || mem.read_exact(&mut buf).is_err() {
-            continue;
-        }
-        if buf.windows(needle.len()).any(|w| w == needle) {
-            return true;
-        }
-    }
-    false
-}
-
 #[test]
 fn the_mcp_proxy_serves_tools_and_the_client_never_holds_the_token() {
     let (m, mut c) = Mcp::with_client("sdk-client");
@@ -508,7 +479,7 @@ fn the_mcp_proxy_serves_tools_and_the_client_never_holds_the_token() {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
         for t in &issued {
             assert!(
-                !in_memory(pid, t.as_bytes()),
+                !in_process(pid, t.as_bytes()),
                 "the {key} process holds a token"
             );
             assert!(!environ.windows(t.len()).any(|w| w == t.as_bytes()));

@@ -8,7 +8,7 @@
 //! (a live token it issued, a placeholder, another string or none), so
 //! "the upstream saw the real token" is its observation, not ours.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -17,7 +17,8 @@ use serde_json::Value;
 use valetkey_ipc::control::Decision;
 
 use crate::harness::{
-    bin, certs, decide, free_port, next_consent, repo, subscribed, wait_until, Proc, TestEnv,
+    bin, certs, decide, free_port, in_process, next_consent, repo, subscribed, wait_until, Proc,
+    TestEnv,
 };
 
 const CLIENT_ID: &str = "Iv1.standin0001";
@@ -267,38 +268,6 @@ fn descendants(root: u32) -> Vec<u32> {
         i += 1;
     }
     out
-}
-
-/// Whether `needle` is anywhere in `pid`'s environment or readable memory.
-fn in_process(pid: u32, needle: &[u8]) -> bool {
-    let has = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
-    if has(&std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default()) {
-        return true;
-    }
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let Ok(mut mem) = std::fs::File::open(format!("/proc/{pid}/mem")) else {
-        return false;
-    };
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
-            continue;
-        };
-        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
-            continue;
-        }
-        let Some((a, b)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
-            continue;
-        };
-        let mut buf = vec![0u8; (b - a) as usize];
-        if mem.seek(SeekFrom::Start(a)).is_ok() && mem.read_exact(&mut buf).is_ok() && has(&buf) {
-            return true;
-        }
-    }
-    false
 }
 
 const AGENT: &str = r#"set -u

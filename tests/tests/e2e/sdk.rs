@@ -32,45 +32,32 @@ fn real_exe(program: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-#[test]
-fn the_python_sdk_suite_passes_against_the_real_daemon() {
+/// A world with the daemon up and logged in, and `agent` granted
+/// `repo:read` for the interpreter `exe`.
+fn world_granting(agent: &str, exe: &str) -> TestEnv {
     let mut env = TestEnv::new().expect("env");
     env.start_daemon().expect("daemon");
     env.login();
-    let py = python();
-    let exe = real_exe(&py);
-    env.cli_ok(&[
-        "grant",
-        "add",
-        "py-granted",
-        "local",
-        "repo:read",
-        "--binary",
-        &exe,
-    ]);
-    // The suite's consents are decided with the CLI: make sure it is built.
+    env.cli_ok(&["grant", "add", agent, "local", "repo:read", "--binary", exe]);
+    // The suites' consents are decided with the CLI: make sure it is built.
     let _ = bin("valetkey");
-    let out = env
-        .command(&py)
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+    env
+}
+
+#[test]
+fn the_python_sdk_suite_passes_against_the_real_daemon() {
+    let py = python();
+    let env = world_granting("py-granted", &real_exe(&py));
+    let mut cmd = env.command(&py);
+    cmd.args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(repo().join("../sdk/python/tests"))
         .env("PYTHONPATH", repo().join("../sdk/python/src"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("VK_BIN", bin_dir())
-        .env("VK_PROVIDER", "local")
-        .current_dir(repo().join("../sdk/python"))
-        .output()
-        .expect("python3 -m pytest (apt-get install python3-pytest)");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
-    assert!(
-        out.status.success(),
-        "the Python SDK suite failed:\n{text}\ndaemon log:\n{}",
-        env.log()
+        .current_dir(repo().join("../sdk/python"));
+    let text = run_suite(
+        &env,
+        cmd,
+        "Python SDK (python3 -m pytest; apt-get install python3-pytest)",
     );
     assert!(text.contains(" passed"), "{text}");
     assert!(!text.contains("skipped"), "nothing may be skipped: {text}");
@@ -99,24 +86,11 @@ fn run_suite(env: &TestEnv, mut cmd: Command, what: &str) -> String {
 
 #[test]
 fn the_typescript_sdk_suite_passes_against_the_real_daemon() {
-    let mut env = TestEnv::new().expect("env");
-    env.start_daemon().expect("daemon");
-    env.login();
     let node = Command::new("node")
         .args(["-p", "require('fs').realpathSync(process.execPath)"])
         .output()
         .expect("node");
-    let exe = String::from_utf8_lossy(&node.stdout).trim().to_owned();
-    env.cli_ok(&[
-        "grant",
-        "add",
-        "ts-granted",
-        "local",
-        "repo:read",
-        "--binary",
-        &exe,
-    ]);
-    let _ = bin("valetkey");
+    let env = world_granting("ts-granted", String::from_utf8_lossy(&node.stdout).trim());
     // The declarations first: a type test that misuses the API must fail
     // to compile (`@ts-expect-error`), and correct use must compile.
     let tsc = Command::new("npx")

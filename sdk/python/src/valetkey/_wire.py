@@ -105,6 +105,15 @@ def hello_params(name: str, version: str, purpose: str, delegation: Optional[str
     return p
 
 
+def delegate_params(
+    sub_agent: str, provider: str, scopes: List[str], ttl: int, max_depth: Optional[int], wait: bool
+) -> Dict[str, Any]:
+    p: Dict[str, Any] = {"sub_agent": sub_agent, "provider": provider, "scopes": list(scopes), "ttl_secs": int(ttl), "wait": wait}
+    if max_depth is not None:
+        p["max_depth"] = max_depth
+    return p
+
+
 def token_params(
     provider: str,
     scopes: List[str],

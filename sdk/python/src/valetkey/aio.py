@@ -144,9 +144,7 @@ class AsyncClient:
         wait: bool = True,
     ) -> Dict[str, Any]:
         """``delegation.create``."""
-        p: Dict[str, Any] = {"sub_agent": sub_agent, "provider": provider, "scopes": list(scopes), "ttl_secs": int(ttl), "wait": wait}
-        if max_depth is not None:
-            p["max_depth"] = max_depth
+        p = _wire.delegate_params(sub_agent, provider, scopes, ttl, max_depth, wait)
         return await self.call("delegation.create", p)
 
     async def providers(self) -> List[Dict[str, Any]]:

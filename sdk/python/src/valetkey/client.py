@@ -157,9 +157,7 @@ class Client:
     ) -> Dict[str, Any]:
         """``delegation.create``: a token for ``sub_agent`` (hand
         ``result["token"]`` to it; it passes it as ``delegation=``)."""
-        p: Dict[str, Any] = {"sub_agent": sub_agent, "provider": provider, "scopes": list(scopes), "ttl_secs": int(ttl), "wait": wait}
-        if max_depth is not None:
-            p["max_depth"] = max_depth
+        p = _wire.delegate_params(sub_agent, provider, scopes, ttl, max_depth, wait)
         return self.call("delegation.create", p)
 
     def providers(self) -> List[Dict[str, Any]]:

@@ -36,9 +36,9 @@ pub fn add(d: &Shared, p: McpAddParams) -> Result<McpServerStatus, BrokerError> 
         )));
     }
     let provider =
-        provider_of(&p.server).map_err(|e| invalid(format!("MCP server {name:?}: {e}")))?;
+        Arc::new(provider_of(&p.server).map_err(|e| invalid(format!("MCP server {name:?}: {e}")))?);
     let added_at = d.store.put_mcp_server(&p.server)?;
-    d.mcp.put(Arc::new(provider), added_at);
+    d.mcp.put(provider.clone(), added_at);
     d.tokens.forget_provider(&name);
     let mut rec = crate::audit::by_user("mcp.add", None);
     rec.provider = Some(name.clone());
@@ -50,11 +50,7 @@ pub fn add(d: &Shared, p: McpAddParams) -> Result<McpServerStatus, BrokerError> 
     ));
     crate::record::record(d, rec)?;
     tracing::info!(%name, url = %p.server.url, "MCP server added");
-    let p = d
-        .mcp
-        .get(&name)
-        .ok_or_else(|| invalid("the server vanished"))?;
-    status_of(d, &p, added_at)
+    status_of(d, &provider, added_at)
 }
 
 fn status_of(d: &Shared, p: &Provider, added_at: i64) -> Result<McpServerStatus, BrokerError> {

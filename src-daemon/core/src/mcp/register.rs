@@ -38,11 +38,11 @@ pub struct Registered {
     pub client_secret: Option<Secret>,
 }
 
-/// The client ID metadata document to publish at `url` (the client id is
-/// the URL itself).
-pub fn metadata_document(url: &Url) -> serde_json::Value {
+/// What Valet Key says of itself as a client: a native public client
+/// with a loopback redirect (the body of a dynamic registration, and of a
+/// metadata document).
+fn client_metadata() -> serde_json::Value {
     serde_json::json!({
-        "client_id": url.as_str(),
         "client_name": "Valet Key",
         "redirect_uris": [REDIRECT_URI],
         "grant_types": ["authorization_code", "refresh_token"],
@@ -50,6 +50,14 @@ pub fn metadata_document(url: &Url) -> serde_json::Value {
         "token_endpoint_auth_method": "none",
         "application_type": "native",
     })
+}
+
+/// The client ID metadata document to publish at `url` (the client id is
+/// the URL itself).
+pub fn metadata_document(url: &Url) -> serde_json::Value {
+    let mut doc = client_metadata();
+    doc["client_id"] = url.as_str().into();
+    doc
 }
 
 /// A metadata document URL must be HTTPS with a path (the spec's rule).
@@ -113,14 +121,7 @@ async fn dynamic(
     endpoint: &Url,
     scopes: &[String],
 ) -> Result<Registered, McpError> {
-    let mut body = serde_json::json!({
-        "client_name": "Valet Key",
-        "redirect_uris": [REDIRECT_URI],
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-        "application_type": "native",
-    });
+    let mut body = client_metadata();
     if !scopes.is_empty() {
         body["scope"] = scopes.join(" ").into();
     }
@@ -136,7 +137,7 @@ async fn dynamic(
         return Err(McpError::Http {
             url: endpoint.to_string(),
             detail: format!(
-                "dynamic client registration answered HTTP {status}: {}",
+                "dynamic client registration answered HTTP {status}: {}; register a client there by hand (redirect URI {REDIRECT_URI}) and pass --client-id",
                 super::excerpt(&text)
             ),
         });

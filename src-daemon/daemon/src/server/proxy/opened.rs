@@ -256,9 +256,41 @@ struct One<'a> {
 }
 
 impl One<'_> {
+    /// Decides the request, writes the token in, and sends it on.
     async fn attempt(&self, body: &mut Held) -> (Response<Body>, Used) {
-        let s = self;
-        attempt(s.ctx, s.bx, s.g, s.p, s.ph, s.parts, s.asked, body.body()).await
+        let (ctx, p, ph) = (self.ctx, self.p, self.ph);
+        let decided = request::decide(&ctx.d, self.bx, self.g, p, ph, self.asked).await;
+        let (value, allowed) = match decided {
+            Answer::Refuse { status, body } => return (json(status, body), None),
+            Answer::Forward => (None, None),
+            Answer::Authorize {
+                value,
+                rule,
+                scopes,
+                token_id,
+            } => (Some(value), Some((rule, scopes, token_id))),
+        };
+        let auth = match value.as_ref().map(|v| HeaderValue::from_str(v.expose())) {
+            Some(Ok(mut v)) => {
+                v.set_sensitive(true);
+                Some(v)
+            }
+            Some(Err(_)) => {
+                return (
+                    refuse(502, "the provider's token cannot be sent in a header"),
+                    None,
+                )
+            }
+            None => None,
+        };
+        let client = match ctx.proxy.upstreams.client(p) {
+            Ok(c) => c,
+            Err(e) => return (refuse(502, &e), None),
+        };
+        (
+            send(&client, ph, self.parts, body.body(), auth).await,
+            allowed,
+        )
     }
 
     /// Sends; then, with the body read whole, once more when the server
@@ -288,48 +320,6 @@ impl One<'_> {
 
 /// What was allowed: the rule, the scopes and the token's id.
 type Used = Option<(String, Vec<String>, u64)>;
-
-/// Decides `asked`, writes the token in, and sends it on.
-#[allow(clippy::too_many_arguments)]
-async fn attempt(
-    ctx: &Ctx,
-    bx: &BoxProxy,
-    g: valetkey_core::caller::Greeted<'_>,
-    p: &Provider,
-    ph: &ProxyHost,
-    parts: &http::request::Parts,
-    asked: &Asked<'_>,
-    body: Body,
-) -> (Response<Body>, Used) {
-    let (value, allowed) = match request::decide(&ctx.d, bx, g, p, ph, asked).await {
-        Answer::Refuse { status, body } => return (json(status, body), None),
-        Answer::Forward => (None, None),
-        Answer::Authorize {
-            value,
-            rule,
-            scopes,
-            token_id,
-        } => (Some(value), Some((rule, scopes, token_id))),
-    };
-    let auth = match value.as_ref().map(|v| HeaderValue::from_str(v.expose())) {
-        Some(Ok(mut v)) => {
-            v.set_sensitive(true);
-            Some(v)
-        }
-        Some(Err(_)) => {
-            return (
-                refuse(502, "the provider's token cannot be sent in a header"),
-                None,
-            )
-        }
-        None => None,
-    };
-    let client = match ctx.proxy.upstreams.client(p) {
-        Ok(c) => c,
-        Err(e) => return (refuse(502, &e), None),
-    };
-    (send(&client, ph, parts, body, auth).await, allowed)
-}
 
 /// Passes the request on to `ph` and returns its answer (or a `502`).
 async fn send(
