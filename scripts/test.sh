@@ -28,7 +28,10 @@ for at in "2026-03-02 09:00:00|America/Adak" "2026-11-27 23:59:00|Pacific/Kiriti
   env "$runner=$PWD/scripts/at-date.sh" VK_FAKE_NOW="${at%|*}" TZ="${at#*|}" \
     cargo test -p valetkey-ipc -p valetkey-core -p valetkeyd -p valetkey --lib --bins --quiet -- --test-threads=2
 done
-# Installed for real: the .deb into a clean Debian bookworm booted with
-# systemd-nspawn, used by a logged-in user under a real systemd user manager.
-bash scripts/system-test.sh
+# Installed for real: the .deb into a clean Debian booted with
+# systemd-nspawn, used by a logged-in user under a real systemd user
+# manager, upgraded, removed and purged: bookworm (systemd 252) and trixie
+# (systemd 257).
+bash scripts/system-test.sh bookworm
+bash scripts/system-test.sh trixie
 echo "scripts/test.sh: all checks passed in $(( $(date +%s) - start ))s"

@@ -2,9 +2,11 @@
 # Builds valetkey_<version>_<arch>.deb from already-built binaries, with
 # dpkg-deb (no cargo-deb needed).
 #
-#   packaging/deb/build.sh [--profile release|debug] [--out DIR] [--fast]
+#   packaging/deb/build.sh [--profile release|debug] [--out DIR] [--fast] [--version V]
 #
-# --fast compresses with gzip -1 instead of xz (for tests).
+# --fast compresses with gzip -1 instead of xz (for tests); --version sets
+# the package version (default: the binaries' own; the system stage builds
+# a newer one to test an upgrade).
 #
 # Needs the three binaries in $CARGO_TARGET_DIR/<profile>/ (build them with
 # `cargo build --release --workspace --bins`). The package holds the
@@ -18,19 +20,21 @@ repo=$(pwd)
 profile=release
 out="$repo/target/deb"
 compress=(-Zxz -z6)
+version=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --fast) compress=(-Zgzip -z1); shift ;;
-    *) echo "usage: $0 [--profile release|debug] [--out DIR] [--fast]" >&2; exit 2 ;;
+    --version) version=$2; shift 2 ;;
+    *) echo "usage: $0 [--profile release|debug] [--out DIR] [--fast] [--version V]" >&2; exit 2 ;;
   esac
 done
 bin="${CARGO_TARGET_DIR:-$repo/target}/$profile"
 for b in valetkey valetkeyd valetkey-tray; do
   [ -x "$bin/$b" ] || { echo "build.sh: $bin/$b is missing; run \`cargo build --workspace --bins${profile/debug/}\` ${profile/release/--release} first" >&2; exit 1; }
 done
-version=$("$bin/valetkey" --version | awk '{print $2}')
+[ -n "$version" ] || version=$("$bin/valetkey" --version | awk '{print $2}')
 arch=$(dpkg --print-architecture)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -94,24 +98,15 @@ Description: credential broker for local AI agents
  valetkey CLI, the valetkey-tray app and systemd user units.
 CONTROL
 echo /etc/xdg/autostart/valetkey-tray.desktop > "$root/DEBIAN/conffiles"
-# Socket activation for every user (a symlink under /etc/systemd/user;
-# works without a running systemd). Users can opt out with
-# `systemctl --user mask valetkeyd.socket`.
-cat > "$root/DEBIAN/postinst" <<'SH'
-#!/bin/sh
-set -e
-if [ "$1" = configure ] && command -v systemctl >/dev/null; then
-  systemctl --global enable valetkeyd.socket >/dev/null 2>&1 || true
-fi
-SH
-cat > "$root/DEBIAN/prerm" <<'SH'
-#!/bin/sh
-set -e
-if [ "$1" = remove ] && command -v systemctl >/dev/null; then
-  systemctl --global disable valetkeyd.socket >/dev/null 2>&1 || true
-fi
-SH
-chmod 755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm"
+# The maintainer scripts (packaging/deb/maint): socket activation for every
+# user, and the units of users logged in now started, restarted on upgrade
+# and stopped on removal, each user's manager reached with users.sh.
+for s in postinst prerm postrm; do
+  awk -v users=packaging/deb/maint/users.sh '
+    /^#USERS#$/ { while ((getline l < users) > 0) print l; next } { print }' \
+    "packaging/deb/maint/$s" > "$root/DEBIAN/$s"
+  chmod 755 "$root/DEBIAN/$s"
+done
 
 mkdir -p "$out"
 deb="$out/valetkey_${version}_${arch}.deb"

@@ -45,6 +45,13 @@ class AsyncClient:
 
     async def _ensure(self) -> Dict[str, Any]:
         if self.hello_result is not None:
+            # One turn of the loop sees an end of stream that arrived while
+            # the connection was idle (the daemon restarted): connect again
+            # before sending rather than fail the call.
+            await asyncio.sleep(0)
+            if self._reader is None or self._reader.at_eof():
+                self._drop()
+        if self.hello_result is not None:
             return self.hello_result
         try:
             self._reader, self._writer = await asyncio.open_unix_connection(

@@ -1,0 +1,77 @@
+"""Fault injection at the unit level, beside the real-daemon suite: a
+daemon that closes an idle connection (as valetkeyd does when it stops for
+an upgrade) costs the agent nothing. The next call connects again and says
+hello first, and nothing is ever sent on the closed connection. The system
+stage (tests/system) checks the same across a real package upgrade."""
+
+import asyncio
+import json
+import socket
+import threading
+
+import valetkey
+from valetkey.aio import AsyncClient
+
+
+class ClosingDaemon:
+    """Answers every request on a connection; closes each connection after
+    ``per_conn`` answers. Records the methods each connection received."""
+
+    def __init__(self, path: str, per_conn: int) -> None:
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen()
+        self.per_conn = per_conn
+        self.conns: list = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            conn, _ = self.srv.accept()
+            seen: list = []
+            self.conns.append(seen)
+            reader = conn.makefile("rb")
+            for _ in range(self.per_conn):
+                req = json.loads(reader.readline())
+                seen.append(req["method"])
+                result = {"agent": {"name": "a"}} if req["method"] == "hello" else {"n": len(seen)}
+                conn.sendall(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": result}).encode() + b"\n")
+            # Whatever arrives after the close would be read here: nothing must.
+            conn.shutdown(socket.SHUT_WR)
+            seen.extend(json.loads(l)["method"] for l in reader if l.strip())
+            conn.close()
+
+
+def wait_closed(daemon: ClosingDaemon, n: int) -> None:
+    for _ in range(200):
+        if len(daemon.conns) >= n:
+            return
+        threading.Event().wait(0.01)
+
+
+def test_the_sync_client_reconnects_when_the_daemon_closed_an_idle_connection(tmp_path):
+    d = ClosingDaemon(str(tmp_path / "d.sock"), per_conn=2)
+    c = valetkey.Client("a", socket_path=str(tmp_path / "d.sock"))
+    assert c.whoami() == {"n": 2}
+    threading.Event().wait(0.1)  # the daemon closes the idle connection
+    assert c.whoami() == {"n": 2}, "the call went to a new connection, after hello"
+    c.close()
+    wait_closed(d, 2)
+    assert d.conns[0] == ["hello", "whoami"], "nothing sent on the closed connection"
+    assert d.conns[1][:2] == ["hello", "whoami"]
+
+
+def test_the_asyncio_client_reconnects_when_the_daemon_closed_an_idle_connection(tmp_path):
+    d = ClosingDaemon(str(tmp_path / "d.sock"), per_conn=2)
+
+    async def go() -> None:
+        c = AsyncClient("a", socket_path=str(tmp_path / "d.sock"))
+        assert await c.whoami() == {"n": 2}
+        await asyncio.sleep(0.1)
+        assert await c.whoami() == {"n": 2}
+        await c.close()
+
+    asyncio.run(go())
+    wait_closed(d, 2)
+    assert d.conns[0] == ["hello", "whoami"]
+    assert d.conns[1][:2] == ["hello", "whoami"]
