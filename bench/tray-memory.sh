@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Measures valetkey-tray's idle memory: the app process plus the WebKitGTK
+# Measures valetkey-tray's memory: the app process plus the WebKitGTK
 # processes it spawns (web content and network), as PSS (proportional set
 # size: shared library pages split between the processes that map them) and
-# RSS, after the app has settled. Runs in a private world: its own D-Bus
+# RSS, settled, in the tray before the window was ever opened, with the
+# window open, and after it was closed again. Runs in a private world: its own D-Bus
 # session, Xvfb, runtime dir and a real valetkeyd for the tray to talk to.
 #
 #   bench/tray-memory.sh [target-dir]      (default: $CARGO_TARGET_DIR or target)
@@ -38,22 +39,33 @@ family() { # the app and every descendant
   for c in $(pgrep -P "$p" || true); do family "$c"; done
 }
 
-run() { # label, args…
-  local label=$1; shift
-  "$bin/valetkey-tray" "$@" 2>/dev/null &
-  local app=$!
-  sleep "$settle"
-  local pids; pids=$(family "$app")
+report() { # label, app pid
+  local label=$1 app=$2 pids
+  pids=$(family "$app")
   read -r app_pss app_rss < <(measure "$app")
   # shellcheck disable=SC2086
   read -r all_pss all_rss < <(measure $pids)
-  printf '%-22s app PSS %6.1f MiB (RSS %6.1f) | app+WebKit PSS %6.1f MiB (RSS %6.1f) | %d processes\n' \
+  printf '%-26s app PSS %6.1f MiB (RSS %6.1f) | app+WebKit PSS %6.1f MiB (RSS %6.1f) | %d processes\n' \
     "$label" "$(echo "$app_pss/1024" | bc -l)" "$(echo "$app_rss/1024" | bc -l)" \
     "$(echo "$all_pss/1024" | bc -l)" "$(echo "$all_rss/1024" | bc -l)" "$(echo "$pids" | wc -w)"
+}
+
+# One app through a day: started in the tray, opened (a second launch with
+# --show, as the tray menu's Open or a notification does), closed with the
+# window's close button (a WM_DELETE_WINDOW, as a window manager sends).
+day() {
+  "$bin/valetkey-tray" 2>/dev/null &
+  local app=$! w
+  sleep "$settle"; report "in the tray, never opened" "$app"
+  "$bin/valetkey-tray" --show 2>/dev/null
+  sleep "$settle"; report "window open" "$app"
+  w=$(xdotool search --onlyvisible --name "^Valet Key" | head -1)
+  [ -n "$w" ] && python3 bench/x11-close.py "$w"
+  sleep "$settle"; report "closed again (hidden)" "$app"
   kill "$app"; wait "$app" 2>/dev/null || true
 }
 
-export -f run measure family
+export -f day report measure family
 export bin settle
 dbus-run-session -- bash -c '
   Xvfb :77 -screen 0 1280x1000x24 -nolisten tcp 2>/dev/null &
@@ -61,9 +73,8 @@ dbus-run-session -- bash -c '
   sleep 1
   "$bin/valetkeyd" 2>/dev/null &
   until [ -S "$XDG_RUNTIME_DIR/valetkey/control.sock" ]; do sleep 0.1; done
-  echo "valetkey-tray idle memory ($bin, settled ${settle}s, $(nproc) cores)"
-  run "in the tray (hidden)"
-  run "window open" --show
+  echo "valetkey-tray memory ($bin, settled ${settle}s per state, $(nproc) cores)"
+  day
   kill $(jobs -p) 2>/dev/null || true
 ' 2>/dev/null
 exit 0

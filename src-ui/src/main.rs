@@ -7,8 +7,10 @@
 //! The daemon admits it only because its executable is the `valetkey-tray`
 //! installed next to `valetkeyd` (see PROTOCOL.md, "Control socket").
 //!
-//! Closing the window hides it; the app lives in the tray until Quit. A
-//! second launch (for example `valetkey-tray --show` from a notification)
+//! The app starts in the tray with no window. Open makes the window, and
+//! closing it destroys it with its webview, so the WebKit processes end and
+//! the idle app stays small; the app lives in the tray until Quit. A second
+//! launch (for example `valetkey-tray --show` from a notification)
 //! shows the running instance's window instead of starting another.
 
 mod commands;
@@ -54,6 +56,7 @@ fn main() {
     let show = args.iter().any(|a| a == "--show");
     let start = args.iter().any(|a| a == "--start");
     init_logging();
+    without_gdk_gl();
 
     let app = tauri::Builder::default()
         // Must come first: a second launch hands over and exits.
@@ -76,10 +79,9 @@ fn main() {
             }
             Ok(())
         })
-        .on_window_event(|window, event| {
-            if let WindowEvent::CloseRequested { api, .. } = event {
-                api.prevent_close();
-                let _ = window.hide();
+        .on_window_event(|_window, event| {
+            if let WindowEvent::Destroyed = event {
+                tracing::debug!("window closed; its webview is gone until Open");
             }
         })
         .build(tauri::generate_context!());
@@ -91,7 +93,7 @@ fn main() {
         }
     };
     app.run(|_app, event| {
-        // The window only hides; exit only through Quit.
+        // Closing the window destroys it; exit only through Quit.
         if let RunEvent::ExitRequested {
             api, code: None, ..
         } = event
@@ -99,6 +101,16 @@ fn main() {
             api.prevent_exit();
         }
     });
+}
+
+/// GTK probes OpenGL when it opens an X11 display, which loads the Mesa
+/// driver (and with it LLVM): about 30 MiB for an app that mostly sits in
+/// the tray. The window is a form, drawn fine without GL, so GDK's GL is off
+/// unless the user set `GDK_GL` themselves. Called before any thread starts.
+fn without_gdk_gl() {
+    if std::env::var_os("GDK_GL").is_none() {
+        std::env::set_var("GDK_GL", "disable");
+    }
 }
 
 fn init_logging() {

@@ -14,6 +14,9 @@ use valetkey_ipc::control::{Event, IssuingSet, IssuingSetParams};
 use crate::link::{Connection, Link, Sink};
 
 const TRAY_ID: &str = "main";
+/// The window's label (tauri.conf.json; capabilities/main.json grants the
+/// commands to it).
+const WINDOW: &str = "main";
 /// The webview event carrying a daemon [`Event`].
 pub const EVENT: &str = "daemon://event";
 /// The webview event carrying the [`Connection`] state.
@@ -113,13 +116,35 @@ pub fn build<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     Ok(())
 }
 
-/// Shows, unminimizes and focuses the window.
+/// Shows, unminimizes and focuses the window, making it (and its webview)
+/// first if it is not there: the app starts without one, and closing it
+/// destroys it (see `main`), so the hidden app keeps no WebKit.
 pub fn show_window<R: Runtime>(app: &AppHandle<R>) {
-    if let Some(w) = app.get_webview_window("main") {
-        let _ = w.show();
-        let _ = w.unminimize();
-        let _ = w.set_focus();
-    }
+    let window = match app.get_webview_window(WINDOW) {
+        Some(w) => w,
+        None => match make_window(app) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the window");
+                return;
+            }
+        },
+    };
+    let _ = window.show();
+    let _ = window.unminimize();
+    let _ = window.set_focus();
+}
+
+fn make_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<tauri::WebviewWindow<R>> {
+    let config = app
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|w| w.label == WINDOW)
+        .ok_or_else(|| tauri::Error::WindowNotFound)?
+        .clone();
+    tauri::WebviewWindowBuilder::from_config(app, &config)?.build()
 }
 
 fn set_paused<R: Runtime>(app: &AppHandle<R>, paused: bool) {
@@ -165,7 +190,7 @@ fn apply<R: Runtime>(app: &AppHandle<R>, look: &Look) {
     let _ = items.open.set_text(&look.open_label);
     let _ = items.pause.set_enabled(look.can_pause);
     let _ = items.resume.set_enabled(look.can_resume);
-    if let Some(w) = app.get_webview_window("main") {
+    if let Some(w) = app.get_webview_window(WINDOW) {
         let title = match look.pending {
             0 => "Valet Key".to_owned(),
             n => format!("Valet Key ({n} pending)"),

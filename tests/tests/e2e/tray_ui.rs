@@ -265,3 +265,101 @@ async fn daemon_pid(socket: &Path) -> i32 {
         .expect("connect");
     s.peer_cred().expect("peer cred").pid().expect("pid")
 }
+
+/// The idle app keeps no WebKit. It starts in the tray with no window and
+/// no web process; Open (a second launch with `--show`, as the tray menu
+/// and notifications do) makes the window; the close button (the
+/// WM_DELETE_WINDOW a window manager sends) destroys it and its web
+/// process ends; Open makes it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_window_ends_its_web_process_and_open_makes_it_again() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    let x = Xvfb::start(&env).expect("xvfb");
+    let log = env.path("tray.log");
+    let mut app = env
+        .command(bin("valetkey-tray"))
+        .env("DISPLAY", &x.display)
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("valetkey-tray");
+    let pid = app.id();
+    let tray_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until("the app started", || {
+        tray_log().contains("valetkey-tray starting")
+    });
+    // Long enough for a webview made at start (hidden or not) to spawn its
+    // web process, as the app did before it destroyed its window.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(web_processes(pid), 0, "a web process while in the tray");
+    assert!(window(&env, &x.display).is_none(), "a window at start");
+
+    for round in 1..=2 {
+        let shown = env
+            .command(bin("valetkey-tray"))
+            .arg("--show")
+            .env("DISPLAY", &x.display)
+            .status()
+            .expect("--show");
+        assert!(shown.success(), "the second launch hands over and exits 0");
+        wait_until("the window opened", || window(&env, &x.display).is_some());
+        wait_until("its web process started", || web_processes(pid) == 1);
+        let w = window(&env, &x.display).expect("window");
+        let closed = env
+            .command("python3")
+            .arg(repo().join("../bench/x11-close.py"))
+            .arg(&w)
+            .env("DISPLAY", &x.display)
+            .status()
+            .expect("x11-close.py");
+        assert!(closed.success());
+        wait_until("the window closed", || window(&env, &x.display).is_none());
+        wait_until("its web process ended", || web_processes(pid) == 0);
+        assert!(
+            app.try_wait().expect("wait").is_none(),
+            "the app quit on close (round {round}): {}",
+            tray_log()
+        );
+    }
+    let _ = app.kill();
+    let _ = app.wait();
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < until, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The app's visible window, as `xdotool search` names it.
+fn window(env: &TestEnv, display: &str) -> Option<String> {
+    let o = env
+        .command("xdotool")
+        .args(["search", "--onlyvisible", "--name", "^Valet Key"])
+        .env("DISPLAY", display)
+        .output()
+        .expect("xdotool");
+    let out = String::from_utf8_lossy(&o.stdout);
+    out.lines().next().map(str::to_owned)
+}
+
+/// How many WebKit web processes run below `pid`.
+fn web_processes(pid: u32) -> usize {
+    let mut count = 0;
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let kids =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        for k in kids
+            .split_whitespace()
+            .filter_map(|k| k.parse::<u32>().ok())
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{k}/comm")).unwrap_or_default();
+            count += usize::from(comm.starts_with("WebKitWebProces"));
+            todo.push(k);
+        }
+    }
+    count
+}
