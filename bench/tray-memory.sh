@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Measures valetkey-tray's memory: the app process plus the WebKitGTK
-# processes it spawns (web content and network), as PSS (proportional set
-# size: shared library pages split between the processes that map them) and
-# RSS, settled, in the tray before the window was ever opened, with the
-# window open, and after it was closed again. Runs in a private world: its own D-Bus
+# Measures the desktop app's memory: valetkey-tray (the tray icon that runs
+# all day) plus everything below it, that is valetkey-window and its WebKitGTK
+# processes (web content and network) while the window is open, as PSS
+# (proportional set size: shared library pages split between the processes
+# that map them) and RSS, settled: in the tray before the window was ever
+# opened, with the window open, and after it was closed again. Runs in a private world: its own D-Bus
 # session, Xvfb, runtime dir and a real valetkeyd for the tray to talk to.
 #
 #   bench/tray-memory.sh [target-dir]      (default: $CARGO_TARGET_DIR or target)
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 bin="${1:-${CARGO_TARGET_DIR:-target}}/debug"
 release="${1:-${CARGO_TARGET_DIR:-target}}/release"
 [ -x "$release/valetkey-tray" ] && bin="$release"
-for b in valetkeyd valetkey-tray; do
+for b in valetkeyd valetkey-tray valetkey-window; do
   [ -x "$bin/$b" ] || { echo "build first: cargo build --workspace --bins ($bin/$b missing)" >&2; exit 1; }
 done
 settle="${SETTLE_SECS:-10}"
@@ -45,14 +46,15 @@ report() { # label, app pid
   read -r app_pss app_rss < <(measure "$app")
   # shellcheck disable=SC2086
   read -r all_pss all_rss < <(measure $pids)
-  printf '%-26s app PSS %6.1f MiB (RSS %6.1f) | app+WebKit PSS %6.1f MiB (RSS %6.1f) | %d processes\n' \
+  printf '%-26s tray PSS %6.1f MiB (RSS %6.1f) | with window+WebKit PSS %6.1f MiB (RSS %6.1f) | %d processes\n' \
     "$label" "$(echo "$app_pss/1024" | bc -l)" "$(echo "$app_rss/1024" | bc -l)" \
     "$(echo "$all_pss/1024" | bc -l)" "$(echo "$all_rss/1024" | bc -l)" "$(echo "$pids" | wc -w)"
 }
 
-# One app through a day: started in the tray, opened (a second launch with
-# --show, as the tray menu's Open or a notification does), closed with the
-# window's close button (a WM_DELETE_WINDOW, as a window manager sends).
+# One tray through a day: started, the window opened (a second launch with
+# --show, as the app menu or a notification does; the tray menu's Open does
+# the same), closed with the window's close button (a WM_DELETE_WINDOW, as a
+# window manager sends).
 day() {
   "$bin/valetkey-tray" 2>/dev/null &
   local app=$! w

@@ -3,7 +3,7 @@
 # system packages (Secret Service, D-Bus, TLS tools, node, bubblewrap; WebKitGTK and
 # friends for the tray app; Xvfb, WebKitWebDriver and dunst for its tests),
 # the test provider's and the test MCP server's npm packages, the tray frontend (built into
-# src-ui/web/dist, which the tray binary embeds) and tauri-driver.
+# src-ui/web/dist, which the window binary embeds) and tauri-driver.
 # Idempotent; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +12,9 @@ need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl pyt
   # tray app build
   build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
   # tray app tests: a headless X server, the WebDriver for WebKitGTK, a
-  # notification server, and tools to look at what they show
-  xvfb xauth webkit2gtk-driver dbus-x11 at-spi2-core dunst libnotify-bin imagemagick xdotool
+  # notification server, tools to look at what they show, and gdbus to
+  # click the tray's menu over D-Bus
+  xvfb xauth webkit2gtk-driver dbus-x11 at-spi2-core dunst libnotify-bin imagemagick xdotool libglib2.0-bin
   # service and packaging tests: systemd-analyze and systemd-socket-activate,
   # dpkg-shlibdeps, desktop-file-validate, man (systemd-analyze checks
   # Documentation=man:…), ssh-agent (the benchmark's baseline)

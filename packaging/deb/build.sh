@@ -8,9 +8,9 @@
 # the package version (default: the binaries' own; the system stage builds
 # a newer one to test an upgrade).
 #
-# Needs the three binaries in $CARGO_TARGET_DIR/<profile>/ (build them with
+# Needs the four binaries in $CARGO_TARGET_DIR/<profile>/ (build them with
 # `cargo build --release --workspace --bins`). The package holds the
-# binaries (debug info stripped), the systemd user units, the desktop and
+# four binaries (debug info stripped), the systemd user units, the desktop and
 # autostart entries, the icon, man pages and bash/zsh/fish completions
 # generated from the CLI's own definition, and the license. Depends are
 # computed by dpkg-shlibdeps, plus a Secret Service.
@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 bin="${CARGO_TARGET_DIR:-$repo/target}/$profile"
-for b in valetkey valetkeyd valetkey-tray; do
+for b in valetkey valetkeyd valetkey-tray valetkey-window; do
   [ -x "$bin/$b" ] || { echo "build.sh: $bin/$b is missing; run \`cargo build --workspace --bins${profile/debug/}\` ${profile/release/--release} first" >&2; exit 1; }
 done
 [ -n "$version" ] || version=$("$bin/valetkey" --version | awk '{print $2}')
@@ -41,7 +41,7 @@ trap 'rm -rf "$stage"' EXIT
 root="$stage/root"
 
 install -d "$root/usr/bin"
-for b in valetkey valetkeyd valetkey-tray; do
+for b in valetkey valetkeyd valetkey-tray valetkey-window; do
   install -m 755 "$bin/$b" "$root/usr/bin/$b"
   strip --strip-debug "$root/usr/bin/$b"
 done
@@ -77,7 +77,7 @@ install -m 644 LICENSE "$doc/LICENSE"
 # Shared-library dependencies, as Debian's own tooling computes them.
 mkdir -p "$stage/debian"
 printf 'Source: valetkey\n\nPackage: valetkey\nArchitecture: any\n' > "$stage/debian/control"
-shlibs=$(cd "$stage" && dpkg-shlibdeps -O --ignore-missing-info -e root/usr/bin/valetkey -e root/usr/bin/valetkeyd -e root/usr/bin/valetkey-tray 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+shlibs=$(cd "$stage" && dpkg-shlibdeps -O --ignore-missing-info -e root/usr/bin/valetkey -e root/usr/bin/valetkeyd -e root/usr/bin/valetkey-tray -e root/usr/bin/valetkey-window 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 
 install -d "$root/DEBIAN"
 cat > "$root/DEBIAN/control" <<CONTROL
@@ -87,7 +87,7 @@ Architecture: $arch
 Maintainer: Valet Key developers <valetkey@example.invalid>
 Section: utils
 Priority: optional
-Depends: $shlibs, gnome-keyring | keepassxc | kwalletmanager, libayatana-appindicator3-1, dbus-user-session | dbus-x11, bubblewrap
+Depends: $shlibs, gnome-keyring | keepassxc | kwalletmanager, dbus-user-session | dbus-x11, bubblewrap
 Suggests: libsecret-tools
 Installed-Size: $(du -sk "$root" | cut -f1)
 Homepage: https://example.invalid/valetkey

@@ -15,8 +15,8 @@ use valetkey_ipc::control::{
 };
 use valetkey_ipc::methods::NoParams;
 
-use crate::error::UiError;
-use crate::link::{Connection, Link};
+use valetkey_ui_link::error::UiError;
+use valetkey_ui_link::link::{Connection, Link};
 
 type Res<T> = Result<T, UiError>;
 
@@ -30,7 +30,7 @@ pub fn connection(link: State<'_, Link>) -> Connection {
 /// Starts valetkeyd (installed next to this app) and reconnects.
 #[tauri::command]
 pub async fn start_daemon(link: State<'_, Link>) -> Res<()> {
-    crate::launch::start_daemon()?;
+    valetkey_ui_link::launch::start_daemon()?;
     link.retry_now();
     Ok(())
 }

@@ -406,21 +406,14 @@ async fn clock_check(r: &mut Report, p: &valetkey_core::config::Provider) -> boo
 
 fn version_check(r: &mut Report, daemon: Option<String>) {
     let cli = env!("CARGO_PKG_VERSION");
-    let tray_path = super::service::sibling("valetkey-tray");
-    let tray = std::process::Command::new(&tray_path)
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .nth(1)
-                .map(str::to_owned)
-        });
     let mut parts = vec![format!("valetkey {cli}")];
     let mut mismatch = false;
-    for (name, v) in [("valetkeyd", &daemon), ("valetkey-tray", &tray)] {
+    let apps = [
+        ("valetkeyd", daemon),
+        ("valetkey-tray", sibling_version("valetkey-tray")),
+        ("valetkey-window", sibling_version("valetkey-window")),
+    ];
+    for (name, v) in apps {
         match v {
             Some(v) => {
                 mismatch |= v != cli;
@@ -439,4 +432,17 @@ fn version_check(r: &mut Report, daemon: Option<String>) {
     } else {
         r.line(Level::Ok, "versions", parts.join(", "), None);
     }
+}
+
+/// What `NAME --version` of the program installed next to this one says.
+fn sibling_version(name: &str) -> Option<String> {
+    let o = std::process::Command::new(super::service::sibling(name))
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .nth(1)
+        .map(str::to_owned)
 }

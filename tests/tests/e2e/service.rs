@@ -221,7 +221,7 @@ fn doctor_passes_on_a_healthy_setup_and_names_the_fix_when_not() {
         "ok   keychain   Secret Service reachable, default collection unlocked",
         "ok   login:local refresh token in the keychain",
         "ok   clock      within",
-        "ok   versions   valetkey 0.1.0, valetkeyd 0.1.0, valetkey-tray 0.1.0",
+        "ok   versions   valetkey 0.1.0, valetkeyd 0.1.0, valetkey-tray 0.1.0, valetkey-window 0.1.0",
         "warn service    not installed",
         "ok   box        bubblewrap can make a box",
         // Started here without a user manager's cap, mlockall succeeds.
@@ -280,14 +280,14 @@ fn the_deb_installs_runs_and_purges_cleanly() {
         out
     };
     let fields = dpkg(&["-f", deb.to_str().expect("utf8"), "Depends"]);
-    for dep in [
-        "libwebkit2gtk-4.1-0",
-        "gnome-keyring |",
-        "libayatana-appindicator3-1",
-        "bubblewrap",
-    ] {
+    for dep in ["libwebkit2gtk-4.1-0", "gnome-keyring |", "bubblewrap"] {
         assert!(fields.contains(dep), "Depends lacks {dep}: {fields}");
     }
+    // The tray speaks StatusNotifierItem over D-Bus itself.
+    assert!(
+        !fields.contains("appindicator"),
+        "Depends still names an appindicator library: {fields}"
+    );
     // A file in a user's data dir, to prove purge leaves user data alone.
     let home = tempfile::tempdir().expect("home");
     let user_data = home.path().join(".local/share/valetkey/state.db");
@@ -299,6 +299,7 @@ fn the_deb_installs_runs_and_purges_cleanly() {
         "/usr/bin/valetkey",
         "/usr/bin/valetkeyd",
         "/usr/bin/valetkey-tray",
+        "/usr/bin/valetkey-window",
         "/usr/lib/systemd/user/valetkeyd.service",
         "/usr/lib/systemd/user/valetkeyd.socket",
         "/usr/share/applications/valetkey-tray.desktop",
@@ -322,6 +323,7 @@ fn the_deb_installs_runs_and_purges_cleanly() {
             ("valetkey", "valetkey 0.1.0"),
             ("valetkeyd", "valetkeyd 0.1.0"),
             ("valetkey-tray", "valetkey-tray 0.1.0"),
+            ("valetkey-window", "valetkey-window 0.1.0"),
         ] {
             let o = Command::new(format!("/usr/bin/{b}"))
                 .arg("--version")

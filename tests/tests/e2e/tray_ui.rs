@@ -66,10 +66,9 @@ async fn allow_for_an_hour_then_revoke_from_the_tray_window() {
     env.start_daemon().expect("daemon");
     env.login();
     let x = Xvfb::start(&env).expect("xvfb");
-    let tray = bin("valetkey-tray");
-    let ui = Session::start(&env, &x.display, &tray, &["--show"])
+    let ui = Session::start(&env, &x.display, &bin("valetkey-window"), &[])
         .await
-        .expect("tray app session");
+        .expect("window session");
 
     // The window connects by itself and has nothing to show yet.
     ui.wait_for_text("#view-pending", "No agent is waiting")
@@ -219,9 +218,9 @@ async fn the_window_follows_the_daemon_down_and_starts_it_again() {
     let mut env = TestEnv::new().expect("env");
     env.start_daemon().expect("daemon");
     let x = Xvfb::start(&env).expect("xvfb");
-    let ui = Session::start(&env, &x.display, &bin("valetkey-tray"), &["--show"])
+    let ui = Session::start(&env, &x.display, &bin("valetkey-window"), &[])
         .await
-        .expect("tray app session");
+        .expect("window session");
     ui.wait_for("#pause").await.expect("connected");
 
     // The daemon stops: the window says so and offers Start.
@@ -266,33 +265,23 @@ async fn daemon_pid(socket: &Path) -> i32 {
     s.peer_cred().expect("peer cred").pid().expect("pid")
 }
 
-/// The idle app keeps no WebKit. It starts in the tray with no window and
-/// no web process; Open (a second launch with `--show`, as the tray menu
-/// and notifications do) makes the window; the close button (the
-/// WM_DELETE_WINDOW a window manager sends) destroys it and its web
-/// process ends; Open makes it again.
+/// The tray that runs all day carries no WebKit and no GTK. Open (a second
+/// `valetkey-tray --show`, as the app menu and notifications do) starts
+/// `valetkey-window` as the tray's child; its close button (the
+/// WM_DELETE_WINDOW a window manager sends) ends that process and every
+/// WebKit process with it; Open starts it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn closing_the_window_ends_its_web_process_and_open_makes_it_again() {
+async fn the_tray_carries_no_webkit_and_closing_the_window_ends_it() {
     let mut env = TestEnv::new().expect("env");
     env.start_daemon().expect("daemon");
     let x = Xvfb::start(&env).expect("xvfb");
-    let log = env.path("tray.log");
-    let mut app = env
-        .command(bin("valetkey-tray"))
-        .env("DISPLAY", &x.display)
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("valetkey-tray");
-    let pid = app.id();
-    let tray_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_until("the app started", || {
-        tray_log().contains("valetkey-tray starting")
-    });
-    // Long enough for a webview made at start (hidden or not) to spawn its
-    // web process, as the app did before it destroyed its window.
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(web_processes(pid), 0, "a web process while in the tray");
-    assert!(window(&env, &x.display).is_none(), "a window at start");
+    let (mut tray, log) = start_tray(&env, Some(&x.display));
+    let pid = tray.0.id();
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    for lib in ["libwebkit2gtk", "libjavascriptcoregtk", "libgtk-3"] {
+        assert!(!maps.contains(lib), "the tray maps {lib}");
+    }
+    assert!(descendants(pid).is_empty(), "the tray started something");
 
     for round in 1..=2 {
         let shown = env
@@ -303,7 +292,11 @@ async fn closing_the_window_ends_its_web_process_and_open_makes_it_again() {
             .expect("--show");
         assert!(shown.success(), "the second launch hands over and exits 0");
         wait_until("the window opened", || window(&env, &x.display).is_some());
-        wait_until("its web process started", || web_processes(pid) == 1);
+        wait_until("the window is the tray's child, with WebKit", || {
+            let d = descendants(pid);
+            d.iter().any(|c| c == "valetkey-window")
+                && d.iter().any(|c| c.starts_with("WebKitWebProces"))
+        });
         let w = window(&env, &x.display).expect("window");
         let closed = env
             .command("python3")
@@ -313,16 +306,126 @@ async fn closing_the_window_ends_its_web_process_and_open_makes_it_again() {
             .status()
             .expect("x11-close.py");
         assert!(closed.success());
-        wait_until("the window closed", || window(&env, &x.display).is_none());
-        wait_until("its web process ended", || web_processes(pid) == 0);
+        wait_until("the window process and its WebKit ended", || {
+            descendants(pid).is_empty()
+        });
+        assert!(window(&env, &x.display).is_none());
         assert!(
-            app.try_wait().expect("wait").is_none(),
-            "the app quit on close (round {round}): {}",
-            tray_log()
+            tray.0.try_wait().expect("wait").is_none(),
+            "the tray quit with the window (round {round}): {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
     }
-    let _ = app.kill();
-    let _ = app.wait();
+}
+
+/// The tray's menu is exported over D-Bus (com.canonical.dbusmenu), as
+/// every tray host reads it: clicking "Pause all agents" there pauses the
+/// daemon, the menu then offers Resume, and Resume resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_from_the_tray_menu() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    let (tray, _log) = start_tray(&env, None);
+    let dest = format!("org.kde.StatusNotifierItem-{}-1", tray.0.id());
+    wait_until("the menu offers Pause", || {
+        menu_item(&env, &dest, "Pause all agents").is_some_and(|(_, on)| on)
+    });
+    let (pause, _) = menu_item(&env, &dest, "Pause all agents").expect("Pause");
+    click(&env, &dest, pause);
+    let refused = || async {
+        env.agent("x")
+            .await
+            .call::<TokenGet>(&token_params(&["repo:read"], false))
+            .await
+            .err()
+            .and_then(|e| code(&e).map(str::to_owned))
+    };
+    wait_until("the menu offers Resume", || {
+        menu_item(&env, &dest, "Resume").is_some_and(|(_, on)| on)
+    });
+    assert_eq!(refused().await.as_deref(), Some("issuing_paused"));
+    let (resume, _) = menu_item(&env, &dest, "Resume").expect("Resume");
+    click(&env, &dest, resume);
+    wait_until("the menu offers Pause again", || {
+        menu_item(&env, &dest, "Pause all agents").is_some_and(|(_, on)| on)
+    });
+    assert_ne!(refused().await.as_deref(), Some("issuing_paused"));
+}
+
+/// A tray killed when the test ends, passed or not (a left-over tray
+/// would hold the test runner's output open).
+struct Tray(std::process::Child);
+
+impl Drop for Tray {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `valetkey-tray` (it needs no display) and waits until it owns
+/// the session.
+fn start_tray(env: &TestEnv, display: Option<&str>) -> (Tray, std::path::PathBuf) {
+    let log = env.path("tray.log");
+    let mut cmd = env.command(bin("valetkey-tray"));
+    if let Some(d) = display {
+        cmd.env("DISPLAY", d);
+    }
+    let tray = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("valetkey-tray");
+    let tray = Tray(tray);
+    wait_until("the tray started", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("valetkey-tray starting"))
+    });
+    (tray, log)
+}
+
+/// Calls `com.canonical.dbusmenu.METHOD` on the tray's menu with `args`.
+fn dbusmenu(env: &TestEnv, dest: &str, method: &str, args: &[&str]) -> std::process::Output {
+    env.command("gdbus")
+        .args([
+            "call",
+            "--session",
+            "--dest",
+            dest,
+            "--object-path",
+            "/MenuBar",
+        ])
+        .args([
+            "--method",
+            &format!("com.canonical.dbusmenu.{method}"),
+            "--",
+        ])
+        .args(args)
+        .output()
+        .expect("gdbus")
+}
+
+/// The id of the tray menu's item labelled `label`, and whether it is
+/// enabled, from `GetLayout`.
+fn menu_item(env: &TestEnv, dest: &str, label: &str) -> Option<(u32, bool)> {
+    let o = dbusmenu(env, dest, "GetLayout", &["0", "-1", "[]"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    // Items print as `<(ID, {'enabled': <false>, 'label': <'…'>}, @av [])>`.
+    let at = out.find(&format!("'label': <'{label}'>"))?;
+    let open = out[..at].rfind("<(")?;
+    let id = out[open + 2..at].split(',').next()?.trim().parse().ok()?;
+    let item = &out[open..];
+    let item = &item[..item.find("[])>").unwrap_or(item.len())];
+    Some((id, !item.contains("'enabled': <false>")))
+}
+
+fn click(env: &TestEnv, dest: &str, id: u32) {
+    let o = dbusmenu(
+        env,
+        dest,
+        "Event",
+        &[&id.to_string(), "clicked", "<0>", "0"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
@@ -345,9 +448,9 @@ fn window(env: &TestEnv, display: &str) -> Option<String> {
     out.lines().next().map(str::to_owned)
 }
 
-/// How many WebKit web processes run below `pid`.
-fn web_processes(pid: u32) -> usize {
-    let mut count = 0;
+/// The names (`comm`) of every process below `pid`.
+fn descendants(pid: u32) -> Vec<String> {
+    let mut names = Vec::new();
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {
         let kids =
@@ -357,9 +460,9 @@ fn web_processes(pid: u32) -> usize {
             .filter_map(|k| k.parse::<u32>().ok())
         {
             let comm = std::fs::read_to_string(format!("/proc/{k}/comm")).unwrap_or_default();
-            count += usize::from(comm.starts_with("WebKitWebProces"));
+            names.push(comm.trim().to_owned());
             todo.push(k);
         }
     }
-    count
+    names
 }

@@ -160,8 +160,8 @@ impl Default for ConsentSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControlSection {
-    /// Executables allowed on the control socket besides `valetkey` and
-    /// `valetkey-tray` installed next to `valetkeyd`.
+    /// Executables allowed on the control socket besides `valetkey`,
+    /// `valetkey-tray` and `valetkey-window` installed next to `valetkeyd`.
     pub allowed_clients: Vec<PathBuf>,
 }
 

@@ -2,8 +2,8 @@
 //! list and revoke grants, and pause issuing here.
 //!
 //! Admission: the same uid (checked for every connection) *and* an
-//! attested executable that is `valetkey` or `valetkey-tray` installed next
-//! to this `valetkeyd`, or one listed in `[control] allowed_clients`, whose
+//! attested executable that is `valetkey`, `valetkey-tray` or
+//! `valetkey-window` installed next to this `valetkeyd`, or one listed in `[control] allowed_clients`, whose
 //! path can be taken at its word: the peer runs in valetkeyd's own mount
 //! and user namespaces, the path names the very file it runs (device and
 //! inode), and no `LD_PRELOAD`, `LD_LIBRARY_PATH` or `LD_AUDIT` is set in
@@ -41,7 +41,7 @@ use valetkey_core::control as h;
 use valetkey_core::error::BrokerError;
 
 /// The names of the control clients installed next to `valetkeyd`.
-pub const CONTROL_CLIENTS: &[&str] = &["valetkey", "valetkey-tray"];
+pub const CONTROL_CLIENTS: &[&str] = &["valetkey", "valetkey-tray", "valetkey-window"];
 
 fn allowed_paths(d: &Shared) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = d.config.control.allowed_clients.clone();
@@ -74,7 +74,7 @@ pub fn admit(d: &Shared, peer: &PeerIdentity) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "{} may not use the control socket: only valetkey and valetkey-tray installed next to valetkeyd, or a client listed in [control] allowed_clients, may decide consents",
+        "{} may not use the control socket: only valetkey, valetkey-tray and valetkey-window installed next to valetkeyd, or a client listed in [control] allowed_clients, may decide consents",
         peer.exe
     ))
 }

@@ -68,8 +68,8 @@ pub struct Link {
 }
 
 impl Link {
-    /// Starts the link task on the current tokio runtime.
-    pub fn start(path: PathBuf, sink: impl Sink) -> Link {
+    /// Starts the link task on `rt`.
+    pub fn start(path: PathBuf, sink: impl Sink, rt: &tokio::runtime::Handle) -> Link {
         let (jobs, rx) = mpsc::channel(32);
         let state = Arc::new(Mutex::new(Connection::Connecting));
         let retry = Arc::new(Notify::new());
@@ -79,7 +79,7 @@ impl Link {
             state: state.clone(),
             retry: retry.clone(),
         };
-        tauri::async_runtime::spawn(task.run(rx));
+        rt.spawn(task.run(rx));
         Link { jobs, state, retry }
     }
 
@@ -326,7 +326,11 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).expect("bind");
         let rec = Arc::new(Recorder::default());
-        let link = Link::start(path.clone(), rec.clone());
+        let link = Link::start(
+            path.clone(),
+            rec.clone(),
+            &tokio::runtime::Handle::current(),
+        );
         let server = tokio::spawn(async move { serve_one(&listener).await });
         rec.wait_for("connected pending=0").await;
         rec.wait_for("event status.changed").await;
@@ -345,7 +349,11 @@ mod tests {
         let path = dir.join("b.sock");
         let _ = std::fs::remove_file(&path);
         let rec = Arc::new(Recorder::default());
-        let link = Link::start(path.clone(), rec.clone());
+        let link = Link::start(
+            path.clone(),
+            rec.clone(),
+            &tokio::runtime::Handle::current(),
+        );
         rec.wait_for("down").await;
         let asked = Instant::now();
         let err = link.call::<Status>(&NoParams {}).await.expect_err("down");

@@ -35,7 +35,7 @@ pub enum UiError {
 }
 
 impl UiError {
-    pub(crate) fn protocol(e: impl std::fmt::Display) -> Self {
+    pub fn protocol(e: impl std::fmt::Display) -> Self {
         UiError::Protocol(e.to_string())
     }
 
