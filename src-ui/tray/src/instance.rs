@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,7 +29,12 @@ pub enum Claim {
 
 /// Becomes the session's tray, or hands `show` to the one that is.
 pub async fn claim(dir: &Path, show: bool) -> io::Result<Claim> {
-    std::fs::create_dir_all(dir)?;
+    // 0700, as the daemon and the socket unit make it, in case this
+    // process is the first to need it.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let lock = File::options()
         .create(true)
         .truncate(false)
@@ -104,6 +110,19 @@ mod tests {
             "show opens, ping does not"
         );
         assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_missing_runtime_dir_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().expect("tempdir");
+        let dir = base.path().join("valetkey");
+        assert!(matches!(
+            claim(&dir, false).await.expect("claim"),
+            Claim::Mine(..)
+        ));
+        let mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[tokio::test]
