@@ -28,7 +28,7 @@ installed() {
   step "valetkey login (the browser is curl following the IdP's redirects); its connection starts valetkeyd"
   BROWSER=/opt/test/fake-browser.sh VK_TEST_CA=/opt/test/ca.pem valetkey login local --login-hint alice --timeout 60
   [ "$(systemctl --user is-active valetkeyd.service)" = active ] || fail "the socket did not start valetkeyd"
-  pid=$(systemctl --user show -p MainPID --value valetkeyd.service)
+  pid=$(main_pid)
 
   step "an agent asks, the user allows, the agent gets a down-scoped token"
   python3 /opt/test/valetkey_client.py sys-agent local repo:read > /tmp/agent.out 2>&1 &
@@ -56,13 +56,13 @@ installed() {
   step "READY and the watchdog hold past WatchdogSec (30 s)"
   sleep 35
   [ "$(systemctl --user is-active valetkeyd.service)" = active ] || fail "valetkeyd died"
-  [ "$(systemctl --user show -p MainPID --value valetkeyd.service)" = "$pid" ] || fail "valetkeyd was restarted (watchdog?)"
+  [ "$(main_pid)" = "$pid" ] || fail "valetkeyd was restarted (watchdog?)"
   [ "$(systemctl --user show -p NRestarts --value valetkeyd.service)" = 0 ] || fail "NRestarts is not 0"
 
   step "kill -9: systemd starts it again, and the grant and the refresh token are kept"
   kill -9 "$pid"
   for _ in $(seq 50); do
-    new=$(systemctl --user show -p MainPID --value valetkeyd.service)
+    new=$(main_pid)
     [ "$(systemctl --user is-active valetkeyd.service)" = active ] && [ "$new" != "$pid" ] && [ "$new" != 0 ] && break
     sleep 0.2
   done

@@ -8,6 +8,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 
 import valetkey
 from valetkey.aio import AsyncClient
@@ -23,6 +24,7 @@ class ClosingDaemon:
         self.srv.listen()
         self.per_conn = per_conn
         self.conns: list = []
+        self.closed = threading.Event()  # set once the first connection is ended
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -36,27 +38,33 @@ class ClosingDaemon:
                 seen.append(req["method"])
                 result = {"agent": {"name": "a"}} if req["method"] == "hello" else {"n": len(seen)}
                 conn.sendall(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": result}).encode() + b"\n")
-            # Whatever arrives after the close would be read here: nothing must.
+            # Whatever arrives after the close is read here (nothing must),
+            # and ends the connection for good, so such a call fails rather
+            # than waits.
             conn.shutdown(socket.SHUT_WR)
-            seen.extend(json.loads(l)["method"] for l in reader if l.strip())
+            self.closed.set()
+            for line in reader:
+                if line.strip():
+                    seen.append(json.loads(line)["method"])
+                    break
             conn.close()
 
 
-def wait_closed(daemon: ClosingDaemon, n: int) -> None:
-    for _ in range(200):
+def wait_conns(daemon: ClosingDaemon, n: int) -> None:
+    for _ in range(500):
         if len(daemon.conns) >= n:
             return
-        threading.Event().wait(0.01)
+        time.sleep(0.01)
 
 
 def test_the_sync_client_reconnects_when_the_daemon_closed_an_idle_connection(tmp_path):
     d = ClosingDaemon(str(tmp_path / "d.sock"), per_conn=2)
     c = valetkey.Client("a", socket_path=str(tmp_path / "d.sock"))
     assert c.whoami() == {"n": 2}
-    threading.Event().wait(0.1)  # the daemon closes the idle connection
+    assert d.closed.wait(5), "the daemon ends the idle connection"
     assert c.whoami() == {"n": 2}, "the call went to a new connection, after hello"
     c.close()
-    wait_closed(d, 2)
+    wait_conns(d, 2)
     assert d.conns[0] == ["hello", "whoami"], "nothing sent on the closed connection"
     assert d.conns[1][:2] == ["hello", "whoami"]
 
@@ -67,11 +75,13 @@ def test_the_asyncio_client_reconnects_when_the_daemon_closed_an_idle_connection
     async def go() -> None:
         c = AsyncClient("a", socket_path=str(tmp_path / "d.sock"))
         assert await c.whoami() == {"n": 2}
-        await asyncio.sleep(0.1)
+        # Blocking, as an agent busy in sync code would: the loop does not
+        # run, so only the kernel knows the connection ended.
+        assert d.closed.wait(5), "the daemon ends the idle connection"
         assert await c.whoami() == {"n": 2}
         await c.close()
 
     asyncio.run(go())
-    wait_closed(d, 2)
+    wait_conns(d, 2)
     assert d.conns[0] == ["hello", "whoami"]
     assert d.conns[1][:2] == ["hello", "whoami"]

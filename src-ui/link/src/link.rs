@@ -103,7 +103,9 @@ impl Link {
             reply,
         };
         self.jobs.send(job).await.map_err(|_| {
-            UiError::protocol("the connection to valetkeyd has stopped; restart valetkey-tray")
+            UiError::protocol(
+                "the connection to valetkeyd has stopped; quit this program and start it again",
+            )
         })?;
         let value = tokio::time::timeout(CALL_TIMEOUT, rx)
             .await

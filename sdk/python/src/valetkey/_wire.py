@@ -4,6 +4,8 @@ at most ``MAX_FRAME_BYTES`` with the newline (PROTOCOL.md, "Framing")."""
 
 import json
 import os
+import select
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -24,6 +26,24 @@ def socket_path() -> str:
     if runtime:
         return os.path.join(runtime, "valetkey", "agent.sock")
     return os.path.join(f"/tmp/valetkey-{os.getuid()}", "agent.sock")
+
+
+def peer_closed(sock: Any) -> bool:
+    """Whether the daemon closed this idle connection (it restarted, for
+    example for a package upgrade). Asks the kernel, not the event loop, so
+    it holds however long the caller was busy. Nothing is in flight on an
+    idle connection, so connecting again before sending is safe."""
+    try:
+        fd = sock.fileno()
+        readable, _, _ = select.select([fd], [], [], 0)
+        if not readable:
+            return False
+        with socket.socket(fileno=os.dup(fd)) as peek:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):
+        return True
 
 
 @dataclass(frozen=True)

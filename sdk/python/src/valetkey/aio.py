@@ -44,13 +44,8 @@ class AsyncClient:
             return await self._ensure()
 
     async def _ensure(self) -> Dict[str, Any]:
-        if self.hello_result is not None:
-            # One turn of the loop sees an end of stream that arrived while
-            # the connection was idle (the daemon restarted): connect again
-            # before sending rather than fail the call.
-            await asyncio.sleep(0)
-            if self._reader is None or self._reader.at_eof():
-                self._drop()
+        if self.hello_result is not None and self._closed_by_daemon():
+            self._drop()
         if self.hello_result is not None:
             return self.hello_result
         try:
@@ -68,6 +63,14 @@ class AsyncClient:
             self._drop()
             raise
         return self.hello_result
+
+    def _closed_by_daemon(self) -> bool:
+        """The daemon ended this idle connection: the loop saw the end of
+        stream already, or the kernel has it waiting (the caller was busy
+        and the loop did not run)."""
+        if self._reader is None or self._writer is None or self._reader.at_eof():
+            return True
+        return _wire.peer_closed(self._writer.get_extra_info("socket"))
 
     def _drop(self) -> None:
         if self._writer is not None:

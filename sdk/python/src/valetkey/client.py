@@ -8,7 +8,6 @@ interleaving them).
         requests.get(url, headers={"Authorization": tok.authorization})
 """
 
-import select
 import socket
 import threading
 from typing import Any, Dict, List, Optional
@@ -54,7 +53,7 @@ class Client:
             return self._ensure()
 
     def _ensure(self) -> Dict[str, Any]:
-        if self.hello_result is not None and self._closed_by_daemon():
+        if self.hello_result is not None and (self._sock is None or _wire.peer_closed(self._sock)):
             self._drop()
         if self.hello_result is not None:
             return self.hello_result
@@ -75,19 +74,6 @@ class Client:
             self._drop()
             raise
         return self.hello_result
-
-    def _closed_by_daemon(self) -> bool:
-        """Whether the daemon closed this idle connection (it restarted, for
-        example for an upgrade). Nothing is in flight on an idle connection,
-        so connecting again before sending is safe."""
-        s = self._sock
-        if s is None:
-            return True
-        try:
-            readable, _, _ = select.select([s], [], [], 0)
-            return bool(readable) and s.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            return True
 
     def _drop(self) -> None:
         for c in (self._reader, self._sock):
