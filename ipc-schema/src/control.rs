@@ -90,6 +90,11 @@ pub struct ConsentRequest {
     /// when the provider has none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_words: Vec<String>,
+    /// True when the request came from an egress proxy (a box in `proxy`
+    /// mode): a grant made here serves the proxy only, and the agent gets
+    /// placeholders, never the token. Omitted when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_only: bool,
     /// What holds the token to these scopes. Omitted when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<Limit>,
@@ -231,6 +236,11 @@ pub struct GrantView {
     /// Last token handed out under it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<i64>,
+    /// True when it was allowed on a proxy box's card: it serves the
+    /// egress proxy only, and `token.get` under it is asked anew. Omitted
+    /// when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_only: bool,
 }
 
 /// A binary an agent has run as.

@@ -112,6 +112,10 @@ error_codes! {
     HostNotAllowed = (2018, "host_not_allowed"),
     /// Pushed (`id: null`) before a connection is closed because the user revoked a grant its agent held; the agent stays active: reconnect and ask again.
     GrantRevoked = (2019, "grant_revoked"),
+    /// The egress proxy refused a request whose path it cannot match one way only (a `.` or `..` segment, an encoded dot, slash or backslash, an empty segment); send the plain path.
+    RequestMalformed = (2020, "request_malformed"),
+    /// No raw token for this caller: it is a box whose egress proxy writes the provider's token in (it gets placeholders), or the grant was given for such a box; send the request through the proxy.
+    ProxyOnly = (2021, "proxy_only"),
     /// The OS keychain is locked; unlock it and retry.
     KeychainLocked = (3000, "keychain_locked"),
     /// No OS keychain (Secret Service) is reachable.

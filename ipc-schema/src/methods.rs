@@ -354,6 +354,12 @@ pub struct TokenGetResult {
     pub resource: Option<String>,
     /// The provider that issued it.
     pub provider: String,
+    /// True in a box in `proxy` mode: `access_token` is a placeholder,
+    /// which the box's egress proxy swaps for the token in requests to
+    /// the provider's hosts (the box never holds the token). Omitted when
+    /// false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub placeholder: bool,
 }
 
 impl Method for TokenGet {

@@ -73,6 +73,10 @@ export declare class RequestNotGrantedError extends ValetKeyError { static reado
 export declare class HostNotAllowedError extends ValetKeyError { static readonly code: 2018; static readonly codeName: "host_not_allowed"; }
 /** 2019 `grant_revoked`: Pushed (`id: null`) before a connection is closed because the user revoked a grant its agent held; the agent stays active: reconnect and ask again. */
 export declare class GrantRevokedError extends ValetKeyError { static readonly code: 2019; static readonly codeName: "grant_revoked"; }
+/** 2020 `request_malformed`: The egress proxy refused a request whose path it cannot match one way only (a `.` or `..` segment, an encoded dot, slash or backslash, an empty segment); send the plain path. */
+export declare class RequestMalformedError extends ValetKeyError { static readonly code: 2020; static readonly codeName: "request_malformed"; }
+/** 2021 `proxy_only`: No raw token for this caller: it is a box whose egress proxy writes the provider's token in (it gets placeholders), or the grant was given for such a box; send the request through the proxy. */
+export declare class ProxyOnlyError extends ValetKeyError { static readonly code: 2021; static readonly codeName: "proxy_only"; }
 /** 3000 `keychain_locked`: The OS keychain is locked; unlock it and retry. */
 export declare class KeychainLockedError extends ValetKeyError { static readonly code: 3000; static readonly codeName: "keychain_locked"; }
 /** 3001 `keychain_unavailable`: No OS keychain (Secret Service) is reachable. */

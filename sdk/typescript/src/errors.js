@@ -141,6 +141,14 @@ HostNotAllowedError.codeName = "host_not_allowed";
 export class GrantRevokedError extends ValetKeyError {}
 GrantRevokedError.code = 2019;
 GrantRevokedError.codeName = "grant_revoked";
+/** 2020 `request_malformed`: The egress proxy refused a request whose path it cannot match one way only (a `.` or `..` segment, an encoded dot, slash or backslash, an empty segment); send the plain path. */
+export class RequestMalformedError extends ValetKeyError {}
+RequestMalformedError.code = 2020;
+RequestMalformedError.codeName = "request_malformed";
+/** 2021 `proxy_only`: No raw token for this caller: it is a box whose egress proxy writes the provider's token in (it gets placeholders), or the grant was given for such a box; send the request through the proxy. */
+export class ProxyOnlyError extends ValetKeyError {}
+ProxyOnlyError.code = 2021;
+ProxyOnlyError.codeName = "proxy_only";
 /** 3000 `keychain_locked`: The OS keychain is locked; unlock it and retry. */
 export class KeychainLockedError extends ValetKeyError {}
 KeychainLockedError.code = 3000;
@@ -183,4 +191,4 @@ NotFoundError.code = 4001;
 NotFoundError.codeName = "not_found";
 
 /** Every error class, one per stable code, in code order. */
-export const ERROR_CLASSES = Object.freeze([ParseError, InternalError, InvalidParamsError, UnknownMethodError, BadRequestError, ProtocolMismatchError, HelloRequiredError, FrameTooLargeError, PeerRejectedError, AlreadyGreetedError, RateLimitedError, TooManyConnectionsError, FrameTimeoutError, PeerChangedError, ConsentRequiredError, ConsentDeniedError, ScopeNotGrantedError, UnknownProviderError, ScopeNotAllowedError, AgentSuspendedError, ConsentRateLimitedError, UserAwayError, ConsentTimeoutError, IssuingPausedError, UnknownConsentError, PolicyDeniedError, AgentDeprecatedError, DelegationInvalidError, DelegationRevokedError, DelegationRefusedError, ConfinementRequiredError, RequestNotGrantedError, HostNotAllowedError, GrantRevokedError, KeychainLockedError, KeychainUnavailableError, ProviderUnavailableError, ProviderLoginRequiredError, ProviderRejectedError, StateUnavailableError, PolicyUnavailableError, AuditUnavailableError, SessionLockedError, NotFoundError]);
+export const ERROR_CLASSES = Object.freeze([ParseError, InternalError, InvalidParamsError, UnknownMethodError, BadRequestError, ProtocolMismatchError, HelloRequiredError, FrameTooLargeError, PeerRejectedError, AlreadyGreetedError, RateLimitedError, TooManyConnectionsError, FrameTimeoutError, PeerChangedError, ConsentRequiredError, ConsentDeniedError, ScopeNotGrantedError, UnknownProviderError, ScopeNotAllowedError, AgentSuspendedError, ConsentRateLimitedError, UserAwayError, ConsentTimeoutError, IssuingPausedError, UnknownConsentError, PolicyDeniedError, AgentDeprecatedError, DelegationInvalidError, DelegationRevokedError, DelegationRefusedError, ConfinementRequiredError, RequestNotGrantedError, HostNotAllowedError, GrantRevokedError, RequestMalformedError, ProxyOnlyError, KeychainLockedError, KeychainUnavailableError, ProviderUnavailableError, ProviderLoginRequiredError, ProviderRejectedError, StateUnavailableError, PolicyUnavailableError, AuditUnavailableError, SessionLockedError, NotFoundError]);

@@ -65,6 +65,7 @@ pub fn grant_view(g: &GrantRow) -> GrantView {
         created_at: g.created_at,
         expires_at: g.expires_at,
         last_used_at: g.last_used_at,
+        proxy_only: g.proxy_only,
     }
 }
 

@@ -104,6 +104,7 @@ pub async fn add(d: &Shared, p: GrantsAddParams) -> Result<GrantsAddResult, Brok
         scopes: &p.scopes,
         binary_sha256: &sha,
         expires_at,
+        proxy_only: false,
     })?;
     let mut rec = crate::audit::by_user("grant", Some(&p.agent));
     rec.binary_sha256 = Some(sha.clone());

@@ -39,6 +39,8 @@ CODES = [
     (2017, "request_not_granted", "RequestNotGrantedError", "The egress proxy refused a request no scope the box holds allows; `data.would_allow` names the scopes that would."),
     (2018, "host_not_allowed", "HostNotAllowedError", "The egress proxy refused a host the box's profile does not let it reach; add it to the profile's `hosts`."),
     (2019, "grant_revoked", "GrantRevokedError", "Pushed (`id: null`) before a connection is closed because the user revoked a grant its agent held; the agent stays active: reconnect and ask again."),
+    (2020, "request_malformed", "RequestMalformedError", "The egress proxy refused a request whose path it cannot match one way only (a `.` or `..` segment, an encoded dot, slash or backslash, an empty segment); send the plain path."),
+    (2021, "proxy_only", "ProxyOnlyError", "No raw token for this caller: it is a box whose egress proxy writes the provider's token in (it gets placeholders), or the grant was given for such a box; send the request through the proxy."),
     (3000, "keychain_locked", "KeychainLockedError", "The OS keychain is locked; unlock it and retry."),
     (3001, "keychain_unavailable", "KeychainUnavailableError", "No OS keychain (Secret Service) is reachable."),
     (3002, "provider_unavailable", "ProviderUnavailableError", "The identity provider is down, slow or failing; retry later."),

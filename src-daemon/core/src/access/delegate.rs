@@ -47,6 +47,12 @@ struct Parent {
 
 fn parent_of(d: &Shared, s: Greeted<'_>, provider: &str) -> Result<Parent, BrokerError> {
     let (agent_id, agent) = (&s.id, s.agent);
+    if crate::access::withheld::in_proxy_box(&s) {
+        return Err(crate::access::withheld::refusal(
+            provider,
+            "a box in proxy mode cannot delegate: a sub-agent's token.get would hand out the raw token it holds none of",
+        ));
+    }
     if let Some(del) = &s.delegation {
         delegation::verify::check_live(d, del)?;
         return Ok(Parent {
@@ -75,6 +81,12 @@ fn parent_of(d: &Shared, s: Greeted<'_>, provider: &str) -> Result<Parent, Broke
                 .with("granted", Vec::<String>::new()),
             )
         })?;
+    if g.proxy_only {
+        return Err(crate::access::withheld::refusal(
+            provider,
+            "the grant was allowed for a box's egress proxy only, and a sub-agent would get raw tokens under it; ask for a grant with token.get outside a proxy box",
+        ));
+    }
     let cap = d.clock.now() + delegation::verify::max_ttl_secs(d);
     Ok(Parent {
         provider: provider.to_owned(),

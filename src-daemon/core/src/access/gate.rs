@@ -183,6 +183,8 @@ pub async fn run(
                     kind: asking.kind,
                     reasons: decision.reasons.clone(),
                     delegation: asking.delegation.clone(),
+                    // One request's approval: it makes no grant.
+                    proxy_only: false,
                 },
             ))
             .await?

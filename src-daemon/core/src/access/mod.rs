@@ -14,3 +14,4 @@ pub mod providers;
 pub mod proxied;
 pub mod token;
 pub mod whoami;
+pub mod withheld;

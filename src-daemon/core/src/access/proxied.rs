@@ -50,6 +50,8 @@ pub enum Answer {
         /// The cached token's id (to drop it, and only it, when the
         /// server says it is no longer valid).
         token_id: u64,
+        /// What overwrites every form of the token in the response.
+        masker: crate::proxy::mask::Masker,
     },
     /// Answer it with this status and JSON body.
     Refuse {
@@ -66,6 +68,17 @@ pub async fn placeholder(
     d: &Shared,
     s: Greeted<'_>,
     p: TokenPlaceholderParams,
+) -> Result<TokenPlaceholderResult, BrokerError> {
+    placeholder_waiting(d, s, p, true).await
+}
+
+/// [`placeholder`], waiting for the user only with `wait` (else a new
+/// consent is `consent_required`, as for `token.get`).
+pub async fn placeholder_waiting(
+    d: &Shared,
+    s: Greeted<'_>,
+    p: TokenPlaceholderParams,
+    wait: bool,
 ) -> Result<TokenPlaceholderResult, BrokerError> {
     let invalid = |m: String| BrokerError::rpc(ErrorCode::InvalidParams, m);
     let bx = s
@@ -89,7 +102,7 @@ pub async fn placeholder(
         )));
     };
     let (tok, consent) =
-        crate::access::token::for_proxy(d, s, &provider.name, &p.scopes, true, None, None).await?;
+        crate::access::token::for_proxy(d, s, &provider.name, &p.scopes, wait, None, None).await?;
     let scopes = tok.0.scopes.clone();
     drop(tok);
     // Without a standing grant, the one-time approval covers the box's
@@ -216,6 +229,7 @@ pub async fn decide(
     };
     match value {
         Some(v) => Answer::Authorize {
+            masker: masker_for(token, &v, carried.as_deref()),
             value: crate::secret::Secret::new(v),
             rule,
             scopes: h.scopes,
@@ -223,6 +237,14 @@ pub async fn decide(
         },
         None => Answer::Forward,
     }
+}
+
+/// The masker of a response to a request that carried `value` (holding
+/// `token`): the token, the header value and its credential part, masked
+/// with the placeholder the box sent (or a stand-in of the same look).
+fn masker_for(token: &str, value: &str, placeholder: Option<&str>) -> crate::proxy::mask::Masker {
+    let cred = value.split_once(' ').map_or(value, |(_, c)| c);
+    crate::proxy::mask::Masker::new(&[token, value, cred], placeholder.unwrap_or(""))
 }
 
 /// The token could not be had: the agent is told why, as `token.get`
@@ -300,6 +322,27 @@ fn not_granted(
         status: 403,
         body: body(&e),
     }
+}
+
+/// Records a request refused before any rule was matched, because its
+/// path cannot be matched one way only ([`crate::proxy::canonical`]),
+/// and returns the refusal's body.
+pub fn malformed(
+    d: &Shared,
+    s: Greeted<'_>,
+    method: &str,
+    host: &str,
+    path: &str,
+    why: &str,
+) -> String {
+    let e = RpcError::new(
+        ErrorCode::RequestMalformed,
+        format!("{why}; the proxy matches rules on plain paths only and sends each one on as it was checked: send {method} {host} with the path written out (no . or .. segments, nothing percent-encoded that means structure)"),
+    );
+    let mut rec = record(s, method, format!("{host}{path}"), 400);
+    rec.outcome = format!("refused:{}", ErrorCode::RequestMalformed.name());
+    let _ = crate::observe::record(d, rec);
+    body(&e)
 }
 
 /// Records a refused host (`CONNECT` or an absolute-form request) and
@@ -469,6 +512,7 @@ async fn ask_wider(
         kind: valetkey_ipc::control::ConsentKind::Access,
         reasons: vec![why],
         delegation: None,
+        proxy_only: true,
     };
     let (id, allowed) = crate::consent::flow::ask(d, s, ask).await?;
     if let Some(missing) = scopes.iter().find(|x| !allowed.contains(x)) {

@@ -204,7 +204,7 @@ async fn get(
     let r = resolve(p, &provider)?;
     crate::boxes::require(d, &s.identity, &r.provider.name)?;
     let (state, row) = ready(d, s, r.provider)?;
-    let authority = authorize(d, s, &r)?;
+    let authority = authorize(d, s, &r, held)?;
     let policy = Policy {
         row: &row,
         params: p,
@@ -224,7 +224,9 @@ async fn get(
         (Authority::Ungranted, Some(allowed)) => (allowed, None, None),
         (Authority::Granted(g), None) => (r.scopes.to_vec(), Some(g.id), g.last_used_at),
         // Boxed: asking is rare, and its future is large.
-        (Authority::Ungranted, None) => (Box::pin(consent(d, s, &r, p, t)).await?, None, None),
+        (Authority::Ungranted, None) => {
+            (Box::pin(consent(d, s, &r, p, held, t)).await?, None, None)
+        }
     };
     let i = Issue {
         provider: r.provider,
@@ -338,8 +340,15 @@ enum Authority {
 
 /// Step 3: a sub-agent's delegation covers the provider and scopes and
 /// its chain stands; otherwise a live grant for this agent and binary
-/// covers every scope, or a remembered denial refuses at once.
-fn authorize(d: &Shared, s: Greeted<'_>, r: &Resolved<'_>) -> Result<Authority, BrokerError> {
+/// covers every scope, or a remembered denial refuses at once. A grant
+/// allowed for an egress proxy serves the proxy only: for a token the
+/// agent would hold, it is as if there were none, and the user is asked.
+fn authorize(
+    d: &Shared,
+    s: Greeted<'_>,
+    r: &Resolved<'_>,
+    held: Held,
+) -> Result<Authority, BrokerError> {
     let provider = &r.provider.name;
     if let Some(del) = &s.delegation {
         let who = format!("sub-agent {:?}", s.agent.name);
@@ -354,7 +363,8 @@ fn authorize(d: &Shared, s: Greeted<'_>, r: &Resolved<'_>) -> Result<Authority, 
         return Ok(Authority::Delegated);
     }
     let sha = s.identity.binding();
-    if let Some(g) = d.store.live_grant(s.id, provider, sha)? {
+    let grant = d.store.live_grant(s.id, provider, sha)?;
+    if let Some(g) = grant.filter(|g| !g.proxy_only || held == Held::InDaemon) {
         let missing = r.scopes.missing_from(&g.scopes);
         if !missing.is_empty() {
             let who = format!("agent {:?}", s.agent.name);
@@ -461,6 +471,7 @@ async fn consent(
     s: Greeted<'_>,
     r: &Resolved<'_>,
     p: &TokenGetParams,
+    held: Held,
     t: &mut Trace,
 ) -> Result<Vec<String>, BrokerError> {
     let ask = Ask {
@@ -472,6 +483,7 @@ async fn consent(
         kind: ConsentKind::Access,
         reasons: vec![],
         delegation: None,
+        proxy_only: held == Held::InDaemon,
     };
     let (consent_id, allowed) = flow::ask(d, s, ask).await?;
     t.consent_id = Some(consent_id);
@@ -485,7 +497,19 @@ pub async fn handle_wait(
     s: Greeted<'_>,
     p: ConsentWaitParams,
 ) -> Result<Handed, BrokerError> {
+    if crate::access::withheld::in_proxy_box(&s) {
+        return Err(crate::access::withheld::refusal(
+            "any provider",
+            "consent.wait hands out tokens, and a box in proxy mode gets none: call token.get again (it waits, and answers with a placeholder)",
+        ));
+    }
     let (scopes, req) = flow::wait_by_id(d, s, &p.consent_id).await?;
+    if req.proxy_only {
+        return Err(crate::access::withheld::refusal(
+            &req.provider,
+            "this consent was asked for a box's egress proxy, and what it allows serves the proxy only",
+        ));
+    }
     let params = TokenGetParams {
         provider: req.provider.clone(),
         scopes: scopes.clone(),
@@ -730,6 +754,7 @@ mod tests {
                 scopes: vec!["a".into(), "b".into()],
                 resource: resource.map(str::to_owned),
                 provider: "p".into(),
+                placeholder: false,
             };
             assert_eq!(
                 serde_json::to_string(&Handed(Arc::new(tok))).expect("json"),

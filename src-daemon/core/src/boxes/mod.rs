@@ -401,5 +401,23 @@ pub fn check_name(caller: &PeerIdentity, name: &str) -> Result<(), BrokerError> 
     }
 }
 
+/// Records a box as open, for the in-process tier: `facts` as
+/// `box.open` would make them, with a proxy when `facts.network` is
+/// `proxy`, its record under `dir`.
+#[cfg(test)]
+pub fn open_for_tests(d: &Shared, facts: BoxFacts, dir: &Path) -> Arc<BoxSession> {
+    let socket_dir = dir.join(&facts.id);
+    std::fs::create_dir_all(&socket_dir).expect("box dir");
+    let mut s = BoxSession::new(facts, (std::process::id(), 0), socket_dir);
+    if s.facts.network == "proxy" {
+        let bx = crate::proxy::BoxProxy::new(&s.facts.id, &d.providers(), vec![], d.clock.now())
+            .expect("box proxy");
+        s.proxy = Some(Arc::new(bx));
+    }
+    let s = Arc::new(s);
+    d.boxes.insert(s.clone()).expect("recorded");
+    s
+}
+
 #[cfg(test)]
 mod tests;

@@ -496,13 +496,16 @@ impl Config {
             });
         }
         if file.limits.max_connections < 2
+            || file.limits.control_connections < 2
+            || file.limits.box_connections < 2
+            || file.limits.box_proxy_connections < 2
             || file.limits.requests_per_second == 0
             || file.limits.burst == 0
             || file.audit.checkpoint_every == 0
         {
             return Err(ConfigError::Parse {
                 path: path.to_owned(),
-                message: "[limits] max_connections must be at least 2, requests_per_second, burst and [audit] checkpoint_every at least 1".into(),
+                message: "[limits] max_connections, control_connections, box_connections and box_proxy_connections must be at least 2, requests_per_second, burst and [audit] checkpoint_every at least 1".into(),
             });
         }
         file.boxes

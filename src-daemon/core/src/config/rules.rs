@@ -155,11 +155,7 @@ impl Rule {
             return None;
         }
         if let Some((k, v)) = &self.query {
-            let found = t
-                .query
-                .split('&')
-                .any(|kv| kv.split_once('=').is_some_and(|(a, b)| a == k && b == v));
-            if !found {
+            if crate::proxy::canonical::only_value(t.query, k).as_deref() != Some(v.as_str()) {
                 return None;
             }
         }

@@ -96,8 +96,17 @@ impl Default for MonitorSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
-    /// Open connections, agents and control clients together.
+    /// Open connections on `agent.sock`.
     pub max_connections: usize,
+    /// Open connections on `control.sock`, counted apart: however many
+    /// agents connect, the user can still pause, deny and revoke.
+    pub control_connections: usize,
+    /// Open connections on one box's socket, counted apart for each box:
+    /// a box that floods its socket shuts out only itself.
+    pub box_connections: usize,
+    /// Open connections to one box's egress proxy, counted apart for
+    /// each box.
+    pub box_proxy_connections: usize,
     /// Sustained requests per second on one connection…
     pub requests_per_second: u32,
     /// …with bursts up to this many.
@@ -111,6 +120,9 @@ impl Default for LimitsSection {
     fn default() -> Self {
         Self {
             max_connections: 256,
+            control_connections: 32,
+            box_connections: 64,
+            box_proxy_connections: 128,
             requests_per_second: 100,
             burst: 200,
             frame_timeout: Duration::from_secs(10),

@@ -43,6 +43,8 @@ pub struct Ask<'a> {
     pub reasons: Vec<String>,
     /// For a delegation: who gets what.
     pub delegation: Option<DelegationAsk>,
+    /// Asked for an egress proxy: a grant made here serves the proxy only.
+    pub proxy_only: bool,
 }
 
 fn outcome_of(r: &Resolution) -> ConsentOutcome {
@@ -153,6 +155,7 @@ pub async fn ask(
         requests: 0,
         kind: a.kind,
         in_words: crate::proxy::in_words(a.provider, a.scopes),
+        proxy_only: a.proxy_only,
         limit: crate::proxy::limit(a.provider, a.scopes, s.proxied()),
         reasons: a.reasons,
         delegation: a.delegation,
@@ -354,6 +357,7 @@ pub fn decide(
             scopes: &scopes,
             binary_sha256: &req.sha256,
             expires_at,
+            proxy_only: req.proxy_only,
         })?),
         Decision::Deny { remember: true } => {
             d.store

@@ -83,6 +83,7 @@ struct FoldKey {
     resource: Option<String>,
     kind: ConsentKind,
     delegation: Option<(String, u32, u64)>,
+    proxy_only: bool,
 }
 
 impl FoldKey {
@@ -98,6 +99,7 @@ impl FoldKey {
                 .delegation
                 .as_ref()
                 .map(|d| (d.sub_agent.clone(), d.depth, d.ttl_secs)),
+            proxy_only: r.proxy_only,
         }
     }
 }
@@ -365,6 +367,7 @@ mod tests {
             reasons: vec![],
             delegation: None,
             in_words: vec![],
+            proxy_only: false,
             limit: None,
         }
     }

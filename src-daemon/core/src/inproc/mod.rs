@@ -14,6 +14,7 @@ mod boxed;
 mod consent;
 mod fakes;
 mod narrowing;
+mod proxy_only;
 mod revoke;
 mod single_flight;
 mod token_get;

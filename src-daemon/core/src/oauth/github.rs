@@ -182,7 +182,6 @@ pub async fn create_app(
     open: bool,
     timeout: std::time::Duration,
 ) -> Result<AppCreated, super::login::LoginError> {
-    use super::loopback::{next, param, reply};
     let config = |detail: &str| UpstreamError::Config {
         provider: p.name.clone(),
         detail: detail.into(),
@@ -201,49 +200,63 @@ pub async fn create_app(
         &action,
         &manifest(name, &format!("http://127.0.0.1:{port}/created")),
     );
-    let start = format!("http://127.0.0.1:{port}/start");
+    // The start page holds the state: only the browser we open knows its
+    // address (a process that finds the port cannot guess `k`).
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    let key = crate::attest::hex(&b);
+    let start = format!("http://127.0.0.1:{port}/start?k={key}");
     eprintln!("Create the GitHub App in your browser. If it does not open, visit:\n\n  {start}\n");
     if open {
         super::login::open_browser(&start);
     }
-    let code = tokio::time::timeout(timeout, async {
-        loop {
-            let (sock, url) = next(&listener).await?;
-            match url.path() {
-                "/start" => reply(sock, "200 OK", "text/html", &page).await,
-                "/created" if param(&url, "state").as_deref() == Some(&state) => {
-                    match param(&url, "code") {
-                        Some(c) => {
-                            reply(
-                                sock,
-                                "200 OK",
-                                "text/plain",
-                                "Valet Key: the GitHub App was created. You can close this tab.",
-                            )
-                            .await;
-                            return Ok::<_, super::login::LoginError>(c);
-                        }
-                        None => reply(sock, "400 Bad Request", "text/plain", "no code").await,
-                    }
-                }
-                "/created" => {
-                    reply(
-                        sock,
-                        "400 Bad Request",
-                        "text/plain",
-                        "Valet Key: this is not the app being created here.",
-                    )
-                    .await;
-                    return Err(super::login::LoginError::StateMismatch);
-                }
-                _ => reply(sock, "404 Not Found", "text/plain", "").await,
-            }
-        }
-    })
-    .await
-    .map_err(|_| super::login::LoginError::Timeout(timeout))??;
+    let code = tokio::time::timeout(timeout, wait_for_app(listener, &page, &key, &state))
+        .await
+        .map_err(|_| super::login::LoginError::Timeout(timeout))??;
     let client = up.client(p)?;
     Ok(convert(&client, p, &api, &code).await?)
+}
+
+/// Serves the manifest flow's two pages until GitHub redirects back with
+/// our `state`: `/start` once and only with its key `k` (the page holds
+/// the state), `/created` with any other state `400` and ignored.
+async fn wait_for_app(
+    listener: tokio::net::TcpListener,
+    page: &str,
+    key: &str,
+    state: &str,
+) -> Result<String, super::login::LoginError> {
+    use super::loopback::{not_ours, param, reply, state_is, Requests};
+    let mut requests = Requests::serve(listener);
+    let mut started = false;
+    loop {
+        let (sock, url) = requests.next().await?;
+        match url.path() {
+            "/start" if !started && param(&url, "k").as_deref() == Some(key) => {
+                started = true;
+                reply(sock, "200 OK", "text/html", page).await;
+            }
+            "/start" => {
+                let why =
+                    "Valet Key: this page was already opened, or its address is not this one.";
+                reply(sock, "410 Gone", "text/plain", why).await
+            }
+            "/created" if !state_is(&url, state) => not_ours(sock).await,
+            "/created" => match param(&url, "code") {
+                Some(c) => {
+                    reply(
+                        sock,
+                        "200 OK",
+                        "text/plain",
+                        "Valet Key: the GitHub App was created. You can close this tab.",
+                    )
+                    .await;
+                    return Ok(c);
+                }
+                None => reply(sock, "400 Bad Request", "text/plain", "no code").await,
+            },
+            _ => reply(sock, "404 Not Found", "text/plain", "").await,
+        }
+    }
 }
 
 /// `POST /app-manifests/{code}/conversions`: the app's credentials.

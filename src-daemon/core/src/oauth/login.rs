@@ -24,9 +24,6 @@ pub enum LoginError {
     /// Nobody completed the login in time.
     #[error("no login completed within {0:?}; run the command again")]
     Timeout(Duration),
-    /// The redirect carried a different `state` (possible CSRF).
-    #[error("the login redirect did not match this login attempt (state mismatch); run the command again")]
-    StateMismatch,
     /// The user or provider refused.
     #[error("the provider refused the login: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Denied {
@@ -98,7 +95,7 @@ pub async fn login_loopback(
     if opts.open_browser {
         open_browser(url.as_str());
     }
-    let code = tokio::time::timeout(opts.timeout, wait_for_code(&listener, state.secret()))
+    let code = tokio::time::timeout(opts.timeout, wait_for_code(listener, state.secret()))
         .await
         .map_err(|_| LoginError::Timeout(opts.timeout))??;
     Ok(up
@@ -135,17 +132,23 @@ pub fn open_browser(url: &str) {
 }
 
 /// Serves the loopback redirect until a request with our `state` arrives.
-async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<String, LoginError> {
-    use super::loopback::{next, param, reply};
+/// A request with another state (or none) is answered `400` and ignored:
+/// any local process can reach the listener, and none may end the login.
+async fn wait_for_code(listener: TcpListener, state: &str) -> Result<String, LoginError> {
+    use super::loopback::{not_ours, param, reply, state_is, Requests};
+    let mut requests = Requests::serve(listener);
     loop {
-        let (sock, url) = next(listener).await?;
+        let (sock, url) = requests.next().await?;
         if url.path() != "/callback" {
             reply(sock, "404 Not Found", "text/plain", "").await;
             continue;
         }
-        let outcome = if param(&url, "state").as_deref() != Some(state) {
-            Err(LoginError::StateMismatch)
-        } else if let Some(error) = param(&url, "error") {
+        if !state_is(&url, state) {
+            tracing::warn!("a loopback redirect with a wrong state was ignored");
+            not_ours(sock).await;
+            continue;
+        }
+        let outcome = if let Some(error) = param(&url, "error") {
             Err(LoginError::Denied {
                 error,
                 description: param(&url, "error_description"),

@@ -19,7 +19,9 @@
 //!   the audit trail all apply, and never enters the box.
 
 pub mod ca;
+pub mod canonical;
 pub mod graphql;
+pub mod mask;
 pub mod placeholder;
 
 use std::collections::HashMap;

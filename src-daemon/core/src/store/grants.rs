@@ -27,6 +27,9 @@ pub struct GrantRow {
     pub expires_at: Option<i64>,
     /// Last token handed out under it.
     pub last_used_at: Option<i64>,
+    /// Allowed for an egress proxy: serves the proxy only, never a raw
+    /// token to the agent.
+    pub proxy_only: bool,
 }
 
 /// Which grants [`Store::delete_grants`] deletes.
@@ -53,9 +56,11 @@ pub struct NewGrant<'a> {
     pub binary_sha256: &'a str,
     /// End, if any.
     pub expires_at: Option<i64>,
+    /// Serves the egress proxy only.
+    pub proxy_only: bool,
 }
 
-pub(super) const GRANT_COLS: &str = "g.id, g.agent_id, a.name, g.provider, g.scopes, g.binary_sha256, g.created_at, g.expires_at, g.last_used_at";
+pub(super) const GRANT_COLS: &str = "g.id, g.agent_id, a.name, g.provider, g.scopes, g.binary_sha256, g.created_at, g.expires_at, g.last_used_at, g.proxy_only";
 
 pub(super) fn grant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow> {
     let scopes: String = r.get(4)?;
@@ -69,19 +74,21 @@ pub(super) fn grant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRow
         created_at: r.get(6)?,
         expires_at: r.get(7)?,
         last_used_at: r.get(8)?,
+        proxy_only: r.get(9)?,
     })
 }
 
 impl Store {
-    /// Creates or replaces the grant for (agent, provider, binary).
+    /// Creates or replaces the grant for (agent, provider, binary): the
+    /// newest decision is the grant, `proxy_only` included.
     pub fn upsert_grant(&self, g: &NewGrant<'_>) -> Result<i64, StoreError> {
         let scopes = crate::scope::ScopeSet::new(g.scopes.iter().cloned());
         let conn = self.conn();
         let id = conn.query_row(
-            "INSERT INTO grants (agent_id, provider, scopes, binary_sha256, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO grants (agent_id, provider, scopes, binary_sha256, created_at, expires_at, proxy_only)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(agent_id, provider, binary_sha256)
-             DO UPDATE SET scopes = ?3, created_at = ?5, expires_at = ?6
+             DO UPDATE SET scopes = ?3, created_at = ?5, expires_at = ?6, proxy_only = ?7
              RETURNING id",
             params![
                 g.agent_id,
@@ -89,7 +96,8 @@ impl Store {
                 scopes.join(" "),
                 g.binary_sha256,
                 self.now(),
-                g.expires_at
+                g.expires_at,
+                g.proxy_only
             ],
             |r| r.get(0),
         )?;
@@ -204,6 +212,7 @@ mod tests {
             scopes: &scopes,
             binary_sha256: "aa",
             expires_at: None,
+            proxy_only: false,
         })
         .expect("grant");
         assert!(s.live_grant(id, "gh", "aa").expect("q").is_some());
@@ -225,6 +234,7 @@ mod tests {
             scopes: &scopes,
             binary_sha256: "aa",
             expires_at: Some(s.now() - 1),
+            proxy_only: false,
         })
         .expect("replace");
         assert!(

@@ -142,6 +142,9 @@ const STEPS: &[&str] = &[
         record    TEXT NOT NULL,
         added_at  INTEGER NOT NULL
      );",
+    // 7: grants allowed on a proxy box's card serve the egress proxy
+    // only: never a raw token to the agent.
+    "ALTER TABLE grants ADD COLUMN proxy_only INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.

@@ -148,6 +148,7 @@ mod tests {
             scopes: &scopes,
             binary_sha256: "aa",
             expires_at,
+            proxy_only: false,
         };
         let gid = s
             .upsert_grant(&grant(Some(fixed::MONDAY_MORNING + 60)))

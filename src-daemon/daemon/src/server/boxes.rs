@@ -22,8 +22,13 @@ use valetkey_ipc::control::{BoxClose, BoxOpen, BoxStarted};
 use valetkey_ipc::methods::{Method, PeerIdentity};
 use valetkey_ipc::{ErrorCode, RpcError};
 
-/// A connection accepted on a box's socket.
-pub type Accepted = (Stream, Arc<BoxSession>);
+/// A connection accepted on a box's socket, with its slot under the
+/// box's own cap (or the cap it met).
+pub type Accepted = (
+    Stream,
+    Arc<BoxSession>,
+    Result<tokio::sync::OwnedSemaphorePermit, super::conn::Full>,
+);
 
 /// What the control socket needs to open boxes: where their directories
 /// go, and where their connections are handed.
@@ -51,6 +56,7 @@ pub fn serve(
     let path = session.socket();
     let listener = super::listener::bind(&path).map_err(|e| e.to_string())?;
     let d = d.clone();
+    let cap = super::Cap::new(d.config.limits.box_connections, "box_connections");
     tokio::spawn(async move {
         let mut closed = session.closed();
         let mut check = tokio::time::interval(LAUNCHER_CHECK);
@@ -58,7 +64,7 @@ pub fn serve(
             tokio::select! {
                 s = listener.accept() => match s {
                     Ok(stream) => {
-                        if to.send((stream, session.clone())).await.is_err() {
+                        if to.send((stream, session.clone(), cap.take())).await.is_err() {
                             return;
                         }
                     }

@@ -50,14 +50,25 @@ async fn reject(mut framed: Conn, err: RpcError) {
     let _ = send(&mut framed, &Response::err(None, err)).await;
 }
 
-/// Refuses a connection over the cap: one error frame, then close.
-pub async fn turn_away(stream: Stream, cap: usize) {
-    tracing::warn!(cap, "connection refused: too many open");
+/// A full socket: its cap and the `[limits]` key that sets it.
+#[derive(Debug, Clone, Copy)]
+pub struct Full {
+    /// The cap.
+    pub cap: usize,
+    /// `max_connections`, `control_connections` or `box_connections`.
+    pub key: &'static str,
+}
+
+/// Refuses a connection over its socket's cap: one error frame, then close.
+pub async fn turn_away(stream: Stream, full: Full) {
+    let Full { cap, key } = full;
+    tracing::warn!(cap, key, "connection refused: too many open on this socket");
     let mut framed = super::wire::framed(stream);
     let err = RpcError::new(
         ErrorCode::TooManyConnections,
-        format!("valetkeyd already serves {cap} connections ([limits] max_connections); close idle ones and retry"),
-    );
+        format!("this socket already has {cap} connections open ([limits] {key}); close idle ones and retry"),
+    )
+    .with("limit", key);
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(1),
         send(&mut framed, &Response::err(None, err)),

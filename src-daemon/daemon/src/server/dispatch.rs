@@ -65,6 +65,12 @@ async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
         return hello_required(id, method);
     };
     match method {
+        // A box in proxy mode holds no token: it is answered with a
+        // placeholder (boxed: rare, and its future is large).
+        TokenGet::NAME if access::withheld::in_proxy_box(&g) => {
+            call!(TokenGet, |p| Box::pin(access::withheld::token_get(d, g, p))
+                .await)
+        }
         TokenGet::NAME => call!(TokenGet, |p| access::token::handle(d, g, p).await),
         // Rare and large (a consent wait, a delegation): boxed, so every
         // connection's future is not as big as these.

@@ -4,10 +4,14 @@
 //! and CLI (see [`control`]), plus one per box that `valetkey run` opened
 //! (see [`boxes`]). Like mini-redis, [`run`] takes listeners that
 //! are already bound, so the caller (and tests) know the sockets are ready
-//! before a client connects. A semaphore caps concurrent connections (one
-//! over `[limits] max_connections` gets `too_many_connections`); a
-//! watch channel tells every connection to finish its current request and
-//! close on shutdown. A one-second tick times out unanswered consents.
+//! before a client connects. Each socket has a semaphore of its own that
+//! caps its connections (`[limits] max_connections` for `agent.sock`,
+//! `control_connections`, and `box_connections` for each box's socket; one
+//! over gets `too_many_connections`), so a flood on one socket shuts out
+//! only that socket's clients: the user can always reach `control.sock` to
+//! pause, deny and revoke. A watch channel tells every connection to
+//! finish its current request and close on shutdown. A one-second tick
+//! times out unanswered consents.
 
 mod boxes;
 mod conn;
@@ -51,7 +55,9 @@ pub async fn run(
     crate::notify::spawn(&daemon);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let permits = Arc::new(Semaphore::new(daemon.config.limits.max_connections));
+    let limits = &daemon.config.limits;
+    let agents = Cap::new(limits.max_connections, "max_connections");
+    let controls = Cap::new(limits.control_connections, "control_connections");
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_id: u64 = 0;
     let (box_tx, mut box_rx) = tokio::sync::mpsc::channel(64);
@@ -66,23 +72,23 @@ pub async fn run(
     });
     tokio::pin!(shutdown);
     loop {
-        let (stream, role) = loop {
+        let (stream, role, permit) = loop {
             tokio::select! {
-                s = listeners.agent.accept() => break (s, Role::Agent),
-                s = listeners.control.accept() => break (s, Role::Control),
-                Some((s, session)) = box_rx.recv() => break (Ok(s), Role::Boxed(session)),
+                s = listeners.agent.accept() => break (s, Role::Agent, agents.take()),
+                s = listeners.control.accept() => break (s, Role::Control, controls.take()),
+                Some((s, session, permit)) = box_rx.recv() => break (Ok(s), Role::Boxed(session), permit),
                 _ = tick.tick() => valetkey_core::consent::flow::expire_overdue(&daemon),
                 _ = &mut shutdown => return finish(&daemon, tasks, stop_tx).await,
             }
         };
         match stream {
             Ok(stream) => {
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    tokio::spawn(conn::turn_away(
-                        stream,
-                        daemon.config.limits.max_connections,
-                    ));
-                    continue;
+                let permit = match permit {
+                    Ok(p) => p,
+                    Err(full) => {
+                        tokio::spawn(conn::turn_away(stream, full));
+                        continue;
+                    }
                 };
                 next_id += 1;
                 let (d, rx, door) = (daemon.clone(), stop_rx.clone(), door.clone());
@@ -98,6 +104,32 @@ pub async fn run(
             }
         }
         while tasks.try_join_next().is_some() {}
+    }
+}
+
+/// One socket's connection cap.
+#[derive(Clone)]
+pub struct Cap {
+    permits: Arc<Semaphore>,
+    /// The cap and the `[limits]` key that sets it (for the refusal).
+    full: conn::Full,
+}
+
+impl Cap {
+    /// A cap of `n` connections, set by `[limits] key`.
+    pub fn new(n: usize, key: &'static str) -> Cap {
+        Cap {
+            permits: Arc::new(Semaphore::new(n)),
+            full: conn::Full { cap: n, key },
+        }
+    }
+
+    /// A slot, held for the connection's life, or why there is none.
+    pub fn take(&self) -> Result<tokio::sync::OwnedSemaphorePermit, conn::Full> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| self.full)
     }
 }
 

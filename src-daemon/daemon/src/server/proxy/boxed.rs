@@ -104,6 +104,12 @@ async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, s
     let mut closed = session.closed();
     let mut flush = tokio::time::interval(super::FLUSH_EVERY);
     flush.tick().await;
+    // The box's own cap: a box that opens connections without end runs
+    // out of its own, never the daemon's.
+    let cap = crate::server::Cap::new(
+        d.config.limits.box_proxy_connections,
+        "box_proxy_connections",
+    );
     loop {
         tokio::select! {
             _ = flush.tick() => {
@@ -113,6 +119,10 @@ async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, s
             }
             s = listener.accept() => match s {
                 Ok((tcp, _)) => {
+                    let Ok(permit) = cap.take() else {
+                        tracing::warn!(id = %session.facts.id, "box proxy connection refused: [limits] box_proxy_connections reached");
+                        continue;
+                    };
                     let _ = tcp.set_nodelay(true);
                     let ctx = Ctx {
                         d: d.clone(),
@@ -122,7 +132,10 @@ async fn take_listener(d: Shared, proxy: Arc<Proxy>, session: Arc<BoxSession>, s
                         caller: caller.clone(),
                         who: Arc::new(Who::Boxed),
                     };
-                    tokio::spawn(connection(ctx, tcp));
+                    tokio::spawn(async move {
+                        connection(ctx, tcp).await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "box proxy accept failed");

@@ -22,6 +22,7 @@
 pub mod agent;
 pub mod boxed;
 mod handover;
+mod masked;
 mod opened;
 pub mod upstream;
 
@@ -151,14 +152,13 @@ fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
-/// `host:port` of a `CONNECT` or an absolute-form request.
+/// `host:port` of a `CONNECT` or an absolute-form request, the host as
+/// the rules name it (lower case, one trailing dot dropped).
 fn authority(req: &Request<hyper::body::Incoming>) -> Option<(String, u16)> {
     let uri = req.uri();
-    let host = uri
-        .host()?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
+    let host = valetkey_core::proxy::canonical::host(
+        uri.host()?.trim_start_matches('[').trim_end_matches(']'),
+    )?;
     let port = uri
         .port_u16()
         .unwrap_or(if uri.scheme_str() == Some("http") {

@@ -182,6 +182,13 @@ async fn inner(
     let (Some(p), Some(g)) = (ctx.d.provider(provider), ctx.caller.greeted()) else {
         return refuse(503, "the provider is no longer configured");
     };
+    if let Some(why) = valetkey_core::proxy::canonical::refusal(parts.uri.path()) {
+        let m = parts.method.as_str();
+        return json(
+            400,
+            request::malformed(&ctx.d, g, m, &ph.host, parts.uri.path(), &why),
+        );
+    }
     let mut read = match read_body(&p, &ph.role, &parts, body).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -260,15 +267,16 @@ impl One<'_> {
     async fn attempt(&self, body: &mut Held) -> (Response<Body>, Used) {
         let (ctx, p, ph) = (self.ctx, self.p, self.ph);
         let decided = request::decide(&ctx.d, self.bx, self.g, p, ph, self.asked).await;
-        let (value, allowed) = match decided {
+        let (value, allowed, masker) = match decided {
             Answer::Refuse { status, body } => return (json(status, body), None),
-            Answer::Forward => (None, None),
+            Answer::Forward => (None, None, None),
             Answer::Authorize {
                 value,
                 rule,
                 scopes,
                 token_id,
-            } => (Some(value), Some((rule, scopes, token_id))),
+                masker,
+            } => (Some(value), Some((rule, scopes, token_id)), Some(masker)),
         };
         let auth = match value.as_ref().map(|v| HeaderValue::from_str(v.expose())) {
             Some(Ok(mut v)) => {
@@ -287,10 +295,19 @@ impl One<'_> {
             Ok(c) => c,
             Err(e) => return (refuse(502, &e), None),
         };
-        (
-            send(&client, ph, self.parts, body.body(), auth).await,
-            allowed,
-        )
+        let resp = send(&client, ph, self.parts, body.body(), auth).await;
+        let resp = match masker {
+            // What comes back into the box carries no form of the token.
+            Some(m) => {
+                let (resp, hits) = super::masked::response(resp, m);
+                if hits > 0 {
+                    tracing::warn!(forms = hits, host = %ph.host, "response headers carried the token the proxy wrote in; masked");
+                }
+                resp
+            }
+            None => resp,
+        };
+        (resp, allowed)
     }
 
     /// Sends; then, with the body read whole, once more when the server
