@@ -46,6 +46,11 @@ pub struct BoxOpenParams {
     /// (`valetkey run --net`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// SHA-256 (hex) of the key the box's supervisor signs its
+    /// `box.report` with; the key itself stays with the launcher and the
+    /// supervisor. Empty: the box takes no reports.
+    #[serde(default)]
+    pub report_key_sha256: String,
 }
 
 /// Result of `box.open`: everything the launcher needs to build the box.
@@ -72,6 +77,61 @@ pub struct BoxPlan {
     pub read_write: Vec<String>,
     /// Environment variables passed in besides the built-in set.
     pub env: Vec<String>,
+    /// Files pinned for the box: the daemon hashed these bytes and wrote
+    /// them to `copy` (in the socket directory); the launcher binds the
+    /// copy read-only at `path`, so what runs is what was hashed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pins: Vec<Pin>,
+    /// What is locked in the working directory: files that make the
+    /// user's own tools run commands when they are used outside the box
+    /// (git's config and hooks, editor settings), read-only in the box.
+    #[serde(default, skip_serializing_if = "Protection::is_empty")]
+    pub protection: Protection,
+    /// Unix sockets outside the box it may connect to (the profile's
+    /// `sockets`, absolute); every other socket outside is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sockets: Vec<String>,
+}
+
+/// A file the box sees as the daemon hashed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Pin {
+    /// Where the box sees it (absolute).
+    pub path: String,
+    /// The daemon's copy of the hashed bytes (absolute).
+    pub copy: String,
+}
+
+/// What the box may not change in the places it writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Protection {
+    /// Directories bound onto themselves, so they cannot be moved away or
+    /// replaced (a repository's `.git`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anchored: Vec<String>,
+    /// Files and directories read-only in the box, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locked: Vec<Locked>,
+    /// Paths that do not exist and that the box may not create without
+    /// it being reported (`.git/commondir`, a new repository's `.git`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watched: Vec<String>,
+}
+
+impl Protection {
+    /// Whether nothing is protected.
+    pub fn is_empty(&self) -> bool {
+        self.anchored.is_empty() && self.locked.is_empty() && self.watched.is_empty()
+    }
+}
+
+/// One locked path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Locked {
+    /// Absolute path.
+    pub path: String,
+    /// Why it is locked, for people (`git runs it: hooks`).
+    pub why: String,
 }
 
 /// The egress proxy of a box in `proxy` mode. Its socket (`proxy.sock`)
@@ -112,6 +172,54 @@ pub struct BoxStartedParams {
 pub struct BoxDone {
     /// The box id.
     pub id: String,
+    /// For `box.close`: what the box's supervisor reported (attempts on
+    /// locked files, sockets refused, repositories made), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<BoxEvent>,
+}
+
+/// Something a box did that the user should hear of when it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BoxEvent {
+    /// `locked` (tried to change a locked path: refused), `created` (made
+    /// a path that was watched: a repository, `.git/commondir`),
+    /// `socket` (tried to connect to a socket outside the box: refused),
+    /// `quarantined` (a watched path the box made, moved aside when it
+    /// ended; `op` is where it went).
+    pub kind: String,
+    /// The path, as the box named it, made absolute.
+    pub path: String,
+    /// The system call (`openat`, `rename`, `connect` …).
+    pub op: String,
+}
+
+/// `box.report` (agent protocol, on a box's own socket only): the box's
+/// supervisor reports what it saw, signed with the key whose hash
+/// `box.open` recorded. Needs no `hello`.
+pub struct BoxReport;
+
+/// Params of `box.report`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BoxReportParams {
+    /// The report key (hex), as the launcher gave it to the supervisor.
+    pub key: String,
+    /// At most 64 events.
+    pub events: Vec<BoxEvent>,
+}
+
+/// Result of `box.report`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BoxReportResult {
+    /// How many of the events were recorded (the rest were over the box's
+    /// limit of 1,000).
+    pub recorded: u32,
+}
+
+impl Method for BoxReport {
+    const NAME: &'static str = "box.report";
+    type Params = BoxReportParams;
+    type Result = BoxReportResult;
 }
 
 impl Method for BoxStarted {
@@ -130,6 +238,10 @@ pub struct BoxClose;
 pub struct BoxCloseParams {
     /// The box id.
     pub id: String,
+    /// Watched paths the box made, which the launcher moved aside when it
+    /// ended (kind `quarantined`, `path` where it was, `op` where it went).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quarantined: Vec<BoxEvent>,
 }
 
 impl Method for BoxClose {

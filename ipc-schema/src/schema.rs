@@ -9,9 +9,9 @@ use serde_json::{json, Map, Value};
 
 use crate::control::{
     ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
-    AgentsStats, AuditQuery, BoxClose, BoxOpen, BoxStarted, ConsentDecide, ConsentList, Event,
-    EventsSubscribe, GrantsAdd, GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout, McpAdd,
-    McpList, McpRemove, PolicyStatus, ProvidersStatus, Revoke, Status,
+    AgentsStats, AuditQuery, BoxClose, BoxOpen, BoxReport, BoxStarted, ConsentDecide, ConsentList,
+    Event, EventsSubscribe, GrantsAdd, GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout,
+    McpAdd, McpList, McpRemove, PolicyStatus, ProvidersStatus, Revoke, Status,
 };
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
@@ -48,6 +48,7 @@ pub fn agent_protocol_schema() -> String {
     method_entry::<Whoami>(&mut gen, &mut methods);
     method_entry::<DelegationCreate>(&mut gen, &mut methods);
     method_entry::<Jwks>(&mut gen, &mut methods);
+    method_entry::<BoxReport>(&mut gen, &mut methods);
     document(
         gen,
         methods,

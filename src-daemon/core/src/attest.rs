@@ -206,7 +206,12 @@ pub fn loader_env(_pid: u32) -> Result<Vec<String>, String> {
     Err("not implemented on this platform".into())
 }
 
-/// Lowercase hex.
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+/// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -10,6 +10,7 @@ mod readme;
 
 mod audit;
 mod bench_smoke;
+mod box_escape;
 mod boxes;
 mod consent;
 mod core_flow;

@@ -20,15 +20,18 @@
 //! sockets: the daemon binds and serves them.
 
 pub mod entry;
+pub mod pin;
 pub mod profile;
+pub mod protect;
 pub mod registry;
+pub mod report;
 
 pub use registry::{BoxSession, Boxes};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use valetkey_ipc::control::{BoxDone, BoxOpenParams, BoxPlan, BoxStartedParams, ProxyPlan};
+use valetkey_ipc::control::{BoxDone, BoxOpenParams, BoxPlan, BoxStartedParams, Pin, ProxyPlan};
 use valetkey_ipc::methods::{BoxFacts, FileFact, PeerIdentity};
 use valetkey_ipc::ErrorCode;
 
@@ -54,14 +57,22 @@ pub fn open(
     peer: &PeerIdentity,
     root: &Path,
 ) -> Result<(BoxPlan, Option<Arc<BoxSession>>), BrokerError> {
-    let mut plan = plan_of(d, &p)?;
     if p.explain {
-        return Ok((plan, None));
+        return Ok((plan_of(d, &p, None)?, None));
     }
-    plan.facts.id = new_id();
-    let socket_dir = root.join(&plan.facts.id);
+    let id = new_id();
+    let socket_dir = root.join(&id);
     crate::dirs::ensure_private_dir(&socket_dir)
         .map_err(|e| BrokerError::rpc(ErrorCode::Internal, e.to_string()))?;
+    let planned = plan_of(d, &p, Some(&socket_dir));
+    let mut plan = match planned {
+        Ok(plan) => plan,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&socket_dir);
+            return Err(e);
+        }
+    };
+    plan.facts.id = id;
     let proxy = match &plan.proxy {
         Some(_) => Some(Arc::new(proxy_of(d, &plan, &socket_dir)?)),
         None => None,
@@ -70,6 +81,8 @@ pub fn open(
     let mut session = BoxSession::new(facts, launcher_of(peer), socket_dir.clone());
     session.agent = plan.agent.clone();
     session.proxy = proxy;
+    session.report_key = p.report_key_sha256.clone();
+    session.watched = plan.protection.watched.clone();
     let session = Arc::new(session);
     d.boxes.insert(session.clone()).map_err(|e| {
         BrokerError::rpc(
@@ -128,8 +141,10 @@ pub const SYSTEM_ROOTS: &[&str] = &[
 ];
 
 /// The box `p` describes, id and socket left empty: the profile made
-/// concrete for the launcher's directories, and the launch's facts.
-fn plan_of(d: &Shared, p: &BoxOpenParams) -> Result<BoxPlan, BrokerError> {
+/// concrete for the launcher's directories, and the launch's facts. With
+/// `pin_dir` (a real open), the entry files are pinned there and the
+/// repositories' missing `hooks/` are made, so they can be locked.
+fn plan_of(d: &Shared, p: &BoxOpenParams, pin_dir: Option<&Path>) -> Result<BoxPlan, BrokerError> {
     let (profile_name, mut profile) = d
         .config
         .boxes
@@ -155,7 +170,18 @@ fn plan_of(d: &Shared, p: &BoxOpenParams) -> Result<BoxPlan, BrokerError> {
     };
     let resolved = profile::resolve(&profile, &places).map_err(invalid)?;
     let shown = |v: &[PathBuf]| v.iter().map(|h| h.display().to_string()).collect();
-    let facts = facts_of(d, p, &profile_name, profile.network.as_str())?;
+    let writable: Vec<PathBuf> = std::iter::once(places.cwd.clone())
+        .chain(resolved.read_write.iter().cloned())
+        .collect();
+    let protection = protect::plan(&writable, pin_dir.is_some());
+    let launch = Launch {
+        params: p,
+        profile: &profile_name,
+        network: profile.network.as_str(),
+        writable: &writable,
+        pin_dir,
+    };
+    let (facts, pins) = facts_of(d, &launch)?;
     Ok(BoxPlan {
         agent: agent_name(&facts),
         proxy: proxy_plan(d, &profile),
@@ -165,7 +191,25 @@ fn plan_of(d: &Shared, p: &BoxOpenParams) -> Result<BoxPlan, BrokerError> {
         hide: shown(&resolved.hide),
         read_write: shown(&resolved.read_write),
         env: profile.env.clone(),
+        pins,
+        protection,
+        sockets: resolved
+            .sockets
+            .iter()
+            .map(|s| s.display().to_string())
+            .collect(),
     })
+}
+
+/// What a box launches, and where: the inputs of [`facts_of`].
+struct Launch<'a> {
+    params: &'a BoxOpenParams,
+    profile: &'a str,
+    network: &'a str,
+    /// The box's writable places.
+    writable: &'a [PathBuf],
+    /// Where pinned copies go (`None`: only describe).
+    pin_dir: Option<&'a Path>,
 }
 
 /// What the proxy of a box with `profile` opens and tunnels.
@@ -243,47 +287,62 @@ fn check_params(p: &BoxOpenParams) -> Result<(), BrokerError> {
     Ok(())
 }
 
-/// The facts of what `p` launches (id left empty), hashed here.
-fn facts_of(
-    d: &Shared,
-    p: &BoxOpenParams,
-    profile: &str,
-    network: &str,
-) -> Result<BoxFacts, BrokerError> {
+/// The facts of what is launched (id left empty), hashed here, and the
+/// copies pinned for the box (see [`pin`]).
+fn facts_of(d: &Shared, l: &Launch<'_>) -> Result<(BoxFacts, Vec<Pin>), BrokerError> {
+    let p = l.params;
     let e = entry::locate(
         Path::new(&p.program),
         &p.argv,
         Path::new(&p.cwd),
         entry::shebang_of,
     );
-    let fact = |path: &Path| -> Result<FileFact, BrokerError> {
-        let sha256 = d
-            .attestor
-            .hash_path(path)
-            .map_err(|err| invalid(format!("cannot hash {}: {err}", path.display())))?;
+    // Every open box's working directory, and this box's writable places:
+    // where a file can be swapped under a box.
+    let mut writable = l.writable.to_vec();
+    writable.extend(d.boxes.working_dirs());
+    let mut pins = vec![];
+    let mut fact = |path: &Path| -> Result<FileFact, BrokerError> {
+        let cannot =
+            |err: std::io::Error| invalid(format!("cannot hash {}: {err}", path.display()));
+        let sha256 = match l.pin_dir {
+            Some(dir) => {
+                let copy = dir.join(format!("pinned-{}", pins.len()));
+                let got = pin::pin(path, &copy, &writable).map_err(cannot)?;
+                if let Some(c) = got.copy {
+                    pins.push(Pin {
+                        path: path.display().to_string(),
+                        copy: c.display().to_string(),
+                    });
+                }
+                got.sha256
+            }
+            None => d.attestor.hash_path(path).map_err(cannot)?,
+        };
         Ok(FileFact {
             path: path.display().to_string(),
             sha256,
         })
     };
     let program = fact(&e.program)?;
-    let script = e.script.as_deref().map(fact).transpose()?;
+    let script = e.script.as_deref().map(&mut fact).transpose()?;
     let entry_sha256 = entry::entry_hash(
         &program.sha256,
         &e.options,
         script.as_ref().map(|s| s.sha256.as_str()),
     );
-    Ok(BoxFacts {
+    let facts = BoxFacts {
         id: String::new(),
-        profile: profile.into(),
-        network: network.into(),
+        profile: l.profile.into(),
+        network: l.network.into(),
         name: p.name.clone(),
         argv: p.argv.clone(),
         cwd: p.cwd.clone(),
         program,
         script,
         entry_sha256,
-    })
+    };
+    Ok((facts, pins))
 }
 
 fn new_id() -> String {
@@ -347,14 +406,28 @@ pub fn started(
             format!("cannot record box {}: {e}", p.id),
         )
     })?;
-    Ok(BoxDone { id: p.id })
+    Ok(BoxDone {
+        id: p.id,
+        events: vec![],
+    })
 }
 
-/// `box.close` from its launcher.
-pub fn close(d: &Shared, id: &str, peer: &PeerIdentity) -> Result<BoxDone, BrokerError> {
-    owned(d, id, peer)?;
+/// `box.close` from its launcher: what the launcher moved aside is
+/// recorded, and what the box's supervisor reported goes back with the
+/// answer, for the launcher to say.
+pub fn close(
+    d: &Shared,
+    id: &str,
+    quarantined: Vec<valetkey_ipc::control::BoxEvent>,
+    peer: &PeerIdentity,
+) -> Result<BoxDone, BrokerError> {
+    let s = owned(d, id, peer)?;
+    report::quarantined(d, &s, quarantined);
     closed(d, id, "ended");
-    Ok(BoxDone { id: id.into() })
+    Ok(BoxDone {
+        id: id.into(),
+        events: s.events(),
+    })
 }
 
 /// Closes box `id` and records why (`ended`, or `launcher gone`).

@@ -60,6 +60,8 @@ pub struct Resolved {
     pub hide: Vec<PathBuf>,
     /// Existing paths kept writable, sorted.
     pub read_write: Vec<PathBuf>,
+    /// Sockets outside the box it may connect to, as named (expanded).
+    pub sockets: Vec<PathBuf>,
 }
 
 /// `~/x` under `home`; other paths as they are.
@@ -116,7 +118,12 @@ pub fn resolve(profile: &Profile, places: &Places) -> Result<Resolved, String> {
         .collect();
     read_write.sort();
     read_write.dedup();
-    Ok(Resolved { hide, read_write })
+    let sockets = profile.sockets.iter().map(|p| expand(p, home)).collect();
+    Ok(Resolved {
+        hide,
+        read_write,
+        sockets,
+    })
 }
 
 #[cfg(test)]

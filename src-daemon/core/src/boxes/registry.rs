@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use valetkey_ipc::control::BoxEvent;
 use valetkey_ipc::methods::BoxFacts;
 
 /// An open box.
@@ -27,6 +28,14 @@ pub struct BoxSession {
     /// Its egress proxy, in `proxy` mode (not kept across a daemon
     /// restart: the CA key never leaves the daemon's memory).
     pub proxy: Option<Arc<crate::proxy::BoxProxy>>,
+    /// SHA-256 (hex) of the key its supervisor's `box.report` carries
+    /// (empty: it takes no reports).
+    pub report_key: String,
+    /// The paths it was told not to make (its plan's `watched`).
+    pub watched: Vec<String>,
+    /// What its supervisor reported, oldest first (at most
+    /// [`MAX_EVENTS`]).
+    events: Mutex<Vec<BoxEvent>>,
     /// The box's pid namespace once started.
     pid_ns: Mutex<Option<String>>,
     /// Turns true when the box is closed.
@@ -41,7 +50,12 @@ struct Record {
     launcher_start: u64,
     socket_dir: PathBuf,
     pid_ns: Option<String>,
+    #[serde(default)]
+    report_key: String,
 }
+
+/// The most events one box keeps.
+pub const MAX_EVENTS: usize = 1000;
 
 impl BoxSession {
     pub(super) fn new(facts: BoxFacts, launcher: (u32, u64), socket_dir: PathBuf) -> Self {
@@ -51,9 +65,29 @@ impl BoxSession {
             facts,
             launcher,
             socket_dir,
+            report_key: String::new(),
+            watched: vec![],
+            events: Mutex::default(),
             pid_ns: Mutex::new(None),
             closed: watch::channel(false).0,
         }
+    }
+
+    /// Keeps `events`, up to [`MAX_EVENTS`] in all; returns those kept.
+    pub fn keep(&self, events: Vec<BoxEvent>) -> Vec<BoxEvent> {
+        let mut all = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let room = MAX_EVENTS.saturating_sub(all.len());
+        let kept: Vec<BoxEvent> = events.into_iter().take(room).collect();
+        all.extend(kept.iter().cloned());
+        kept
+    }
+
+    /// What the supervisor reported.
+    pub fn events(&self) -> Vec<BoxEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The box's socket.
@@ -82,6 +116,7 @@ impl BoxSession {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            report_key: self.report_key.clone(),
         }
     }
 
@@ -142,6 +177,14 @@ impl Boxes {
         self.lock().is_empty()
     }
 
+    /// The working directories of the open boxes.
+    pub fn working_dirs(&self) -> Vec<PathBuf> {
+        self.lock()
+            .values()
+            .map(|s| PathBuf::from(&s.facts.cwd))
+            .collect()
+    }
+
     pub(super) fn insert(&self, s: Arc<BoxSession>) -> std::io::Result<()> {
         persist(&s)?;
         self.lock().insert(s.facts.id.clone(), s);
@@ -178,12 +221,13 @@ impl Boxes {
                 let _ = std::fs::remove_file(&path);
                 continue;
             };
-            let s = BoxSession::new(
+            let mut s = BoxSession::new(
                 rec.facts,
                 (rec.launcher_pid, rec.launcher_start),
                 rec.socket_dir,
             );
             *s.pid_ns.lock().unwrap_or_else(|p| p.into_inner()) = rec.pid_ns;
+            s.report_key = rec.report_key;
             if s.launcher_alive() {
                 let s = Arc::new(s);
                 self.lock().insert(s.facts.id.clone(), s.clone());

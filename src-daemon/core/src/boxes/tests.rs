@@ -17,6 +17,7 @@ fn params(dir: &Path, argv: &[&str], explain: bool) -> BoxOpenParams {
         config_home: String::new(),
         explain,
         network: None,
+        report_key_sha256: crate::attest::sha256_hex(b"key"),
     }
 }
 
@@ -122,9 +123,9 @@ fn a_box_is_recorded_survives_a_restart_and_is_closed_by_its_launcher_only() {
     // Another process cannot close it.
     let mut stranger = me();
     stranger.pid += 1;
-    assert!(close(&w.d, &plan.facts.id, &stranger).is_err());
+    assert!(close(&w.d, &plan.facts.id, vec![], &stranger).is_err());
     let mut closed_rx = s.closed();
-    close(&w.d, &plan.facts.id, &me()).expect("closed");
+    close(&w.d, &plan.facts.id, vec![], &me()).expect("closed");
     assert!(*closed_rx.borrow_and_update());
     assert!(!Path::new(&plan.socket_dir).exists());
     assert!(!root.join(format!("{}.json", plan.facts.id)).exists());
@@ -179,4 +180,86 @@ fn started_refuses_a_process_that_is_not_the_launchers_box() {
     assert!(e.to_string().contains("not the launcher's box"), "{e}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn an_open_pins_the_script_and_locks_the_repository() {
+    let w = World::new();
+    let t = layout();
+    let git = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(t.path().join("work"))
+        .status()
+        .expect("git");
+    assert!(git.success());
+    let root = t.path().join("boxes");
+    let (plan, _) =
+        open(&w.d, params(t.path(), &["sh", "a.sh"], false), &me(), &root).expect("opened");
+    let script = t.path().join("work/a.sh").display().to_string();
+    let pin = plan
+        .pins
+        .iter()
+        .find(|p| p.path == script)
+        .expect("the script pinned");
+    assert!(pin.copy.starts_with(&plan.socket_dir), "{pin:?}");
+    assert_eq!(
+        std::fs::read_to_string(&pin.copy).expect("copy"),
+        "echo a\n"
+    );
+    // /bin/sh is root's to change (the tests may run as root, who can).
+    let root = rustix::process::geteuid().is_root();
+    assert_eq!(plan.pins.iter().any(|p| p.path == "/bin/sh"), root);
+    let g = t.path().join("work/.git");
+    let locked: Vec<&str> = plan
+        .protection
+        .locked
+        .iter()
+        .map(|l| l.path.as_str())
+        .collect();
+    assert!(
+        locked.contains(&g.join("config").display().to_string().as_str()),
+        "{locked:?}"
+    );
+    assert_eq!(plan.protection.anchored, vec![g.display().to_string()]);
+}
+
+#[test]
+fn reports_need_the_key_and_come_back_at_close() {
+    let w = World::new();
+    let t = layout();
+    let init = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(t.path().join("work"))
+        .status()
+        .expect("git");
+    assert!(init.success());
+    let root = t.path().join("boxes");
+    let (plan, _) =
+        open(&w.d, params(t.path(), &["sh", "a.sh"], false), &me(), &root).expect("opened");
+    let mut inside = me();
+    inside.confinement = Some(plan.facts.clone());
+    let event = |kind: &str| valetkey_ipc::control::BoxEvent {
+        kind: kind.into(),
+        path: "/w/.git/config".into(),
+        op: "openat".into(),
+    };
+    let p = |key: &str, events| valetkey_ipc::control::BoxReportParams {
+        key: key.into(),
+        events,
+    };
+    let e =
+        report::handle(&w.d, &inside, p("not-the-key", vec![event("locked")])).expect_err("forged");
+    assert_eq!(e.code(), ErrorCode::PeerRejected);
+    let e = report::handle(&w.d, &me(), p("key", vec![event("locked")])).expect_err("unboxed");
+    assert_eq!(e.code(), ErrorCode::InvalidParams);
+    let r = report::handle(
+        &w.d,
+        &inside,
+        p("key", vec![event("locked"), event("bogus")]),
+    )
+    .expect("reported");
+    assert_eq!(r.recorded, 1, "the malformed one is dropped");
+    assert_eq!(w.audit("box.event"), vec!["refused:locked"]);
+    let done = close(&w.d, &plan.facts.id, vec![], &me()).expect("closed");
+    assert_eq!(done.events, vec![event("locked")]);
 }

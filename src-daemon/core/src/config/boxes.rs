@@ -15,6 +15,7 @@
 //! hide = ["~/Documents/private"]
 //! read_write = ["~/.cache/pip"]
 //! env = ["LANG"]
+//! sockets = ["/run/postgresql/.s.PGSQL.5432"]   # reachable from the box
 //!
 //! [box.profiles.coding]
 //! network = "proxy"              # only through the egress proxy
@@ -77,6 +78,10 @@ pub struct Profile {
     pub read_write: Vec<String>,
     /// Environment variables passed into the box besides the built-in set.
     pub env: Vec<String>,
+    /// Unix sockets outside the box it may connect to (`~/` is the home;
+    /// bound into the box where its `/tmp` or runtime directory would hide
+    /// them). Every other socket outside the box is refused (`EACCES`).
+    pub sockets: Vec<String>,
 }
 
 /// `[box]`.
@@ -137,7 +142,7 @@ impl BoxSection {
                     "[box.profiles.{name}]: profile names may only use letters, digits, '-' and '_'"
                 ));
             }
-            for path in p.hide.iter().chain(&p.read_write) {
+            for path in p.hide.iter().chain(&p.read_write).chain(&p.sockets) {
                 if !(path.starts_with('/') || path.starts_with("~/")) {
                     return Err(format!(
                         "[box.profiles.{name}]: {path:?} must be absolute or start with ~/"

@@ -140,7 +140,7 @@ pub async fn dispatch(
         }
         BoxClose::NAME => {
             let p = params::<BoxClose>(req.params)?;
-            result(valetkey_core::boxes::close(d, &p.id, peer))
+            result(valetkey_core::boxes::close(d, &p.id, p.quarantined, peer))
         }
         other => Err(BrokerError::Rpc(
             RpcError::new(

@@ -154,7 +154,11 @@ fn role_name(role: &Role) -> &'static str {
 
 /// Attests the peer; on a box's socket, also checks it is inside that box
 /// and gives it the box's facts (its other namespaces are the box's, as
-/// expected, so they are not reported as foreign). Blocking.
+/// expected, so they are not reported as foreign). Every connection from
+/// a box is made by its supervisor (`valetkey box-exec`, which makes the
+/// box's `connect()` calls itself): its executable and hash are those of
+/// the program the box runs, as the daemon hashed it at `box.open`.
+/// Blocking.
 fn attest(
     d: &valetkey_core::broker::Broker,
     role: &Role,
@@ -165,6 +169,9 @@ fn attest(
     if let Role::Boxed(session) = role {
         session.admits(pid)?;
         identity.foreign_namespaces.clear();
+        identity.exe = session.facts.program.path.clone();
+        identity.sha256 = session.facts.program.sha256.clone();
+        identity.exe_unverified = false;
         identity.confinement = Some(session.facts.clone());
     }
     Ok(identity)

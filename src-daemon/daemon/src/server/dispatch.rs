@@ -3,6 +3,7 @@
 //! Every method but `hello` and `jwks` needs a greeted caller, checked
 //! here once, so no handler checks `hello` again.
 
+use valetkey_ipc::control::BoxReport;
 use valetkey_ipc::jsonrpc::{parse_request_ref, Id, RequestRef};
 use valetkey_ipc::methods::{
     ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, ProxyOpen, TokenGet,
@@ -34,7 +35,7 @@ fn unknown(id: &Option<Id>, method: &str) -> Answer {
         RpcError::new(
             ErrorCode::UnknownMethod,
             format!(
-                "unknown method {method:?}; methods: hello, token.get, token.placeholder, proxy.open, consent.wait, delegation.create, jwks, providers.list, whoami"
+                "unknown method {method:?}; methods: hello, token.get, token.placeholder, proxy.open, consent.wait, delegation.create, jwks, providers.list, whoami, box.report"
             ),
         )
         .with("method", method),
@@ -57,6 +58,14 @@ async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
         Jwks::NAME => return call!(Jwks, |_p| access::delegate::jwks(d)),
         // Keeps what it opened in the session (it lives as long).
         ProxyOpen::NAME => return call!(ProxyOpen, |_p| Box::pin(proxy_open(d, s)).await),
+        // A box's supervisor, with its key: no agent behind it.
+        BoxReport::NAME => {
+            return call!(BoxReport, |p| valetkey_core::boxes::report::handle(
+                d,
+                &s.caller.identity,
+                p
+            ))
+        }
         _ => {}
     }
     // Everything else needs a greeted caller (an unknown method too: a

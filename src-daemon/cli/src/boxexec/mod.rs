@@ -1,7 +1,21 @@
 //! `valetkey box-exec`: the first thing that runs inside a box (started by
-//! `valetkey run`, never by hand). It narrows the box further with
-//! Landlock, where bubblewrap's namespaces leave a gap, fetches the tokens
-//! `--env` asked for through the box's own socket, and execs the command.
+//! `valetkey run`, never by hand), and the box's supervisor for as long as
+//! it runs. It narrows the box further with Landlock, where bubblewrap's
+//! namespaces leave a gap, fetches the tokens `--env` asked for through
+//! the box's own socket, then starts the command under a seccomp filter
+//! ([`filter`]) and answers that filter's notifications ([`supervise`]):
+//! it makes every `connect()` of the box itself, refusing Unix sockets
+//! outside the box, and notes attempts on locked paths, which it reports
+//! to the daemon (`box.report`, with the key the launcher gave it).
+//!
+//! Two stages, because a filter must be installed by the process it
+//! binds: this process (stage 1) starts `valetkey box-exec --stage2`,
+//! which installs the filter, stops itself until stage 1 has taken the
+//! filter's listener from it (`pidfd_getfd`), and execs the command.
+//! Stage 1 is not dumpable: nothing in the box can read its memory, its
+//! environment (the report key) or its descriptors (the listener), or
+//! trace it. If it dies, the filter answers `ENOSYS` to every call it
+//! would have handled, and bubblewrap ends the box.
 //!
 //! In `proxy` mode (`--proxy SOCKET`) it first makes the listener the
 //! box's `HTTPS_PROXY` points at (127.0.0.1:3128 in the box's own network
@@ -18,7 +32,13 @@
 //! to processes outside. On older kernels it is skipped, and the box still
 //! has its namespaces.
 
-use std::os::unix::process::CommandExt;
+pub mod filter;
+mod stages;
+pub mod supervise;
+
+pub use stages::KEY_ENV;
+
+use std::path::PathBuf;
 
 use clap::Args;
 use valetkey_ipc::methods::{
@@ -42,6 +62,21 @@ pub struct BoxExecArgs {
     /// socket, and make `--env` placeholders.
     #[arg(long)]
     pub proxy: Option<std::path::PathBuf>,
+    /// A Unix socket outside the box it may connect to.
+    #[arg(long = "allow-socket")]
+    pub sockets: Vec<PathBuf>,
+    /// A locked path (reported when the box tries to change it).
+    #[arg(long)]
+    pub lock: Vec<PathBuf>,
+    /// A watched path (reported when the box makes it).
+    #[arg(long)]
+    pub watch: Vec<PathBuf>,
+    /// A place the box writes (a `.git` made there is reported).
+    #[arg(long)]
+    pub writable: Vec<PathBuf>,
+    /// The second stage: install the filter, wait, exec.
+    #[arg(long, hide = true)]
+    pub stage2: bool,
     /// The program (absolute), then its argv as typed.
     #[arg(last = true, required = true, num_args = 2..)]
     pub command: Vec<String>,
@@ -183,8 +218,16 @@ async fn env_values(
     Ok(out)
 }
 
-/// Runs `valetkey box-exec`: only returns on failure.
+/// Runs `valetkey box-exec`: the first stage supervises the command and
+/// exits with its status; the second only returns on failure.
 pub async fn box_exec(a: &BoxExecArgs) -> Result<(), Failure> {
+    if a.stage2 {
+        return Err(stages::second(a));
+    }
+    // Before anything else: nothing in the box may read this process's
+    // memory, environment or descriptors, or trace it.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| Failure::from(format!("cannot make the box's supervisor undumpable: {e}")))?;
     landlock();
     let specs = a
         .env
@@ -195,17 +238,13 @@ pub async fn box_exec(a: &BoxExecArgs) -> Result<(), Failure> {
         hand_over_listener(to)?;
     }
     let values = env_values(a, specs).await?;
-    let (program, argv) = (&a.command[0], &a.command[1..]);
-    let mut cmd = std::process::Command::new(program);
-    cmd.arg0(&argv[0]).args(&argv[1..]);
-    for (var, value) in &values {
-        cmd.env(var, value);
+    match stages::first(a, values).await? {
+        0 => Ok(()),
+        code => Err(Failure {
+            code,
+            message: String::new(),
+        }),
     }
-    let e = cmd.exec();
-    Err(Failure {
-        code: 127,
-        message: format!("cannot run {program}: {e}"),
-    })
 }
 
 #[cfg(test)]

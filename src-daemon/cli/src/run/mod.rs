@@ -9,14 +9,25 @@
 //! process's pid (`box.started`, so the daemon knows the box's pid
 //! namespace), and lets it run. Inside, `valetkey box-exec` applies
 //! Landlock scoping (no abstract sockets, no signals out), fetches the
-//! `--env` tokens through the box's socket, and execs the command.
+//! `--env` tokens through the box's socket, and starts the command under
+//! its seccomp filter, as its supervisor (see [`crate::boxexec`]). When the
+//! box ends, what the supervisor reported is said ([`report`]).
 //!
-//! What the box has: the working directory read-write, the rest of the
+//! What the box has: the working directory read-write, with the files
+//! that make the user's own tools run commands (git's config and hooks,
+//! editor settings) read-only ([`valetkey_core::boxes::protect`]), its
+//! program and script as the daemon hashed them, the rest of the
 //! filesystem read-only with credential stores hidden, an empty `/tmp` and
-//! runtime directory holding only the box's socket, a fresh `/proc` and
-//! pid namespace, the network of its profile (shared or none), no user
-//! namespaces, no capabilities, no controlling terminal, and an
-//! environment reduced to an allow-list.
+//! runtime directory holding only the box's socket, no Unix socket outside
+//! but those its profile names, a fresh `/proc` and pid namespace, the
+//! network of its profile (shared, none or proxy), no user namespaces, no
+//! capabilities, no controlling terminal, and an environment reduced to an
+//! allow-list.
+
+mod report;
+mod spec;
+
+pub use spec::{BASE, ISOLATION};
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -26,6 +37,8 @@ use clap::Args;
 use valetkey_ipc::control::{
     BoxClose, BoxCloseParams, BoxOpen, BoxOpenParams, BoxPlan, BoxStarted, BoxStartedParams,
 };
+
+use spec::Spec;
 
 use super::client::{connect, fail};
 use super::{Cli, Failure};
@@ -83,7 +96,7 @@ const PASSED: &[&str] = &[
     "XDG_STATE_HOME",
 ];
 
-fn passed(name: &str, extra: &[String]) -> bool {
+pub(crate) fn passed(name: &str, extra: &[String]) -> bool {
     PASSED.contains(&name) || name.starts_with("LC_") || extra.iter().any(|e| e == name)
 }
 
@@ -109,7 +122,7 @@ fn resolve_program(arg0: &str, cwd: &Path) -> Result<PathBuf, Failure> {
     Ok(std::fs::canonicalize(&found).unwrap_or(found))
 }
 
-fn var(name: &str) -> String {
+pub(crate) fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_default()
 }
 
@@ -121,6 +134,7 @@ pub async fn run(cli: &Cli, a: &RunArgs) -> Result<(), Failure> {
     let cwd = std::env::current_dir()?;
     let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
     let program = resolve_program(&a.command[0], &cwd)?;
+    let key = report::new_key()?;
     let mut ctl = connect(cli).await?;
     let plan = ctl
         .call::<BoxOpen>(&BoxOpenParams {
@@ -134,24 +148,30 @@ pub async fn run(cli: &Cli, a: &RunArgs) -> Result<(), Failure> {
             config_home: var("XDG_CONFIG_HOME"),
             explain: a.explain,
             network: a.net.clone(),
+            report_key_sha256: valetkey_core::attest::sha256_hex(key.as_bytes()),
         })
         .await
         .map_err(fail)?;
     drop(ctl);
     let box_exe = std::env::current_exe()?;
-    let spec = Spec::new(&plan, &cwd, &program, a, &box_exe);
+    let spec = spec::Spec::new(&plan, a, &program, &box_exe, &key);
     if a.explain {
-        explain(&plan, &spec);
+        spec::explain(&plan, &spec);
         return Ok(());
     }
     let outcome = launch(cli, &plan, &spec).await;
+    let quarantined = report::quarantine(&plan.protection.watched, &plan.facts.id);
     // The daemon also closes a box whose launcher is gone.
     if let Ok(mut ctl) = connect(cli).await {
-        let _ = ctl
+        let closed = ctl
             .call::<BoxClose>(&BoxCloseParams {
                 id: plan.facts.id.clone(),
+                quarantined,
             })
             .await;
+        if let Ok(done) = closed {
+            report::say(&done.events);
+        }
     }
     match outcome? {
         0 => Ok(()),
@@ -160,190 +180,6 @@ pub async fn run(cli: &Cli, a: &RunArgs) -> Result<(), Failure> {
             message: String::new(),
         }),
     }
-}
-
-/// The box as bubblewrap arguments and an environment.
-struct Spec {
-    /// Arguments before `--info-fd` (filesystem, namespaces).
-    args: Vec<String>,
-    /// The command bwrap runs: `valetkey box-exec … -- PROGRAM ARGV…`.
-    inner: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-impl Spec {
-    fn new(plan: &BoxPlan, cwd: &Path, program: &Path, a: &RunArgs, exe: &Path) -> Spec {
-        let exe_s = exe.display().to_string();
-        let mut inner = vec![exe_s, "box-exec".into()];
-        inner.extend(["--agent".into(), plan.agent.clone()]);
-        for e in &a.env {
-            inner.extend(["--env".into(), e.clone()]);
-        }
-        let inside = valetkey_ipc::paths::runtime_dir();
-        if plan.proxy.is_some() {
-            let sock = inside.join("proxy.sock").display().to_string();
-            inner.extend(["--proxy".into(), sock]);
-        }
-        inner.extend(["--".into(), program.display().to_string()]);
-        inner.extend(a.command.iter().cloned());
-        let socket = inside.join("agent.sock");
-        let mut env: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| passed(k, &plan.env))
-            .collect();
-        env.push((
-            valetkey_ipc::paths::SOCKET_ENV.into(),
-            socket.display().to_string(),
-        ));
-        env.push(("VALETKEY_BOX".into(), plan.facts.id.clone()));
-        if plan.proxy.is_some() {
-            env.extend(proxy_env(&inside.join("ca-bundle.pem")));
-        }
-        Spec {
-            args: mounts(plan, cwd, exe),
-            inner,
-            env,
-        }
-    }
-}
-
-/// Where a box in `proxy` mode sends HTTP(S), and which CA bundle (the
-/// system's roots and the box's CA) its clients trust: the variables curl,
-/// git, Python (urllib, requests), Node and Go read.
-fn proxy_env(bundle: &Path) -> Vec<(String, String)> {
-    let url = format!("http://{}", super::boxexec::PROXY_LISTEN);
-    let bundle = bundle.display().to_string();
-    let mut env = vec![];
-    for v in [
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        env.push((v.to_owned(), url.clone()));
-    }
-    for v in [
-        "SSL_CERT_FILE",
-        "REQUESTS_CA_BUNDLE",
-        "NODE_EXTRA_CA_CERTS",
-        "GIT_SSL_CAINFO",
-        "CURL_CA_BUNDLE",
-    ] {
-        env.push((v.to_owned(), bundle.clone()));
-    }
-    // Node 24 and later: fetch and http follow HTTPS_PROXY.
-    env.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
-    env
-}
-
-/// The namespaces and privileges of every box (`valetkey doctor` tries
-/// them): all namespaces new, no nested user namespaces, no capabilities,
-/// a new session (no controlling terminal), gone with its launcher.
-pub const ISOLATION: &[&str] = &[
-    "--unshare-all",
-    "--unshare-user",
-    "--disable-userns",
-    "--die-with-parent",
-    "--new-session",
-    "--cap-drop",
-    "ALL",
-];
-
-/// The filesystem every box starts from: the host's, read-only, with a
-/// minimal `/dev` and its own `/proc`.
-pub const BASE: &[&str] = &["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
-
-/// bubblewrap's namespace and mount arguments for `plan`, in order: the
-/// read-only root, then the empty places, the writable ones, the hidden
-/// ones (after the working directory, so they stay hidden inside it), the
-/// launcher's own binary (for `box-exec`) and the box's socket directory at
-/// the runtime directory's `valetkey/`.
-fn mounts(plan: &BoxPlan, cwd: &Path, exe: &Path) -> Vec<String> {
-    let mut args: Vec<String> = vec![];
-    let mut add = |xs: &[&str]| args.extend(xs.iter().map(|s| s.to_string()));
-    add(ISOLATION);
-    if plan.network == "shared" {
-        // After --unshare-all, which it undoes for the network only.
-        add(&["--share-net"]);
-    }
-    add(BASE);
-    add(&["--tmpfs", "/tmp"]);
-    let runtime = var("XDG_RUNTIME_DIR");
-    if !runtime.is_empty() && Path::new(&runtime).is_dir() {
-        add(&["--tmpfs", &runtime]);
-    }
-    let cwd_s = cwd.display().to_string();
-    add(&["--bind", &cwd_s, &cwd_s]);
-    for p in &plan.read_write {
-        add(&["--bind", p, p]);
-    }
-    for h in &plan.hide {
-        if Path::new(h).is_dir() {
-            add(&["--tmpfs", h]);
-        } else {
-            add(&["--ro-bind", "/dev/null", h]);
-        }
-    }
-    let exe_s = exe.display().to_string();
-    add(&["--ro-bind", &exe_s, &exe_s]);
-    if !plan.socket_dir.is_empty() {
-        let inside = valetkey_ipc::paths::runtime_dir().display().to_string();
-        add(&["--ro-bind", &plan.socket_dir, &inside]);
-    }
-    add(&["--chdir", &cwd_s]);
-    args
-}
-
-fn explain(plan: &BoxPlan, spec: &Spec) {
-    let f = &plan.facts;
-    println!("profile:   {} (network {})", f.profile, plan.network);
-    println!(
-        "agent:     {} (what --env and the proxy ask as)",
-        plan.agent
-    );
-    if let Some(p) = &plan.proxy {
-        println!(
-            "proxy:     opens {} (tokens written in, per the grant's rules); tunnels {}; refuses the rest",
-            if p.opened.is_empty() { "nothing".into() } else { p.opened.join(" ") },
-            if p.tunnelled.is_empty() { "nothing".into() } else { p.tunnelled.join(" ") }
-        );
-    }
-    println!("command:   {}", f.argv.join(" "));
-    println!("cwd:       {} (read-write)", f.cwd);
-    println!("program:   {}  sha256 {}", f.program.path, f.program.sha256);
-    match &f.script {
-        Some(s) => println!("script:    {}  sha256 {}", s.path, s.sha256),
-        None => println!("script:    none (grants bind to the program and its options)"),
-    }
-    println!("entry:     {} (what grants bind to)", f.entry_sha256);
-    if let Some(n) = &f.name {
-        println!("agent:     {n} (pinned)");
-    }
-    println!(
-        "hidden:    {}",
-        if plan.hide.is_empty() {
-            "(none exist)".into()
-        } else {
-            plan.hide.join(" ")
-        }
-    );
-    println!(
-        "writable:  {}",
-        std::iter::once(f.cwd.as_str())
-            .chain(plan.read_write.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    println!("empty:     /tmp, $XDG_RUNTIME_DIR (only the box's agent.sock in it)");
-    println!("blocked:   session bus, keychain, control.sock, X11/Wayland/ssh-agent/gpg-agent sockets, other processes, user namespaces, TIOCSTI; abstract sockets and signals out (Landlock)");
-    let names: Vec<&str> = spec.env.iter().map(|(k, _)| k.as_str()).collect();
-    println!("env:       {}", names.join(" "));
-    println!(
-        "bwrap:     bwrap {} --info-fd N --block-fd M -- {}",
-        spec.args.join(" "),
-        spec.inner.join(" ")
-    );
 }
 
 /// A pipe end for the child: inherited across exec.
