@@ -19,8 +19,9 @@ need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl pyt
   # dpkg-shlibdeps, desktop-file-validate, man (systemd-analyze checks
   # Documentation=man:…), ssh-agent (the benchmark's baseline)
   systemd dpkg-dev desktop-file-utils man-db openssh-client
-  # valetkey run: agents in a box (bubblewrap), and the box tests' tools
-  bubblewrap sqlite3
+  # valetkey run: agents in a box (bubblewrap; libseccomp for the box's
+  # seccomp filter and its supervisor), and the box tests' tools
+  bubblewrap libseccomp-dev sqlite3
   # the egress proxy tests: real git over HTTPS (git http-backend behind
   # the GitHub stand-in)
   git

@@ -35,7 +35,10 @@ records what credential arrived, so a test can see a placeholder arrive
 there unchanged.
 
 What is not GitHub: the authorize endpoint approves without a person,
-tokens are random strings, and GET /_standin/seen (api port, no auth)
+tokens are random strings, GET /_standin/echo (api port) answers with the
+request's headers, as a provider endpoint that reflects them would (and
+its Authorization again in an X-Echo-Authorization header), for the
+proxy's response masking, and GET /_standin/seen (api port, no auth)
 tells a test what credentials arrived: for each request, its method,
 path and whether the credential was a live issued token ("issued"),
 something shaped like a Valet Key placeholder ("placeholder"), another
@@ -208,6 +211,10 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_standin/apps":
             with LOCK:
                 return self.send(200, list(APPS))
+        if path == "/_standin/echo":
+            self.record(path)
+            echo = {"X-Echo-Authorization": self.headers.get("Authorization", "")}
+            return self.send(200, {"headers": dict(self.headers.items())}, headers=echo)
         parts = [p for p in path.split("/") if p]
         if len(parts) == 3 and parts[0] == "app-manifests" and parts[2] == "conversions" and self.command == "POST":
             return self.conversions(parts[1])

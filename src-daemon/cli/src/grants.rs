@@ -113,11 +113,15 @@ pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
             );
             for e in r.grants {
                 let g = e.grant;
+                let scopes = match g.proxy_only {
+                    true => format!("{} (proxy only)", g.scopes.join(" ")),
+                    false => g.scopes.join(" "),
+                };
                 println!(
                     "{:<20} {:<12} {:<30} {:<22} {:<22} {}…",
                     e.agent,
                     g.provider,
-                    g.scopes.join(" "),
+                    scopes,
                     g.expires_at
                         .map(|t| when(Some(t)))
                         .unwrap_or_else(|| "until revoked".into()),

@@ -299,3 +299,193 @@ fn the_same_agent_unboxed_succeeds_and_the_users_git_then_runs_its_command() {
         "unboxed, the planted command runs in the user's git"
     );
 }
+
+/// The script of the race: which one ran, and when it started.
+fn race_script(which: &str) -> String {
+    format!(
+        "import sys, time\nopen(f'out-{{sys.argv[1]}}', 'w').write('{which} %f' % time.time())\n"
+    )
+}
+
+#[test]
+fn a_script_swapped_after_the_daemon_hashed_it_does_not_run_in_its_place() {
+    const ROUNDS: usize = 15;
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    let work = env.path("shared-work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    std::fs::write(work.join("good.py"), race_script("good")).expect("good");
+    std::fs::write(work.join("evil.py"), race_script("evil")).expect("evil");
+    std::fs::copy(repo().join("boxes/swapper.py"), work.join("swapper.py")).expect("swapper");
+    // The attacker: a second box on the same working directory.
+    let attacker = env
+        .command(bin("valetkey"))
+        .args(["run", "--", "python3", "swapper.py", &ROUNDS.to_string()])
+        .current_dir(&work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the attacker's box");
+    let _attacker = crate::harness::Proc(attacker);
+    wait_until(Duration::from_secs(20), || work.join("armed").exists()).expect("armed");
+    let swaps = |w: &Path| -> Vec<f64> {
+        std::fs::read_to_string(w.join("swaps.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    };
+    for k in 0..ROUNDS {
+        let o = env
+            .command(bin("valetkey"))
+            .args(["run", "--", "python3", "good.py", &k.to_string()])
+            .current_dir(&work)
+            .output()
+            .expect("the user's box");
+        assert!(o.status.success(), "round {k}: {o:?}");
+        wait_until(Duration::from_secs(10), || swaps(&work).len() > k)
+            .expect("the attacker swapped and put back");
+    }
+    let swapped = swaps(&work);
+    assert_eq!(swapped.len(), ROUNDS, "a swap every round");
+    for (k, at) in swapped.iter().enumerate() {
+        let out = std::fs::read_to_string(work.join(format!("out-{k}"))).expect("out");
+        let (which, started) = out.split_once(' ').expect("which and when");
+        assert_eq!(which, "good", "round {k} ran {which}");
+        let started: f64 = started.parse().expect("a time");
+        // The swap was in time: evil.py was at good.py's path before the
+        // interpreter started, so only the pin kept it out.
+        assert!(
+            *at < started,
+            "round {k}: swapped at {at}, started at {started}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_box_that_floods_its_socket_shuts_out_only_itself() {
+    const HELD: usize = 300;
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    env.login();
+    env.grant_self("bystander", &["repo:read"]);
+    let work = env.path("flood-work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    std::fs::copy(repo().join("boxes/flood.py"), work.join("flood.py")).expect("script");
+    let flood = env
+        .command(bin("valetkey"))
+        .args(["run", "--", "python3", "flood.py", &HELD.to_string()])
+        .current_dir(&work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the flooding box");
+    let _flood = crate::harness::Proc(flood);
+    let report = work.join("flood.json");
+    wait_until(Duration::from_secs(60), || report.exists()).expect("flooded");
+    let got: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("read")).expect("json");
+    // Its own cap ([limits] box_connections = 64), and no more.
+    assert_eq!(got["admitted"], 64, "{got}");
+    assert_eq!(
+        got["refused"]["too_many_connections:box_connections"],
+        HELD - 64,
+        "{got}"
+    );
+    // Meanwhile another agent says hello and asks, and the user pauses,
+    // denies, resumes and revokes.
+    let mut asker = env.agent("asker").await;
+    let e = asker
+        .call::<valetkey_ipc::methods::TokenGet>(&crate::harness::token_params(
+            &["repo:read"],
+            false,
+        ))
+        .await
+        .expect_err("no grant yet");
+    let id = e
+        .rpc()
+        .and_then(|r| {
+            r.data
+                .as_ref()?
+                .get("consent_id")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .expect("a consent id");
+    env.cli_ok(&["pause"]);
+    assert!(env.cli_ok(&["consent", "list"]).contains("asker"));
+    env.cli_ok(&["consent", "deny", &id]);
+    env.cli_ok(&["resume"]);
+    env.cli_ok(&["revoke", "agent", "bystander"]);
+    assert!(!env.cli_ok(&["grant", "list"]).contains("bystander"));
+    std::fs::write(work.join("release"), "").expect("release");
+}
+
+#[test]
+fn a_box_that_knocks_on_a_login_in_progress_cannot_end_it() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    let work = env.path("knock-work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    std::fs::copy(repo().join("boxes/knock.py"), work.join("knock.py")).expect("script");
+    // The user's browser opens the page only when told to, so the login
+    // waits at its loopback listener meanwhile.
+    let url_file = env.path("login-url");
+    let browser = env.path("slow-browser.sh");
+    std::fs::write(
+        &browser,
+        format!(
+            "#!/bin/sh\necho \"$1\" > {url}\nwhile [ ! -e {url}.go ]; do sleep 0.05; done\nexec {real} \"$1\"\n",
+            url = url_file.display(),
+            real = repo().join("oidc/fake-browser.sh").display()
+        ),
+    )
+    .expect("browser");
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let login = env
+        .command(bin("valetkey"))
+        .args(["login", "local", "--login-hint", "alice", "--timeout", "60"])
+        .env("BROWSER", &browser)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("login");
+    wait_until(Duration::from_secs(20), || url_file.exists())
+        .expect("the login opened its browser");
+    let url = std::fs::read_to_string(&url_file).expect("url");
+    let redirect = url::Url::parse(url.trim())
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| url::Url::parse(&v).expect("redirect"))
+        .expect("a redirect_uri");
+    let port = redirect.port().expect("a port");
+    let knock = env
+        .command(bin("valetkey"))
+        .args(["run", "--net", "shared", "--", "python3", "knock.py"])
+        .current_dir(&work)
+        .output()
+        .expect("the knocking box");
+    assert!(knock.status.success(), "{knock:?}");
+    let got: Value = serde_json::from_str(
+        &std::fs::read_to_string(work.join("knock.json")).expect("knock.json"),
+    )
+    .expect("json");
+    let answers = &got[port.to_string()];
+    assert_eq!(
+        answers,
+        &json!(["HTTP/1.1 400 Bad Request", "HTTP/1.1 400 Bad Request"]),
+        "{got}"
+    );
+    // The login goes on, and completes when the user's browser comes.
+    std::fs::write(format!("{}.go", url_file.display()), "").expect("go");
+    let out = login.wait_with_output().expect("login");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("Logged in"),
+        "{out:?}"
+    );
+}

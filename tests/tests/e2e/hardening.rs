@@ -236,7 +236,11 @@ async fn slowloris_rate_and_connection_limits_hold_without_harming_others() {
     let mut over = Raw::connect(&env.socket).await;
     let v = over.recv().await.expect("error");
     assert_eq!(name(&v), "too_many_connections", "{v}");
+    assert_eq!(v["error"]["data"]["limit"], "max_connections", "{v}");
     assert!(over.recv().await.is_none());
+    // control.sock counts apart: the user can still pause and resume.
+    env.cli_ok(&["pause"]);
+    env.cli_ok(&["resume"]);
     drop(held.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut r = Raw::connect(&env.socket).await;

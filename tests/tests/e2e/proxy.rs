@@ -108,6 +108,11 @@ fn start_standin(env: &TestEnv, api: u16, git: u16, other: u16) -> Proc {
 }
 
 fn github_up() -> GitHub {
+    github_up_with("")
+}
+
+/// [`github_up`], with `extra` appended to the config.
+fn github_up_with(extra: &str) -> GitHub {
     let mut env = TestEnv::new().expect("env");
     let (api, git, other) = (free_port(), free_port(), free_port());
     make_repos(&env);
@@ -129,7 +134,7 @@ hosts = {{ api = "localhost:{api}", git = "localhost:{git}" }}
 [box.profiles.dev]
 network = "proxy"
 hosts = ["localhost:{other}"]
-"#,
+{extra}"#,
         ca = certs().join("ca.pem").display(),
     ))
     .expect("config");
@@ -208,20 +213,17 @@ impl GitHub {
 
     /// `valetkey run --net proxy --profile dev --name gitbot ENV… -- sh agent.sh`.
     fn run(&self, script: &str, env: &[&str]) -> Child {
+        self.run_net("proxy", script, env)
+    }
+
+    /// [`GitHub::run`] with the network `net`.
+    fn run_net(&self, net: &str, script: &str, env: &[&str]) -> Child {
         let script = script
             .replace("API", &format!("https://localhost:{}", self.api))
             .replace("GIT", &format!("https://localhost:{}", self.git))
             .replace("OTHER", &format!("https://localhost:{}", self.other));
         std::fs::write(self.env.path("work/agent.sh"), script).expect("script");
-        let mut args = vec![
-            "run",
-            "--net",
-            "proxy",
-            "--profile",
-            "dev",
-            "--name",
-            "gitbot",
-        ];
+        let mut args = vec!["run", "--net", net, "--profile", "dev", "--name", "gitbot"];
         for e in env {
             args.extend(["--env", e]);
         }
@@ -631,4 +633,175 @@ async fn an_unboxed_agent_opens_its_own_proxy_that_only_its_processes_may_use() 
     });
     assert!(gone.is_ok(), "the proxy still listens after its agent left");
     gh.env.assert_no_leaks(&gh.issued(), &[&read("curl.json")]);
+}
+
+/// The metadata rules of the preset, and the stand-in's reflecting
+/// endpoint under them.
+const ECHO_RULES: &str = r#"
+[providers.github.proxy.rules]
+"metadata:read" = ["GET api /repos/{owner}/{repo}", "GET api /user", "GET api /_standin/echo"]
+"#;
+
+/// A proxy box that asks for the token every way it has, and has an
+/// endpoint reflect the credential the proxy wrote in.
+const GREEDY: &str = r#"set -u
+curl -sS -H "Authorization: Bearer $GH_TOKEN" -D echo.headers API/_standin/echo -o echo.json
+python3 - <<'PY'
+import json, sys
+sys.path.insert(0, ".")
+import valetkey_client as vk
+c = vk.ValetKey(vk.socket_path())
+c.call("hello", {"protocol": 1, "agent": {"name": "gitbot"}})
+def attempt(method, params):
+    try:
+        return {"result": c.call(method, params)}
+    except RuntimeError as e:
+        return {"error": e.args[0]}
+out = {
+    "get": attempt("token.get", {"provider": "github", "scopes": ["metadata:read"]}),
+    "wait": attempt("consent.wait", {"consent_id": "c_0"}),
+    "delegate": attempt("delegation.create", {"sub_agent": "helper", "provider": "github", "scopes": ["metadata:read"], "ttl_secs": 60}),
+}
+json.dump(out, open("greedy.json", "w"))
+PY
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_box_gets_placeholders_from_every_method_and_never_the_token_even_echoed() {
+    let gh = github_up_with(ECHO_RULES);
+    std::fs::copy(
+        repo()
+            .parent()
+            .expect("root")
+            .join("examples/python/valetkey_client.py"),
+        gh.env.path("work/valetkey_client.py"),
+    )
+    .expect("client");
+    let mut ctl = subscribed(&gh.env).await;
+    let child = gh.run(GREEDY, &["GH_TOKEN=github:metadata:read"]);
+    let card = next_consent(&mut ctl).await;
+    assert!(card.proxy_only, "the card says it serves the proxy only");
+    decide(
+        &mut ctl,
+        &card.id,
+        Decision::For {
+            duration_secs: 3600,
+        },
+        None,
+    )
+    .await
+    .expect("allowed for an hour");
+    let out = done(child).await;
+    assert!(out.status.success(), "{out:?}\n{}", gh.env.log());
+    let issued = gh.issued();
+    assert!(!issued.is_empty(), "the proxy wrote a real token in");
+    // The endpoint reflected what it got, and the box saw a mask.
+    let echo = gh.read("echo.json");
+    let headers = gh.read("echo.headers");
+    assert!(echo.contains("Bearer vkp_"), "{echo}");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("x-echo-authorization: bearer vkp_"),
+        "{headers}"
+    );
+    // token.get: a placeholder; consent.wait and delegation.create: no.
+    let greedy: Value = serde_json::from_str(&gh.read("greedy.json")).expect("greedy.json");
+    let got = &greedy["get"]["result"];
+    assert_eq!(got["placeholder"], true, "{greedy}");
+    assert!(
+        got["access_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("vkp_")),
+        "{greedy}"
+    );
+    assert_eq!(
+        greedy["wait"]["error"]["data"]["name"], "proxy_only",
+        "{greedy}"
+    );
+    assert_eq!(
+        greedy["delegate"]["error"]["data"]["name"], "proxy_only",
+        "{greedy}"
+    );
+    for t in &issued {
+        for f in ["echo.json", "echo.headers", "greedy.json"] {
+            assert!(!gh.read(f).contains(t.as_str()), "the real token is in {f}");
+        }
+    }
+    let grants = gh.env.cli_ok(&["grant", "list"]);
+    assert!(grants.contains("metadata:read (proxy only)"), "{grants}");
+    // The same script with the shared network wants the raw token: the
+    // hour's grant does not give it; the user is asked.
+    let child = gh.run_net("shared", GREEDY, &["GH_TOKEN=github:metadata:read"]);
+    let card = next_consent(&mut ctl).await;
+    assert!(
+        !card.proxy_only && card.confinement.is_some(),
+        "asked anew, for a raw token"
+    );
+    decide(&mut ctl, &card.id, Decision::Deny { remember: false }, None)
+        .await
+        .expect("denied");
+    let out = done(child).await;
+    assert!(!out.status.success(), "denied: {out:?}");
+    gh.env.assert_no_leaks(&issued, &[&echo, &headers]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxy_refuses_paths_that_mean_two_things_and_sends_on_only_what_it_checked() {
+    let gh = github_up();
+    let mut ctl = subscribed(&gh.env).await;
+    let script = r#"set -u
+n=0
+for p in '/repos/octo/hello/contents/../../other/contents/README' \
+         '/repos/octo/hello/contents/%2e%2e/%2E%2E/other/contents/README' \
+         '/repos/octo/hello/contents/..%2f..%2fother/contents/README' \
+         '/repos/octo/hello/contents/..;/..;/other/contents/README' \
+         '/repos/octo/hello/contents//README'; do
+  curl -sS --path-as-is "API$p" -o "bad-$n.json" -w '%{http_code}' > "bad-$n.code"
+  n=$((n+1))
+done
+curl -sS API/repos/octo/hello/contents/README -o good.json -w '%{http_code}' > good.code
+"#;
+    let child = gh.run(script, &["GH_TOKEN=github:contents:read@octo/hello"]);
+    let card = next_consent(&mut ctl).await;
+    decide(&mut ctl, &card.id, Decision::Always, None)
+        .await
+        .expect("allowed");
+    let out = done(child).await;
+    assert!(out.status.success(), "{out:?}");
+    for n in 0..5 {
+        assert_eq!(
+            gh.read(&format!("bad-{n}.code")),
+            "400",
+            "path {n}: {}",
+            gh.read(&format!("bad-{n}.json"))
+        );
+        assert!(
+            gh.read(&format!("bad-{n}.json"))
+                .contains("request_malformed"),
+            "{}",
+            gh.read(&format!("bad-{n}.json"))
+        );
+    }
+    assert_eq!(gh.read("good.code"), "200", "{}", gh.read("good.json"));
+    // Nothing of them went upstream; the plain path did, as it was sent.
+    let seen = gh.seen();
+    assert!(
+        seen.iter()
+            .any(|s| s.2 == "/repos/octo/hello/contents/README"),
+        "{seen:?}"
+    );
+    for s in &seen {
+        assert!(
+            !s.2.contains("..")
+                && !s.2.contains('%')
+                && !s.2.contains("//")
+                && !s.2.contains("other"),
+            "{s:?}"
+        );
+    }
+    let audit = gh
+        .env
+        .cli_ok(&["audit", "--kind", "proxy.request", "--json"]);
+    assert!(audit.contains("refused:request_malformed"), "{audit}");
 }

@@ -240,11 +240,12 @@ pub async fn decide(
 }
 
 /// The masker of a response to a request that carried `value` (holding
-/// `token`): the token, the header value and its credential part, masked
-/// with the placeholder the box sent (or a stand-in of the same look).
+/// `token`): the token and the header's credential part (the scheme is
+/// left as it was: `Bearer vkp_…`), masked with the placeholder the box
+/// sent (or a stand-in of the same look).
 fn masker_for(token: &str, value: &str, placeholder: Option<&str>) -> crate::proxy::mask::Masker {
     let cred = value.split_once(' ').map_or(value, |(_, c)| c);
-    crate::proxy::mask::Masker::new(&[token, value, cred], placeholder.unwrap_or(""))
+    crate::proxy::mask::Masker::new(&[token, cred], placeholder.unwrap_or(""))
 }
 
 /// The token could not be had: the agent is told why, as `token.get`
