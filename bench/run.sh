@@ -23,8 +23,12 @@
 # instruction count does not show.
 # --box-startup: what `valetkey run` adds to starting a command: 30
 # interleaved runs each of `true` bare, inside a bare bwrap, and through
-# `valetkey run` (box.open, bwrap, box.started, Landlock, exec, box.close),
-# into box-startup.json.
+# `valetkey run` (box.open, bwrap, box.started, Landlock, the supervisor and
+# its seccomp filter, exec, box.close), in an empty project and in a git
+# repository, and the cost of the supervisor's traps (2,000 opens for
+# writing, 500 connects), into box-startup.json; with
+# VK_BENCH_BASELINE=DIR, an earlier build's valetkey and valetkeyd in the
+# same rounds.
 # --proxy: the egress proxy: kept-alive HTTPS GETs of 1 KiB from a local
 # upstream, directly and through a `valetkey run --net proxy` box (with a
 # placeholder swapped for the token), at 1 and 16 connections, rounds
@@ -248,26 +252,68 @@ fi
 
 if [ -n "${VK_BENCH_BOX:-}" ]; then
   # Wall-clock from fork to exit, p50 and p90 of N runs, interleaved so
-  # that drift affects all three alike. The box's working directory is a
-  # project directory (valetkey run refuses the home).
-  mkdir -p "$work/project"
+  # that drift affects every case alike. The boxes' working directories
+  # are project directories (valetkey run refuses the home): an empty one,
+  # and one holding a git repository (what the box locks in it).
+  # With VK_BENCH_BASELINE=DIR (a valetkey and valetkeyd of an earlier
+  # build), that build runs beside this one, on a daemon of its own, in
+  # the same rounds: before and after, measured together.
+  mkdir -p "$work/project" "$work/repo"
+  git -C "$work/repo" init -q
   runs=${VK_BENCH_BOX_RUNS:-30}
   [ -n "$VK_BENCH_SMOKE" ] && runs=3
-  (cd "$work/project" && python3 - "$bin/valetkey" "$runs" > "$VK_BENCH_OUT/box-startup.json") <<'PY'
-import json, statistics, subprocess, sys, time
-valetkey, runs = sys.argv[1], int(sys.argv[2])
+  base_env=""
+  if [ -n "${VK_BENCH_BASELINE:-}" ]; then
+    base_env="$work/base"
+    install -d -m 700 "$base_env/run"
+    mkdir -p "$base_env/config/valetkey" "$base_env/data"
+    cp "$XDG_CONFIG_HOME/valetkey/config.toml" "$base_env/config/valetkey/"
+    XDG_RUNTIME_DIR="$base_env/run" XDG_DATA_HOME="$base_env/data" XDG_CONFIG_HOME="$base_env/config" \
+      "$VK_BENCH_BASELINE/valetkeyd" 2> "$work/valetkeyd-base.log" &
+    pids+=($!)
+    wait_sock "$base_env/run/valetkey/agent.sock" $!
+  fi
+  python3 - "$bin/valetkey" "$runs" "$work" "${VK_BENCH_BASELINE:-}" "$base_env" > "$VK_BENCH_OUT/box-startup.json" <<'PY'
+import json, os, statistics, subprocess, sys, time
+valetkey, runs, work, base_bin, base_env = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 true = "/usr/bin/true"
+WRITES, CONNECTS = 2000, 500
+# 2,000 opens for writing (each a trap to the supervisor, for its report),
+# and 500 connects to a socket the box made (each made by the supervisor).
+writes = ["python3", "-c", f"for i in range({WRITES}): open(f'w{{i % 20}}', 'w').close()"]
+connects = ["python3", "-c", f"""
+import os, socket, tempfile
+d = tempfile.mkdtemp(); p = os.path.join(d, 's')
+l = socket.socket(socket.AF_UNIX); l.bind(p); l.listen(64)
+for _ in range({CONNECTS}):
+    c = socket.socket(socket.AF_UNIX); c.connect(p); l.accept()[0].close(); c.close()
+"""]
 cases = {
-    "bare": [true],
-    "bwrap": ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-              "--unshare-all", "--die-with-parent", true],
-    "valetkey_run": [valetkey, "run", "--", true],
+    "bare": ([true], "project", None),
+    "bwrap": (["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+               "--unshare-all", "--die-with-parent", true], "project", None),
+    "valetkey_run": ([valetkey, "run", "--", true], "project", None),
+    "valetkey_run_git": ([valetkey, "run", "--", true], "repo", None),
+    "writes_bare": (writes, "project", None),
+    "writes_box": ([valetkey, "run", "--"] + writes, "project", None),
+    "connects_bare": (connects, "project", None),
+    "connects_box": ([valetkey, "run", "--"] + connects, "project", None),
 }
+if base_bin:
+    env = dict(os.environ, XDG_RUNTIME_DIR=f"{base_env}/run", XDG_DATA_HOME=f"{base_env}/data",
+               XDG_CONFIG_HOME=f"{base_env}/config")
+    b = os.path.join(base_bin, "valetkey")
+    cases.update({
+        "valetkey_run_before": ([b, "run", "--", true], "project", env),
+        "valetkey_run_git_before": ([b, "run", "--", true], "repo", env),
+        "writes_box_before": ([b, "run", "--"] + writes, "project", env),
+        "connects_box_before": ([b, "run", "--"] + connects, "project", env),
+    })
 times = {k: [] for k in cases}
 for _ in range(runs):
-    for name, argv in cases.items():
+    for name, (argv, cwd, env) in cases.items():
         t = time.perf_counter_ns()
-        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+        subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, cwd=os.path.join(work, cwd), env=env)
         times[name].append((time.perf_counter_ns() - t) / 1e6)
 def q(xs, p):
     xs = sorted(xs)
@@ -275,7 +321,14 @@ def q(xs, p):
 out = {"runs": runs}
 for name, xs in times.items():
     out[name] = {"p50_ms": round(statistics.median(xs), 2), "p90_ms": q(xs, 0.9)}
-out["valetkey_run_over_bare_ms"] = round(out["valetkey_run"]["p50_ms"] - out["bare"]["p50_ms"], 2)
+p50 = lambda k: out[k]["p50_ms"]
+out["valetkey_run_over_bare_ms"] = round(p50("valetkey_run") - p50("bare"), 2)
+out["git_repo_over_empty_ms"] = round(p50("valetkey_run_git") - p50("valetkey_run"), 2)
+if base_bin:
+    out["valetkey_run_over_before_ms"] = round(p50("valetkey_run") - p50("valetkey_run_before"), 2)
+    out["git_over_before_ms"] = round(p50("valetkey_run_git") - p50("valetkey_run_git_before"), 2)
+    out["per_write_open_over_before_us"] = round((p50("writes_box") - p50("writes_box_before")) * 1000 / WRITES, 1)
+    out["per_connect_over_before_us"] = round((p50("connects_box") - p50("connects_box_before")) * 1000 / CONNECTS, 1)
 print(json.dumps(out, indent=2))
 PY
   cat "$VK_BENCH_OUT/box-startup.json"

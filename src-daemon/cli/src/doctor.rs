@@ -219,7 +219,15 @@ fn box_check(r: &mut Report) {
         .stdin(std::process::Stdio::null())
         .output();
     match tried {
-        Ok(o) if o.status.success() => r.line(Level::Ok, "box", "bubblewrap can make a box (valetkey run)", None),
+        Ok(o) if o.status.success() => match crate::boxexec::probe() {
+            Ok(()) => r.line(Level::Ok, "box", "bubblewrap can make a box, and its seccomp filter and supervisor work (valetkey run)", None),
+            Err(e) => r.line(
+                Level::Warn,
+                "box",
+                format!("bubblewrap works, but the box's seccomp filter does not: {e}"),
+                Some("valetkey run needs Linux 5.9 or later with seccomp user notification, and libseccomp 2.5 (apt-get install libseccomp2); until then agents run unconfined"),
+            ),
+        },
         Ok(o) => r.line(
             Level::Warn,
             "box",

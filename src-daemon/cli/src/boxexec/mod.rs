@@ -36,7 +36,7 @@ pub mod filter;
 mod stages;
 pub mod supervise;
 
-pub use stages::KEY_ENV;
+pub use stages::{probe, KEY_ENV};
 
 use std::path::PathBuf;
 

@@ -88,6 +88,34 @@ pub async fn first(a: &BoxExecArgs, env: Vec<(String, String)>) -> Result<i32, F
     Ok(status)
 }
 
+/// Whether the box's filter and supervisor work here (for `valetkey
+/// doctor`): stage 2 runs `true` under the filter, supervised.
+pub fn probe() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .args(["box-exec", "--stage2", "--", "true", "true"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let listener = match take_listener(child.id()) {
+        Ok(l) => l,
+        Err(_) => {
+            let out = child.wait_with_output().map_err(|e| e.to_string())?;
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+    };
+    let (tx, _rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || supervise::serve(listener, Rules::default(), tx));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).ok_or("no pid")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).map_err(|e| e.to_string())?;
+    let st = child.wait().map_err(|e| e.to_string())?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("`true` under the filter ended with {st}"))
+    }
+}
+
 /// Waits for stage 2 to stop with its filter installed, and takes the
 /// filter's listener (`anon_inode:seccomp notify`) from it.
 fn take_listener(pid: u32) -> Result<OwnedFd, Failure> {

@@ -103,33 +103,31 @@ pub fn serve(listener: OwnedFd, rules: Rules, events: Sender<BoxEvent>) {
             continue;
         };
         let name = req.data.syscall.get_name().unwrap_or_default();
-        if name == "connect" && !blocking_socket(&req) {
-            answer(
+        if name == "connect" {
+            let c = Call {
+                req,
                 fd,
-                req.id,
-                connect(&Call {
-                    req,
-                    fd,
-                    rules: &rules,
-                    events: &events,
-                }),
-            );
-        } else if name == "connect" {
-            // A blocking connect may take as long as a TCP handshake: on
-            // a thread of its own, so the box's other calls go on.
-            let (rules, events) = (rules.clone(), events.clone());
-            std::thread::spawn(move || {
-                answer(
-                    fd,
-                    req.id,
-                    connect(&Call {
-                        req,
-                        fd,
-                        rules: &rules,
-                        events: &events,
-                    }),
-                );
-            });
+                rules: &rules,
+                events: &events,
+            };
+            match prepare(&c) {
+                Err(errno) => answer(fd, req.id, Err(errno)),
+                Ok(p) if !p.slow() => answer(fd, req.id, connect(&c, &p)),
+                // A blocking TCP connect may take as long as a handshake:
+                // on a thread of its own, so the box's other calls go on.
+                Ok(p) => {
+                    let (rules, events) = (rules.clone(), events.clone());
+                    std::thread::spawn(move || {
+                        let c = Call {
+                            req,
+                            fd,
+                            rules: &rules,
+                            events: &events,
+                        };
+                        answer(fd, req.id, connect(&c, &p));
+                    });
+                }
+            }
         } else {
             note_paths(
                 &Call {
@@ -153,13 +151,41 @@ fn answer(fd: i32, id: u64, r: Result<(), i32>) {
     let _ = resp.respond(fd);
 }
 
-/// Whether the caller's socket is in blocking mode (its descriptor, taken
-/// now; the connect itself takes it again).
-fn blocking_socket(req: &ScmpNotifReq) -> bool {
-    take_fd(req.pid, req.data.args[0] as i32)
-        .ok()
-        .and_then(|s| rustix::fs::fcntl_getfl(&s).ok())
-        .is_some_and(|f| !f.contains(rustix::fs::OFlags::NONBLOCK))
+/// A `connect` read from the caller: a duplicate of its socket and a
+/// copy of its address.
+struct Prepared {
+    sock: OwnedFd,
+    addr: Vec<u8>,
+}
+
+impl Prepared {
+    /// Whether connecting may block for long: a TCP socket in blocking
+    /// mode (a Unix connect completes or fails at once).
+    fn slow(&self) -> bool {
+        let family = self.addr.get(..2).map(|f| u16::from_ne_bytes([f[0], f[1]]));
+        let blocking = rustix::fs::fcntl_getfl(&self.sock)
+            .is_ok_and(|f| !f.contains(rustix::fs::OFlags::NONBLOCK));
+        blocking && matches!(family, Some(2 | 10))
+    }
+}
+
+/// Reads `connect(fd, addr, len)`'s address and takes its socket, while
+/// the notification still stands for the caller.
+fn prepare(c: &Call<'_>) -> Result<Prepared, i32> {
+    let [fd, addr, len, ..] = c.req.data.args;
+    let len = len as usize;
+    if len > 128 {
+        return Err(EINVAL);
+    }
+    let addr = read_mem(c.req.pid, addr, len)?;
+    let sock = take_fd(c.req.pid, fd as i32)?;
+    // The pid still names the caller (it did not exit, and no other
+    // process took its pid, while its memory was read).
+    notify_id_valid(c.fd, c.req.id).map_err(|_| ENOSYS)?;
+    if addr.len() < 2 {
+        return Err(EINVAL);
+    }
+    Ok(Prepared { sock, addr })
 }
 
 /// A duplicate of process `pid`'s descriptor `fd`.
@@ -203,27 +229,16 @@ fn read_path(pid: u32, addr: u64) -> Option<PathBuf> {
     None
 }
 
-/// Emulates `connect(fd, addr, len)` for the caller.
-fn connect(c: &Call<'_>) -> Result<(), i32> {
-    let [fd, addr, len, ..] = c.req.data.args;
-    let len = len as usize;
-    if len > 128 {
-        return Err(EINVAL);
-    }
-    let bytes = read_mem(c.req.pid, addr, len)?;
-    let sock = take_fd(c.req.pid, fd as i32)?;
-    // The pid still names the caller (it did not exit, and no other
-    // process took its pid, while its memory was read).
-    notify_id_valid(c.fd, c.req.id).map_err(|_| ENOSYS)?;
-    if bytes.len() < 2 {
-        return Err(EINVAL);
-    }
+/// Emulates the prepared `connect` for the caller, on the supervisor's
+/// copies of its socket and address.
+fn connect(c: &Call<'_>, p: &Prepared) -> Result<(), i32> {
+    let (sock, bytes) = (&p.sock, &p.addr);
     let family = u16::from_ne_bytes([bytes[0], bytes[1]]);
     let r = match family {
-        0 => rustix::net::connect_unspec(&sock),
-        1 => return unix(c, &sock, &bytes[2..]),
-        2 => rustix::net::connect(&sock, &std::net::SocketAddr::V4(v4(&bytes)?)),
-        10 => rustix::net::connect(&sock, &std::net::SocketAddr::V6(v6(&bytes)?)),
+        0 => rustix::net::connect_unspec(sock),
+        1 => return unix(c, sock, &bytes[2..]),
+        2 => rustix::net::connect(sock, &std::net::SocketAddr::V4(v4(bytes)?)),
+        10 => rustix::net::connect(sock, &std::net::SocketAddr::V6(v6(bytes)?)),
         _ => return Err(EAFNOSUPPORT),
     };
     r.map_err(|e| e.raw_os_error())
@@ -265,9 +280,10 @@ fn unix(c: &Call<'_>, sock: &OwnedFd, path: &[u8]) -> Result<(), i32> {
     }
     let end = path.iter().position(|b| *b == 0).unwrap_or(path.len());
     let named = Path::new(std::ffi::OsStr::from_bytes(&path[..end]));
-    let (target, shown) = open_as_caller(c.req.pid, named)?;
+    let target = open_as_caller(c.req.pid, named)?;
     let m = rustix::fs::fstat(&target).map_err(errno)?;
     if !allowed(c.rules, m.st_dev, m.st_ino) {
+        let shown = absolute(c.req.pid, AT_FDCWD, &own_proc(c.req.pid, named));
         let _ = c.events.send(BoxEvent {
             kind: "socket".into(),
             path: shown.display().to_string(),
@@ -281,9 +297,8 @@ fn unix(c: &Call<'_>, sock: &OwnedFd, path: &[u8]) -> Result<(), i32> {
     rustix::net::connect(sock, &addr).map_err(errno)
 }
 
-/// Opens `path` (`O_PATH`) as process `pid` would resolve it, and the
-/// absolute path it names, for the report.
-fn open_as_caller(pid: u32, path: &Path) -> Result<(OwnedFd, PathBuf), i32> {
+/// Opens `path` (`O_PATH`) as process `pid` would resolve it.
+fn open_as_caller(pid: u32, path: &Path) -> Result<OwnedFd, i32> {
     use rustix::fs::{Mode, OFlags};
     let path = own_proc(pid, path);
     let base = if path.is_absolute() {
@@ -291,14 +306,12 @@ fn open_as_caller(pid: u32, path: &Path) -> Result<(OwnedFd, PathBuf), i32> {
     } else {
         PathBuf::from(format!("/proc/{pid}/cwd"))
     };
-    let shown = absolute(pid, AT_FDCWD, &path);
-    let fd = rustix::fs::open(
+    rustix::fs::open(
         base.join(&path),
         OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| e.raw_os_error())?;
-    Ok((fd, shown))
+    .map_err(|e| e.raw_os_error())
 }
 
 /// `/proc/self/…` means the caller's, not the supervisor's.
