@@ -131,6 +131,9 @@ pub async fn consent(cli: &Cli, cmd: &ConsentCmd) -> Result<(), Failure> {
                 if let Some(l) = p.limit {
                     println!("    limited by: {}", limit_words(l, &p.provider_display));
                 }
+                if p.proxy_only {
+                    println!("    for the egress proxy only: the agent gets placeholders, never the token");
+                }
             }
         }
         ConsentCmd::Allow(a) => {

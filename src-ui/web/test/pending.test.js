@@ -67,6 +67,7 @@ describe("pending consents", () => {
       scopes: ["contents:read@octo/hello"],
       in_words: ["read code in octo/hello"],
       limit: "proxy_rules",
+      proxy_only: true,
     });
     const whole = consent({ limit: "whole_login" });
     mount(base({ consent_list: { consents: [whole, ruled] } }));
@@ -77,6 +78,8 @@ describe("pending consents", () => {
     const plain = $('[data-consent="c_0123456789abcdef0123456789abcdef"]');
     expect(plain.textContent).toContain("Nothing: GitHub cannot narrow, and the agent gets a token with everything your login allows");
     expect(plain.textContent).not.toContain("Lets it");
+    expect(card.textContent).toContain("Servesthe egress proxy only: the agent gets placeholders, never the token");
+    expect(plain.textContent).not.toContain("Serves");
   });
 
   test("a card shows every identity fact the daemon attested", async () => {

@@ -199,6 +199,7 @@ function card(c, { now, locked, onLock, decide }) {
       ["Provider", `${c.provider_display} (${c.provider})`],
       ["Lets it", (c.in_words || []).join("; ")],
       ["Limited by", c.limit ? h("span", { class: c.limit === "whole_login" ? "unconfined" : "" }, limitWords(c)) : ""],
+      ["Serves", c.proxy_only ? "the egress proxy only: the agent gets placeholders, never the token" : ""],
       ["On behalf of", c.delegation ? c.delegation.chain.join(" → ") : ""],
       ["Resource", c.resource],
       ["Asks for", c.duration_secs ? duration(c.duration_secs) : "no duration given"],
