@@ -134,6 +134,29 @@ def io_uring():
     return "an io_uring"
 
 
+def parent_environ():
+    # In a box the parent is the box's supervisor, which holds the report
+    # key in its environment and the seccomp listener among its
+    # descriptors: it is not dumpable.
+    with open(f"/proc/{os.getppid()}/environ", "rb") as f:
+        return len(f.read())
+
+
+def parent_fd():
+    pidfd = syscall(434, os.getppid(), 0)  # pidfd_open
+    try:
+        for fd in range(3, 32):
+            try:
+                os.close(syscall(438, pidfd, fd, 0))  # pidfd_getfd
+                return f"took fd {fd}"
+            except OSError as e:
+                if e.errno != errno.EBADF:
+                    raise
+        return "none to take"
+    finally:
+        os.close(pidfd)
+
+
 def datagram():
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.close()
@@ -157,5 +180,7 @@ probe("socket_own", own_socket)
 probe("session_keyring", session_keyring)
 probe("io_uring", io_uring)
 probe("datagram", datagram)
+probe("parent_environ", parent_environ)
+probe("parent_fd", parent_fd)
 with open("results.json", "w") as f:
     json.dump(results, f, indent=1)

@@ -242,6 +242,10 @@ fn a_boxed_agent_cannot_turn_the_users_git_against_them_nor_reach_sockets_outsid
     assert_eq!(errno_of(&r, "session_keyring"), "EPERM");
     assert_eq!(errno_of(&r, "io_uring"), "EPERM");
     assert_eq!(errno_of(&r, "datagram"), "EACCES");
+    // The supervisor (its parent) gives up neither its report key nor its
+    // listener.
+    assert_eq!(errno_of(&r, "parent_environ"), "EACCES");
+    assert_eq!(errno_of(&r, "parent_fd"), "EPERM");
     // Ordinary work went through.
     let head = value_of(&r, "commit").as_str().expect("sha").to_owned();
     assert_eq!(value_of(&r, "branch"), "feature");
@@ -285,6 +289,8 @@ fn the_same_agent_unboxed_succeeds_and_the_users_git_then_runs_its_command() {
         "session_keyring",
         "io_uring",
         "datagram",
+        "parent_environ",
+        "parent_fd",
         "commit",
         "branch",
         "fetch",
