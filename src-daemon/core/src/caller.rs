@@ -104,12 +104,16 @@ impl Caller {
     /// Whether an egress proxy holds this caller's tokens: it is a box in
     /// `proxy` mode, or it opened a proxy (`proxy.open`).
     pub fn proxied(&self) -> bool {
-        self.egress.is_some()
-            || self
-                .identity
-                .confinement
-                .as_ref()
-                .is_some_and(|b| b.network == "proxy")
+        self.egress.is_some() || self.in_proxy_box()
+    }
+
+    /// Whether the caller is a box whose network is the egress proxy: it
+    /// holds no token, ever (see [`crate::access::withheld`]).
+    pub fn in_proxy_box(&self) -> bool {
+        self.identity
+            .confinement
+            .as_ref()
+            .is_some_and(|b| b.network == "proxy")
     }
 
     /// The caller as a greeted agent, if it said hello.

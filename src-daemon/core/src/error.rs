@@ -33,6 +33,17 @@ impl BrokerError {
         BrokerError::Rpc(RpcError::new(code, message))
     }
 
+    /// `proxy_only` for `provider`, saying why: no raw token for a box in
+    /// `proxy` mode, nor under what was allowed for one.
+    pub fn proxy_only(provider: &str, why: &str) -> Self {
+        RpcError::new(
+            ErrorCode::ProxyOnly,
+            format!("no token for {provider}: {why}. In a box started with --net proxy, send requests to the provider through the proxy (HTTPS_PROXY is set), without a credential or with a placeholder (token.placeholder, or --env)"),
+        )
+        .with("provider", provider)
+        .into()
+    }
+
     /// The wire code this error maps to: the one place that decides it.
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -47,8 +47,8 @@ struct Parent {
 
 fn parent_of(d: &Shared, s: Greeted<'_>, provider: &str) -> Result<Parent, BrokerError> {
     let (agent_id, agent) = (&s.id, s.agent);
-    if crate::access::withheld::in_proxy_box(&s) {
-        return Err(crate::access::withheld::refusal(
+    if s.in_proxy_box() {
+        return Err(BrokerError::proxy_only(
             provider,
             "a box in proxy mode cannot delegate: a sub-agent's token.get would hand out the raw token it holds none of",
         ));
@@ -82,7 +82,7 @@ fn parent_of(d: &Shared, s: Greeted<'_>, provider: &str) -> Result<Parent, Broke
             )
         })?;
     if g.proxy_only {
-        return Err(crate::access::withheld::refusal(
+        return Err(BrokerError::proxy_only(
             provider,
             "the grant was allowed for a box's egress proxy only, and a sub-agent would get raw tokens under it; ask for a grant with token.get outside a proxy box",
         ));

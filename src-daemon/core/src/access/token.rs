@@ -497,15 +497,15 @@ pub async fn handle_wait(
     s: Greeted<'_>,
     p: ConsentWaitParams,
 ) -> Result<Handed, BrokerError> {
-    if crate::access::withheld::in_proxy_box(&s) {
-        return Err(crate::access::withheld::refusal(
+    if s.in_proxy_box() {
+        return Err(BrokerError::proxy_only(
             "any provider",
             "consent.wait hands out tokens, and a box in proxy mode gets none: call token.get again (it waits, and answers with a placeholder)",
         ));
     }
     let (scopes, req) = flow::wait_by_id(d, s, &p.consent_id).await?;
     if req.proxy_only {
-        return Err(crate::access::withheld::refusal(
+        return Err(BrokerError::proxy_only(
             &req.provider,
             "this consent was asked for a box's egress proxy, and what it allows serves the proxy only",
         ));

@@ -20,29 +20,11 @@
 //! the shared network, say) is asked anew ([`crate::access::token`]).
 
 use valetkey_ipc::methods::{TokenGetParams, TokenGetResult, TokenPlaceholderParams};
-use valetkey_ipc::{AccessToken, ErrorCode, RpcError};
+use valetkey_ipc::AccessToken;
 
 use crate::broker::Shared;
 use crate::caller::Greeted;
 use crate::error::BrokerError;
-
-/// Whether the caller is a box whose network is the egress proxy.
-pub fn in_proxy_box(s: &Greeted<'_>) -> bool {
-    s.identity
-        .confinement
-        .as_ref()
-        .is_some_and(|b| b.network == "proxy")
-}
-
-/// `proxy_only` for `provider`, saying why.
-pub fn refusal(provider: &str, why: &str) -> BrokerError {
-    RpcError::new(
-        ErrorCode::ProxyOnly,
-        format!("no token for {provider}: {why}. In a box started with --net proxy, send requests to the provider through the proxy (HTTPS_PROXY is set), without a credential or with a placeholder (token.placeholder, or --env)"),
-    )
-    .with("provider", provider)
-    .into()
-}
 
 /// `token.get` from a box in `proxy` mode: a placeholder in place of the
 /// token, after the same steps.
@@ -53,7 +35,7 @@ pub async fn token_get(
 ) -> Result<TokenGetResult, BrokerError> {
     let proxied = d.provider(&p.provider).is_some_and(|x| x.proxy.is_some());
     if !proxied {
-        return Err(refusal(
+        return Err(BrokerError::proxy_only(
             &p.provider,
             "this box's network is the egress proxy, which holds the tokens, and this provider has no proxy rules for it to use a placeholder with ([providers.NAME.proxy]); start the box with --net shared to hand it raw tokens",
         ));

@@ -27,7 +27,7 @@ use valetkey_ipc::{ErrorCode, RpcError};
 pub type Accepted = (
     Stream,
     Arc<BoxSession>,
-    Result<tokio::sync::OwnedSemaphorePermit, super::conn::Full>,
+    Result<tokio::sync::OwnedSemaphorePermit, super::caps::Full>,
 );
 
 /// What the control socket needs to open boxes: where their directories
@@ -56,7 +56,7 @@ pub fn serve(
     let path = session.socket();
     let listener = super::listener::bind(&path).map_err(|e| e.to_string())?;
     let d = d.clone();
-    let cap = super::Cap::new(d.config.limits.box_connections, "box_connections");
+    let cap = super::caps::Cap::new(d.config.limits.box_connections, "box_connections");
     tokio::spawn(async move {
         let mut closed = session.closed();
         let mut check = tokio::time::interval(LAUNCHER_CHECK);

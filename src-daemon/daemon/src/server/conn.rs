@@ -50,18 +50,9 @@ async fn reject(mut framed: Conn, err: RpcError) {
     let _ = send(&mut framed, &Response::err(None, err)).await;
 }
 
-/// A full socket: its cap and the `[limits]` key that sets it.
-#[derive(Debug, Clone, Copy)]
-pub struct Full {
-    /// The cap.
-    pub cap: usize,
-    /// `max_connections`, `control_connections` or `box_connections`.
-    pub key: &'static str,
-}
-
 /// Refuses a connection over its socket's cap: one error frame, then close.
-pub async fn turn_away(stream: Stream, full: Full) {
-    let Full { cap, key } = full;
+pub async fn turn_away(stream: Stream, full: super::caps::Full) {
+    let super::caps::Full { cap, key } = full;
     tracing::warn!(cap, key, "connection refused: too many open on this socket");
     let mut framed = super::wire::framed(stream);
     let err = RpcError::new(

@@ -76,7 +76,7 @@ async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
     match method {
         // A box in proxy mode holds no token: it is answered with a
         // placeholder (boxed: rare, and its future is large).
-        TokenGet::NAME if access::withheld::in_proxy_box(&g) => {
+        TokenGet::NAME if g.in_proxy_box() => {
             call!(TokenGet, |p| Box::pin(access::withheld::token_get(d, g, p))
                 .await)
         }

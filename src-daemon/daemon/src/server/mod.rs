@@ -14,8 +14,10 @@
 //! times out unanswered consents.
 
 mod boxes;
+mod caps;
 mod conn;
 pub mod proxy;
+pub use caps::{Cap, Full};
 pub use conn::Role;
 pub use wire::{Answer, Session};
 mod control;
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use interprocess::local_socket::tokio::{prelude::*, Listener};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use valetkey_core::broker::Shared;
 
@@ -104,32 +106,6 @@ pub async fn run(
             }
         }
         while tasks.try_join_next().is_some() {}
-    }
-}
-
-/// One socket's connection cap.
-#[derive(Clone)]
-pub struct Cap {
-    permits: Arc<Semaphore>,
-    /// The cap and the `[limits]` key that sets it (for the refusal).
-    full: conn::Full,
-}
-
-impl Cap {
-    /// A cap of `n` connections, set by `[limits] key`.
-    pub fn new(n: usize, key: &'static str) -> Cap {
-        Cap {
-            permits: Arc::new(Semaphore::new(n)),
-            full: conn::Full { cap: n, key },
-        }
-    }
-
-    /// A slot, held for the connection's life, or why there is none.
-    pub fn take(&self) -> Result<tokio::sync::OwnedSemaphorePermit, conn::Full> {
-        self.permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| self.full)
     }
 }
 
