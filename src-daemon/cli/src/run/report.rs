@@ -161,34 +161,16 @@ const RUNS: &[&str] = &[
 /// The commands gitdir `g`'s config and hooks would run.
 fn commands(g: &Path) -> Vec<String> {
     let mut out = vec![];
-    let mut section = String::new();
-    for line in std::fs::read_to_string(g.join("config"))
-        .unwrap_or_default()
-        .lines()
-    {
-        let line = line.trim();
-        if let Some(s) = line.strip_prefix('[') {
-            section = s
-                .split([']', ' ', '"'])
-                .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            continue;
-        }
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        let key = format!("{section}.{}", k.trim().to_ascii_lowercase());
-        let alias = section == "alias" && v.trim().trim_matches('"').starts_with('!');
-        let runs = RUNS.iter().any(|r| {
-            if r.ends_with('.') {
-                section == r.trim_end_matches('.') && !key.ends_with(".binary")
-            } else {
-                key == *r
-            }
+    let text = std::fs::read_to_string(g.join("config")).unwrap_or_default();
+    for e in valetkey_core::boxes::protect::config_entries(&text) {
+        let key = format!("{}.{}", e.section, e.key);
+        let alias = e.section == "alias" && e.value.trim_matches('"').starts_with('!');
+        let runs = RUNS.iter().any(|r| match r.strip_suffix('.') {
+            Some(section) => e.section == section && !key.ends_with(".binary"),
+            None => key == *r,
         });
         if alias || runs {
-            out.push(format!("{key} = {}", v.trim()));
+            out.push(format!("{key} = {}", e.value));
         }
     }
     if let Ok(hooks) = std::fs::read_dir(g.join("hooks")) {

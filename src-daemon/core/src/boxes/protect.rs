@@ -156,14 +156,41 @@ fn gitdir(g: &Path, writable: &[PathBuf], make: bool, p: &mut Protection) {
 /// reading of `key = value` lines. `~/` paths are in the home, which no
 /// box writes, and are left out.
 fn config_targets(g: &Path) -> Vec<PathBuf> {
-    let Ok(text) = std::fs::read_to_string(g.join("config")) else {
-        return vec![];
-    };
+    let text = std::fs::read_to_string(g.join("config")).unwrap_or_default();
     let top = g.parent().unwrap_or(g);
+    let mut out = vec![];
+    for e in config_entries(&text) {
+        let base = match (e.section.as_str(), e.key.as_str()) {
+            ("core", "hookspath") => top,
+            ("include" | "includeif", "path") => g,
+            _ => continue,
+        };
+        let v = e.value.trim_matches('"');
+        if !v.is_empty() && !v.starts_with('~') {
+            out.push(base.join(v));
+        }
+    }
+    out
+}
+
+/// One `key = value` line of a git config file, under its section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// The section's name, lower case (`core`, `alias`, `filter` for
+    /// `[filter "lfs"]`).
+    pub section: String,
+    /// The key, lower case.
+    pub key: String,
+    /// The value as written (trimmed; quotes kept).
+    pub value: String,
+}
+
+/// A plain reading of a git config file's `key = value` lines: enough to
+/// find the keys that run commands (git's own syntax puts each on a line).
+pub fn config_entries(text: &str) -> Vec<ConfigEntry> {
     let mut section = String::new();
     let mut out = vec![];
-    for line in text.lines() {
-        let line = line.trim();
+    for line in text.lines().map(str::trim) {
         if let Some(s) = line.strip_prefix('[') {
             section = s
                 .split([']', ' ', '"'])
@@ -172,20 +199,12 @@ fn config_targets(g: &Path) -> Vec<PathBuf> {
                 .to_ascii_lowercase();
             continue;
         }
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        let key = k.trim().to_ascii_lowercase();
-        let base = if section == "core" && key == "hookspath" {
-            top
-        } else if (section == "include" || section == "includeif") && key == "path" {
-            g
-        } else {
-            continue;
-        };
-        let v = v.trim().trim_matches('"');
-        if !v.is_empty() && !v.starts_with('~') {
-            out.push(base.join(v));
+        if let Some((k, v)) = line.split_once('=') {
+            out.push(ConfigEntry {
+                section: section.clone(),
+                key: k.trim().to_ascii_lowercase(),
+                value: v.trim().to_owned(),
+            });
         }
     }
     out
