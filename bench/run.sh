@@ -298,6 +298,9 @@ cases = {
     "writes_box": ([valetkey, "run", "--"] + writes, "project", None),
     "connects_bare": (connects, "project", None),
     "connects_box": ([valetkey, "run", "--"] + connects, "project", None),
+    # The box's first process alone, outside any box: Landlock, then (from
+    # this build on) the supervisor's two stages and its seccomp filter.
+    "box_exec": ([valetkey, "box-exec", "--", true, "true"], "project", None),
 }
 if base_bin:
     env = dict(os.environ, XDG_RUNTIME_DIR=f"{base_env}/run", XDG_DATA_HOME=f"{base_env}/data",
@@ -308,6 +311,7 @@ if base_bin:
         "valetkey_run_git_before": ([b, "run", "--", true], "repo", env),
         "writes_box_before": ([b, "run", "--"] + writes, "project", env),
         "connects_box_before": ([b, "run", "--"] + connects, "project", env),
+        "box_exec_before": ([b, "box-exec", "--", true, "true"], "project", env),
     })
 times = {k: [] for k in cases}
 for _ in range(runs):
@@ -329,6 +333,7 @@ if base_bin:
     out["git_over_before_ms"] = round(p50("valetkey_run_git") - p50("valetkey_run_git_before"), 2)
     out["per_write_open_over_before_us"] = round((p50("writes_box") - p50("writes_box_before")) * 1000 / WRITES, 1)
     out["per_connect_over_before_us"] = round((p50("connects_box") - p50("connects_box_before")) * 1000 / CONNECTS, 1)
+    out["supervisor_over_before_ms"] = round(p50("box_exec") - p50("box_exec_before"), 2)
 print(json.dumps(out, indent=2))
 PY
   cat "$VK_BENCH_OUT/box-startup.json"
