@@ -27,8 +27,9 @@ need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl pyt
   git
   # the unit tests run again under two pinned dates (libfaketime)
   faketime
-  # the Python SDK's test suite (sdk/python), with Debian's Python
-  python3-pytest)
+  # the Python SDK's test suite (sdk/python), with Debian's Python; venv
+  # for the official MCP Python SDK's client (tests/mcp/requirements.txt)
+  python3-pytest python3-venv)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 missing=()
 for p in "${need[@]}"; do
@@ -74,6 +75,17 @@ if [ ! -d src-ui/web/node_modules/@tauri-apps/api ] || [ src-ui/web/package-lock
 fi
 # The tray binary embeds the built frontend, so build it before cargo does.
 (cd src-ui/web && npx --no-install vite build --logLevel error)
+
+# The official MCP Python SDK, for the test that starts `valetkey mcp proxy`
+# from its stdio client with the SDK's own environment. A venv outside the
+# clone (like the cargo target dir), rebuilt when the pinned list changes.
+venv="${VK_PY_VENV:-$HOME/.cache/valetkey-py}"
+if [ ! -x "$venv/bin/python3" ] || [ tests/mcp/requirements.txt -nt "$venv/.installed" ]; then
+  echo "setup: installing the official MCP Python SDK into $venv (pip)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/mcp/requirements.txt
+  touch "$venv/.installed"
+fi
 
 tauri_driver_version=2.1.0
 if ! tauri-driver --help >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tauri-driver" ]; then

@@ -14,10 +14,12 @@ import sys
 def socket_path():
     if os.environ.get("VALETKEY_SOCKET"):
         return os.environ["VALETKEY_SOCKET"]
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/valetkey-{os.getuid()}"
-    if not os.environ.get("XDG_RUNTIME_DIR"):
-        return os.path.join(runtime, "agent.sock")
-    return os.path.join(runtime, "valetkey", "agent.sock")
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "valetkey", "agent.sock")
+    logind = f"/run/user/{os.getuid()}"
+    if os.path.isdir(logind) and not os.path.islink(logind) and os.stat(logind).st_uid == os.getuid():
+        return os.path.join(logind, "valetkey", "agent.sock")
+    return f"/tmp/valetkey-{os.getuid()}/agent.sock"
 
 
 class ValetKey:

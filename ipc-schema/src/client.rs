@@ -34,12 +34,14 @@ use crate::PROTOCOL_VERSION;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The socket could not be reached.
-    #[error("cannot connect to valetkeyd at {path}: {source}; is the daemon running? (start it with `valetkeyd`, or set VALETKEY_SOCKET)")]
+    #[error("cannot connect to valetkeyd at {path}: {source}; {how}")]
     Connect {
         /// The socket path tried.
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
+        /// How the path was found, and the fix ([`crate::paths::how_found`]).
+        how: String,
     },
     /// Framing failed (oversized frame, socket error).
     #[error(transparent)]
@@ -81,6 +83,7 @@ impl Client {
         let connect_err = |source| ClientError::Connect {
             path: path.to_owned(),
             source,
+            how: crate::paths::how_found(path),
         };
         let name = path.to_fs_name::<GenericFilePath>().map_err(connect_err)?;
         let stream = Stream::connect(name).await.map_err(connect_err)?;

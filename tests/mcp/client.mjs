@@ -10,7 +10,11 @@
 //   {"op":"burst","n":8,"name":N,"args":{}} -> {"ok":true,"results":[…]} (n calls at once)
 //   {"op":"close"}                          -> {"ok":true}, then exit
 //
-// Usage: node client.mjs -- CMD ARGS...
+// Usage: node client.mjs [--sdk-env] -- CMD ARGS...
+//
+// --sdk-env: give the transport no `env`, as a README config has none, so
+// the server gets the SDK's default environment (getDefaultEnvironment:
+// HOME, LOGNAME, PATH, SHELL, TERM, USER) and nothing else.
 
 import readline from 'node:readline';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -18,7 +22,10 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 
 const sep = process.argv.indexOf('--');
 const [command, ...args] = process.argv.slice(sep + 1);
-const transport = new StdioClientTransport({ command, args, env: process.env, stderr: 'inherit' });
+const sdkEnv = process.argv.slice(2, sep).includes('--sdk-env');
+const transport = new StdioClientTransport(
+  sdkEnv ? { command, args, stderr: 'inherit' } : { command, args, env: process.env, stderr: 'inherit' },
+);
 const client = new Client({ name: 'valetkey-test-client', version: '1.0.0' });
 
 const out = (v) => process.stdout.write(JSON.stringify(v) + '\n');

@@ -14,6 +14,21 @@ from valetkey.aio import AsyncClient
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def test_the_socket_is_found_by_the_daemons_rule_even_in_a_reduced_environment(tmp_path, monkeypatch):
+    import os
+
+    uid = os.getuid()
+    for k in ("VALETKEY_SOCKET", "XDG_RUNTIME_DIR"):
+        monkeypatch.delenv(k, raising=False)
+    assert valetkey.socket_path(str(tmp_path)) == f"/tmp/valetkey-{uid}/agent.sock"
+    (tmp_path / str(uid)).mkdir(mode=0o700)
+    assert valetkey.socket_path(str(tmp_path)) == str(tmp_path / str(uid) / "valetkey" / "agent.sock")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/x")
+    assert valetkey.socket_path(str(tmp_path)) == "/x/valetkey/agent.sock"
+    monkeypatch.setenv("VALETKEY_SOCKET", "/s.sock")
+    assert valetkey.socket_path(str(tmp_path)) == "/s.sock"
+
+
 def test_error_classes_are_the_schemas_codes():
     gen = subprocess.run([sys.executable, str(ROOT / "sdk" / "gen.py"), "--check"], capture_output=True, text=True)
     assert gen.returncode == 0, gen.stderr

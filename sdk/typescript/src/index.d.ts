@@ -24,8 +24,10 @@ export declare const errorsByCode: ReadonlyMap<number, typeof ValetKeyError>;
 export declare const errorsByName: ReadonlyMap<string, typeof ValetKeyError>;
 /** The exception for a JSON-RPC error object. */
 export declare function fromRpc(error: { code?: number; message?: string; data?: Record<string, unknown> }): ValetKeyError;
-/** $VALETKEY_SOCKET, else $XDG_RUNTIME_DIR/valetkey/agent.sock. */
-export declare function socketPath(env?: Record<string, string | undefined>): string;
+/** $VALETKEY_SOCKET, else $XDG_RUNTIME_DIR/valetkey/agent.sock, else
+ * /run/user/$UID/valetkey/agent.sock when that directory is yours, else
+ * /tmp/valetkey-$UID/agent.sock. */
+export declare function socketPath(env?: Record<string, string | undefined>, runUser?: string): string;
 
 /** A token from token.get; `accessToken` is not enumerable (never logged by accident). */
 export declare class Token {

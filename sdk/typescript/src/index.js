@@ -9,7 +9,7 @@
 
 import net from 'node:net';
 import path from 'node:path';
-import os from 'node:os';
+import fs from 'node:fs';
 import { ConnectionError, ProtocolError, ValetKeyError } from './base.js';
 import { ERROR_CLASSES, MAX_FRAME_BYTES, PROTOCOL_VERSION } from './errors.js';
 
@@ -28,12 +28,24 @@ export function fromRpc(error) {
   return new klass(String(error?.message ?? ''), error?.code ?? 0, data);
 }
 
-/** The agent socket: $VALETKEY_SOCKET (set in a box by `valetkey run`),
- * else $XDG_RUNTIME_DIR/valetkey/agent.sock, else /tmp/valetkey-$UID/agent.sock. */
-export function socketPath(env = process.env) {
+/** The agent socket, by the daemon's own rule (PROTOCOL.md, "Where the
+ * socket is"): $VALETKEY_SOCKET (set in a box by `valetkey run`), else
+ * $XDG_RUNTIME_DIR/valetkey/agent.sock, else
+ * /run/user/$UID/valetkey/agent.sock when /run/user/$UID is a directory of
+ * yours (what a reduced environment, such as an MCP client's stdio
+ * transport, still finds), else /tmp/valetkey-$UID/agent.sock. */
+export function socketPath(env = process.env, runUser = '/run/user') {
   if (env.VALETKEY_SOCKET) return env.VALETKEY_SOCKET;
   if (env.XDG_RUNTIME_DIR) return path.join(env.XDG_RUNTIME_DIR, 'valetkey', 'agent.sock');
-  return path.join(os.tmpdir(), `valetkey-${process.getuid()}`, 'agent.sock');
+  const uid = process.getuid();
+  const logind = path.join(runUser, String(uid));
+  try {
+    const st = fs.lstatSync(logind);
+    if (st.isDirectory() && st.uid === uid) return path.join(logind, 'valetkey', 'agent.sock');
+  } catch {
+    // not there: fall back
+  }
+  return path.join('/tmp', `valetkey-${uid}`, 'agent.sock');
 }
 
 /** A token as token.get hands it out. `accessToken` is not enumerable, so

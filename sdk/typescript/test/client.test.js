@@ -17,6 +17,18 @@ const provider = process.env.VK_PROVIDER ?? 'local';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const cli = (...args) => execFileSync(path.join(process.env.VK_BIN, 'valetkey'), args, { encoding: 'utf8' });
 
+test('the socket is found by the daemon\'s rule, even in a reduced environment', () => {
+  const uid = process.getuid();
+  const run = fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), 'vk-run-'));
+  assert.equal(vk.socketPath({ VALETKEY_SOCKET: '/s.sock' }, run), '/s.sock');
+  assert.equal(vk.socketPath({ XDG_RUNTIME_DIR: '/x' }, run), '/x/valetkey/agent.sock');
+  assert.equal(vk.socketPath({}, run), `/tmp/valetkey-${uid}/agent.sock`);
+  fs.mkdirSync(path.join(run, String(uid)), { mode: 0o700 });
+  // An MCP client's stdio transport keeps HOME, PATH and a few more: no XDG_RUNTIME_DIR.
+  assert.equal(vk.socketPath({ HOME: '/h', PATH: '/bin' }, run), path.join(run, String(uid), 'valetkey/agent.sock'));
+  fs.rmSync(run, { recursive: true });
+});
+
 test('the error classes are the schema\'s codes', () => {
   execFileSync('python3', [path.join(root, 'sdk/gen.py'), '--check'], { stdio: 'pipe' });
   const schema = JSON.parse(fs.readFileSync(path.join(root, 'ipc-schema/schema/agent-protocol.json'), 'utf8'));

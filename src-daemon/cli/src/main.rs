@@ -17,6 +17,7 @@ mod governance;
 mod grants;
 mod login;
 mod mcp;
+mod pipe;
 mod run;
 mod service;
 mod token;
@@ -199,6 +200,7 @@ pub async fn run(cli: Cli) -> i32 {
 pub use valetkey_core::timefmt::when;
 
 fn main() {
+    pipe::quiet_on_broken_stdout();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -23,6 +23,23 @@ fn invalid(message: String) -> BrokerError {
 
 /// The agent's id, and the binary (hash, path) the grant binds to: the one
 /// named, hashed here, or the one the agent last ran as.
+/// Refuses a script as an agent's binary ([`crate::shim`]): the agent's
+/// process would be its interpreter.
+fn refuse_script(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match crate::shim::shebang(&head[..n]) {
+        Some(interp) => Err(crate::shim::script_refusal(
+            &path.display().to_string(),
+            &interp,
+        )),
+        None => Ok(()),
+    }
+}
+
 async fn bind_to(
     d: &Shared,
     agent: &str,
@@ -31,16 +48,20 @@ async fn bind_to(
     if let Some(path) = binary {
         let path = Path::new(path).to_owned();
         let hashed = tokio::task::spawn_blocking(move || {
-            let path = std::fs::canonicalize(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let path = std::fs::canonicalize(&path).map_err(|e| {
+                format!(
+                    "cannot read {}: {e}; pass the agent's executable",
+                    path.display()
+                )
+            })?;
+            refuse_script(&path)?;
             let sha = crate::attest::sha256_file(&path)
                 .map_err(|e| format!("cannot hash {}: {e}", path.display()))?;
             Ok::<_, String>((path.to_string_lossy().into_owned(), sha))
         })
         .await
         .map_err(|e| BrokerError::rpc(ErrorCode::Internal, format!("hashing failed: {e}")))?;
-        let (exe, sha) =
-            hashed.map_err(|m| invalid(format!("{m}; pass the agent's executable")))?;
+        let (exe, sha) = hashed.map_err(invalid)?;
         let id = d.store.ensure_agent(agent, &exe, &sha)?;
         return Ok((id, sha, exe));
     }

@@ -69,6 +69,7 @@ pub mod proxy;
 pub mod record;
 pub mod scope;
 pub mod secret;
+pub mod shim;
 pub mod store;
 pub mod timefmt;
 pub mod tokens;

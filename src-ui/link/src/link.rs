@@ -228,7 +228,7 @@ impl<S: Sink> Task<S> {
 /// A reason for people: the daemon's own message when it refused us.
 fn describe(e: &ClientError) -> String {
     match e {
-        ClientError::Connect { path, source } => {
+        ClientError::Connect { path, source, .. } => {
             format!("cannot reach {} ({source})", path.display())
         }
         other => other.to_string(),

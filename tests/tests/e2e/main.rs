@@ -17,6 +17,7 @@ mod core_flow;
 mod crash;
 mod device_login;
 mod faults;
+mod first_hour;
 mod governance;
 mod hardening;
 mod mcp;

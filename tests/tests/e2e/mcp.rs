@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{bin, certs, free_port, in_process, repo, Proc, TestEnv};
+use crate::harness::{bin, bin_dir, certs, free_port, in_process, repo, Proc, TestEnv};
 
 struct Mcp {
     env: TestEnv,
@@ -362,18 +362,55 @@ struct SdkClient {
 impl SdkClient {
     fn start(m: &Mcp, server: &str, agent: &str) -> SdkClient {
         let valetkey = bin("valetkey").display().to_string();
-        let mut child = m
-            .env
-            .command("node")
-            .arg(repo().join("mcp/client.mjs"))
-            .args(["--", &valetkey, "mcp", "proxy", server, "--agent", agent])
+        let mut cmd = m.env.command("node");
+        cmd.arg(repo().join("mcp/client.mjs"))
+            .args(["--", &valetkey, "mcp", "proxy", server, "--agent", agent]);
+        SdkClient::spawn(m, cmd)
+    }
+
+    /// Starts `client` (an SDK's client program and its arguments) on the
+    /// stdio server `command args`, as an editor starts a README config:
+    /// the SDK gives the server its default environment only. The
+    /// world's runtime directory is where logind puts one, at
+    /// /run/user/$UID (a /run of the client's own, under bubblewrap), so
+    /// the server finds the daemon only by the rule for a reduced
+    /// environment.
+    fn start_as_configured(
+        m: &Mcp,
+        client: &[String],
+        command: &str,
+        args: &[String],
+    ) -> SdkClient {
+        let uid = rustix::process::getuid().as_raw();
+        let mut cmd = m.env.command("bwrap");
+        cmd.env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .args(["--dev-bind", "/", "/", "--tmpfs", "/run", "--bind"])
+        .arg(m.env.path("run"))
+        .arg(format!("/run/user/{uid}"))
+        .arg("--")
+        .args(client)
+        .arg("--")
+        .arg(command)
+        .args(args);
+        SdkClient::spawn(m, cmd)
+    }
+
+    fn spawn(m: &Mcp, mut cmd: Command) -> SdkClient {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::File::create(m.env.path("logs/mcp-client.log")).expect("log"),
             ))
             .spawn()
-            .expect("node");
+            .expect("the MCP client");
         let stdin = child.stdin.take().expect("stdin");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
@@ -741,4 +778,90 @@ async fn a_boxed_http_client_reaches_the_server_through_the_box_proxy() {
     );
     m.env
         .assert_no_leaks(&strs(&st["issued"]), &[&env_txt, &whoami]);
+}
+
+/// The README's MCP client config (Claude Desktop's, Cursor's and Claude
+/// Code's `mcpServers` entry) as written: (command, args).
+fn readme_mcp_server() -> (String, Vec<String>) {
+    let readme = std::fs::read_to_string(repo().join("../README.md")).expect("README.md");
+    let block = readme
+        .split("```json")
+        .skip(1)
+        .map(|b| &b[..b.find("```").expect("end of block")])
+        .find(|b| b.contains("mcpServers") && b.contains("\"command\": \"valetkey\""))
+        .expect("the README's mcpServers example");
+    let v: Value = serde_json::from_str(block).expect("the README's JSON parses");
+    let notes = &v["mcpServers"]["notes"];
+    assert!(
+        notes.get("env").is_none(),
+        "the example sets no env: {notes}"
+    );
+    let args = strs(&notes["args"]);
+    (notes["command"].as_str().expect("command").into(), args)
+}
+
+/// The README's grant for that client, run as copied (with the built
+/// `valetkey` first on PATH).
+fn readme_grant(m: &Mcp) {
+    let readme = std::fs::read_to_string(repo().join("../README.md")).expect("README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("valetkey grant add claude-desktop notes"))
+        .expect("the README's grant for the MCP client");
+    let out = m
+        .env
+        .command("sh")
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .args(["-c", line])
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{line}: {}", text(&out.stderr));
+}
+
+/// The official SDKs' stdio clients start the README's config with their
+/// own default environment (no XDG_RUNTIME_DIR), and `valetkey mcp proxy`
+/// still finds the daemon a user's service manager started.
+#[test]
+fn the_sdks_clients_run_the_readme_config_with_their_default_environment() {
+    let m = mcp_up(&[]);
+    m.add_ok("notes", &m.url(), &[]);
+    readme_grant(&m);
+    let (command, args) = readme_mcp_server();
+    let python = std::env::var("VK_PY_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").expect("HOME"))
+                .join(".cache/valetkey-py")
+        })
+        .join("bin/python3");
+    let clients = [
+        vec![
+            "node".to_owned(),
+            repo().join("mcp/client.mjs").display().to_string(),
+            "--sdk-env".into(),
+        ],
+        vec![
+            python.display().to_string(),
+            repo().join("mcp/client.py").display().to_string(),
+        ],
+    ];
+    for client in clients {
+        let mut c = SdkClient::start_as_configured(&m, &client, &command, &args);
+        let echo = c.call("echo", serde_json::json!({"text": "from the README"}));
+        assert_eq!(
+            echo["text"],
+            "from the README",
+            "{client:?}: {echo} {}",
+            m.client_log()
+        );
+        let closed = c.ask(serde_json::json!({"op": "close"}));
+        assert_eq!(closed["ok"], true, "{closed}");
+    }
 }

@@ -109,7 +109,7 @@ fn the_typescript_sdk_suite_passes_against_the_real_daemon() {
         .current_dir(repo().join("../sdk/typescript"));
     let text = run_suite(&env, cmd, "TypeScript SDK");
     assert!(
-        text.contains("# pass 7"),
+        text.contains("# pass 8"),
         "every test ran and passed: {text}"
     );
     assert!(

@@ -6,6 +6,7 @@ import json
 import os
 import select
 import socket
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -15,17 +16,29 @@ from .errors import ConnectionError_, ProtocolError, ValetKeyError, from_rpc
 __all__ = ["socket_path", "Token", "encode", "decode", "hello_params", "token_params"]
 
 
-def socket_path() -> str:
-    """The agent socket: ``$VALETKEY_SOCKET`` (set inside a box by ``valetkey
+def socket_path(run_user: str = "/run/user") -> str:
+    """The agent socket, by the daemon's own rule (PROTOCOL.md, "Where the
+    socket is"): ``$VALETKEY_SOCKET`` (set inside a box by ``valetkey
     run``), else ``$XDG_RUNTIME_DIR/valetkey/agent.sock``, else
-    ``/tmp/valetkey-$UID/agent.sock``: the daemon's own rule."""
+    ``/run/user/$UID/valetkey/agent.sock`` when ``/run/user/$UID`` is a
+    directory of yours (what a reduced environment, such as an MCP
+    client's stdio transport, still finds), else
+    ``/tmp/valetkey-$UID/agent.sock``."""
     env = os.environ.get("VALETKEY_SOCKET")
     if env:
         return env
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         return os.path.join(runtime, "valetkey", "agent.sock")
-    return os.path.join(f"/tmp/valetkey-{os.getuid()}", "agent.sock")
+    uid = os.getuid()
+    logind = os.path.join(run_user, str(uid))
+    try:
+        st = os.lstat(logind)
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == uid:
+            return os.path.join(logind, "valetkey", "agent.sock")
+    except OSError:
+        pass
+    return os.path.join(f"/tmp/valetkey-{uid}", "agent.sock")
 
 
 def peer_closed(sock: Any) -> bool:

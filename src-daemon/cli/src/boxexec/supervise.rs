@@ -66,7 +66,7 @@ impl Rules {
     /// file system of the box's own, which nothing outside can write).
     pub fn find_own_places(&mut self) {
         self.own = valetkey_ipc::paths::runtime_dir();
-        let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+        let runtime = valetkey_ipc::paths::user_runtime_dir();
         let places = [
             Some(PathBuf::from("/tmp")),
             Some(PathBuf::from("/dev")),

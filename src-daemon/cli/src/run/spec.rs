@@ -141,9 +141,8 @@ fn mounts(plan: &BoxPlan, cwd: &Path, exe: &Path) -> Vec<String> {
     }
     add(BASE);
     add(&["--tmpfs", "/tmp"]);
-    let runtime = super::var("XDG_RUNTIME_DIR");
-    if !runtime.is_empty() && Path::new(&runtime).is_dir() {
-        add(&["--tmpfs", &runtime]);
+    if let Some(runtime) = valetkey_ipc::paths::user_runtime_dir().filter(|d| d.is_dir()) {
+        add(&["--tmpfs", &runtime.display().to_string()]);
     }
     let cwd_s = cwd.display().to_string();
     add(&["--bind", &cwd_s, &cwd_s]);
