@@ -680,6 +680,9 @@ pub enum ConsentOutcome {
     TimedOut,
     /// Refused because the session was locked (`on_lock = "refuse"`).
     UserAway,
+    /// The agent that asked went away (its request's connection closed)
+    /// before anyone decided; the card is taken down.
+    Withdrawn,
 }
 
 /// A pushed event. Never carries a token.

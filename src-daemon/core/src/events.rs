@@ -69,6 +69,7 @@ fn summarize(e: &Event) -> (Option<String>, String) {
                 ConsentOutcome::Denied => "consent denied".into(),
                 ConsentOutcome::TimedOut => "consent timed out unanswered".into(),
                 ConsentOutcome::UserAway => "consent refused: session locked".into(),
+                ConsentOutcome::Withdrawn => "consent withdrawn: the agent went away".into(),
             },
         ),
         Event::ConsentFlood { agent } => (

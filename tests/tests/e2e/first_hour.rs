@@ -167,3 +167,45 @@ fn a_client_that_cannot_find_the_daemon_names_where_it_looked() {
         assert!(err.contains(needle), "{needle}: {err}");
     }
 }
+
+/// A card ends when the request that asked for it goes away: the agent's
+/// connection closing (killed, or a client that gave up) takes the card
+/// down within a tick, with a `withdrawn` outcome; it stayed on top of
+/// live ones until its timeout. A `wait: false` card stays for
+/// `consent.wait`.
+#[tokio::test]
+async fn a_card_ends_when_the_agent_that_asked_goes_away() {
+    use valetkey_ipc::control::{ConsentList, ConsentOutcome, Event};
+    use valetkey_ipc::methods::{NoParams, TokenGet};
+    let env = crate::harness::env_with("");
+    let mut ctl = crate::harness::subscribed(&env).await;
+    let waiting = crate::harness::ask_in_background(&env, "gone-agent", &["repo:read"]).await;
+    let card = crate::harness::next_consent(&mut ctl).await;
+    let mut kept = env.agent("later-agent").await;
+    let refused = kept
+        .call::<TokenGet>(&crate::harness::token_params(&["repo:read"], false))
+        .await
+        .expect_err("consent_required");
+    assert_eq!(crate::harness::code(&refused), Some("consent_required"));
+    drop(kept);
+    waiting.abort();
+    let _ = waiting.await;
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match ctl.next_event().await.expect("event") {
+                Event::ConsentDecided { id, outcome, .. } if id == card.id => return outcome,
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("the card was taken down within 5 s");
+    assert_eq!(outcome, ConsentOutcome::Withdrawn);
+    let left = ctl.call::<ConsentList>(&NoParams {}).await.expect("list");
+    let names: Vec<_> = left
+        .consents
+        .iter()
+        .map(|c| c.agent.name.as_str())
+        .collect();
+    assert_eq!(names, ["later-agent"], "only the kept card is up");
+}

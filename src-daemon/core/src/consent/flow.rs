@@ -53,6 +53,7 @@ fn outcome_of(r: &Resolution) -> ConsentOutcome {
         Resolution::Denied => ConsentOutcome::Denied,
         Resolution::TimedOut => ConsentOutcome::TimedOut,
         Resolution::UserAway => ConsentOutcome::UserAway,
+        Resolution::Withdrawn => ConsentOutcome::Withdrawn,
     }
 }
 
@@ -110,6 +111,16 @@ pub fn result_of(r: &Resolution, req: &ConsentRequest) -> Result<Vec<String>, Br
         Resolution::UserAway => Err(RpcError::new(
             ErrorCode::UserAway,
             "the user's session is locked, and consents are refused while it is (consent.on_lock = \"refuse\"); try again later",
+        )
+        .with("consent_id", &req.id)
+        .into()),
+        // Nobody is waiting by then; said for completeness.
+        Resolution::Withdrawn => Err(RpcError::new(
+            ErrorCode::ConsentTimeout,
+            format!(
+                "the consent prompt for {} was withdrawn: the request that asked for it ended first; nothing was granted. Ask again",
+                req.agent.name
+            ),
         )
         .with("consent_id", &req.id)
         .into()),
@@ -193,6 +204,7 @@ pub async fn ask(
         );
     }
     if !a.wait {
+        d.consents.keep(&asked.id);
         let (why, reason) = match a.kind {
             ConsentKind::Access => ("has no grant for", "pending"),
             ConsentKind::Approval => ("needs a person's approval (policy) for", "approval"),
@@ -279,6 +291,9 @@ pub async fn wait_by_id(
 pub fn expire_overdue(d: &Shared) {
     for id in d.consents.overdue() {
         settle(d, &id, Resolution::TimedOut);
+    }
+    for id in d.consents.abandoned() {
+        settle(d, &id, Resolution::Withdrawn);
     }
 }
 

@@ -39,6 +39,9 @@ pub enum Resolution {
     TimedOut,
     /// Refused because the session was locked.
     UserAway,
+    /// The agent that asked went away (its connection closed) before
+    /// anyone decided: nobody is left to serve.
+    Withdrawn,
 }
 
 /// Why a new consent could not be opened.
@@ -109,6 +112,9 @@ struct Entry {
     tx: watch::Sender<Option<Resolution>>,
     /// When it times out (Unix seconds, by the book's clock).
     deadline: i64,
+    /// Asked with `wait: false`: `consent.wait` may collect it later, so
+    /// it stays while nobody waits.
+    kept: bool,
 }
 
 struct Rate {
@@ -226,6 +232,7 @@ impl Consents {
             request: request.clone(),
             tx,
             deadline: now + timeout,
+            kept: false,
         });
         Ok(Asked {
             id: request.id.clone(),
@@ -301,6 +308,26 @@ impl Consents {
         self.lock().pending.len()
     }
 
+    /// Keeps a pending consent for `consent.wait` while nobody waits on
+    /// it (it was asked with `wait: false`).
+    pub fn keep(&self, id: &str) {
+        if let Some(e) = self.lock().pending.iter_mut().find(|e| e.request.id == id) {
+            e.kept = true;
+        }
+    }
+
+    /// Ids of pending consents nobody waits for any more: every request
+    /// that waited on it ended (its connection closed, the agent was
+    /// killed), and none was asked to be kept.
+    pub fn abandoned(&self) -> Vec<String> {
+        self.lock()
+            .pending
+            .iter()
+            .filter(|e| !e.kept && e.tx.receiver_count() == 0)
+            .map(|e| e.request.id.clone())
+            .collect()
+    }
+
     /// Ids of pending consents past their deadline.
     pub fn overdue(&self) -> Vec<String> {
         let now = self.clock.now();
@@ -370,6 +397,27 @@ mod tests {
             proxy_only: false,
             limit: None,
         }
+    }
+
+    #[test]
+    fn a_consent_nobody_waits_for_is_abandoned_unless_it_was_kept() {
+        let b = book(3, 10);
+        let first = b.ask(req(1, &["r"])).expect("first");
+        let joined = b.ask(req(1, &["r"])).expect("folded");
+        assert!(b.abandoned().is_empty(), "two waiters");
+        drop(first);
+        assert!(b.abandoned().is_empty(), "one waiter left");
+        drop(joined);
+        let gone = b.abandoned();
+        assert_eq!(gone.len(), 1, "the last waiter left");
+        // Asked with wait: false, kept for consent.wait.
+        let kept = b.ask(req(2, &["r"])).expect("kept");
+        b.keep(&kept.id);
+        drop(kept);
+        assert_eq!(b.abandoned(), gone, "only the first one");
+        b.resolve(&gone[0], Resolution::Withdrawn).expect("pending");
+        assert!(b.abandoned().is_empty());
+        assert_eq!(b.list().len(), 1, "the kept one is still up");
     }
 
     #[test]

@@ -231,21 +231,9 @@ async fn frame_loop(
     // Turns true when the user revokes this agent: close at once, even
     // while a request (say, a consent wait) is in flight.
     let mut kill: Option<watch::Receiver<Option<Cut>>> = None;
-    let killed = |k: &mut Option<watch::Receiver<Option<Cut>>>| {
-        let k = k.clone();
-        async move {
-            match k {
-                Some(mut k) => {
-                    let got = k.wait_for(|v| v.is_some()).await.map(|v| *v);
-                    match got {
-                        Ok(why) => why.unwrap_or(Cut::Suspended),
-                        Err(_) => std::future::pending().await,
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        }
-    };
+    let killed = |k: &mut Option<watch::Receiver<Option<Cut>>>| cut(k.clone());
+    // A frame that arrived while the previous request was in flight.
+    let mut early: Option<Frame> = None;
     let limits = &daemon.config.limits;
     let mut bucket = Bucket::new(limits.requests_per_second, limits.burst);
     let mut unknown = 0;
@@ -253,7 +241,9 @@ async fn frame_loop(
     let mut partial_since: Option<tokio::time::Instant> = None;
     let check = limits.frame_timeout / 2;
     loop {
-        let frame = tokio::select! {
+        let frame = match early.take() {
+            Some(f) => f,
+            None => tokio::select! {
             f = framed.next() => f,
             _ = tokio::time::sleep(check) => {
                 if framed.read_buffer().is_empty() {
@@ -274,6 +264,7 @@ async fn frame_loop(
             }
             _ = stop.changed() => return,
             why = killed(&mut kill) => return closed_by_user(&mut framed, why).await,
+            },
         };
         partial_since = None;
         let resp = match frame {
@@ -293,10 +284,17 @@ async fn frame_loop(
                     continue;
                 }
                 let resp = if process.alive() {
-                    tokio::select! {
-                        r = dispatch::dispatch(daemon, session, &bytes) => r,
-                        _ = stop.changed() => return,
-                        why = killed(&mut kill) => return closed_by_user(&mut framed, why).await,
+                    let work = dispatch::dispatch(daemon, session, &bytes);
+                    match in_flight(work, &mut framed, stop, &kill, &mut early).await {
+                        Flight::Answered(r) => r,
+                        Flight::Stopped => return,
+                        Flight::Cut(why) => return closed_by_user(&mut framed, why).await,
+                        Flight::PeerGone => {
+                            tracing::debug!(
+                                "the peer closed with its request in flight; dropping it"
+                            );
+                            return;
+                        }
                     }
                 } else {
                     tracing::warn!(
@@ -336,6 +334,64 @@ async fn frame_loop(
             tracing::info!("closing after a protocol violation");
             return;
         }
+    }
+}
+
+/// One frame as the codec reads it (`None`: the peer closed).
+type Frame = Option<Result<bytes::BytesMut, FrameError>>;
+
+/// How a request in flight ended.
+enum Flight {
+    /// Its answer.
+    Answered(Answer),
+    /// The daemon is stopping.
+    Stopped,
+    /// The user cut this agent off.
+    Cut(Cut),
+    /// The peer closed its end: nobody is left to answer, so the request
+    /// is dropped, and with it any wait (a consent card nobody else waits
+    /// for is taken down: `Consents::abandoned`).
+    PeerGone,
+}
+
+/// Runs one request while watching the connection: the daemon stopping,
+/// the user cutting the agent off, and the peer closing. A frame that
+/// arrives meanwhile (a pipelined request) is kept in `early` for the
+/// loop, and the connection is not read again until the request ends.
+async fn in_flight(
+    work: impl std::future::Future<Output = Answer>,
+    framed: &mut Conn,
+    stop: &mut watch::Receiver<bool>,
+    kill: &Option<watch::Receiver<Option<Cut>>>,
+    early: &mut Option<Frame>,
+) -> Flight {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            r = &mut work => return Flight::Answered(r),
+            _ = stop.changed() => return Flight::Stopped,
+            why = cut(kill.clone()) => return Flight::Cut(why),
+            f = framed.next(), if early.is_none() => match f {
+                None | Some(Err(FrameError::Truncated | FrameError::Io(_))) => {
+                    return Flight::PeerGone
+                }
+                f => *early = Some(f),
+            },
+        }
+    }
+}
+
+/// Resolves when the user cuts this agent off (never without a watch).
+async fn cut(k: Option<watch::Receiver<Option<Cut>>>) -> Cut {
+    match k {
+        Some(mut k) => {
+            let got = k.wait_for(|v| v.is_some()).await.map(|v| *v);
+            match got {
+                Ok(why) => why.unwrap_or(Cut::Suspended),
+                Err(_) => std::future::pending().await,
+            }
+        }
+        None => std::future::pending().await,
     }
 }
 
