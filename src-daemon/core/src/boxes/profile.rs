@@ -110,12 +110,10 @@ pub fn resolve(profile: &Profile, places: &Places) -> Result<Resolved, String> {
             h.display()
         ));
     }
-    let mut read_write: Vec<PathBuf> = profile
-        .read_write
-        .iter()
-        .map(|p| expand(p, home))
-        .filter(|p| exists(p))
-        .collect();
+    let mut read_write = Vec::new();
+    for p in &profile.read_write {
+        read_write.push(writable(&expand(p, home), home)?);
+    }
     read_write.sort();
     read_write.dedup();
     let sockets = profile.sockets.iter().map(|p| expand(p, home)).collect();
@@ -124,6 +122,35 @@ pub fn resolve(profile: &Profile, places: &Places) -> Result<Resolved, String> {
         read_write,
         sockets,
     })
+}
+
+/// A `read_write` path, made (mode 0700, with its parents) when it is
+/// missing and inside the home: a tool's cache (`~/.npm`) often does not
+/// exist until the tool first runs, and a bind of a missing path would
+/// leave the box without it. Missing and outside the home, it is refused
+/// with the fix rather than dropped without a word.
+fn writable(path: &Path, home: &Path) -> Result<PathBuf, String> {
+    if exists(path) {
+        return Ok(path.to_owned());
+    }
+    if !path.starts_with(home) || path == home {
+        return Err(format!(
+            "read_write path {} does not exist; create it, or remove it from the profile",
+            path.display()
+        ));
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| {
+            format!(
+                "read_write path {} is missing and cannot be made: {e}",
+                path.display()
+            )
+        })?;
+    Ok(path.to_owned())
 }
 
 #[cfg(test)]
@@ -165,7 +192,18 @@ mod tests {
         // Absent paths are left out: there is nothing to hide.
         assert!(!got.hide.contains(&r.join("home/.aws")));
         assert!(!got.hide.contains(&r.join("home/secret")));
-        assert_eq!(got.read_write, vec![r.join("home/.cache")]);
+        // A missing one in the home is made; outside it, refused.
+        assert_eq!(
+            got.read_write,
+            vec![r.join("home/.cache"), r.join("home/gone")]
+        );
+        assert!(r.join("home/gone").is_dir(), "made");
+        let outside = Profile {
+            read_write: vec![r.join("nowhere").display().to_string()],
+            ..Profile::default()
+        };
+        let e = resolve(&outside, &places(r, "work")).expect_err("outside the home");
+        assert!(e.contains("does not exist") && e.contains("nowhere"), "{e}");
 
         let e = resolve(&profile, &places(r, "home")).expect_err("home");
         assert!(e.contains("your whole home"), "{e}");
