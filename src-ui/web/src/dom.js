@@ -35,6 +35,13 @@ function append(el, children) {
   }
 }
 
+/** Scopes as `<code>` elements with a space between each, so the text
+ * (what a screen reader says, what a copy pastes) reads
+ * "mcp:tools offline_access", not "mcp:toolsoffline_access". */
+export function scopeCodes(scopes) {
+  return scopes.flatMap((s, i) => (i === 0 ? [] : [" "]).concat([h("code", { class: "scope" }, s)]));
+}
+
 /** Replaces every child of `el`. */
 export function replace(el, ...children) {
   el.replaceChildren();

@@ -36,6 +36,14 @@ describe("agents", () => {
     expect(document.getElementById("view-pending").hidden).toBe(true);
   });
 
+  test("a grant's scopes read with a space between them", async () => {
+    const g = agent().grants[0];
+    mount(base({ agents_list: { agents: [agent({ grants: [{ ...g, provider: "notes", scopes: ["mcp:tools", "offline_access"] }] })] } }));
+    openTab("agents");
+    const row = await until(() => $('tr[data-grant="11"]') ?? fail());
+    expect(row.cells[1].textContent).toBe("mcp:tools offline_access");
+  });
+
   test("Revoke on a grant revokes that grant at once", async () => {
     const { of } = mount(base());
     const button = await until(() => $('tr[data-grant="11"] [data-action="revoke-grant"]') ?? fail());

@@ -4,7 +4,7 @@
 // the remote MCP servers (`valetkey mcp add`) and the agents that use
 // each, with Revoke on each agent's access to that server.
 
-import { h, facts } from "../dom.js";
+import { h, facts, scopeCodes } from "../dom.js";
 import { messageOf, shortHash } from "../format.js";
 import { agoEl, untilEl } from "./time.js";
 
@@ -141,7 +141,7 @@ function grants(a, opts, run) {
           "tr",
           { dataset: { grant: String(g.id) } },
           h("td", {}, g.provider),
-          h("td", {}, g.scopes.map((s) => h("code", { class: "scope" }, s))),
+          h("td", {}, scopeCodes(g.scopes)),
           untilEl("td", g.expires_at, opts.now),
           agoEl("td", g.last_used_at, opts.now),
           h(
@@ -193,7 +193,7 @@ function server(s, agents, opts, run) {
       ["Endpoint", s.server.url],
       ["Audience", s.server.resource],
       ["Authorization server", s.server.issuer],
-      ["Login scopes", s.login_scopes.map((x) => h("code", { class: "scope" }, x))],
+      ["Login scopes", scopeCodes(s.login_scopes)],
     ]),
     users.length === 0
       ? h("p", { class: "empty" }, "No agent has a grant for it.")
@@ -206,7 +206,7 @@ function server(s, agents, opts, run) {
               { dataset: { agent: a.name } },
               a.name,
               " ",
-              g.scopes.map((x) => h("code", { class: "scope" }, x)),
+              scopeCodes(g.scopes),
               " ",
               h(
                 "button",
