@@ -67,6 +67,29 @@ pub struct McpServer {
     /// authorization server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+    /// The server's answer to `initialize` when `mcp add` logged in, so
+    /// that `valetkey mcp proxy` can answer an MCP client's handshake at
+    /// once and ask for consent only when a call needs the token. Absent
+    /// for a server added before Valet Key kept it, or one whose
+    /// `initialize` failed at `mcp add`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<McpHandshake>,
+}
+
+/// What an MCP server said it is and can do, in its `initialize` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpHandshake {
+    /// Every protocol revision the server agreed to when asked for it,
+    /// newest first (`mcp add` asks for each revision Valet Key knows).
+    pub protocol_versions: Vec<String>,
+    /// The server's `capabilities` object, as it sent it.
+    pub capabilities: serde_json::Value,
+    /// The server's `serverInfo` object, as it sent it.
+    pub server_info: serde_json::Value,
+    /// The server's `instructions`, if it gave any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
 }
 
 /// `mcp.add`: records a discovered MCP server as a provider. Refused with

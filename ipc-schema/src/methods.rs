@@ -469,6 +469,11 @@ pub struct ProviderSummary {
     /// For a remote MCP server (`valetkey mcp add`): its MCP endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp_url: Option<String>,
+    /// For a remote MCP server: its answer to `initialize` when it was
+    /// added, for answering an MCP client's handshake before any token is
+    /// needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_handshake: Option<crate::mcp::McpHandshake>,
 }
 
 impl Method for ProvidersList {

@@ -8,9 +8,14 @@
 //   {"op":"list"}                          -> {"ok":true,"tools":[names]}
 //   {"op":"call","name":N,"args":{…}}      -> {"ok":true,"text":…} | {"ok":false,"error":…,"code":…}
 //   {"op":"burst","n":8,"name":N,"args":{}} -> {"ok":true,"results":[…]} (n calls at once)
+//   {"op":"info"}                           -> {"ok":true,"server":serverInfo,"capabilities":…,"instructions":…}
 //   {"op":"close"}                          -> {"ok":true}, then exit
 //
-// Usage: node client.mjs [--sdk-env] -- CMD ARGS...
+// Usage: node client.mjs [--sdk-env] [--connect-timeout MS] -- CMD ARGS...
+//
+// --connect-timeout MS: how long the handshake (initialize) may take, as
+// a client with a short handshake timeout has it (Claude Code: 30 s; the
+// SDK's default: 60 s).
 //
 // --sdk-env: give the transport no `env`, as a README config has none, so
 // the server gets the SDK's default environment (getDefaultEnvironment:
@@ -22,7 +27,10 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 
 const sep = process.argv.indexOf('--');
 const [command, ...args] = process.argv.slice(sep + 1);
-const sdkEnv = process.argv.slice(2, sep).includes('--sdk-env');
+const opts = process.argv.slice(2, sep);
+const sdkEnv = opts.includes('--sdk-env');
+const ct = opts.indexOf('--connect-timeout');
+const connectOptions = ct >= 0 ? { timeout: Number(opts[ct + 1]) } : undefined;
 const transport = new StdioClientTransport(
   sdkEnv ? { command, args, stderr: 'inherit' } : { command, args, env: process.env, stderr: 'inherit' },
 );
@@ -58,6 +66,13 @@ async function handle(cmd) {
       const all = await Promise.all(Array.from({ length: cmd.n }, () => call(cmd.name, cmd.args)));
       return { ok: all.every((r) => r.ok), results: all };
     }
+    case 'info':
+      return {
+        ok: true,
+        server: client.getServerVersion(),
+        capabilities: client.getServerCapabilities(),
+        instructions: client.getInstructions(),
+      };
     case 'close':
       await client.close();
       return { ok: true };
@@ -67,7 +82,7 @@ async function handle(cmd) {
 }
 
 try {
-  await client.connect(transport);
+  await client.connect(transport, connectOptions);
 } catch (e) {
   out({ ok: false, error: `connect: ${e.message || e}`, code: e.code });
   process.exit(1);

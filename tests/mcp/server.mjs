@@ -212,7 +212,10 @@ as.post('/_test/revoke-all', (_req, res) => {
 // ---- the MCP servers ------------------------------------------------------
 
 function mcpServer(which) {
-  const server = new McpServer({ name: `valetkey-test-${which}`, version: '1.0.0' });
+  const server = new McpServer(
+    { name: `valetkey-test-${which}`, version: '1.0.0' },
+    { instructions: `The ${which} test server: call whoami to see what the token says.` },
+  );
   server.registerTool('echo', { description: 'Says the text back', inputSchema: { text: z.string() } },
     async ({ text }) => ({ content: [{ type: 'text', text }] }));
   server.registerTool('whoami', { description: 'What the token says (never the token)', inputSchema: {} },
@@ -247,7 +250,10 @@ function stepUp(url) {
 function observe(which) {
   return (req, _res, next) => {
     const body = req.body || {};
-    state.seen.push({ server: which, method: body.method, tool: body.params?.name, token: req.auth.token });
+    state.seen.push({
+      server: which, method: body.method, tool: body.params?.name, token: req.auth.token,
+      client: body.params?.clientInfo?.name, protocol: body.params?.protocolVersion,
+    });
     next();
   };
 }

@@ -361,9 +361,15 @@ struct SdkClient {
 
 impl SdkClient {
     fn start(m: &Mcp, server: &str, agent: &str) -> SdkClient {
+        SdkClient::start_with(m, server, agent, &[])
+    }
+
+    /// With the TypeScript client's options `opts` (before `--`).
+    fn start_with(m: &Mcp, server: &str, agent: &str, opts: &[&str]) -> SdkClient {
         let valetkey = bin("valetkey").display().to_string();
         let mut cmd = m.env.command("node");
         cmd.arg(repo().join("mcp/client.mjs"))
+            .args(opts)
             .args(["--", &valetkey, "mcp", "proxy", server, "--agent", agent]);
         SdkClient::spawn(m, cmd)
     }
@@ -428,8 +434,16 @@ impl SdkClient {
     }
 
     fn ask(&mut self, cmd: Value) -> Value {
+        self.send(cmd);
+        self.read()
+    }
+
+    fn send(&mut self, cmd: Value) {
         use std::io::Write;
         writeln!(self.stdin, "{cmd}").expect("send");
+    }
+
+    fn read(&mut self) -> Value {
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("answer");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
@@ -864,4 +878,107 @@ fn the_sdks_clients_run_the_readme_config_with_their_default_environment() {
         let closed = c.ask(serde_json::json!({"op": "close"}));
         assert_eq!(closed["ok"], true, "{closed}");
     }
+}
+
+/// The handshake is answered at once from what `mcp add` recorded, within
+/// a client's short handshake timeout, although the agent has no grant;
+/// the consent card comes with the first call that needs the server, and
+/// the server's own handshake goes first, with the client's parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handshake_is_answered_at_once_and_consent_waits_for_the_first_call() {
+    use crate::harness::{decide, next_consent, subscribed};
+    use valetkey_ipc::control::Decision;
+    let m = std::sync::Arc::new(mcp_up(&[]));
+    let added = m.add("notes", &m.url(), &[]);
+    let mut ctl = subscribed(&m.env).await;
+    let m2 = m.clone();
+    let mut c = tokio::task::spawn_blocking(move || {
+        SdkClient::start_with(&m2, "notes", "claude-code", &["--connect-timeout", "3000"])
+    })
+    .await
+    .expect("the client is ready within its 3 s handshake timeout");
+    let said = text(&added.stderr);
+    assert!(
+        said.contains("MCP revisions: 2025-11-25, 2025-06-18"),
+        "{said}"
+    );
+    let info = c.ask(serde_json::json!({"op": "info"}));
+    assert_eq!(info["server"]["name"], "valetkey-test-main", "{info}");
+    assert!(info["capabilities"]["tools"].is_object(), "{info}");
+    assert!(
+        info["instructions"]
+            .as_str()
+            .unwrap_or("")
+            .contains("call whoami"),
+        "{info}"
+    );
+    let before = m.state()["seen"].as_array().map_or(0, Vec::len);
+    c.send(serde_json::json!({"op": "list"}));
+    let card = next_consent(&mut ctl).await;
+    assert_eq!(
+        (card.provider.as_str(), card.agent.name.as_str()),
+        ("notes", "claude-code")
+    );
+    decide(&mut ctl, &card.id, Decision::Always, None)
+        .await
+        .expect("allow");
+    let list = tokio::task::spawn_blocking(move || c.read())
+        .await
+        .expect("join");
+    assert_eq!(list["ok"], true, "{list} {}", m.client_log());
+    assert!(
+        strs(&list["tools"]).contains(&"whoami".to_owned()),
+        "{list}"
+    );
+    let seen = m.state()["seen"].as_array().expect("seen").clone();
+    let methods: Vec<&str> = seen[before..]
+        .iter()
+        .filter_map(|s| s["method"].as_str())
+        .collect();
+    assert_eq!(
+        methods,
+        ["initialize", "notifications/initialized", "tools/list"],
+        "the server got its handshake first"
+    );
+    assert_eq!(
+        seen[before]["client"], "valetkey-test-client",
+        "the client's own initialize"
+    );
+}
+
+/// A client that goes away while its first call waits for consent takes
+/// the card, and the `valetkey mcp proxy` it started, with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_takes_its_card_and_its_proxy_with_it() {
+    use crate::harness::{next_consent, subscribed};
+    use valetkey_ipc::control::{ConsentOutcome, Event};
+    let m = std::sync::Arc::new(mcp_up(&[]));
+    m.add_ok("notes", &m.url(), &[]);
+    let mut ctl = subscribed(&m.env).await;
+    let m2 = m.clone();
+    let mut c = tokio::task::spawn_blocking(move || SdkClient::start(&m2, "notes", "editor"))
+        .await
+        .expect("ready");
+    let pids = c.ask(serde_json::json!({"op": "pids"}));
+    let proxy = pids["server"].as_u64().expect("pid") as i32;
+    c.send(serde_json::json!({"op": "list"}));
+    let card = next_consent(&mut ctl).await;
+    drop(c);
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match ctl.next_event().await.expect("event") {
+                Event::ConsentDecided { id, outcome, .. } if id == card.id => return outcome,
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("the card was taken down within 10 s");
+    assert_eq!(outcome, ConsentOutcome::Withdrawn);
+    crate::harness::wait_until(std::time::Duration::from_secs(5), || {
+        !std::path::Path::new(&format!("/proc/{proxy}")).exists()
+            || std::fs::read_to_string(format!("/proc/{proxy}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    })
+    .expect("valetkey mcp proxy ended with its client");
 }

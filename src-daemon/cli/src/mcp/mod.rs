@@ -7,7 +7,7 @@
 //! stdio MCP server that reaches the remote one through valetkeyd, which
 //! writes the token in ([`stdio`]).
 
-mod sse;
+mod bridge;
 mod stdio;
 
 use std::io::Read;
@@ -20,7 +20,7 @@ use valetkey_ipc::control::{
     LoginRecord, LoginRecordParams, McpAdd, McpAddParams, McpList, McpRemove, McpRemoveParams,
     McpServer, McpServerStatus, UpstreamRevocation,
 };
-use valetkey_ipc::methods::{NoParams, TokenGet, TokenGetParams};
+use valetkey_ipc::methods::{NoParams, ProviderSummary, TokenGet, TokenGetParams};
 use valetkey_ipc::Client;
 
 use super::client::{client_failure, connect, fail};
@@ -183,8 +183,10 @@ async fn add(cli: &Cli, a: &AddArgs) -> Result<(), Failure> {
             a.name
         )));
     }
-    let (server, client_secret) = discover_and_register(a).await?;
-    let granted = log_in(a, &server, client_secret).await?;
+    let (mut server, client_secret) = discover_and_register(a).await?;
+    let (granted, token) = log_in(a, &server, client_secret).await?;
+    server.handshake = handshake(a, &server, &token).await;
+    drop(token);
     daemon
         .call::<McpAdd>(&McpAddParams {
             server: server.clone(),
@@ -235,13 +237,36 @@ async fn discover_and_register(a: &AddArgs) -> Result<(McpServer, Option<Secret>
     Ok((server, reg.client_secret))
 }
 
+/// The server's `initialize`, asked with the login's fresh token, so MCP
+/// clients get their handshake answered before any consent. A server that
+/// will not answer is still added: `mcp proxy` then passes the client's
+/// `initialize` on, after the token.
+async fn handshake(
+    a: &AddArgs,
+    server: &McpServer,
+    token: &Secret,
+) -> Option<valetkey_ipc::control::McpHandshake> {
+    let http = valetkey_core::mcp::client(a.ca_file.as_deref()).ok()?;
+    match valetkey_core::mcp::handshake::probe(&http, &server.url, token).await {
+        Ok(h) => {
+            eprintln!("  MCP revisions: {}", h.protocol_versions.join(", "));
+            Some(h)
+        }
+        Err(e) => {
+            eprintln!("warning: {} did not answer initialize ({e}); MCP clients will wait for the token before their handshake is answered", server.url);
+            None
+        }
+    }
+}
+
 /// The browser login; the refresh token (and any client secret) go to
-/// the keychain. Returns the scopes granted.
+/// the keychain. Returns the scopes granted, and the access token (for
+/// the server's `initialize`, then dropped).
 async fn log_in(
     a: &AddArgs,
     server: &McpServer,
     client_secret: Option<Secret>,
-) -> Result<Vec<String>, Failure> {
+) -> Result<(Vec<String>, Secret), Failure> {
     let p = valetkey_core::mcp::provider_of(server)?;
     let keychain = SecretService::new();
     if let Some(s) = &client_secret {
@@ -261,7 +286,8 @@ async fn log_in(
     keychain
         .set(Item::RefreshToken(&p.keychain_key), &rt)
         .await?;
-    Ok(tokens.scopes.unwrap_or_else(|| server.scopes.clone()))
+    let scopes = tokens.scopes.unwrap_or_else(|| server.scopes.clone());
+    Ok((scopes, tokens.access_token))
 }
 
 /// `--scope`, else discovery's; plus `offline_access` when the
@@ -316,6 +342,7 @@ fn record(
             .as_ref()
             .and_then(|p| std::path::absolute(p).ok())
             .map(|p| p.to_string_lossy().into_owned()),
+        handshake: None,
     }
 }
 
@@ -400,13 +427,14 @@ async fn headers(cli: &Cli, a: &HeadersArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The server's MCP endpoint, and the scopes to ask for: `given`, else
-/// what the login holds, as `providers.list` tells an agent.
+/// The server as `providers.list` tells an agent (its MCP endpoint and
+/// recorded handshake), and the scopes to ask for: `given`, else what the
+/// login holds.
 async fn server_scopes(
     c: &mut Client,
     name: &str,
     given: &[String],
-) -> Result<(String, Vec<String>), Failure> {
+) -> Result<(ProviderSummary, Vec<String>), Failure> {
     let list = c
         .call::<valetkey_ipc::methods::ProvidersList>(&NoParams {})
         .await
@@ -420,24 +448,24 @@ async fn server_scopes(
                 "no MCP server named {name:?}; `valetkey mcp list` shows them"
             ))
         })?;
-    let url = p.mcp_url.clone().unwrap_or_default();
     if !given.is_empty() {
         let scopes = given
             .iter()
             .flat_map(|s| s.split_whitespace())
             .map(str::to_owned)
             .collect();
-        return Ok((url, scopes));
+        return Ok((p, scopes));
     }
     let scopes: Vec<String> = p
         .allowed_scopes
-        .into_iter()
+        .iter()
         .filter(|s| p.login_scopes.contains(s))
+        .cloned()
         .collect();
     if scopes.is_empty() {
         return Err(Failure::from(format!(
             "{name} holds no scopes yet; run `valetkey login {name}`"
         )));
     }
-    Ok((url, scopes))
+    Ok((p, scopes))
 }

@@ -7,37 +7,48 @@
 //! JSON-RPC method and tool, so neither the MCP client nor this process
 //! ever holds the token.
 //!
-//! Messages are sent as they come (a client may have several requests in
-//! flight); answers go to stdout one JSON message per line, whether the
-//! server answered with JSON or with an event stream. A refusal (no grant,
-//! the policy, a revoked agent) comes back as a JSON-RPC error for the
-//! request's id, with the proxy's reason.
+//! A client gives the handshake a short time (Claude Code 30 s), and a
+//! consent card may wait longer for the user. So when `mcp add` recorded
+//! the server's `initialize`, this process answers the client's
+//! `initialize` (and `ping`) from that record at once, and gets the
+//! placeholder, which may wait for consent, when the first message that
+//! needs the server comes; the server's own handshake, with the client's
+//! parameters, goes first. When stdin ends the client is gone: what is
+//! still waiting gets a few seconds, then is dropped, and with this
+//! process's agent connection its consent card goes down.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OnceCell};
+use valetkey_ipc::control::McpHandshake;
 use valetkey_ipc::methods::{ProxyOpen, TokenPlaceholder, TokenPlaceholderParams};
+use valetkey_ipc::Client;
 
 use super::super::client::client_failure;
 use super::super::{Cli, Failure};
-use super::sse::Events;
+use super::bridge::{error_reply, http_client, Bridge};
+use valetkey_core::mcp::handshake::{local_answer, revision_for};
 
-/// The JSON-RPC error code of a request Valet Key or the server refused
-/// (or could not pass on).
-pub const REFUSED: i64 = -32001;
+/// How long requests still in flight get once the client closed stdin.
+const GRACE: Duration = Duration::from_secs(3);
 
-/// One remote server, as this process reaches it.
-struct Bridge {
+/// One client's session: what is known at start, and the bridge once a
+/// message needed it.
+struct Session {
+    /// The agent connection: the proxy lives as long as it does.
+    agent: tokio::sync::Mutex<Client>,
+    provider: String,
+    scopes: Vec<String>,
     http: reqwest::Client,
     url: String,
-    /// `Bearer vkp_…`: a placeholder, not the token.
-    auth: String,
-    /// `Mcp-Session-Id`, once the server gave one.
-    session: Mutex<Option<String>>,
-    /// The protocol revision `initialize` agreed on.
-    version: Mutex<Option<String>>,
+    /// The server's `initialize`, as `mcp add` recorded it.
+    handshake: Option<McpHandshake>,
+    /// The client's `initialize`, once answered from the record.
+    client_init: Mutex<Option<Value>>,
+    bridge: OnceCell<Arc<Bridge>>,
 }
 
 /// Runs the bridge until stdin ends.
@@ -45,29 +56,24 @@ pub async fn run(cli: &Cli, a: &super::ProxyArgs) -> Result<(), Failure> {
     let mut agent =
         super::super::client::hello_as(cli, &a.agent, "MCP client (valetkey mcp proxy)", None)
             .await?;
-    let (url, scopes) = super::server_scopes(&mut agent, &a.name, &a.scopes).await?;
+    let (server, scopes) = super::server_scopes(&mut agent, &a.name, &a.scopes).await?;
     let opened = agent
         .call::<ProxyOpen>(&Default::default())
         .await
         .map_err(client_failure)?;
-    // Waits for your consent when there is no grant yet.
-    let ph = agent
-        .call::<TokenPlaceholder>(&TokenPlaceholderParams {
-            provider: a.name.clone(),
-            scopes,
-        })
-        .await
-        .map_err(client_failure)?;
-    let bridge = Arc::new(Bridge {
+    let s = Arc::new(Session {
+        agent: tokio::sync::Mutex::new(agent),
+        provider: a.name.clone(),
+        scopes,
         http: http_client(&opened.proxy_url, &opened.ca_bundle)?,
-        url,
-        auth: format!("Bearer {}", ph.placeholder),
-        session: Mutex::new(None),
-        version: Mutex::new(None),
+        url: server.mcp_url.clone().unwrap_or_default(),
+        handshake: server.mcp_handshake,
+        client_init: Mutex::new(None),
+        bridge: OnceCell::new(),
     });
     eprintln!(
         "valetkey mcp proxy: {} as agent {} (the token stays in valetkeyd)",
-        bridge.url, a.agent
+        s.url, a.agent
     );
     let (tx, rx) = mpsc::channel::<String>(64);
     let writer = tokio::spawn(write_out(rx));
@@ -77,28 +83,23 @@ pub async fn run(cli: &Cli, a: &super::ProxyArgs) -> Result<(), Failure> {
         if line.trim().is_empty() {
             continue;
         }
-        let (b, tx) = (bridge.clone(), tx.clone());
-        tasks.spawn(async move { b.send(line, &tx).await });
+        let (s, tx) = (s.clone(), tx.clone());
+        tasks.spawn(async move { s.handle(line, &tx).await });
+        while tasks.try_join_next().is_some() {}
     }
-    while tasks.join_next().await.is_some() {}
+    let drained = tokio::time::timeout(GRACE, async { while tasks.join_next().await.is_some() {} });
+    if drained.await.is_err() {
+        eprintln!(
+            "valetkey mcp proxy: the MCP client closed its end; dropping {} request(s) still waiting",
+            tasks.len()
+        );
+        tasks.abort_all();
+    }
     drop(tx);
     let _ = writer.await;
-    // The agent connection (and with it the proxy) ends here.
-    drop(agent);
+    // The agent connection (and with it the proxy and any card) ends here.
+    drop(s);
     Ok(())
-}
-
-/// An HTTP client that goes through the proxy and trusts its CA.
-fn http_client(proxy_url: &str, ca_bundle: &str) -> Result<reqwest::Client, Failure> {
-    let pem = std::fs::read(ca_bundle)
-        .map_err(|e| Failure::from(format!("the proxy's CA bundle {ca_bundle}: {e}")))?;
-    let mut b = reqwest::Client::builder()
-        .proxy(reqwest::Proxy::all(proxy_url)?)
-        .user_agent(concat!("valetkey-mcp-proxy/", env!("CARGO_PKG_VERSION")));
-    for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
-        b = b.add_root_certificate(cert);
-    }
-    Ok(b.build()?)
 }
 
 /// Writes each message as one line to stdout.
@@ -115,127 +116,88 @@ async fn write_out(mut rx: mpsc::Receiver<String>) {
     }
 }
 
-/// A JSON-RPC error answering `id`.
-fn error_reply(id: &Value, message: String, data: Value) -> String {
-    serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": { "code": REFUSED, "message": message, "data": data },
-    })
-    .to_string()
-}
-
-/// What a refusal's body says: the proxy's `{"error":{"message",…}}`, or
-/// an OAuth-style `{"error","error_description"}` from the server.
-fn refusal(status: u16, body: &str) -> (String, Value) {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let message = v["error"]["message"]
-        .as_str()
-        .or(v["error_description"].as_str())
-        .or(v["error"].as_str())
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("HTTP {status}"));
-    (
-        format!("HTTP {status}: {message}"),
-        serde_json::json!({ "status": status, "body": v }),
-    )
-}
-
-impl Bridge {
-    fn request(&self, line: String) -> reqwest::RequestBuilder {
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(
-                reqwest::header::ACCEPT,
-                "application/json, text/event-stream",
-            )
-            .header(reqwest::header::AUTHORIZATION, &self.auth)
-            .body(line);
-        let lock = |m: &Mutex<Option<String>>| m.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(s) = lock(&self.session) {
-            req = req.header("mcp-session-id", s);
-        }
-        if let Some(v) = lock(&self.version) {
-            req = req.header("mcp-protocol-version", v);
-        }
-        req
-    }
-
-    /// Sends one message and passes the answer (if any) to `out`.
-    async fn send(&self, line: String, out: &mpsc::Sender<String>) {
+impl Session {
+    /// One message from the client.
+    async fn handle(&self, line: String, out: &mpsc::Sender<String>) {
         let msg: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        let id = msg.get("id").cloned();
-        let initialize = msg["method"] == "initialize";
-        let resp = match self.request(line).send().await {
-            Ok(r) => r,
-            Err(e) => {
-                if let Some(id) = &id {
-                    let m = format!("cannot reach {} through valetkeyd's proxy (access revoked, or valetkeyd stopped?): {e}", self.url);
+        if let Some(answer) = self.answer_locally(&msg) {
+            if let Some(a) = answer {
+                let _ = out.send(a.to_string()).await;
+            }
+            return;
+        }
+        match self.bridge().await {
+            Ok(b) => b.send(line, out).await,
+            Err(m) => {
+                if let Some(id) = msg.get("id") {
                     let _ = out.send(error_reply(id, m, Value::Null)).await;
                 }
-                return;
-            }
-        };
-        if let Some(s) = resp
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-        {
-            *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.to_owned());
-        }
-        let status = resp.status().as_u16();
-        if !resp.status().is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            if let Some(id) = &id {
-                let (m, data) = refusal(status, &body);
-                let _ = out.send(error_reply(id, m, data)).await;
-            }
-            return;
-        }
-        self.answer(resp, initialize, out).await;
-    }
-
-    /// Passes on a successful answer: JSON, or an event stream.
-    async fn answer(
-        &self,
-        mut resp: reqwest::Response,
-        initialize: bool,
-        out: &mpsc::Sender<String>,
-    ) {
-        let stream = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with("text/event-stream"));
-        if !stream {
-            let text = resp.text().await.unwrap_or_default();
-            if !text.trim().is_empty() {
-                self.note_version(initialize, &text);
-                let _ = out.send(text).await;
-            }
-            return;
-        }
-        let mut events = Events::default();
-        while let Ok(Some(chunk)) = resp.chunk().await {
-            for data in events.feed(&chunk) {
-                self.note_version(initialize, &data);
-                if out.send(data).await.is_err() {
-                    return;
-                }
             }
         }
     }
 
-    /// Keeps the revision `initialize` agreed on, for later requests.
-    fn note_version(&self, initialize: bool, message: &str) {
-        if !initialize {
-            return;
-        }
-        let v: Value = serde_json::from_str(message).unwrap_or(Value::Null);
-        if let Some(version) = v["result"]["protocolVersion"].as_str() {
-            *self.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(version.to_owned());
+    /// What the record answers without the server: `Some(answer)` for
+    /// `initialize` and an early `ping`, `Some(None)` for the client's
+    /// `notifications/initialized` (the server gets its own), `None` for
+    /// what goes to the server.
+    fn answer_locally(&self, msg: &Value) -> Option<Option<Value>> {
+        let h = self.handshake.as_ref()?;
+        match msg["method"].as_str()? {
+            "initialize" => {
+                let mut kept = msg.clone();
+                kept["params"]["protocolVersion"] =
+                    revision_for(h, msg["params"]["protocolVersion"].as_str()).into();
+                *self.client_init.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
+                Some(Some(local_answer(h, msg)))
+            }
+            "notifications/initialized" => Some(None),
+            "ping" if self.bridge.get().is_none() => Some(Some(serde_json::json!({
+                "jsonrpc": "2.0", "id": msg["id"], "result": {},
+            }))),
+            _ => None,
         }
     }
+
+    /// The bridge, opened on first use: the placeholder (which waits for
+    /// your consent when there is no grant yet), then the server's
+    /// handshake when the client's was answered from the record.
+    async fn bridge(&self) -> Result<&Arc<Bridge>, String> {
+        self.bridge.get_or_try_init(|| self.open()).await
+    }
+
+    async fn open(&self) -> Result<Arc<Bridge>, String> {
+        let ph = self
+            .agent
+            .lock()
+            .await
+            .call::<TokenPlaceholder>(&TokenPlaceholderParams {
+                provider: self.provider.clone(),
+                scopes: self.scopes.clone(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let b = Bridge::new(self.http.clone(), self.url.clone(), &ph.placeholder);
+        if let Some(h) = &self.handshake {
+            let init = self
+                .client_init
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            b.initialize(&init.unwrap_or_else(|| own_initialize(h)))
+                .await?;
+        }
+        Ok(Arc::new(b))
+    }
+}
+
+/// An `initialize` of Valet Key's own, for a client that sent none.
+fn own_initialize(h: &McpHandshake) -> Value {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": "valetkey-initialize", "method": "initialize",
+        "params": {
+            "protocolVersion": revision_for(h, None),
+            "capabilities": {},
+            "clientInfo": { "name": "valetkey-mcp-proxy", "version": env!("CARGO_PKG_VERSION") },
+        },
+    })
 }

@@ -24,6 +24,7 @@ pub fn handle(d: &Shared) -> Result<ProvidersListResult, BrokerError> {
             narrows_on_refresh: p.narrows_on_refresh,
             login_scopes: st.login_scopes.clone(),
             mcp_url: p.mcp.as_ref().map(|m| m.url.clone()),
+            mcp_handshake: p.mcp.as_ref().and_then(|m| m.handshake.clone()),
         });
     }
     Ok(ProvidersListResult { providers })

@@ -6,6 +6,9 @@
 //! * [`discover`] finds a server's authorization server, as the MCP
 //!   authorization spec (revision 2025-11-25) orders it;
 //! * [`register`] gets a client id there;
+//! * [`handshake`] asks a server's `initialize` at `mcp add`, and answers
+//!   an MCP client's `initialize` from what was recorded;
+//! * [`sse`] reads the event streams of streamable HTTP;
 //! * [`jsonrpc`] reads what a request to a server asks (method, tool),
 //!   for the policy and the audit trail;
 //! * [`stepup`] logs in again, from the daemon, when a server asks for
@@ -24,8 +27,10 @@
 pub mod admin;
 pub mod challenge;
 pub mod discover;
+pub mod handshake;
 pub mod jsonrpc;
 pub mod register;
+pub mod sse;
 pub mod stepup;
 
 use std::collections::BTreeMap;

@@ -17,6 +17,7 @@ fn server() -> McpServer {
         registration: Registration::Dynamic,
         confidential: false,
         ca_file: None,
+        handshake: None,
     }
 }
 
