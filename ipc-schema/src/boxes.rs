@@ -91,6 +91,22 @@ pub struct BoxPlan {
     /// `sockets`, absolute); every other socket outside is refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sockets: Vec<String>,
+    /// Tools' caches (`~/.cache`, `~/.npm`, cargo's registry): the
+    /// profile's own directories, kept between runs, bound where the
+    /// tools look, so downloads work and the user's own caches, which
+    /// their unboxed tools trust, are never written by a box.
+    #[serde(default)]
+    pub caches: Vec<BoxCache>,
+}
+
+/// One tool cache a box writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BoxCache {
+    /// Where the box sees it (absolute, in the home).
+    pub path: String,
+    /// The profile's directory bound there (absolute, in valetkeyd's data
+    /// directory, which the box does not see).
+    pub source: String,
 }
 
 /// A file the box sees as the daemon hashed it.

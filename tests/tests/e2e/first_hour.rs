@@ -209,3 +209,56 @@ async fn a_card_ends_when_the_agent_that_asked_goes_away() {
         .collect();
     assert_eq!(names, ["later-agent"], "only the kept card is up");
 }
+
+/// Everyday tools write their caches in a default box: `mkdir ~/.cache/x`
+/// and `npm install` (whose cache and logs are in `~/.npm`) failed with
+/// EROFS and ENOENT. What they write lands in the profile's own cache
+/// directory, kept for the next run, never in the user's caches.
+#[test]
+fn tools_write_their_caches_in_a_default_box_and_the_users_stay_untouched() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    let work = env.path("work");
+    std::fs::create_dir_all(work.join("pkg")).expect("mkdir");
+    std::fs::create_dir_all(env.path("home/.cache")).expect("mkdir");
+    std::fs::write(
+        work.join("pkg/package.json"),
+        r#"{"name":"vk-local","version":"1.0.0"}"#,
+    )
+    .expect("package.json");
+    let script = "set -e
+mkdir -p ~/.cache/x && echo kept > ~/.cache/x/f
+cd pkg && npm pack --silent >/dev/null && cd ..
+npm install --no-audit --no-fund --loglevel=error ./pkg/vk-local-1.0.0.tgz
+test -f node_modules/vk-local/package.json && echo installed";
+    let run = |s: &str| {
+        env.command(bin("valetkey"))
+            .args(["run", "--", "sh", "-c", s])
+            .current_dir(&work)
+            .output()
+            .expect("valetkey run")
+    };
+    let out = run(script);
+    assert!(
+        out.status.success() && text(&out.stdout).contains("installed"),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        !env.path("home/.cache/x").exists() && !env.path("home/.npm/_cacache").exists(),
+        "the user's caches were not written"
+    );
+    let root = env.path("data/valetkey/box-caches/default");
+    assert_eq!(
+        std::fs::read_to_string(root.join("cache/x/f")).expect("the profile's cache"),
+        "kept\n"
+    );
+    assert!(
+        root.join("npm/_cacache").is_dir(),
+        "npm's cache is the profile's"
+    );
+    // Kept between runs of the profile.
+    let again = run("cat ~/.cache/x/f");
+    assert_eq!(text(&again.stdout), "kept\n", "{}", text(&again.stderr));
+}

@@ -124,7 +124,8 @@ pub const ISOLATION: &[&str] = &[
 pub const BASE: &[&str] = &["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"];
 
 /// bubblewrap's namespace and mount arguments for `plan`, in order: the
-/// read-only root, then the empty places, the writable ones, the
+/// read-only root, then the empty places, the tools' caches (the
+/// profile's own), the writable ones, the
 /// repositories' `.git` bound onto themselves and what is locked in them
 /// (read-only over the writable binds), the hidden paths (after the
 /// working directory, so they stay hidden inside it), the pinned files,
@@ -143,6 +144,9 @@ fn mounts(plan: &BoxPlan, cwd: &Path, exe: &Path) -> Vec<String> {
     add(&["--tmpfs", "/tmp"]);
     if let Some(runtime) = valetkey_ipc::paths::user_runtime_dir().filter(|d| d.is_dir()) {
         add(&["--tmpfs", &runtime.display().to_string()]);
+    }
+    for c in &plan.caches {
+        add(&["--bind", &c.source, &c.path]);
     }
     let cwd_s = cwd.display().to_string();
     add(&["--bind", &cwd_s, &cwd_s]);
@@ -223,6 +227,15 @@ pub fn explain(plan: &BoxPlan, spec: &Spec) {
         list(
             std::iter::once(f.cwd.clone()).chain(plan.read_write.iter().cloned()),
             ""
+        )
+    );
+    println!(
+        "caches:    {}",
+        list(
+            plan.caches
+                .iter()
+                .map(|c| format!("{} (the profile's own, kept in {})", c.path, c.source)),
+            "the user's, read-only"
         )
     );
     let p = &plan.protection;

@@ -169,6 +169,17 @@ fn plan_of(d: &Shared, p: &BoxOpenParams, pin_dir: Option<&Path>) -> Result<BoxP
         own: vec![crate::dirs::config_dir(), crate::dirs::data_dir()],
     };
     let resolved = profile::resolve(&profile, &places).map_err(invalid)?;
+    let cache_root = crate::dirs::data_dir()
+        .join("box-caches")
+        .join(&profile_name);
+    let caches = profile::caches(
+        &profile,
+        &places,
+        &resolved.read_write,
+        &cache_root,
+        pin_dir.is_some(),
+    )
+    .map_err(invalid)?;
     let shown = |v: &[PathBuf]| v.iter().map(|h| h.display().to_string()).collect();
     let writable: Vec<PathBuf> = std::iter::once(places.cwd.clone())
         .chain(resolved.read_write.iter().cloned())
@@ -197,6 +208,13 @@ fn plan_of(d: &Shared, p: &BoxOpenParams, pin_dir: Option<&Path>) -> Result<BoxP
             .sockets
             .iter()
             .map(|s| s.display().to_string())
+            .collect(),
+        caches: caches
+            .iter()
+            .map(|(path, source)| valetkey_ipc::control::BoxCache {
+                path: path.display().to_string(),
+                source: source.display().to_string(),
+            })
             .collect(),
     })
 }

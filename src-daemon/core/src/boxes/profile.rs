@@ -139,18 +139,71 @@ fn writable(path: &Path, home: &Path) -> Result<PathBuf, String> {
             path.display()
         ));
     }
+    mkdir(path).map_err(|e| {
+        format!(
+            "read_write path {} is missing and cannot be made: {e}",
+            path.display()
+        )
+    })?;
+    Ok(path.to_owned())
+}
+
+/// Tools' caches a box writes in a directory of its profile's own:
+/// where the box sees it, the directory's name, and whether the user's own
+/// stays in place (read-only) for a box with no network, where an offline
+/// build needs what is already downloaded. pip, Go and most others keep
+/// theirs under `~/.cache`. The user's caches are never bound writable:
+/// their unboxed tools trust them (cargo builds and runs the registry's
+/// sources), so a box that wrote them would run code outside itself.
+pub const CACHES: &[(&str, &str, bool)] = &[
+    ("~/.cache", "cache", false),
+    ("~/.npm", "npm", false),
+    ("~/.cargo/registry", "cargo-registry", true),
+    ("~/.cargo/git", "cargo-git", true),
+];
+
+/// The caches of a box with `profile`: (where the box sees it, the
+/// profile's directory under `root`). One inside the working directory or
+/// a `read_write` path is left to it. With `make`, the profile's
+/// directories and any missing place in the home are made (mode 0700).
+pub fn caches(
+    profile: &Profile,
+    places: &Places,
+    rw: &[PathBuf],
+    root: &Path,
+    make: bool,
+) -> Result<Vec<(PathBuf, PathBuf)>, String> {
+    use crate::config::boxes::Network;
+    if profile.caches == Some(false) {
+        return Ok(vec![]);
+    }
+    let offline = profile.network == Network::None;
+    let mut out = Vec::new();
+    for (at, name, keep_offline) in CACHES {
+        let path = expand(at, &places.home);
+        let covered = std::iter::once(&places.cwd)
+            .chain(rw)
+            .any(|w| path.starts_with(w));
+        if covered || (offline && *keep_offline) {
+            continue;
+        }
+        let source = root.join(name);
+        if make {
+            for d in [&source, &path] {
+                mkdir(d).map_err(|e| format!("the box's cache {}: {e}", d.display()))?;
+            }
+        }
+        out.push((path, source));
+    }
+    Ok(out)
+}
+
+fn mkdir(d: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(path)
-        .map_err(|e| {
-            format!(
-                "read_write path {} is missing and cannot be made: {e}",
-                path.display()
-            )
-        })?;
-    Ok(path.to_owned())
+        .create(d)
 }
 
 #[cfg(test)]
@@ -211,5 +264,63 @@ mod tests {
         assert!(e.contains("your home and more"), "{e}");
         let e = resolve(&profile, &places(r, "home/.ssh")).expect_err("hidden");
         assert!(e.contains("every box hides"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use crate::config::boxes::Network;
+
+    #[test]
+    fn a_box_gets_caches_of_its_own_and_an_offline_box_keeps_cargos() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let r = t.path();
+        let places = Places {
+            home: r.join("home"),
+            data_home: r.join("home/.local/share"),
+            config_home: r.join("home/.config"),
+            cwd: r.join("home/work"),
+            own: vec![],
+        };
+        let root = r.join("state/box-caches/default");
+        let got = caches(&Profile::default(), &places, &[], &root, true).expect("caches");
+        let at: Vec<PathBuf> = got.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(
+            at,
+            [
+                "home/.cache",
+                "home/.npm",
+                "home/.cargo/registry",
+                "home/.cargo/git"
+            ]
+            .map(|p| r.join(p))
+        );
+        assert_eq!(got[1].1, root.join("npm"));
+        for (p, s) in &got {
+            assert!(
+                p.is_dir() && s.is_dir(),
+                "made {} and {}",
+                p.display(),
+                s.display()
+            );
+        }
+        let offline = Profile {
+            network: Network::None,
+            ..Profile::default()
+        };
+        let got = caches(&offline, &places, &[r.join("home/.npm")], &root, false).expect("caches");
+        assert_eq!(
+            got,
+            [(r.join("home/.cache"), root.join("cache"))],
+            "npm is read_write, cargo's stays the user's"
+        );
+        let off = Profile {
+            caches: Some(false),
+            ..Profile::default()
+        };
+        assert!(caches(&off, &places, &[], &root, true)
+            .expect("none")
+            .is_empty());
     }
 }

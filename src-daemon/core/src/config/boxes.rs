@@ -82,6 +82,10 @@ pub struct Profile {
     /// bound into the box where its `/tmp` or runtime directory would hide
     /// them). Every other socket outside the box is refused (`EACCES`).
     pub sockets: Vec<String>,
+    /// Whether tools' caches (`~/.cache`, `~/.npm`, cargo's registry) are
+    /// the profile's own writable directories (the default), or the
+    /// user's, read-only (`caches = false`).
+    pub caches: Option<bool>,
 }
 
 /// `[box]`.
