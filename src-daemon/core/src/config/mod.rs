@@ -631,6 +631,42 @@ mod tests {
         Config::parse(Path::new("config.toml"), text)
     }
 
+    /// Every GitHub scope the README and docs/AGENTS.md show
+    /// (`--env VAR=github:SCOPE[@REPO]`, `token("github", [...])`) is one
+    /// the github preset's rules know: AGENTS.md showed `repo:read`,
+    /// which is none of them.
+    #[test]
+    fn the_docs_github_examples_ask_for_scopes_the_preset_has() {
+        let preset = presets().remove("github").expect("github");
+        let known = preset.proxy.expect("proxy").rules;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut shown = Vec::new();
+        for doc in ["README.md", "docs/AGENTS.md"] {
+            let text = std::fs::read_to_string(root.join(doc)).expect("doc");
+            for (i, _) in text.match_indices("=github:") {
+                let rest = &text[i + "=github:".len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(rest.len());
+                shown.push((doc, rest[..end].to_owned()));
+            }
+            for q in ["\"github\", [\"", "'github', ['"] {
+                for (i, _) in text.match_indices(q) {
+                    let rest = &text[i + q.len()..];
+                    let end = rest.find(['"', '\'']).unwrap_or(0);
+                    shown.push((doc, rest[..end].to_owned()));
+                }
+            }
+        }
+        assert!(shown.len() >= 4, "the examples were found: {shown:?}");
+        for (doc, scope) in &shown {
+            assert!(
+                known.contains_key(scope),
+                "{doc} shows github:{scope}, which the preset does not have"
+            );
+        }
+    }
+
     #[test]
     fn every_preset_parses_and_validates_with_a_client_id() {
         let presets = presets();
