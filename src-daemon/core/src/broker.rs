@@ -36,6 +36,9 @@ pub struct Broker {
     pub attestor: Attestor,
     /// The open boxes (`valetkey run`).
     pub boxes: crate::boxes::registry::Boxes,
+    /// The box profiles in force: `[box]` of config.toml, reloaded when
+    /// the file changes ([`crate::control::reload_config`]).
+    pub profiles: std::sync::RwLock<BoxProfiles>,
     /// Pending consents.
     pub consents: Consents,
     /// The event bus (activity log and tray).
@@ -74,7 +77,25 @@ pub struct Ports {
 /// A handle to the broker.
 pub type Shared = Arc<Broker>;
 
+/// `[box]` as last loaded, and why the last edit of config.toml was
+/// refused, if it was.
+#[derive(Debug, Clone)]
+pub struct BoxProfiles {
+    /// The profiles in force.
+    pub section: Arc<crate::config::boxes::BoxSection>,
+    /// The last reload's error (the profiles above stayed in force).
+    pub refused: Option<String>,
+}
+
 impl Broker {
+    /// The box profiles in force.
+    pub fn box_profiles(&self) -> BoxProfiles {
+        self.profiles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Builds the state from its parts; the policy is read from the
     /// config's policy directory (last good copy kept in the data dir).
     pub fn new(config: Config, store: Store) -> Shared {
@@ -102,7 +123,12 @@ impl Broker {
         };
         let clock = store.clock();
         let mcp = crate::mcp::load(&store, &config);
+        let profiles = std::sync::RwLock::new(BoxProfiles {
+            section: Arc::new(config.boxes.clone()),
+            refused: None,
+        });
         Arc::new(Broker {
+            profiles,
             config,
             store,
             tokens: TokenService::new(ports.keychain.clone(), ports.upstream.clone()),

@@ -12,6 +12,7 @@ use valetkey_ipc::control::{
 use valetkey_ipc::{ErrorCode, RpcError};
 
 use crate::broker::Shared;
+use crate::config::Config;
 use crate::consent::{flow, revoke as revocation};
 use crate::error::BrokerError;
 
@@ -86,6 +87,45 @@ pub fn reload_policy(d: &Shared) {
     crate::record::record_best_effort(d, rec);
     d.events
         .emit(&d.store, Event::PolicyReloaded { ok, files, error });
+}
+
+/// Reloads config.toml after an edit. The box profiles take effect at
+/// once; the other sections (providers, limits, the socket) when valetkeyd
+/// restarts, and the record says so. A file that does not load keeps the
+/// profiles in force, and why is kept for the next refusal that a missing
+/// profile gets.
+pub fn reload_config(d: &Shared) {
+    let mut rec = crate::audit::by_user("config.reload", None);
+    match Config::load(&d.config.path) {
+        Ok(new) => {
+            let names: Vec<&str> = new.boxes.profiles.keys().map(String::as_str).collect();
+            rec.outcome = "loaded".into();
+            rec.detail = Some(format!(
+                "box profiles now: {}; other sections take effect when valetkeyd restarts",
+                if names.is_empty() {
+                    "the built-in ones".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ));
+            tracing::info!(path = %d.config.path.display(), "config.toml reloaded: box profiles in force");
+            *d.profiles.write().unwrap_or_else(|e| e.into_inner()) = crate::broker::BoxProfiles {
+                section: std::sync::Arc::new(new.boxes),
+                refused: None,
+            };
+        }
+        Err(e) => {
+            let why = e.to_string();
+            tracing::warn!(error = %why, "config.toml changed but does not load; the previous config stays in force");
+            rec.outcome = "refused".into();
+            rec.detail = Some(why.clone());
+            d.profiles
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .refused = Some(why);
+        }
+    }
+    crate::record::record_best_effort(d, rec);
 }
 
 /// `audit.query`: the newest records matching the filters.

@@ -262,3 +262,56 @@ test -f node_modules/vk-local/package.json && echo installed";
     let again = run("cat ~/.cache/x/f");
     assert_eq!(text(&again.stdout), "kept\n", "{}", text(&again.stderr));
 }
+
+/// A profile added to config.toml is there for the next `valetkey run`,
+/// with no restart (it was refused with "add [box.profiles.research]",
+/// the profile just added). An edit that does not load keeps the profiles
+/// in force, and a missing profile's refusal says why the edit was not
+/// taken.
+#[test]
+fn a_profile_added_to_config_toml_is_seen_without_a_restart() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    let work = env.path("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let explain = |profile: &str| {
+        env.command(bin("valetkey"))
+            .args(["run", "--explain", "--profile", profile, "--", "true"])
+            .current_dir(&work)
+            .output()
+            .expect("valetkey run --explain")
+    };
+    env.write_config("\n[box.profiles.research]\nnetwork = \"none\"\n")
+        .expect("config");
+    let mut seen = None;
+    crate::harness::wait_until(std::time::Duration::from_secs(10), || {
+        let o = explain("research");
+        let ok = o.status.success();
+        seen = Some(o);
+        ok
+    })
+    .unwrap_or_else(|_| panic!("the new profile was not seen: {:?}", seen));
+    assert!(text(&seen.expect("output").stdout).contains("profile:   research (network none)"));
+    // A bad edit: the profiles in force stay, and the refusal says why.
+    std::fs::write(
+        env.path("config/valetkey/config.toml"),
+        "[box.profiles.research]\nnetwork = \"sideways\"\n[box.profiles.later]\n",
+    )
+    .expect("bad config");
+    let mut why = String::new();
+    crate::harness::wait_until(std::time::Duration::from_secs(10), || {
+        why = text(&explain("later").stderr);
+        why.contains("was not loaded")
+    })
+    .unwrap_or_else(|_| panic!("the refusal does not say why: {why}"));
+    assert!(why.contains("sideways") || why.contains("network"), "{why}");
+    assert!(
+        explain("research").status.success(),
+        "the old profile stays in force"
+    );
+    let audit = env.cli_ok(&["audit", "--kind", "config.reload", "--json"]);
+    assert!(
+        audit.contains("loaded") && audit.contains("refused"),
+        "{audit}"
+    );
+}

@@ -145,11 +145,7 @@ pub const SYSTEM_ROOTS: &[&str] = &[
 /// `pin_dir` (a real open), the entry files are pinned there and the
 /// repositories' missing `hooks/` are made, so they can be locked.
 fn plan_of(d: &Shared, p: &BoxOpenParams, pin_dir: Option<&Path>) -> Result<BoxPlan, BrokerError> {
-    let (profile_name, mut profile) = d
-        .config
-        .boxes
-        .profile(p.profile.as_deref())
-        .map_err(invalid)?;
+    let (profile_name, mut profile) = profile_for(d, p.profile.as_deref())?;
     if let Some(n) = &p.network {
         profile.network = crate::config::boxes::Network::parse(n).map_err(invalid)?;
     }
@@ -216,6 +212,21 @@ fn plan_of(d: &Shared, p: &BoxOpenParams, pin_dir: Option<&Path>) -> Result<BoxP
                 source: source.display().to_string(),
             })
             .collect(),
+    })
+}
+
+/// The profile `name` (else the default) as config.toml has it now; when
+/// it is missing and the last edit was refused, the refusal says why.
+fn profile_for(
+    d: &Shared,
+    name: Option<&str>,
+) -> Result<(String, crate::config::boxes::Profile), BrokerError> {
+    let now = d.box_profiles();
+    now.section.profile(name).map_err(|e| match &now.refused {
+        Some(why) => invalid(format!(
+            "{e}; your last edit of config.toml was not loaded: {why}"
+        )),
+        None => invalid(e),
     })
 }
 
