@@ -46,6 +46,9 @@ installed() {
   # The user manager caps LimitMEMLOCK (8 MiB here): the daemon runs unlocked,
   # and doctor says so, with the fix.
   grep -q "^warn memory .*not locked" /tmp/doctor.out || fail "doctor does not say the memory is not locked"
+  # Under a real user manager the runtime dir is /run/user/$UID, where a
+  # client with the MCP SDKs' reduced environment looks too.
+  grep -q "^ok   discovery" /tmp/doctor.out || fail "doctor: a reduced-environment client would not find the socket: $(grep discovery /tmp/doctor.out)"
 
   step "systemd-analyze --user security: the exposure of the unit as this manager runs it"
   systemd-analyze --user security valetkeyd.service --no-pager > /tmp/security.out || true

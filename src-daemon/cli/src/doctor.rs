@@ -66,6 +66,7 @@ pub async fn doctor(cli: &Cli) -> Result<(), Failure> {
     if daemon_version.is_some() {
         memory_check(&mut r, &socket);
     }
+    discovery_check(&mut r);
     service_check(&mut r);
     box_check(&mut r);
     keychain_check(&mut r).await;
@@ -206,6 +207,39 @@ fn memory_check(r: &mut Report, socket: &Path) {
         format!("valetkeyd's memory is not locked (its locked-memory limit: {limit}): tokens could be written to swap; it works on, unlocked"),
         Some("raise the user manager's limit (DefaultLimitMEMLOCK=infinity in /etc/systemd/user.conf, then log in again), or use encrypted or no swap"),
     );
+}
+
+/// Whether a client started with a reduced environment (no
+/// `XDG_RUNTIME_DIR`: the MCP SDKs' stdio clients, Codex) finds the same
+/// socket as this shell. A warning: such clients then need
+/// `VALETKEY_SOCKET` in their config.
+fn discovery_check(r: &mut Report) {
+    use valetkey_ipc::paths::{runtime_dir, runtime_dir_from};
+    if std::env::var_os(valetkey_ipc::paths::SOCKET_ENV).is_some() {
+        r.line(Level::Ok, "discovery", "VALETKEY_SOCKET is set here; clients without it use the rule (XDG_RUNTIME_DIR, /run/user/$UID, /tmp/valetkey-$UID)", None);
+        return;
+    }
+    let here = runtime_dir();
+    let uid = rustix::process::getuid().as_raw();
+    let reduced = runtime_dir_from(None, uid, Path::new("/run/user"));
+    if here == reduced {
+        let what = format!(
+            "agents find the socket in {}, with or without XDG_RUNTIME_DIR (as MCP clients start them)",
+            here.display()
+        );
+        r.line(Level::Ok, "discovery", what, None);
+    } else {
+        let what = format!(
+            "this shell finds the socket in {}, but a client started without XDG_RUNTIME_DIR (the MCP SDKs' stdio clients, Codex) looks in {}",
+            here.display(),
+            reduced.display()
+        );
+        let fix = format!(
+            "run valetkeyd in a login session (logind makes /run/user/{uid}), or give such a client env VALETKEY_SOCKET={}",
+            here.join("agent.sock").display()
+        );
+        r.line(Level::Warn, "discovery", what, Some(&fix));
+    }
 }
 
 /// Whether `valetkey run` can make a box here: bubblewrap installed, and

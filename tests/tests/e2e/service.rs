@@ -223,6 +223,9 @@ fn doctor_passes_on_a_healthy_setup_and_names_the_fix_when_not() {
         "ok   clock      within",
         "ok   versions   valetkey 0.1.0, valetkeyd 0.1.0, valetkey-tray 0.1.0, valetkey-window 0.1.0",
         "warn service    not installed",
+        // The test world's runtime dir is not /run/user/$UID: a client
+        // with the SDKs' reduced environment would look elsewhere.
+        "warn discovery  this shell finds the socket in",
         "ok   box        bubblewrap can make a box",
         // Started here without a user manager's cap, mlockall succeeds.
         "ok   memory     valetkeyd's memory is locked",
