@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::admin::UpstreamRevocation;
+pub use crate::methods::McpHandshake;
 use crate::methods::{Method, NoParams};
 
 /// How Valet Key got its client id at the server's authorization server,
@@ -74,22 +75,6 @@ pub struct McpServer {
     /// `initialize` failed at `mcp add`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handshake: Option<McpHandshake>,
-}
-
-/// What an MCP server said it is and can do, in its `initialize` result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct McpHandshake {
-    /// Every protocol revision the server agreed to when asked for it,
-    /// newest first (`mcp add` asks for each revision Valet Key knows).
-    pub protocol_versions: Vec<String>,
-    /// The server's `capabilities` object, as it sent it.
-    pub capabilities: serde_json::Value,
-    /// The server's `serverInfo` object, as it sent it.
-    pub server_info: serde_json::Value,
-    /// The server's `instructions`, if it gave any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instructions: Option<String>,
 }
 
 /// `mcp.add`: records a discovered MCP server as a provider. Refused with

@@ -471,14 +471,41 @@ pub struct ProviderSummary {
     pub mcp_url: Option<String>,
     /// For a remote MCP server: its answer to `initialize` when it was
     /// added, for answering an MCP client's handshake before any token is
-    /// needed.
+    /// needed. Only for the server named in `handshake_of`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mcp_handshake: Option<crate::mcp::McpHandshake>,
+    pub mcp_handshake: Option<McpHandshake>,
+}
+
+/// What an MCP server said it is and can do, in its `initialize` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpHandshake {
+    /// Every protocol revision the server agreed to when asked for it,
+    /// newest first (`mcp add` asks for each revision Valet Key knows).
+    pub protocol_versions: Vec<String>,
+    /// The server's `capabilities` object, as it sent it.
+    pub capabilities: serde_json::Value,
+    /// The server's `serverInfo` object, as it sent it.
+    pub server_info: serde_json::Value,
+    /// The server's `instructions`, if it gave any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+}
+
+/// Params of `providers.list`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersListParams {
+    /// The one MCP server whose recorded handshake to include (absent: no
+    /// handshakes, which keeps the list small however many servers there
+    /// are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_of: Option<String>,
 }
 
 impl Method for ProvidersList {
     const NAME: &'static str = "providers.list";
-    type Params = NoParams;
+    type Params = ProvidersListParams;
     type Result = ProvidersListResult;
 }
 

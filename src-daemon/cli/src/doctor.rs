@@ -221,7 +221,7 @@ fn discovery_check(r: &mut Report) {
     }
     let here = runtime_dir();
     let uid = rustix::process::getuid().as_raw();
-    let reduced = runtime_dir_from(None, uid, Path::new("/run/user"));
+    let reduced = runtime_dir_from(None, uid, Path::new(valetkey_ipc::paths::RUN_USER));
     if here == reduced {
         let what = format!(
             "agents find the socket in {}, with or without XDG_RUNTIME_DIR (as MCP clients start them)",

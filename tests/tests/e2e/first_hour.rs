@@ -175,7 +175,7 @@ fn a_client_that_cannot_find_the_daemon_names_where_it_looked() {
 /// `consent.wait`.
 #[tokio::test]
 async fn a_card_ends_when_the_agent_that_asked_goes_away() {
-    use valetkey_ipc::control::{ConsentList, ConsentOutcome, Event};
+    use valetkey_ipc::control::{ConsentList, ConsentOutcome};
     use valetkey_ipc::methods::{NoParams, TokenGet};
     let env = crate::harness::env_with("");
     let mut ctl = crate::harness::subscribed(&env).await;
@@ -190,16 +190,8 @@ async fn a_card_ends_when_the_agent_that_asked_goes_away() {
     drop(kept);
     waiting.abort();
     let _ = waiting.await;
-    let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        loop {
-            match ctl.next_event().await.expect("event") {
-                Event::ConsentDecided { id, outcome, .. } if id == card.id => return outcome,
-                _ => continue,
-            }
-        }
-    })
-    .await
-    .expect("the card was taken down within 5 s");
+    let outcome =
+        crate::harness::decided(&mut ctl, &card.id, std::time::Duration::from_secs(5)).await;
     assert_eq!(outcome, ConsentOutcome::Withdrawn);
     let left = ctl.call::<ConsentList>(&NoParams {}).await.expect("list");
     let names: Vec<_> = left

@@ -683,6 +683,31 @@ pub async fn next_consent(ctl: &mut Client) -> valetkey_ipc::control::ConsentReq
     }
 }
 
+/// Waits (up to `limit`) for card `id`'s `consent.decided` event on a
+/// subscribed control connection, and returns its outcome.
+pub async fn decided(
+    ctl: &mut Client,
+    id: &str,
+    limit: Duration,
+) -> valetkey_ipc::control::ConsentOutcome {
+    let wait = async {
+        loop {
+            let e = ctl.next_event().await.expect("event");
+            if let valetkey_ipc::control::Event::ConsentDecided {
+                id: got, outcome, ..
+            } = e
+            {
+                if got == id {
+                    return outcome;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait)
+        .await
+        .unwrap_or_else(|_| panic!("card {id} was decided within {limit:?}"))
+}
+
 /// Whether `needle` is anywhere in process `pid`'s environment or readable
 /// memory (every readable mapping, read in chunks that overlap by the
 /// needle's length, so nothing straddling a chunk is missed).

@@ -951,7 +951,7 @@ async fn the_handshake_is_answered_at_once_and_consent_waits_for_the_first_call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_goes_away_takes_its_card_and_its_proxy_with_it() {
     use crate::harness::{next_consent, subscribed};
-    use valetkey_ipc::control::{ConsentOutcome, Event};
+    use valetkey_ipc::control::ConsentOutcome;
     let m = std::sync::Arc::new(mcp_up(&[]));
     m.add_ok("notes", &m.url(), &[]);
     let mut ctl = subscribed(&m.env).await;
@@ -964,16 +964,8 @@ async fn a_client_that_goes_away_takes_its_card_and_its_proxy_with_it() {
     c.send(serde_json::json!({"op": "list"}));
     let card = next_consent(&mut ctl).await;
     drop(c);
-    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            match ctl.next_event().await.expect("event") {
-                Event::ConsentDecided { id, outcome, .. } if id == card.id => return outcome,
-                _ => continue,
-            }
-        }
-    })
-    .await
-    .expect("the card was taken down within 10 s");
+    let outcome =
+        crate::harness::decided(&mut ctl, &card.id, std::time::Duration::from_secs(10)).await;
     assert_eq!(outcome, ConsentOutcome::Withdrawn);
     crate::harness::wait_until(std::time::Duration::from_secs(5), || {
         !std::path::Path::new(&format!("/proc/{proxy}")).exists()

@@ -20,7 +20,9 @@ use valetkey_ipc::control::{
     LoginRecord, LoginRecordParams, McpAdd, McpAddParams, McpList, McpRemove, McpRemoveParams,
     McpServer, McpServerStatus, UpstreamRevocation,
 };
-use valetkey_ipc::methods::{NoParams, ProviderSummary, TokenGet, TokenGetParams};
+use valetkey_ipc::methods::{
+    NoParams, ProviderSummary, ProvidersListParams, TokenGet, TokenGetParams,
+};
 use valetkey_ipc::Client;
 
 use super::client::{client_failure, connect, fail};
@@ -436,7 +438,9 @@ async fn server_scopes(
     given: &[String],
 ) -> Result<(ProviderSummary, Vec<String>), Failure> {
     let list = c
-        .call::<valetkey_ipc::methods::ProvidersList>(&NoParams {})
+        .call::<valetkey_ipc::methods::ProvidersList>(&ProvidersListParams {
+            handshake_of: Some(name.to_owned()),
+        })
         .await
         .map_err(client_failure)?;
     let p = list

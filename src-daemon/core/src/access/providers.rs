@@ -5,8 +5,9 @@ use valetkey_ipc::methods::{ProviderSummary, ProvidersListResult};
 use crate::broker::Shared;
 use crate::error::BrokerError;
 
-/// Handles `providers.list`.
-pub fn handle(d: &Shared) -> Result<ProvidersListResult, BrokerError> {
+/// Handles `providers.list`; `handshake_of` names the one MCP server whose
+/// recorded handshake goes in (each can be kilobytes, and frames are capped).
+pub fn handle(d: &Shared, handshake_of: Option<&str>) -> Result<ProvidersListResult, BrokerError> {
     let mut providers = Vec::new();
     for p in d.providers() {
         let st = d.store.provider_state(&p.name)?;
@@ -24,7 +25,11 @@ pub fn handle(d: &Shared) -> Result<ProvidersListResult, BrokerError> {
             narrows_on_refresh: p.narrows_on_refresh,
             login_scopes: st.login_scopes.clone(),
             mcp_url: p.mcp.as_ref().map(|m| m.url.clone()),
-            mcp_handshake: p.mcp.as_ref().and_then(|m| m.handshake.clone()),
+            mcp_handshake: p
+                .mcp
+                .as_ref()
+                .filter(|_| handshake_of == Some(p.name.as_str()))
+                .and_then(|m| m.handshake.clone()),
         });
     }
     Ok(ProvidersListResult { providers })

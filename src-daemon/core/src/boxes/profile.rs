@@ -164,8 +164,11 @@ pub const CACHES: &[(&str, &str, bool)] = &[
 
 /// The caches of a box with `profile`: (where the box sees it, the
 /// profile's directory under `root`). One inside the working directory or
-/// a `read_write` path is left to it. With `make`, the profile's
-/// directories and any missing place in the home are made (mode 0700).
+/// a `read_write` path is left to it, and so is one whose tool the user
+/// does not have (`~/.cargo/registry` without `~/.cargo`: a box must not
+/// leave a tool's directory behind in the home). With `make`, the
+/// profile's directories and any missing place in the home are made
+/// (mode 0700).
 pub fn caches(
     profile: &Profile,
     places: &Places,
@@ -184,7 +187,10 @@ pub fn caches(
         let covered = std::iter::once(&places.cwd)
             .chain(rw)
             .any(|w| path.starts_with(w));
-        if covered || (offline && *keep_offline) {
+        let no_tool = path
+            .parent()
+            .is_some_and(|p| p != places.home && !p.is_dir());
+        if covered || no_tool || (offline && *keep_offline) {
             continue;
         }
         let source = root.join(name);
@@ -284,6 +290,11 @@ mod cache_tests {
             own: vec![],
         };
         let root = r.join("state/box-caches/default");
+        let got = caches(&Profile::default(), &places, &[], &root, true).expect("caches");
+        let at: Vec<PathBuf> = got.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(at, ["home/.cache", "home/.npm"].map(|p| r.join(p)));
+        assert!(!r.join("home/.cargo").exists(), "no ~/.cargo is made");
+        std::fs::create_dir(r.join("home/.cargo")).expect("cargo");
         let got = caches(&Profile::default(), &places, &[], &root, true).expect("caches");
         let at: Vec<PathBuf> = got.iter().map(|(p, _)| p.clone()).collect();
         assert_eq!(

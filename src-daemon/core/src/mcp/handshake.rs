@@ -21,8 +21,13 @@ use crate::secret::Secret;
 /// The protocol revisions Valet Key can pass on, newest first.
 pub const REVISIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
+/// The most a recorded handshake may take as JSON: it travels in
+/// `mcp.add` and `providers.list` frames, which are capped at 64 KiB.
+pub const MAX_RECORD: usize = 16 * 1024;
+
 /// Asks `url`'s `initialize` for each of [`REVISIONS`] with `token`, and
-/// ends each session it opened. Refused when the server answers none.
+/// ends each session it opened. Refused when the server answers none, or
+/// with more than [`MAX_RECORD`] bytes to keep.
 pub async fn probe(
     http: &reqwest::Client,
     url: &str,
@@ -43,13 +48,25 @@ pub async fn probe(
         }
     }
     match (found, last) {
-        (Some(h), _) if !h.protocol_versions.is_empty() => Ok(h),
+        (Some(h), _) if !h.protocol_versions.is_empty() => within_cap(url, h),
         (_, Some(e)) => Err(e),
         _ => Err(McpError::Unsupported(format!(
             "{url} agreed to none of the MCP revisions {}",
             REVISIONS.join(", ")
         ))),
     }
+}
+
+/// `h`, unless it is too large to record.
+fn within_cap(url: &str, h: McpHandshake) -> Result<McpHandshake, McpError> {
+    let len = serde_json::to_vec(&h).map_or(usize::MAX, |v| v.len());
+    if len > MAX_RECORD {
+        return Err(McpError::Unsupported(format!(
+            "{url}'s initialize result is {len} bytes, more than the {MAX_RECORD} Valet Key \
+             records"
+        )));
+    }
+    Ok(h)
 }
 
 /// What a server's `initialize` result says about it.
@@ -180,6 +197,15 @@ mod tests {
             server_info: json!({"name": "notes", "version": "1.0.0"}),
             instructions: Some("Use whoami first.".into()),
         }
+    }
+
+    #[test]
+    fn a_record_too_large_for_a_frame_is_refused_and_a_small_one_kept() {
+        assert_eq!(within_cap("u", record()).expect("small"), record());
+        let mut big = record();
+        big.instructions = Some("x".repeat(MAX_RECORD));
+        let e = within_cap("https://mcp.example/", big).expect_err("too large");
+        assert!(e.to_string().contains("more than the 16384"), "{e}");
     }
 
     #[test]

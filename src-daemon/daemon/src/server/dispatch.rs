@@ -95,7 +95,10 @@ async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
             )
             .await)
         }
-        ProvidersList::NAME => call!(ProvidersList, |_p| access::providers::handle(d)),
+        ProvidersList::NAME => call!(ProvidersList, |p| access::providers::handle(
+            d,
+            p.handshake_of.as_deref()
+        )),
         Whoami::NAME => call!(Whoami, |_p| access::whoami::handle(d, g)),
         DelegationCreate::NAME => {
             call!(DelegationCreate, |p| Box::pin(access::delegate::create(
