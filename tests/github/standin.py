@@ -27,7 +27,12 @@ use, in GitHub's shapes:
   one limited to `permissions` and, with `target`, to `repositories` of
   that owner. A scoped token is held to them as GitHub holds it: another
   repository is 404 Not Found, a missing permission 403 "Resource not
-  accessible by integration".
+  accessible by integration";
+* with no credential at all, as GitHub answers: a repository named with
+  --public OWNER/REPO is read (REST GETs, git fetch and clone), a private
+  one is 404 Not Found on the api port (its existence is not told) and 401
+  with a Basic challenge on the git port, and GET /user is 401 "Requires
+  authentication".
 
 A third port ("other", with --other-port) is not GitHub at all: it
 stands for any other host a box may reach, answers 200 to everything and
@@ -47,7 +52,7 @@ access tokens issued, so a test can look for them where they must not
 be.
 
 Usage: standin.py --cert C --key K --api-port P --git-port Q
-       --repos DIR --client-id ID --client-secret S
+       --repos DIR --client-id ID --client-secret S [--public OWNER/REPO]…
 Prints {"ready": true} once both ports listen.
 """
 
@@ -81,6 +86,12 @@ def live(token):
     with LOCK:
         t = ACCESS.get(token)
     return t if t and t["exp"] > time.time() else None
+
+
+def public(owner, repo):
+    """Whether OWNER/REPO was named with --public: read without a
+    credential, as GitHub serves a public repository."""
+    return f"{owner}/{repo}".lower() in {r.lower() for r in ARGS.public}
 
 
 def classify(token):
@@ -221,8 +232,23 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) == 4 and parts[0] == "applications" and parts[2:] == ["token", "scoped"]:
             return self.scoped(parts[1], body)
         kind = self.record(path)
+        if kind == "none":
+            return self.anonymous_api(parts)
         if kind not in ("issued", "scoped"):
             return self.send(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"})
+        return self.repo_api(parts)
+
+    def anonymous_api(self, parts):
+        """No credential, as GitHub answers it: a public repository is read,
+        a private one (or a write) is 404 Not Found, so its existence is not
+        told, and anything else needs authentication."""
+        if len(parts) >= 3 and parts[0] == "repos":
+            if public(parts[1], parts[2]) and self.command in ("GET", "HEAD"):
+                return self.repo_api(parts, anonymous=True)
+            return self.send(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"})
+        return self.send(401, {"message": "Requires authentication", "documentation_url": "https://docs.github.com/rest", "status": "401"})
+
+    def repo_api(self, parts, anonymous=False):
         if parts == ["user"]:
             return self.send(200, {"login": "octocat", "id": 1, "type": "User"})
         if len(parts) >= 3 and parts[0] == "repos":
@@ -230,13 +256,14 @@ class Handler(BaseHTTPRequestHandler):
             if self.command == "DELETE" and len(parts) == 3:
                 perm = "administration"
             level = "read" if self.command in ("GET", "HEAD") else "write"
-            refused = self.allowed(parts[1], parts[2], perm, level)
+            refused = None if anonymous else self.allowed(parts[1], parts[2], perm, level)
             if refused:
                 return self.send(*refused)
         if len(parts) == 3 and parts[0] == "repos":
             if self.command == "DELETE":
                 return self.send(204)
-            return self.send(200, {"id": 1296269, "name": parts[2], "full_name": parts[1] + "/" + parts[2], "private": True})
+            private = not public(parts[1], parts[2])
+            return self.send(200, {"id": 1296269, "name": parts[2], "full_name": parts[1] + "/" + parts[2], "private": private})
         if len(parts) >= 4 and parts[0] == "repos" and parts[3] == "contents":
             content = base64.b64encode(b"hello from the stand-in\n").decode()
             return self.send(200, {"type": "file", "encoding": "base64", "path": "/".join(parts[4:]), "content": content})
@@ -310,11 +337,13 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/login/oauth/access_token":
             return self.token(body)
         kind = self.record(url.path)
+        parts = [p for p in url.path.split("/") if p]
+        push = url.path.endswith("git-receive-pack") or "service=git-receive-pack" in url.query
+        if kind == "none" and len(parts) >= 2 and not push and public(parts[0], parts[1].removesuffix(".git")):
+            return self.backend(url, body)
         if kind not in ("issued", "scoped"):
             return self.send(401, raw=b"", headers={"WWW-Authenticate": 'Basic realm="GitHub"'})
-        parts = [p for p in url.path.split("/") if p]
         if len(parts) >= 2:
-            push = url.path.endswith("git-receive-pack") or "service=git-receive-pack" in url.query
             refused = self.allowed(parts[0], parts[1].removesuffix(".git"), "contents", "write" if push else "read")
             if refused:
                 return self.send(refused[0], raw=refused[1]["message"].encode())
@@ -414,6 +443,7 @@ def main():
     p.add_argument("--api-port", type=int, required=True)
     p.add_argument("--git-port", type=int, required=True)
     p.add_argument("--other-port", type=int)
+    p.add_argument("--public", action="append", default=[], metavar="OWNER/REPO")
     ARGS = p.parse_args()
     CLIENTS[ARGS.client_id] = ARGS.client_secret
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

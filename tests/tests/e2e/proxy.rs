@@ -60,10 +60,12 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(st.success(), "git {args:?}");
 }
 
-/// Bare repositories `octo/hello` and `octo/other`, one commit each (README).
+/// Bare repositories `octo/hello`, `octo/other` (private) and `octo/pub`
+/// (public), one commit each (README).
 fn make_repos(env: &TestEnv) {
     make_repo(env, "hello");
     make_repo(env, "other");
+    make_repo(env, "pub");
 }
 
 fn make_repo(env: &TestEnv, name: &str) {
@@ -93,6 +95,7 @@ fn start_standin(env: &TestEnv, api: u16, git: u16, other: u16) -> Proc {
             &git.to_string(),
         ])
         .args(["--other-port", &other.to_string()])
+        .args(["--public", "octo/pub"])
         .args(["--repos", &env.path("github/repos").display().to_string()])
         .args(["--client-id", CLIENT_ID, "--client-secret", client_secret()])
         .stdout(Stdio::piped())
@@ -446,6 +449,143 @@ async fn a_boxed_agent_works_through_the_proxy_with_a_placeholder_and_never_hold
         .unwrap_or_default();
     assert!(bot["refusals"].as_u64().unwrap_or(0) >= 3, "{stats}");
     gh.env.assert_no_leaks(&issued, &[&audit]);
+}
+
+/// A box started with nothing: a public clone and read, then a private
+/// clone and read, then another private repository.
+const UNHELD: &str = r#"set -u
+git clone -q GIT/octo/pub.git pub 2> pub.err; echo $? > pub.rc
+curl -sS API/repos/octo/pub -o pub.json
+echo 1 > public.done
+git clone -q GIT/octo/hello.git hello 2> hello.err; echo $? > hello.rc
+curl -sS API/repos/octo/hello/contents/README -o contents.json
+git clone -q GIT/octo/other.git other 2> other.err; echo $? > other.rc
+echo 1 > done
+"#;
+
+/// Finding 2 of "the first hour": the README's `valetkey run --net proxy
+/// -- git clone https://…` of a private repository did nothing: the
+/// request went on with no credential, GitHub said 401, and git "could not
+/// read Username", with no card and no audit record. Now the box asks in
+/// the rules' words for the narrowest scope, bound to that repository, and
+/// the clone goes on after Allow; a public repository needs no card.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_box_with_nothing_asks_when_github_turns_it_away_and_public_ones_need_no_card() {
+    use valetkey_ipc::control::ConsentList;
+    use valetkey_ipc::methods::NoParams;
+    let gh = github_up();
+    let mut ctl = subscribed(&gh.env).await;
+    let child = gh.run(UNHELD, &[]);
+    let public = gh.env.path("work/public.done");
+    wait_until(Duration::from_secs(60), || public.exists()).expect("the public part ran");
+    assert_eq!(gh.read("pub.rc").trim(), "0", "{}", gh.read("pub.err"));
+    assert!(gh.read("pub/README").starts_with("hello from the stand-in"));
+    let repo: Value = serde_json::from_str(&gh.read("pub.json")).expect("pub.json");
+    assert_eq!(repo["private"], false, "{repo}");
+    let pending = ctl.call::<ConsentList>(&NoParams {}).await.expect("list");
+    assert!(
+        pending.consents.is_empty(),
+        "no card for a public repository"
+    );
+
+    let card = next_consent(&mut ctl).await;
+    assert_eq!(card.provider, "github");
+    assert_eq!(
+        card.scopes,
+        vec!["contents:read@octo/hello"],
+        "the narrowest, for that repository"
+    );
+    assert_eq!(card.in_words, vec!["read code in octo/hello"]);
+    assert!(card.proxy_only && card.confinement.is_some(), "{card:?}");
+    decide(&mut ctl, &card.id, Decision::Once, None)
+        .await
+        .expect("allowed once");
+    let out = done(child).await;
+    assert_eq!(
+        gh.read("hello.rc").trim(),
+        "0",
+        "{}\n{out:?}",
+        gh.read("hello.err")
+    );
+    assert!(gh
+        .read("hello/README")
+        .starts_with("hello from the stand-in"));
+    assert!(
+        gh.read("contents.json").contains("\"content\""),
+        "{}",
+        gh.read("contents.json")
+    );
+    // Another repository is not what was allowed: refused by the rules,
+    // before GitHub, and not asked again on its own.
+    assert_ne!(gh.read("other.rc").trim(), "0");
+    assert!(
+        gh.read("other.err").contains("403"),
+        "{}",
+        gh.read("other.err")
+    );
+    let seen = gh.seen();
+    let hello: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.2.starts_with("/octo/hello.git/info/refs"))
+        .map(|s| s.3.as_str())
+        .collect();
+    assert_eq!(
+        hello.first(),
+        Some(&"none"),
+        "first sent as the box sent it: {seen:?}"
+    );
+    assert!(
+        hello.iter().any(|a| *a == "scoped" || *a == "issued"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|s| s.2.starts_with("/octo/other.git") && s.3 != "none"),
+        "{seen:?}"
+    );
+    let audit = gh.env.cli_ok(&["audit", "--json"]);
+    assert!(
+        audit.contains("contents:read@octo/hello"),
+        "the hand-out is in the audit trail"
+    );
+    gh.env
+        .assert_no_leaks(&gh.issued(), &[&gh.read("contents.json")]);
+}
+
+/// A card denied is not asked again by the same box, for that repository
+/// or another: the next requests get GitHub's own answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_ask_is_not_asked_again_by_the_same_box() {
+    use valetkey_ipc::control::ConsentList;
+    use valetkey_ipc::methods::NoParams;
+    let gh = github_up();
+    let mut ctl = subscribed(&gh.env).await;
+    let script = "git clone -q GIT/octo/hello.git a 2> a.err; echo $? > a.rc\n\
+                  git clone -q GIT/octo/hello.git b 2> b.err; echo $? > b.rc\n\
+                  git clone -q GIT/octo/other.git c 2> c.err; echo $? > c.rc\n";
+    let child = gh.run(script, &[]);
+    let card = next_consent(&mut ctl).await;
+    assert_eq!(card.scopes, vec!["contents:read@octo/hello"]);
+    decide(&mut ctl, &card.id, Decision::Deny { remember: false }, None)
+        .await
+        .expect("denied");
+    let _ = done(child).await;
+    assert_ne!(gh.read("a.rc").trim(), "0");
+    assert!(gh.read("a.err").contains("403"), "{}", gh.read("a.err"));
+    assert_ne!(gh.read("b.rc").trim(), "0");
+    assert!(
+        gh.read("b.err").contains("could not read Username"),
+        "GitHub's 401 came back as it was: {}",
+        gh.read("b.err")
+    );
+    assert!(
+        gh.read("c.err").contains("could not read Username"),
+        "another repository raised no card: {}",
+        gh.read("c.err")
+    );
+    let pending = ctl.call::<ConsentList>(&NoParams {}).await.expect("list");
+    assert!(pending.consents.is_empty(), "{:?}", pending.consents);
 }
 
 #[tokio::test(flavor = "multi_thread")]

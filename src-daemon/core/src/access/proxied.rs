@@ -101,22 +101,7 @@ pub async fn placeholder_waiting(
             provider.name, provider.name
         )));
     };
-    let (tok, consent) =
-        crate::access::token::for_proxy(d, s, &provider.name, &p.scopes, wait, None, None).await?;
-    let scopes = tok.0.scopes.clone();
-    drop(tok);
-    // Without a standing grant, the one-time approval covers the box's
-    // requests while it runs.
-    let granted = d
-        .store
-        .live_grant(s.id, &provider.name, s.identity.binding())?
-        .is_some();
-    let approval = consent.filter(|_| !granted).map(|id| (id, scopes.clone()));
-    let placeholder = bx.mint(crate::proxy::Placeholder {
-        provider: provider.name.clone(),
-        scopes: scopes.clone(),
-        approval,
-    });
+    let (placeholder, scopes) = mint(d, &bx, s, &provider.name, &p.scopes, wait).await?;
     Ok(TokenPlaceholderResult {
         placeholder,
         provider: provider.name.clone(),
@@ -127,6 +112,80 @@ pub async fn placeholder_waiting(
             .map(|h| format!("{}:{}", h.host, h.port))
             .collect(),
     })
+}
+
+/// The steps of `token.get` for `scopes` (waiting for the user with
+/// `wait`), then a placeholder of `bx` for what was granted.
+async fn mint(
+    d: &Shared,
+    bx: &BoxProxy,
+    s: Greeted<'_>,
+    provider: &str,
+    scopes: &[String],
+    wait: bool,
+) -> Result<(String, Vec<String>), BrokerError> {
+    let (tok, consent) =
+        crate::access::token::for_proxy(d, s, provider, scopes, wait, None, None).await?;
+    let scopes = tok.0.scopes.clone();
+    drop(tok);
+    // Without a standing grant, the one-time approval covers the box's
+    // requests while it runs.
+    let granted = d
+        .store
+        .live_grant(s.id, provider, s.identity.binding())?
+        .is_some();
+    let approval = consent.filter(|_| !granted).map(|id| (id, scopes.clone()));
+    let placeholder = bx.mint(crate::proxy::Placeholder {
+        provider: provider.to_owned(),
+        scopes: scopes.clone(),
+        approval,
+    });
+    Ok((placeholder, scopes))
+}
+
+/// For a request the proxy passed on with no credential, because the box
+/// holds nothing for `provider`, and that the provider turned away with
+/// `status` (401, or 404 as GitHub answers for a private repository):
+/// the scope the box should ask the user for. That is the narrowest
+/// scope whose rules allow the request, bound to its repository where
+/// the rule names one (`contents:read@octo/hello`), and only once per
+/// box and provider (a hostile box could otherwise raise a card for each
+/// repository it names). A public repository is answered without a card.
+pub fn unheld_scope(
+    d: &Shared,
+    bx: &BoxProxy,
+    s: Greeted<'_>,
+    provider: &Provider,
+    a: &Asked<'_>,
+    status: u16,
+) -> Option<String> {
+    if !matches!(status, 401 | 404) || a.authorization.is_some() || provider.mcp.is_some() {
+        return None;
+    }
+    let px = provider.proxy.as_ref()?;
+    match held(d, bx, s, &provider.name, a) {
+        Ok(Some((h, _))) if h.is_empty() => {}
+        _ => return None,
+    }
+    let scope = px.rules.narrowest(&a.target, |x| {
+        provider.allowed_scopes.iter().any(|y| y == x)
+    })?;
+    bx.first_ask(&provider.name).then_some(scope)
+}
+
+/// Asks the user for `scope` on the box's behalf (the consent card of
+/// `token.placeholder`, waiting), and on Allow keeps a placeholder in
+/// `bx`, so that the request, sent again, has the token written in.
+pub async fn ask_unheld(
+    d: &Shared,
+    bx: &BoxProxy,
+    s: Greeted<'_>,
+    provider: &Provider,
+    scope: &str,
+) -> Result<(), BrokerError> {
+    mint(d, bx, s, &provider.name, &[scope.to_owned()], true)
+        .await
+        .map(drop)
 }
 
 /// What may be written into a request, and the placeholder it carried.

@@ -350,17 +350,30 @@ impl RuleSet {
     /// The scopes (with the repository, where the rule names one) that
     /// would allow `t`: what a refusal suggests.
     pub fn would_allow(&self, t: &Target<'_>) -> Vec<String> {
-        let mut out: Vec<String> = vec![];
-        for (scope, rules) in &self.by_scope {
-            if let Some(c) = rules.iter().find_map(|r| r.matches(t)) {
-                let s = match (c.get("owner"), c.get("repo")) {
-                    (Some(o), Some(r)) => format!("{scope}@{o}/{r}"),
-                    _ => scope.clone(),
-                };
-                out.push(s);
-            }
-        }
-        out
+        self.allowing(t).map(|(s, _)| s).collect()
+    }
+
+    /// Of the scopes that would allow `t` and pass `wanted` (given the
+    /// scope without its repository), the narrowest: the one with the
+    /// fewest rules, so `contents:read` before `contents:write`.
+    pub fn narrowest(&self, t: &Target<'_>, wanted: impl Fn(&str) -> bool) -> Option<String> {
+        self.allowing(t)
+            .filter(|(s, _)| wanted(Granted::parse(s).scope))
+            .min_by_key(|(_, n)| *n)
+            .map(|(s, _)| s)
+    }
+
+    /// Each scope that would allow `t`, bound to the repository where
+    /// the rule names one, with its number of rules.
+    fn allowing<'s>(&'s self, t: &'s Target<'_>) -> impl Iterator<Item = (String, usize)> + 's {
+        self.by_scope.iter().filter_map(move |(scope, rules)| {
+            let c = rules.iter().find_map(|r| r.matches(t))?;
+            let s = match (c.get("owner"), c.get("repo")) {
+                (Some(o), Some(r)) => format!("{scope}@{o}/{r}"),
+                _ => scope.clone(),
+            };
+            Some((s, rules.len()))
+        })
     }
 }
 
@@ -551,6 +564,23 @@ mod tests {
         );
         assert!(s.allows(&write, &put).is_some());
         assert_eq!(s.would_allow(&put), vec!["contents:write@o/r"]);
+        assert_eq!(
+            s.would_allow(&get),
+            vec!["contents:read@o/r", "contents:write@o/r"]
+        );
+        assert_eq!(
+            s.narrowest(&get, |_| true).as_deref(),
+            Some("contents:read@o/r"),
+            "the scope with fewer rules"
+        );
+        assert_eq!(
+            s.narrowest(&get, |x| x != "contents:read").as_deref(),
+            Some("contents:write@o/r"),
+            "only scopes the provider allows"
+        );
+        assert!(s
+            .narrowest(&t("GET", "api", "/nothing", ""), |_| true)
+            .is_none());
         let mine = vec!["contents:read@O/R".to_string()];
         assert!(
             s.allows(&mine, &get).is_some(),

@@ -58,6 +58,11 @@ pub struct BoxProxy {
     /// Allowed requests by provider and rule since the last record about
     /// each.
     used: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// Providers the box has asked the user about on its own (a request
+    /// with no credential that the provider turned away): once per box
+    /// and provider, so a denial is not asked again and a box cannot
+    /// raise a card per repository it names.
+    asked: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Where a `CONNECT` (or an absolute-form request) may go.
@@ -103,6 +108,7 @@ impl BoxProxy {
             tunnels,
             placeholders: Mutex::new(HashMap::new()),
             used: Mutex::new(HashMap::new()),
+            asked: Mutex::new(Default::default()),
         })
     }
 
@@ -126,6 +132,15 @@ impl BoxProxy {
         Door::Refuse(format!(
             "this box may not reach {host}:{port}: only the providers' hosts and its profile's hosts ([box.profiles.NAME] hosts) go through the proxy"
         ))
+    }
+
+    /// Whether this box has not yet asked about `provider` on its own
+    /// (and now has).
+    pub fn first_ask(&self, provider: &str) -> bool {
+        self.asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(provider.to_owned())
     }
 
     /// A new placeholder for `p`.

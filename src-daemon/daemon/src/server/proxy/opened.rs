@@ -322,17 +322,41 @@ impl One<'_> {
             self.ctx.d.tokens.cache.drop_id(self.g.id, *id);
             sent = self.attempt(body).await;
         }
+        if let Some(scope) = self.unheld(&sent, body) {
+            let d = &self.ctx.d;
+            return match request::ask_unheld(d, self.bx, self.g, self.p, &scope).await {
+                Ok(()) => self.attempt(body).await,
+                Err(e) => refused(e),
+            };
+        }
         let Some(wanted) = insufficient_scope(self.p, &sent) else {
             return sent;
         };
         match request::step_up(&self.ctx.d, self.bx, self.g, self.p, self.asked, &wanted).await {
             Ok(()) => self.attempt(body).await,
-            Err(e) => {
-                let e: valetkey_ipc::RpcError = e.into();
-                (json(403, request::body(&e)), None)
-            }
+            Err(e) => refused(e),
         }
     }
+
+    /// The scope to ask the user for when the provider turned away a
+    /// request passed on with no credential (the box holds nothing for
+    /// it), if it can be sent again: its body is read whole, or it is a
+    /// `GET` or `HEAD` (whose body is empty).
+    fn unheld(&self, sent: &(Response<Body>, Used), body: &Held) -> Option<String> {
+        let again = matches!(body, Held::Read(_))
+            || matches!(self.parts.method, hyper::Method::GET | hyper::Method::HEAD);
+        if sent.1.is_some() || !again {
+            return None;
+        }
+        let status = sent.0.status().as_u16();
+        request::unheld_scope(&self.ctx.d, self.bx, self.g, self.p, self.asked, status)
+    }
+}
+
+/// A refusal from the broker, as the box's client sees it.
+fn refused(e: valetkey_core::error::BrokerError) -> (Response<Body>, Used) {
+    let e: valetkey_ipc::RpcError = e.into();
+    (json(403, request::body(&e)), None)
 }
 
 /// What was allowed: the rule, the scopes and the token's id.
