@@ -23,8 +23,8 @@ need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl pyt
   # seccomp filter and its supervisor), and the box tests' tools
   bubblewrap libseccomp-dev sqlite3
   # the egress proxy tests: real git over HTTPS (git http-backend behind
-  # the GitHub stand-in)
-  git
+  # the GitHub stand-in), and the real GitHub CLI in a proxy box
+  git gh
   # the unit tests run again under two pinned dates (libfaketime)
   faketime
   # the Python SDK's test suite (sdk/python), with Debian's Python; venv

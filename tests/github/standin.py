@@ -20,7 +20,10 @@ use, in GitHub's shapes:
   webhook secret and private key; the new app's client id and secret
   work like the first one's from then on;
 * on the "api" port (api.github.com): GET /user, GET /repos/{o}/{r},
-  GET /repos/{o}/{r}/contents/{path}, DELETE /repos/{o}/{r}, with
+  GET /repos/{o}/{r}/contents/{path}, GET /repos/{o}/{r}/readme,
+  DELETE /repos/{o}/{r}, POST /graphql for `repository(owner:, name:)`
+  (what `gh repo view` asks; GitHub's NOT_FOUND error where the token may
+  not see it), with
   `Authorization: Bearer|token TOKEN`, and 401 "Bad credentials" without
   a live token; and POST /applications/{client_id}/token/scoped (basic
   auth with the app's client id and secret), which turns a user token into
@@ -92,6 +95,26 @@ def public(owner, repo):
     """Whether OWNER/REPO was named with --public: read without a
     credential, as GitHub serves a public repository."""
     return f"{owner}/{repo}".lower() in {r.lower() for r in ARGS.public}
+
+
+def repository(owner, name):
+    """A repository as GitHub's GraphQL schema has it (the fields gh asks
+    for in `gh repo view`, each of its schema type)."""
+    full = f"{owner}/{name}"
+    return {
+        "id": "R_standin", "name": name, "nameWithOwner": full,
+        "owner": {"id": "U_standin", "login": owner},
+        "description": "a repository of the GitHub stand-in", "homepageUrl": "",
+        "url": f"https://github.com/{full}", "sshUrl": f"git@github.com:{full}.git",
+        "isPrivate": not public(owner, name), "visibility": "PUBLIC" if public(owner, name) else "PRIVATE",
+        "isArchived": False, "isFork": False, "isTemplate": False, "isEmpty": False, "isMirror": False,
+        "hasIssuesEnabled": True, "hasWikiEnabled": False, "hasProjectsEnabled": False, "hasDiscussionsEnabled": False,
+        "viewerPermission": "READ", "viewerCanAdminister": False,
+        "defaultBranchRef": {"name": "main"}, "stargazerCount": 0, "forkCount": 0, "watchers": {"totalCount": 0},
+        "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "pushedAt": "2026-01-01T00:00:00Z",
+        "parent": None, "templateRepository": None, "licenseInfo": None, "primaryLanguage": None,
+        "repositoryTopics": {"nodes": []}, "issues": {"totalCount": 0}, "pullRequests": {"totalCount": 0},
+    }
 
 
 def classify(token):
@@ -236,7 +259,27 @@ class Handler(BaseHTTPRequestHandler):
             return self.anonymous_api(parts)
         if kind not in ("issued", "scoped"):
             return self.send(401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"})
+        if parts == ["graphql"] and self.command == "POST":
+            return self.graphql(body)
         return self.repo_api(parts)
+
+    def graphql(self, body):
+        """POST /graphql for the one query the tests' clients send,
+        `repository(owner:, name:)` (gh repo view): the repository's
+        fields as GitHub's schema types them (a client's JSON decoder takes
+        the ones it asked for), or GitHub's NOT_FOUND error where the token
+        may not see it."""
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError:
+            return self.send(400, {"message": "Problems parsing JSON"})
+        v = doc.get("variables") or {}
+        owner, name = v.get("owner"), v.get("name") or v.get("repo")
+        if "repository(" not in doc.get("query", "") or not owner or not name:
+            return self.send(200, {"errors": [{"message": "the stand-in answers repository(owner:, name:) only"}]})
+        if self.allowed(owner, name, "metadata", "read") or not os.path.isdir(os.path.join(ARGS.repos, owner, name + ".git")):
+            return self.send(200, {"data": {"repository": None}, "errors": [{"type": "NOT_FOUND", "path": ["repository"], "message": f"Could not resolve to a Repository with the name '{owner}/{name}'."}]})
+        return self.send(200, {"data": {"repository": repository(owner, name)}})
 
     def anonymous_api(self, parts):
         """No credential, as GitHub answers it: a public repository is read,
@@ -267,6 +310,9 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) >= 4 and parts[0] == "repos" and parts[3] == "contents":
             content = base64.b64encode(b"hello from the stand-in\n").decode()
             return self.send(200, {"type": "file", "encoding": "base64", "path": "/".join(parts[4:]), "content": content})
+        if len(parts) == 4 and parts[0] == "repos" and parts[3] == "readme":
+            content = base64.b64encode(b"hello from the stand-in repository\n").decode()
+            return self.send(200, {"type": "file", "name": "README", "path": "README", "encoding": "base64", "content": content})
         return self.send(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
 
     def new_app(self, url, body):

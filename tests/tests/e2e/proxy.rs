@@ -116,10 +116,32 @@ fn github_up() -> GitHub {
 
 /// [`github_up`], with `extra` appended to the config.
 fn github_up_with(extra: &str) -> GitHub {
+    github_world(extra, false)
+}
+
+/// The stand-in under GitHub's own names: the preset's hosts
+/// (`api.github.com`, `github.com`) and the provider's `connect_to`
+/// sending them to the stand-in, so clients in the box use GitHub's
+/// names (Go never proxies `localhost`, and gh takes any other host for
+/// GitHub Enterprise).
+fn github_named() -> GitHub {
+    github_world("", true)
+}
+
+fn github_world(extra: &str, named: bool) -> GitHub {
     let mut env = TestEnv::new().expect("env");
     let (api, git, other) = (free_port(), free_port(), free_port());
     make_repos(&env);
     let standin = start_standin(&env, api, git, other);
+    let hosts = if named {
+        format!(
+            "connect_to = {{ \"api.github.com\" = \"127.0.0.1:{api}\", \"github.com\" = \"127.0.0.1:{git}\" }}"
+        )
+    } else {
+        format!(
+            "[providers.github.proxy]\nhosts = {{ api = \"localhost:{api}\", git = \"localhost:{git}\" }}"
+        )
+    };
     env.write_config(&format!(
         r#"
 [providers.github]
@@ -130,9 +152,7 @@ authorization_endpoint = "https://localhost:{git}/login/oauth/authorize"
 token_endpoint = "https://localhost:{git}/login/oauth/access_token"
 allowed_scopes = ["metadata:read", "contents:read", "contents:write"]
 ca_file = "{ca}"
-
-[providers.github.proxy]
-hosts = {{ api = "localhost:{api}", git = "localhost:{git}" }}
+{hosts}
 
 [box.profiles.dev]
 network = "proxy"
@@ -551,6 +571,101 @@ async fn a_proxy_box_with_nothing_asks_when_github_turns_it_away_and_public_ones
     );
     gh.env
         .assert_no_leaks(&gh.issued(), &[&gh.read("contents.json")]);
+}
+
+/// The README's GitHub lines for a proxy box, as copied, with only the
+/// repository named: `OWNER/REPO` and `OWNER/PRIVATE` become `octo/hello`.
+fn readme_github_lines() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo().join("../README.md")).expect("README.md");
+    let lines: Vec<String> = readme
+        .lines()
+        .filter(|l| l.starts_with("valetkey run --net proxy") && l.contains("github"))
+        .map(|l| l.split(" # ").next().unwrap_or(l).trim().to_owned())
+        .filter(|l| !l.ends_with('\\'))
+        .map(|l| {
+            l.replace("OWNER/REPO", "octo/hello")
+                .replace("OWNER/PRIVATE", "octo/hello")
+        })
+        .collect();
+    lines
+}
+
+/// Finding 3 of "the first hour": the real GitHub CLI (Debian's gh) and
+/// git, run as the README shows them in a proxy box, against the stand-in
+/// under GitHub's own names. gh used to be unreachable there: it reads
+/// `GH_ENTERPRISE_TOKEN` for any host but github.com, and Go never
+/// proxies `localhost`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readmes_github_lines_run_as_copied_with_the_real_gh_and_git() {
+    let gh = github_named();
+    let lines = readme_github_lines();
+    let view = lines
+        .iter()
+        .find(|l| l.contains("-- gh repo view"))
+        .expect("the README's gh line");
+    let clone = lines
+        .iter()
+        .find(|l| l.starts_with("valetkey run --net proxy -- git clone"))
+        .expect("the README's bare clone");
+    let mut ctl = subscribed(&gh.env).await;
+    for (i, line) in [view, clone].into_iter().enumerate() {
+        let dir = gh.env.path(&format!("work/{i}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = format!(
+            "{}:{}",
+            crate::harness::bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = gh
+            .env
+            .command("sh")
+            .args(["-c", line])
+            .env("PATH", path)
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let card = next_consent(&mut ctl).await;
+        assert!(card.proxy_only, "{line}: {card:?}");
+        decide(&mut ctl, &card.id, Decision::Once, None)
+            .await
+            .expect("allowed");
+        let out = done(child).await;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success(),
+            "{line}\n{stdout}\n{stderr}\n{}",
+            gh.env.log()
+        );
+        if i == 0 {
+            assert!(
+                stdout.contains("octo/hello"),
+                "gh printed the repository: {stdout}"
+            );
+            assert!(
+                stdout.contains("hello from the stand-in repository"),
+                "and its README: {stdout}"
+            );
+        } else {
+            let readme = std::fs::read_to_string(dir.join("hello/README")).unwrap_or_default();
+            assert!(readme.starts_with("hello from the stand-in"), "{stderr}");
+        }
+    }
+    let seen = gh.seen();
+    assert!(
+        seen.iter()
+            .any(|s| s.0 == "api" && s.2 == "/graphql" && s.3 != "none"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().all(|s| s.3 != "placeholder"),
+        "no placeholder reached GitHub: {seen:?}"
+    );
+    gh.env.assert_no_leaks(&gh.issued(), &[]);
 }
 
 /// A card denied is not asked again by the same box, for that repository

@@ -284,6 +284,10 @@ pub struct ProviderFile {
     pub extra_auth_params: Option<BTreeMap<String, String>>,
     /// A PEM file of extra CA certificates to trust for this provider.
     pub ca_file: Option<PathBuf>,
+    /// Connections to a host name go to `IP:PORT` instead (as curl's
+    /// `--connect-to`), whatever port was asked; the name TLS checks is
+    /// still the host's.
+    pub connect_to: Option<BTreeMap<String, String>>,
     /// Per-request timeout for the provider, in seconds (default 10).
     pub timeout_secs: Option<u64>,
     /// On one-click revocation, also revoke the agent's live access tokens
@@ -327,6 +331,7 @@ impl ProviderFile {
             allow_full_scope,
             extra_auth_params,
             ca_file,
+            connect_to,
             timeout_secs,
             revoke_agent_tokens,
             sensitivity,
@@ -364,6 +369,8 @@ pub struct Provider {
     pub extra_auth_params: BTreeMap<String, String>,
     /// Extra CA file.
     pub ca_file: Option<PathBuf>,
+    /// Where connections to a host name (lower case) go instead.
+    pub connect_to: BTreeMap<String, std::net::SocketAddr>,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Revoke an agent's access tokens at the provider on revocation.
@@ -379,6 +386,26 @@ pub struct Provider {
     pub keychain_key: String,
     /// What discovery found, when this provider is a remote MCP server.
     pub mcp: Option<std::sync::Arc<valetkey_ipc::control::McpServer>>,
+}
+
+/// Reads `connect_to`: a host name to `IP:PORT`.
+fn connect_to(
+    m: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, std::net::SocketAddr>, String> {
+    m.into_iter()
+        .map(|(from, to)| {
+            let (host, _) = proxy::host_port(&from).map_err(|e| format!("connect_to: {e}"))?;
+            if from.contains(':') {
+                return Err(format!("connect_to {from:?}: name the host without a port"));
+            }
+            let addr = to.parse().map_err(|_| {
+                format!(
+                    "connect_to {from:?}: {to:?} is not an IP address and port (127.0.0.1:8443)"
+                )
+            })?;
+            Ok((host, addr))
+        })
+        .collect()
 }
 
 impl Provider {
@@ -610,6 +637,7 @@ fn validate(name: &str, f: ProviderFile) -> Result<Provider, String> {
         allow_full_scope: f.allow_full_scope.unwrap_or(false),
         extra_auth_params: f.extra_auth_params.unwrap_or_default(),
         ca_file: f.ca_file,
+        connect_to: connect_to(f.connect_to.unwrap_or_default())?,
         timeout: Duration::from_secs(f.timeout_secs.unwrap_or(10).clamp(1, 300)),
         revoke_agent_tokens: f.revoke_agent_tokens.unwrap_or(false),
         sensitivity: f.sensitivity.unwrap_or_default(),
@@ -664,6 +692,34 @@ mod tests {
                 known.contains_key(scope),
                 "{doc} shows github:{scope}, which the preset does not have"
             );
+        }
+    }
+
+    #[test]
+    fn connect_to_takes_a_host_to_an_address_and_says_what_is_wrong() {
+        let base = "[providers.g]\npreset = \"github\"\nclient_id = \"x\"\nallowed_scopes = [\"contents:read\"]\n";
+        let c = parse(&format!(
+            "{base}connect_to = {{ \"API.github.com\" = \"127.0.0.1:8443\" }}\n"
+        ))
+        .expect("parses");
+        let p = c.provider("g").expect("g");
+        assert_eq!(
+            p.connect_to.get("api.github.com"),
+            Some(&"127.0.0.1:8443".parse().expect("addr"))
+        );
+        for (bad, says) in [
+            (
+                "{ \"api.github.com\" = \"localhost:8443\" }",
+                "not an IP address and port",
+            ),
+            (
+                "{ \"api.github.com:443\" = \"127.0.0.1:1\" }",
+                "without a port",
+            ),
+            ("{ \"10.0.0.1\" = \"127.0.0.1:1\" }", "not a host name"),
+        ] {
+            let e = parse(&format!("{base}connect_to = {bad}\n")).expect_err(bad);
+            assert!(e.to_string().contains(says), "{bad}: {e}");
         }
     }
 

@@ -176,6 +176,7 @@ pub fn provider_of(s: &McpServer) -> Result<Provider, String> {
         allow_full_scope: true,
         extra_auth_params: BTreeMap::new(),
         ca_file: s.ca_file.as_ref().map(Into::into),
+        connect_to: BTreeMap::new(),
         timeout: Duration::from_secs(10),
         revoke_agent_tokens: false,
         sensitivity: Default::default(),

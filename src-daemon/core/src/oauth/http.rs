@@ -56,6 +56,10 @@ pub(super) fn build_client(p: &Provider) -> Result<reqwest::Client, UpstreamErro
             b = b.add_root_certificate(cert);
         }
     }
+    for (host, addr) in &p.connect_to {
+        // reqwest connects to `addr`'s port; the name checked is `host`.
+        b = b.resolve(host, *addr);
+    }
     b.build().map_err(|e| config(format!("HTTP client: {e}")))
 }
 

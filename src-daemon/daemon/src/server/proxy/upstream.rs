@@ -1,13 +1,19 @@
 //! The proxy's side toward the providers: one pooled HTTPS client per
 //! provider (the system's roots plus the provider's `ca_file`, as its
-//! OAuth client trusts), and the TLS server configurations that end a
+//! OAuth client trusts, and its `connect_to`, as its OAuth client
+//! dials), and the TLS server configurations that end a
 //! box's connection with a leaf from the box's CA.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
+use hyper::Uri;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
@@ -20,7 +26,42 @@ use valetkey_core::proxy::ca::Leaf;
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// An HTTPS client.
-pub type Https = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+pub type Https = Client<hyper_rustls::HttpsConnector<Dial>, Body>;
+
+/// The TCP side of a provider's client: [`HttpConnector`], sending a
+/// connection for a host in the provider's `connect_to` to the address
+/// given there. TLS still checks the name the request was for (the
+/// connector above takes it from the original URI).
+#[derive(Clone)]
+pub struct Dial {
+    tcp: HttpConnector,
+    to: Arc<BTreeMap<String, SocketAddr>>,
+}
+
+impl tower_service::Service<Uri> for Dial {
+    type Response = <HttpConnector as tower_service::Service<Uri>>::Response;
+    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.tcp.poll_ready(cx)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let to = dst
+            .host()
+            .and_then(|h| self.to.get(&h.to_ascii_lowercase()))
+            .and_then(|addr| {
+                Uri::builder()
+                    .scheme("https")
+                    .authority(addr.to_string())
+                    .path_and_query("/")
+                    .build()
+                    .ok()
+            });
+        Box::pin(self.tcp.call(to.unwrap_or(dst)))
+    }
+}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -56,11 +97,17 @@ fn client_for(p: &Provider) -> Result<Https, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots(p)?)
         .with_no_client_auth();
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    let dial = Dial {
+        tcp,
+        to: Arc::new(p.connect_to.clone()),
+    };
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
         .enable_http1()
-        .build();
+        .wrap_connector(dial);
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
