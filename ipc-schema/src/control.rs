@@ -86,10 +86,16 @@ pub struct ConsentRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegation: Option<DelegationAsk>,
     /// What the scopes let the agent do, in words, one per scope, where
-    /// the provider's proxy rules say (`read code in octo/hello`). Omitted
-    /// when the provider has none.
+    /// the provider's proxy rules say (`read code in octo/hello`); for an
+    /// MCP server, `call the tools of NAME`. Omitted when the provider has
+    /// no words for them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_words: Vec<String>,
+    /// The request as the card's headline says it, after "wants to":
+    /// `read code in every repository on GitHub`, `call the tools of
+    /// notes`, or, with no words, `use Corp with repo:read, issues:read`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub action: String,
     /// True when the request came from an egress proxy (a box in `proxy`
     /// mode): a grant made here serves the proxy only, and the agent gets
     /// placeholders, never the token. Omitted when false.

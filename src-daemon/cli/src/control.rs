@@ -102,17 +102,24 @@ pub async fn consent(cli: &Cli, cmd: &ConsentCmd) -> Result<(), Failure> {
                         b.argv.join(" "),
                         b.cwd
                     ),
-                    None => "NOT CONFINED: this agent can read your keychain (start it with valetkey run)".into(),
+                    None => {
+                        "NOT CONFINED: this agent runs as you and can read your keychain".into()
+                    }
+                };
+                let action = if p.action.is_empty() {
+                    format!("use {} with {}", p.provider_display, p.scopes.join(", "))
+                } else {
+                    p.action.clone()
                 };
                 println!(
-                    "{}  {} wants {} on {}{}\n    {confinement}\n    binary {} (sha256 {}…), pid {}, parent {}\n    purpose: {}\n    asked {}, times out {}{}",
+                    "{}  {} wants to {}{}\n    scopes: {}\n    {confinement}\n    binary {} (sha256 {}…), pid {}, parent {}\n    purpose: {}\n    asked {}, times out {}{}",
                     p.id,
                     p.agent.name,
-                    p.scopes.join(" "),
-                    p.provider_display,
+                    action,
                     p.duration_secs
                         .map(|s| format!(" for {}", humantime::format_duration(std::time::Duration::from_secs(s))))
                         .unwrap_or_default(),
+                    p.scopes.join(" "),
                     p.exe,
                     &p.sha256[..12.min(p.sha256.len())],
                     p.pid,

@@ -157,6 +157,20 @@ fn simple(d: &Shared, summary: String, body: String) {
     });
 }
 
+/// What the card's headline says after "wants to" (older daemons' cards
+/// have no `action`: the scopes and the provider).
+fn action_of(req: &valetkey_ipc::control::ConsentRequest) -> String {
+    if req.action.is_empty() {
+        format!(
+            "use {} with {}",
+            req.provider_display,
+            req.scopes.join(", ")
+        )
+    } else {
+        req.action.clone()
+    }
+}
+
 async fn consent_notification(d: &Shared, req: &ConsentRequest) -> Result<(), BoxError> {
     let conn = zbus::Connection::session().await?;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
@@ -202,10 +216,9 @@ async fn consent_notification(d: &Shared, req: &ConsentRequest) -> Result<(), Bo
         None => "Not confined: it can read your keychain".into(),
     };
     let body = format!(
-        "{} wants {} on {}{duration}.\n{confinement}\nBinary {}{unverified} ({})\nPurpose: {}",
+        "{} wants to {}{duration}.\n{confinement}\nBinary {}{unverified} ({})\nPurpose: {}",
         req.agent.name,
-        req.scopes.join(" "),
-        req.provider_display,
+        action_of(req),
         req.exe,
         short(&req.sha256),
         if req.agent.purpose.is_empty() {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { $, $$, byText, clearMocks, connectionEvent, daemonEvent, mount, until } from "./setup.js";
 import { agent, consent, status } from "./fixtures.js";
+import { client, headline } from "../src/views/pending.js";
 
 const base = (over = {}) => ({
   connection: { state: "connected", status: status() },
@@ -44,10 +45,11 @@ describe("pending consents", () => {
     expect(text).toContain("python3 triage.py --label");
     expect(text).toContain("/home/me/project/triage.py");
     expect(text).toContain("only for agent issue-triage");
-    expect(text).toContain("Entry hash");
+    expect(text).toContain("Fingerprint of what the box runs");
+    expect(text).not.toContain("Entry hash");
     expect(text).not.toContain("Not confined");
     const plain = $('[data-consent="c_0123456789abcdef0123456789abcdef"]');
-    expect(plain.textContent).toContain("Not confined: this agent can read your keychain");
+    expect(plain.textContent).toContain("Not confined: this agent runs as you and can read your keychain");
     expect($(".unconfined", plain)).not.toBeNull();
   });
 
@@ -77,7 +79,7 @@ describe("pending consents", () => {
     expect(card.textContent).toContain("Valet Key's proxy rules: GitHub cannot narrow the token, so it stays in Valet Key");
     const plain = $('[data-consent="c_0123456789abcdef0123456789abcdef"]');
     expect(plain.textContent).toContain("Nothing: GitHub cannot narrow, and the agent gets a token with everything your login allows");
-    expect(plain.textContent).not.toContain("Lets it");
+    expect(plain.textContent).toContain("Lets ituse GitHub with issues:read, repo:read");
     expect(card.textContent).toContain("Servesthe egress proxy only: the agent gets placeholders, never the token");
     expect(plain.textContent).not.toContain("Serves");
   });
@@ -86,7 +88,9 @@ describe("pending consents", () => {
     mount(base());
     const card = await until(() => $("[data-consent]") ?? fail());
     const text = card.textContent;
-    expect($("h2", card).textContent).toBe("issue-triage wants GitHub");
+    expect($("h2", card).textContent).toBe(
+      "issue-triage (not in a box) wants to use GitHub with issues:read, repo:read, for 1 hour",
+    );
     for (const fact of [
       "“label new GitHub issues”",
       "/usr/bin/python3.11",
@@ -108,6 +112,67 @@ describe("pending consents", () => {
     ]);
     expect($("#pending-count").textContent).toBe("1");
     expect(document.title).toBe("Valet Key (1 pending)");
+  });
+
+  test("the headline is the action, and the facts a security-minded person checks fold under Details", async () => {
+    const box = {
+      id: "b_0011223344556677",
+      profile: "default",
+      network: "proxy",
+      argv: ["python3", "triage.py"],
+      cwd: "/home/me/project",
+      program: { path: "/usr/bin/python3.11", sha256: "aa".repeat(32) },
+      entry_sha256: "cc".repeat(32),
+    };
+    const c = consent({
+      agent: { name: "triage-bot", version: "1", purpose: "" },
+      box,
+      sha256: box.entry_sha256,
+      scopes: ["contents:read"],
+      in_words: ["read code in every repository"],
+      action: "read code in every repository on GitHub",
+    });
+    mount(base({ consent_list: { consents: [c] } }));
+    const card = await until(() => $("[data-consent]") ?? fail());
+    expect($("h2", card).textContent).toBe(
+      "triage-bot (in a box) wants to read code in every repository on GitHub, for 1 hour",
+    );
+    const folded = $("details", card);
+    expect(folded.open).toBe(false);
+    expect($("summary", folded).textContent).toBe("Details");
+    for (const fact of ["Binary", "pid 4242", "Started by", "b_0011223344556677", "sha256:cccccccccccc"]) {
+      expect(folded.textContent).toContain(fact);
+      expect($("dl.facts", card).textContent).not.toContain(fact);
+    }
+    expect(card.textContent).not.toContain("no duration given");
+    expect(card.textContent).not.toContain("Entry hash");
+    const noDuration = consent({ duration_secs: undefined });
+    expect(headline(noDuration)).toBe("issue-triage (not in a box) wants to use GitHub with issues:read, repo:read");
+  });
+
+  test("an MCP client behind valetkey mcp proxy is named by its real program, with no hint it cannot use", async () => {
+    const mcp = consent({
+      exe: "/usr/bin/valetkey",
+      parents: [
+        { pid: 900, exe: "/usr/bin/valetkey" },
+        { pid: 800, exe: "/usr/lib/node_modules/claude/bin/node" },
+        { pid: 1, exe: null },
+      ],
+      provider: "notes",
+      provider_display: "MCP server notes (mcp.example.com)",
+      scopes: ["notes:read"],
+      in_words: ["call the tools of notes"],
+      action: "call the tools of notes",
+      duration_secs: undefined,
+    });
+    mount(base({ consent_list: { consents: [mcp] } }));
+    const card = await until(() => $("[data-consent]") ?? fail());
+    expect($("h2", card).textContent).toBe("issue-triage (not in a box) wants to call the tools of notes");
+    expect(card.textContent).toContain("Program/usr/lib/node_modules/claude/bin/node (pid 800), through valetkey");
+    expect(card.textContent).toContain("Lets itcall the tools of notes");
+    expect(card.textContent).not.toContain("valetkey run");
+    expect(client(consent())).toBe("/usr/bin/python3.11");
+    expect(client(consent({ exe: "/usr/bin/valetkey", box: { argv: ["gh", "pr", "list"] } }))).toBe("gh pr list");
   });
 
   test("what an agent declares is shown as text, never as markup", async () => {
@@ -316,7 +381,7 @@ describe("policy approvals and delegations", () => {
     );
     const card = await until(() => $("[data-consent]") ?? fail());
     expect($("h2", card).textContent).toBe(
-      "issue-triage wants to delegate GitHub to summarizer (depth 3)",
+      "issue-triage (not in a box) wants to let summarizer use GitHub with issues:read, repo:read (delegation depth 3)",
     );
     expect($(".reasons li", card).textContent).toBe("a delegation at depth 3 needs your approval");
     expect(card.textContent).toContain(

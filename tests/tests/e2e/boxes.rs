@@ -257,7 +257,7 @@ async fn the_same_script_unboxed_succeeds_at_the_attacks_and_its_card_says_uncon
     let card = next_consent(&mut ctl).await;
     let listed = env.cli_ok(&["consent", "list"]);
     assert!(
-        listed.contains("NOT CONFINED: this agent can read your keychain"),
+        listed.contains("NOT CONFINED: this agent runs as you and can read your keychain"),
         "{listed}"
     );
     decide(&mut ctl, &card.id, Decision::Once, None)

@@ -919,6 +919,9 @@ async fn the_handshake_is_answered_at_once_and_consent_waits_for_the_first_call(
         (card.provider.as_str(), card.agent.name.as_str()),
         ("notes", "claude-code")
     );
+    // Finding 9: an MCP card says what it lets the client do.
+    assert_eq!(card.in_words, ["call the tools of notes"]);
+    assert_eq!(card.action, "call the tools of notes");
     decide(&mut ctl, &card.id, Decision::Always, None)
         .await
         .expect("allow");

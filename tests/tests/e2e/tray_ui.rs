@@ -91,14 +91,24 @@ async fn allow_for_an_hour_then_revoke_from_the_tray_window() {
         .await
         .expect("consent card");
     for fact in [
-        "issue-triage wants Local test IdP",
+        "issue-triage (not in a box) wants to use Local test IdP with repo:read",
         "label new issues in the team's repositories",
         &std::env::current_exe().expect("exe").display().to_string(),
-        "sha256:",
         "repo:read",
     ] {
         assert!(text.contains(fact), "card lacks {fact:?}:\n{text}");
     }
+    // The facts a security-minded user checks are folded under Details:
+    // not shown until it is opened.
+    assert!(!text.contains("sha256:"), "{text}");
+    ui.js("document.querySelector('[data-consent] details summary').click(); return 0;")
+        .await
+        .expect("open Details");
+    let text = ui
+        .wait_for_text("[data-consent]", "sha256:")
+        .await
+        .expect("Details opened");
+    assert!(text.contains("Started by"), "{text}");
     ui.wait_for_text("#pending-count", "1")
         .await
         .expect("pending count");

@@ -166,6 +166,7 @@ pub async fn ask(
         requests: 0,
         kind: a.kind,
         in_words: crate::proxy::in_words(a.provider, a.scopes),
+        action: crate::proxy::action(a.provider, a.scopes),
         proxy_only: a.proxy_only,
         limit: crate::proxy::limit(a.provider, a.scopes, s.proxied()),
         reasons: a.reasons,

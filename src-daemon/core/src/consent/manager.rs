@@ -394,6 +394,7 @@ mod tests {
             reasons: vec![],
             delegation: None,
             in_words: vec![],
+            action: String::new(),
             proxy_only: false,
             limit: None,
         }

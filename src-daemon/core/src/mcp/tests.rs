@@ -36,6 +36,13 @@ fn a_server_is_a_provider_bound_to_its_resource() {
         "endpoints are used as discovered, not rediscovered"
     );
     assert!(p.mcp.is_some());
+    let scopes = ["notes:read".to_string()];
+    assert_eq!(
+        crate::proxy::in_words(&p, &scopes),
+        ["call the tools of notes"],
+        "an MCP card has a Lets it line"
+    );
+    assert_eq!(crate::proxy::action(&p, &scopes), "call the tools of notes");
     // The proxy opens the server's host and allows its endpoint alone.
     let px = p.proxy.as_ref().expect("proxied");
     let host = px.host("mcp.ex.com", 443).expect("its host");

@@ -270,8 +270,13 @@ pub fn plan(rules: &RuleSet, t: &Target<'_>, held: &[Held]) -> Plan {
 }
 
 /// What `scopes` let an agent do on `p`, in words (`read code in
-/// octo/hello`), where the provider's proxy section says.
+/// octo/hello`), where the provider's proxy section says; for an MCP
+/// server, `call the tools of NAME` (what its scopes allow is the
+/// server's to say, and the policy's).
 pub fn in_words(p: &Provider, scopes: &[String]) -> Vec<String> {
+    if let Some(m) = &p.mcp {
+        return vec![format!("call the tools of {}", m.name)];
+    }
     let Some(x) = p.proxy.as_ref() else {
         return vec![];
     };
@@ -287,6 +292,19 @@ pub fn in_words(p: &Provider, scopes: &[String]) -> Vec<String> {
             None => x.says.get(s.as_str()).map(|w| format!("{w}{every}")),
         })
         .collect()
+}
+
+/// The request as a card's headline says it, after "wants to": the
+/// scopes in words and the provider (`read code in every repository on
+/// GitHub`), an MCP server's words alone, or, where there are no words,
+/// the provider and the scopes as they are (`use Corp with repo:read`).
+pub fn action(p: &Provider, scopes: &[String]) -> String {
+    let words = in_words(p, scopes);
+    match (words.is_empty(), p.mcp.is_some()) {
+        (true, _) => format!("use {} with {}", p.display_name, scopes.join(", ")),
+        (false, true) => words.join(" and "),
+        (false, false) => format!("{} on {}", words.join(" and "), p.display_name),
+    }
 }
 
 /// What will hold a token for `scopes` on `p` to them (see

@@ -197,6 +197,15 @@ allowed_scopes = ["email"]
         vec!["read code in octo/hello", "read code in every repository"]
     );
     assert!(in_words(&c.providers["google"], &s(&["email"])).is_empty());
+    assert_eq!(
+        action(app, &s(&["contents:read"])),
+        "read code in every repository on GitHub"
+    );
+    assert_eq!(
+        action(&c.providers["google"], &s(&["email", "openid"])),
+        "use Google with email, openid",
+        "no words: the provider and the scopes as they are"
+    );
     let facts: valetkey_ipc::methods::BoxFacts = serde_json::from_value(serde_json::json!({
         "id": "b_1", "profile": "p", "network": "proxy", "argv": ["x"], "cwd": "/",
         "program": {"path": "/x", "sha256": "00"}, "entry_sha256": "00"

@@ -19,13 +19,41 @@ export const DURATIONS = [
  * A card that has not changed is reused as it is, so a re-render caused by
  * some other agent's event never resets the scopes the user is unticking.
  */
-/** The card's title: what kind of decision this is. */
-function headline(c) {
+/** What the agent would be allowed to do, after "wants to". */
+export function action(c) {
+  return c.action || `use ${c.provider_display} with ${c.scopes.join(", ")}`;
+}
+
+/**
+ * The card's title, the action first, for a person in five seconds:
+ * "triage-bot (in a box) wants to read code in every repository on
+ * GitHub, for 1 hour".
+ */
+export function headline(c) {
+  const where = c.box ? "in a box" : "not in a box";
+  const who = `${c.agent.name} (${where})`;
   if (c.kind === "delegation" && c.delegation) {
-    return `${c.agent.name} wants to delegate ${c.provider_display} to ${c.delegation.sub_agent} (depth ${c.delegation.depth})`;
+    return `${who} wants to let ${c.delegation.sub_agent} ${action(c)} (delegation depth ${c.delegation.depth})`;
   }
-  if (c.kind === "approval") return `${c.agent.name} needs your approval for ${c.provider_display}`;
-  return `${c.agent.name} wants ${c.provider_display}`;
+  const when = c.duration_secs ? `, for ${duration(c.duration_secs)}` : "";
+  if (c.kind === "approval") return `${who} needs your approval to ${action(c)}${when}`;
+  return `${who} wants to ${action(c)}${when}`;
+}
+
+const base = (path) => (path ? path.split("/").pop() : "");
+
+/**
+ * The program a person knows the agent by. An MCP client's card comes
+ * from `valetkey mcp proxy`, and a box's from its launcher: the binary
+ * is then valetkey, and the real client is the box's command or the
+ * first process above it that is not valetkey (Claude Code's node, the
+ * editor).
+ */
+export function client(c) {
+  if (base(c.exe) !== "valetkey") return c.exe;
+  if (c.box) return c.box.argv.join(" ");
+  const up = (c.parents || []).find((p) => p.exe && base(p.exe) !== "valetkey");
+  return up ? `${up.exe} (pid ${up.pid}), through valetkey` : c.exe;
 }
 
 export function renderPending(consents, opts) {
@@ -65,7 +93,7 @@ export function unverified(c) {
  */
 export function confinement(c) {
   const b = c.box;
-  if (!b) return "Not confined: this agent can read your keychain (start it with valetkey run)";
+  if (!b) return "Not confined: this agent runs as you and can read your keychain";
   const net =
     b.network === "none"
       ? "no network"
@@ -98,8 +126,50 @@ function boxFacts(c) {
   return [
     ["Command", b.argv.join(" ")],
     ["Script", b.script ? h("span", {}, `${b.script.path} `, h("code", { title: b.script.sha256 }, shortHash(b.script.sha256))) : ""],
-    ["Box", b.name ? `${b.id}, only for agent ${b.name}` : b.id],
+    ["Box", b.name ? `only for agent ${b.name} (${b.id})` : b.id],
   ];
+}
+
+/** How to box an unboxed agent: nothing an editor-launched MCP client can act on. */
+function boxHint(c) {
+  if (c.box || base(c.exe) === "valetkey") return "";
+  return "start it with valetkey run -- COMMAND";
+}
+
+/** What a person decides on, at the top of the card. */
+function mainFacts(c, now) {
+  return facts([
+    ["Where", h("span", { class: c.box ? "boxed" : "unconfined" }, confinement(c))],
+    ["Program", client(c)],
+    ["Lets it", (c.in_words || []).join("; ") || action(c)],
+    ["Limited by", c.limit ? h("span", { class: c.limit === "whole_login" ? "unconfined" : "" }, limitWords(c)) : ""],
+    ["Serves", c.proxy_only ? "the egress proxy only: the agent gets placeholders, never the token" : ""],
+    ["On behalf of", c.delegation ? c.delegation.chain.join(" → ") : ""],
+    ["Requests", c.requests > 1 ? `${c.requests} identical requests folded into this one` : ""],
+    ["Times out", untilEl("span", c.expires_at, now)],
+  ]);
+}
+
+/** The facts a security-minded person checks, folded under "Details". */
+function details(c) {
+  return h(
+    "details",
+    { class: "details" },
+    h("summary", {}, "Details"),
+    facts([
+      ...boxFacts(c),
+      ["Binary", c.exe],
+      ["Not verified", unverified(c)],
+      [c.box ? "Fingerprint of what the box runs" : "Fingerprint", h("code", { title: c.sha256 }, shortHash(c.sha256))],
+      ["Version", c.agent.version],
+      ["Process", `pid ${c.pid}`],
+      ["Started by", parents(c.parents)],
+      ["Provider", `${c.provider_display} (${c.provider})`],
+      ["Scopes", c.scopes.join(" ")],
+      ["Resource", c.resource],
+      ["To confine it", boxHint(c)],
+    ]),
+  );
 }
 
 function parents(list) {
@@ -187,25 +257,8 @@ function card(c, { now, locked, onLock, decide }) {
     (c.reasons || []).length
       ? h("ul", { class: "reasons" }, ...c.reasons.map((r) => h("li", {}, r)))
       : null,
-    facts([
-      ["Confinement", h("span", { class: c.box ? "boxed" : "unconfined" }, confinement(c))],
-      ...boxFacts(c),
-      ["Binary", c.exe],
-      ["Not verified", unverified(c)],
-      [c.box ? "Entry hash" : "Hash", h("code", { title: c.sha256 }, shortHash(c.sha256))],
-      ["Version", c.agent.version],
-      ["Process", `pid ${c.pid}`],
-      ["Started by", parents(c.parents)],
-      ["Provider", `${c.provider_display} (${c.provider})`],
-      ["Lets it", (c.in_words || []).join("; ")],
-      ["Limited by", c.limit ? h("span", { class: c.limit === "whole_login" ? "unconfined" : "" }, limitWords(c)) : ""],
-      ["Serves", c.proxy_only ? "the egress proxy only: the agent gets placeholders, never the token" : ""],
-      ["On behalf of", c.delegation ? c.delegation.chain.join(" → ") : ""],
-      ["Resource", c.resource],
-      ["Asks for", c.duration_secs ? duration(c.duration_secs) : "no duration given"],
-      ["Requests", c.requests > 1 ? `${c.requests} identical requests folded into this one` : ""],
-      ["Times out", untilEl("span", c.expires_at, now)],
-    ]),
+    mainFacts(c, now),
+    details(c),
     h(
       "fieldset",
       { class: "scopes" },
