@@ -476,3 +476,100 @@ fn descendants(pid: u32) -> Vec<String> {
     }
     names
 }
+
+/// Finding 9 of "the first hour": each kind of card as a person sees it,
+/// with screenshots for docs/. A proxy box's card says the action in the
+/// rules' words; a card raised through `valetkey` itself (as for an MCP
+/// client behind `valetkey mcp proxy`, or `valetkey token` in a script)
+/// names the program above it, not valetkey.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_of_card_leads_with_the_action_and_names_the_real_program() {
+    let mut env = TestEnv::new().expect("env");
+    env.write_config(
+        r#"
+[providers.local.proxy]
+hosts = { api = "api.valetkey.test" }
+says = { "repo:read" = "read code" }
+[providers.local.proxy.rules]
+"repo:read" = ["GET api /repos/{owner}/{repo}/**"]
+"#,
+    )
+    .expect("config");
+    env.start_daemon().expect("daemon");
+    env.login();
+    std::fs::create_dir_all(env.path("work")).expect("work");
+    let x = Xvfb::start(&env).expect("xvfb");
+    let ui = Session::start(&env, &x.display, &bin("valetkey-window"), &[])
+        .await
+        .expect("window session");
+    ui.wait_for_text("#view-pending", "No agent is waiting")
+        .await
+        .expect("connected, empty");
+    let mut ctl = crate::harness::subscribed(&env).await;
+    let deny = valetkey_ipc::control::Decision::Deny { remember: false };
+
+    let boxed = env
+        .command(bin("valetkey"))
+        .args(["run", "--net", "proxy", "--name", "triage-bot"])
+        .args(["--env", "GH_TOKEN=local:repo:read", "--", "sleep", "60"])
+        .current_dir(env.path("work"))
+        .spawn()
+        .expect("valetkey run");
+    let boxed = crate::harness::Proc(boxed);
+    let text = ui
+        .wait_for_text("[data-consent] h2", "triage-bot (in a box)")
+        .await
+        .expect("the box's card");
+    assert_eq!(
+        text,
+        "triage-bot (in a box) wants to read code in every repository on Local test IdP"
+    );
+    let card = ui
+        .text_of("[data-consent]")
+        .await
+        .expect("card")
+        .unwrap_or_default();
+    assert!(
+        card.contains("Program\n/usr/bin/sleep"),
+        "the box's program, not valetkey: {card}"
+    );
+    assert!(card.contains("read code in every repository"), "{card}");
+    save_screenshot(&env, "pending-box", &ui.screenshot().await.expect("shot"));
+    let asked = crate::harness::next_consent(&mut ctl).await;
+    crate::harness::decide(&mut ctl, &asked.id, deny.clone(), None)
+        .await
+        .expect("deny");
+    drop(boxed);
+    ui.wait_for_text("#view-pending", "No agent is waiting")
+        .await
+        .expect("the box's card is gone");
+
+    let script = format!(
+        "exec {} token local --scope repo:read > /dev/null",
+        bin("valetkey").display()
+    );
+    let through = env.command("sh").args(["-c", &script]).spawn().expect("sh");
+    let through = crate::harness::Proc(through);
+    let card = ui
+        .wait_for_text(
+            "[data-consent]",
+            "valetkey-cli (not in a box) wants to read code",
+        )
+        .await
+        .expect("the card");
+    assert!(card.contains("through valetkey"), "{card}");
+    assert!(
+        !card.contains("valetkey run"),
+        "no hint it cannot use: {card}"
+    );
+    save_screenshot(
+        &env,
+        "pending-through-valetkey",
+        &ui.screenshot().await.expect("shot"),
+    );
+    let asked = crate::harness::next_consent(&mut ctl).await;
+    crate::harness::decide(&mut ctl, &asked.id, deny, None)
+        .await
+        .expect("deny");
+    drop(through);
+}
