@@ -536,7 +536,7 @@ says = { "repo:read" = "read code" }
     assert!(card.contains("read code in every repository"), "{card}");
     save_screenshot(&env, "pending-box", &ui.screenshot().await.expect("shot"));
     let asked = crate::harness::next_consent(&mut ctl).await;
-    crate::harness::decide(&mut ctl, &asked.id, deny.clone(), None)
+    crate::harness::decide(&mut ctl, &asked.id, deny, None)
         .await
         .expect("deny");
     drop(boxed);
