@@ -307,3 +307,79 @@ fn a_profile_added_to_config_toml_is_seen_without_a_restart() {
         "{audit}"
     );
 }
+
+/// Finding 4 of "the first hour": the default box had the host's network,
+/// so it reached the user's local services; with no network a tool could
+/// fetch nothing. Now its network is `filtered`: a namespace of its own,
+/// with the egress proxy tunnelling the package registries. pip and npm,
+/// with their own defaults, fetch from the real PyPI and npm registry
+/// (the only network CI has), while a service on the host's `localhost`
+/// is out of reach, directly and through the proxy.
+#[test]
+fn the_default_box_reaches_the_registries_and_not_localhost() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    let work = env.path("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    // A local service the user runs (a dev server, a database).
+    let service = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = service.local_addr().expect("addr").port();
+    // Debian's python3 has no pip: a venv brings its bundled one.
+    let st = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(work.join("venv"))
+        .status()
+        .expect("python3 -m venv");
+    assert!(
+        st.success(),
+        "python3 -m venv (apt-get install python3-venv)"
+    );
+    let script = format!(
+        "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 3)' 2> direct.err; echo $? > direct.rc
+curl -sS --max-time 10 -o /dev/null https://localhost:{port}/ 2> proxied.err; echo $? > proxied.rc
+venv/bin/pip download --quiet --no-deps --dest dl six==1.16.0 2> pip.err; echo $? > pip.rc
+npm view left-pad@1.3.0 version > npm.out 2> npm.err; echo $? > npm.rc
+"
+    );
+    let out = env
+        .command(bin("valetkey"))
+        .args(["run", "--", "sh", "-c", &script])
+        .current_dir(&work)
+        .output()
+        .expect("valetkey run");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let read = |f: &str| std::fs::read_to_string(work.join(f)).unwrap_or_default();
+    assert_ne!(
+        read("direct.rc").trim(),
+        "0",
+        "the host's localhost is not the box's"
+    );
+    assert!(
+        read("direct.err").contains("Connection refused"),
+        "{}",
+        read("direct.err")
+    );
+    assert_ne!(
+        read("proxied.rc").trim(),
+        "0",
+        "nor is it reachable through the proxy"
+    );
+    assert!(
+        read("proxied.err").contains("403"),
+        "{}",
+        read("proxied.err")
+    );
+    assert_eq!(read("pip.rc").trim(), "0", "pip: {}", read("pip.err"));
+    let wheels: Vec<_> = std::fs::read_dir(work.join("dl"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        wheels
+            .iter()
+            .any(|w| w.to_string_lossy().starts_with("six-1.16.0")),
+        "{wheels:?}"
+    );
+    assert_eq!(read("npm.rc").trim(), "0", "npm: {}", read("npm.err"));
+    assert_eq!(read("npm.out").trim(), "1.3.0");
+    drop(service);
+}

@@ -58,10 +58,13 @@ pub struct BoxExecArgs {
     /// VAR=PROVIDER:SCOPE[,SCOPE…], fetched before the command starts.
     #[arg(long = "env")]
     pub env: Vec<String>,
-    /// Proxy mode: hand the proxy's listener to the daemon over this
-    /// socket, and make `--env` placeholders.
+    /// A box whose network is the proxy: hand the proxy's listener to the
+    /// daemon over this socket.
     #[arg(long)]
     pub proxy: Option<std::path::PathBuf>,
+    /// Network `proxy`: make `--env` placeholders, not tokens.
+    #[arg(long)]
+    pub placeholders: bool,
     /// A Unix socket outside the box it may connect to.
     #[arg(long = "allow-socket")]
     pub sockets: Vec<PathBuf>,
@@ -192,7 +195,7 @@ async fn env_values(
             message: format!("--env {}: {e}", t.var),
             ..client_failure(e)
         };
-        let value = if a.proxy.is_some() {
+        let value = if a.placeholders {
             let p = TokenPlaceholderParams {
                 provider: t.provider.clone(),
                 scopes: t.scopes.clone(),

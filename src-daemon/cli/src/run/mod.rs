@@ -20,7 +20,7 @@
 //! filesystem read-only with credential stores hidden, an empty `/tmp` and
 //! runtime directory holding only the box's socket, no Unix socket outside
 //! but those its profile names, a fresh `/proc` and pid namespace, the
-//! network of its profile (shared, none or proxy), no user namespaces, no
+//! network of its profile (filtered, proxy, shared or none), no user namespaces, no
 //! capabilities, no controlling terminal, and an environment reduced to an
 //! allow-list.
 
@@ -52,10 +52,13 @@ pub struct RunArgs {
     /// Pin the box to this agent name: `hello` with another is refused.
     #[arg(long)]
     pub name: Option<String>,
-    /// The network, over the profile's: `shared`, `none`, or `proxy` (no
-    /// network but an HTTPS proxy that reaches the providers, with
-    /// tokens written in, and the profile's hosts).
-    #[arg(long, value_parser = ["shared", "none", "proxy"])]
+    /// The network, over the profile's: `filtered` (the default: no
+    /// network but an HTTPS proxy that reaches the providers and the
+    /// profile's hosts, the package registries unless it says otherwise;
+    /// tokens as asked), `proxy` (the same network, and the box holds
+    /// placeholders, never tokens), `shared` (the host's network,
+    /// `localhost` included) or `none`.
+    #[arg(long, value_parser = ["filtered", "proxy", "shared", "none"])]
     pub net: Option<String>,
     /// Print the box that would be made, and run nothing.
     #[arg(long)]

@@ -57,6 +57,9 @@ fn inner(plan: &BoxPlan, a: &RunArgs, program: &Path, exe: &Path) -> Vec<String>
         let sock = valetkey_ipc::paths::runtime_dir().join("proxy.sock");
         inner.extend(["--proxy".into(), sock.display().to_string()]);
     }
+    if plan.network == "proxy" {
+        inner.push("--placeholders".into());
+    }
     let p = &plan.protection;
     let pairs = [("--allow-socket", &plan.sockets), ("--watch", &p.watched)];
     for (flag, paths) in pairs {

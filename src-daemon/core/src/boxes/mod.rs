@@ -243,7 +243,7 @@ struct Launch<'a> {
 
 /// What the proxy of a box with `profile` opens and tunnels.
 fn proxy_plan(d: &Shared, profile: &crate::config::boxes::Profile) -> Option<ProxyPlan> {
-    if profile.network != crate::config::boxes::Network::Proxy {
+    if !profile.network.proxied() {
         return None;
     }
     let opened = d
@@ -254,12 +254,27 @@ fn proxy_plan(d: &Shared, profile: &crate::config::boxes::Profile) -> Option<Pro
         .flat_map(|x| x.hosts.iter().map(|h| format!("{}:{}", h.host, h.port)))
         .collect();
     let tunnelled = profile
-        .hosts
+        .tunnels()
         .iter()
+        .chain(&unproxied_hosts(d))
         .filter_map(|h| crate::config::proxy::host_port(h).ok())
         .map(|(h, p)| format!("{h}:{p}"))
         .collect();
     Some(ProxyPlan { opened, tunnelled })
+}
+
+/// The API hosts of the providers the proxy has no rules for (their
+/// `resource`), tunnelled untouched: a box given such a provider's token
+/// with `--env` can use it there, as it could with the host's network.
+fn unproxied_hosts(d: &Shared) -> Vec<String> {
+    d.config
+        .providers
+        .values()
+        .filter(|p| p.proxy.is_none())
+        .filter_map(|p| url::Url::parse(p.resource.as_deref()?).ok())
+        .filter(|u| u.scheme() == "https")
+        .filter_map(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .collect()
 }
 
 /// The agent name a box's requests are made as when it does not say: the
@@ -511,7 +526,7 @@ pub fn open_for_tests(d: &Shared, facts: BoxFacts, dir: &Path) -> Arc<BoxSession
     let socket_dir = dir.join(&facts.id);
     std::fs::create_dir_all(&socket_dir).expect("box dir");
     let mut s = BoxSession::new(facts, (std::process::id(), 0), socket_dir);
-    if s.facts.network == "proxy" {
+    if s.facts.network == "proxy" || s.facts.network == "filtered" {
         let bx = crate::proxy::BoxProxy::new(&s.facts.id, &d.providers(), vec![], d.clock.now())
             .expect("box proxy");
         s.proxy = Some(Arc::new(bx));

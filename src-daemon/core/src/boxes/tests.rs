@@ -58,7 +58,14 @@ fn explain_hashes_what_runs_and_opens_nothing() {
         script.sha256,
         crate::attest::sha256_file(&t.path().join("work/a.sh")).expect("hash")
     );
-    assert_eq!(plan.network, "shared");
+    assert_eq!(
+        plan.network, "filtered",
+        "the default box has a network of its own"
+    );
+    assert!(plan
+        .proxy
+        .as_ref()
+        .is_some_and(|p| p.tunnelled.iter().any(|h| h == "pypi.org:443")));
     assert!(plan
         .hide
         .contains(&t.path().join("home/.ssh").display().to_string()));

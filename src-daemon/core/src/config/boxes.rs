@@ -1,7 +1,10 @@
 //! `[box]`: the profiles `valetkey run` starts agents under.
 //!
-//! Two are built in: `default` (the host's network) and `offline` (no
-//! network). Both hide the usual credential stores (`~/.ssh`, `~/.aws`,
+//! Two are built in: `default` (network `filtered`: its own network
+//! namespace, with the egress proxy reaching the providers and
+//! tunnelling the package registries, git hosts and model APIs of
+//! [`REGISTRIES`], and nothing on the host: no `localhost`) and `offline`
+//! (no network). Both hide the usual credential stores (`~/.ssh`, `~/.aws`,
 //! `~/.config/gh` …, see [`crate::boxes::profile`]); a profile adds paths
 //! to hide, paths to keep writable and environment variables to pass in.
 //! A profile of a built-in's name replaces it.
@@ -30,17 +33,47 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Network {
-    /// The host's network namespace (abstract sockets are still scoped
-    /// away by Landlock).
-    #[default]
+    /// The host's network namespace, `localhost` and the LAN included
+    /// (abstract sockets are still scoped away by Landlock): for tools
+    /// that speak something other than HTTP(S) through a proxy, or need
+    /// the user's local services.
     Shared,
     /// A network namespace of its own: loopback only.
     None,
     /// Loopback only, and an HTTP(S) proxy on it that reaches the
     /// providers' hosts (with tokens written in) and the profile's
-    /// `hosts` (tunnelled), and nothing else.
+    /// `hosts` (tunnelled), and nothing else. The box holds no token,
+    /// ever: `token.get` is refused and `--env` gives placeholders.
     Proxy,
+    /// The network of `proxy` (no `localhost`, no LAN; the providers and
+    /// the profile's `hosts` through the proxy), with tokens handed out
+    /// as with `shared`: `token.get` and `--env` give the agent its token
+    /// (the default).
+    #[default]
+    Filtered,
 }
+
+/// What `hosts = ["registries"]` (the default) tunnels: the package
+/// registries of pip, npm, cargo and Go, the public git hosts, and the
+/// model APIs coding agents call, each over TLS end to end.
+pub const REGISTRIES: &[&str] = &[
+    "pypi.org",
+    "files.pythonhosted.org",
+    "registry.npmjs.org",
+    "registry.yarnpkg.com",
+    "crates.io",
+    "index.crates.io",
+    "static.crates.io",
+    "proxy.golang.org",
+    "sum.golang.org",
+    "github.com",
+    "codeload.github.com",
+    "objects.githubusercontent.com",
+    "gitlab.com",
+    "codeberg.org",
+    "api.anthropic.com",
+    "api.openai.com",
+];
 
 impl Network {
     /// The config spelling.
@@ -49,7 +82,13 @@ impl Network {
             Network::Shared => "shared",
             Network::None => "none",
             Network::Proxy => "proxy",
+            Network::Filtered => "filtered",
         }
+    }
+
+    /// Whether the box's network is the egress proxy.
+    pub fn proxied(self) -> bool {
+        matches!(self, Network::Proxy | Network::Filtered)
     }
 
     /// Reads the config spelling.
@@ -58,7 +97,10 @@ impl Network {
             "shared" => Ok(Network::Shared),
             "none" => Ok(Network::None),
             "proxy" => Ok(Network::Proxy),
-            _ => Err(format!("network {s:?}: write shared, none or proxy")),
+            "filtered" => Ok(Network::Filtered),
+            _ => Err(format!(
+                "network {s:?}: write filtered, proxy, shared or none"
+            )),
         }
     }
 }
@@ -67,11 +109,12 @@ impl Network {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Profile {
-    /// `shared` (default), `none` or `proxy`.
+    /// `filtered` (default), `proxy`, `shared` or `none`.
     pub network: Network,
-    /// With `proxy`: hosts (`name[:port]`) tunnelled untouched besides
-    /// the providers' own.
-    pub hosts: Vec<String>,
+    /// With `filtered` or `proxy`: hosts (`name[:port]`) tunnelled untouched besides
+    /// the providers' own; `"registries"` stands for [`REGISTRIES`].
+    /// Absent: `["registries"]`.
+    pub hosts: Option<Vec<String>>,
     /// Paths to hide besides the built-in list (`~/` is the home).
     pub hide: Vec<String>,
     /// Paths besides the working directory that stay writable.
@@ -86,6 +129,24 @@ pub struct Profile {
     /// the profile's own writable directories (the default), or the
     /// user's, read-only (`caches = false`).
     pub caches: Option<bool>,
+}
+
+impl Profile {
+    /// The hosts its proxy tunnels, as written (`"registries"` expanded).
+    pub fn tunnels(&self) -> Vec<String> {
+        let given = self.hosts.as_deref().unwrap_or(&[]);
+        let listed: Vec<&str> = match &self.hosts {
+            None => vec!["registries"],
+            Some(_) => given.iter().map(String::as_str).collect(),
+        };
+        listed
+            .into_iter()
+            .flat_map(|h| match h {
+                "registries" => REGISTRIES.iter().map(|r| r.to_string()).collect(),
+                other => vec![other.to_owned()],
+            })
+            .collect()
+    }
 }
 
 /// `[box]`.
@@ -153,13 +214,14 @@ impl BoxSection {
                     ));
                 }
             }
-            for h in &p.hosts {
+            let hosts = p.hosts.as_deref().unwrap_or(&[]);
+            for h in hosts.iter().filter(|h| *h != "registries") {
                 super::proxy::host_port(h)
                     .map_err(|e| format!("[box.profiles.{name}] hosts: {e}"))?;
             }
-            if !p.hosts.is_empty() && p.network != Network::Proxy {
+            if !hosts.is_empty() && !p.network.proxied() {
                 return Err(format!(
-                    "[box.profiles.{name}]: hosts only applies with network = \"proxy\""
+                    "[box.profiles.{name}]: hosts only applies with network = \"filtered\" or \"proxy\""
                 ));
             }
             for var in &p.env {
@@ -188,7 +250,23 @@ mod tests {
     #[test]
     fn builtins_and_overrides() {
         let s = BoxSection::default();
-        assert_eq!(s.profile(None).expect("default").1.network, Network::Shared);
+        let (_, default) = s.profile(None).expect("default");
+        assert_eq!(default.network, Network::Filtered);
+        let tunnels = default.tunnels();
+        for r in [
+            "pypi.org",
+            "registry.npmjs.org",
+            "index.crates.io",
+            "github.com",
+        ] {
+            assert!(tunnels.iter().any(|t| t == r), "{r} in {tunnels:?}");
+        }
+        assert!(
+            !tunnels
+                .iter()
+                .any(|t| t.starts_with("localhost") || t.starts_with("127.")),
+            "the default box reaches nothing on the host: {tunnels:?}"
+        );
         assert_eq!(
             s.profile(Some("offline")).expect("off").1.network,
             Network::None
@@ -212,7 +290,7 @@ mod tests {
             .expect_err("ld");
         assert!(e.contains("LD_PRELOAD"), "{e}");
         assert!(toml::from_str::<BoxSection>("[profiles.r]\nnetwrk = \"none\"\n").is_err());
-        let e = parse("[profiles.r]\nhosts = [\"pypi.org\"]\n")
+        let e = parse("[profiles.r]\nnetwork = \"shared\"\nhosts = [\"pypi.org\"]\n")
             .validate()
             .expect_err("hosts without proxy");
         assert!(e.contains("only applies with network"), "{e}");
@@ -220,9 +298,18 @@ mod tests {
             .validate()
             .expect_err("an address");
         assert!(e.contains("not a host name"), "{e}");
-        parse("[profiles.r]\nnetwork = \"proxy\"\nhosts = [\"pypi.org\", \"x.test:8080\"]\n")
-            .validate()
-            .expect("proxy hosts");
+        let own = parse("[profiles.r]\nhosts = [\"registries\", \"x.test:8080\"]\n");
+        own.validate().expect("proxy hosts");
+        let (_, r) = own.profile(Some("r")).expect("r");
+        assert_eq!(
+            r.network,
+            Network::Filtered,
+            "filtered unless it says otherwise"
+        );
+        assert_eq!(r.tunnels().last().map(String::as_str), Some("x.test:8080"));
+        assert!(r.tunnels().iter().any(|t| t == "pypi.org"));
+        let none = parse("[profiles.r]\nhosts = []\n");
+        assert!(none.profile(Some("r")).expect("r").1.tunnels().is_empty());
         let e = parse("profile = \"gone\"\n")
             .validate()
             .expect_err("unknown default");

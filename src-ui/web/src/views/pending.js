@@ -99,7 +99,9 @@ export function confinement(c) {
       ? "no network"
       : b.network === "proxy"
         ? "network only through Valet Key's proxy"
-        : "shared network";
+        : b.network === "filtered"
+          ? "network only to the providers and package registries"
+          : "shared network, localhost included";
   return `In a box: profile ${b.profile}, ${net}, writes only ${b.cwd}`;
 }
 
