@@ -188,13 +188,27 @@ fn prepare(c: &Call<'_>) -> Result<Prepared, i32> {
     Ok(Prepared { sock, addr })
 }
 
-/// A duplicate of process `pid`'s descriptor `fd`.
-fn take_fd(pid: u32, fd: i32) -> Result<OwnedFd, i32> {
+/// A duplicate of descriptor `fd` of the thread `tid` (what a seccomp
+/// notification names). `pidfd_open` refuses a thread that is not its
+/// group's leader (ENOENT, which the caller would have seen as its own
+/// connect's error: Go runs connects on any of its threads), so the
+/// descriptor is taken from the leader, whose table the threads share.
+fn take_fd(tid: u32, fd: i32) -> Result<OwnedFd, i32> {
+    let pid = tgid(tid).unwrap_or(tid);
     let p = rustix::process::Pid::from_raw(pid as i32).ok_or(EBADF)?;
     let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
         .map_err(|e| e.raw_os_error())?;
     rustix::process::pidfd_getfd(&pidfd, fd, rustix::process::PidfdGetfdFlags::empty())
         .map_err(|e| e.raw_os_error())
+}
+
+/// The thread group (process) of thread `tid`, from `/proc/TID/status`.
+fn tgid(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// `len` bytes at `addr` of process `pid`'s memory.
@@ -418,6 +432,25 @@ mod tests {
             writable: vec!["/w".into()],
             ..Rules::default()
         }
+    }
+
+    /// A connect from a thread that is not its process's leader (Go runs
+    /// them on any thread) was answered ENOENT: `pidfd_open` refuses a
+    /// non-leader's tid.
+    #[test]
+    fn a_descriptor_is_taken_from_any_thread_of_the_caller() {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open("/proc/self/status").expect("a file");
+        let fd = file.as_raw_fd();
+        let got = std::thread::spawn(move || {
+            let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+            assert_ne!(tid, std::process::id(), "a thread, not the leader");
+            assert_eq!(tgid(tid), Some(std::process::id()));
+            take_fd(tid, fd).map(drop)
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(got, Ok(()));
     }
 
     #[test]
