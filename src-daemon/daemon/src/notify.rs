@@ -157,20 +157,6 @@ fn simple(d: &Shared, summary: String, body: String) {
     });
 }
 
-/// What the card's headline says after "wants to" (older daemons' cards
-/// have no `action`: the scopes and the provider).
-fn action_of(req: &valetkey_ipc::control::ConsentRequest) -> String {
-    if req.action.is_empty() {
-        format!(
-            "use {} with {}",
-            req.provider_display,
-            req.scopes.join(", ")
-        )
-    } else {
-        req.action.clone()
-    }
-}
-
 async fn consent_notification(d: &Shared, req: &ConsentRequest) -> Result<(), BoxError> {
     let conn = zbus::Connection::session().await?;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
@@ -218,7 +204,7 @@ async fn consent_notification(d: &Shared, req: &ConsentRequest) -> Result<(), Bo
     let body = format!(
         "{} wants to {}{duration}.\n{confinement}\nBinary {}{unverified} ({})\nPurpose: {}",
         req.agent.name,
-        action_of(req),
+        req.action,
         req.exe,
         short(&req.sha256),
         if req.agent.purpose.is_empty() {

@@ -35,6 +35,16 @@ async fn agent(env: &TestEnv) -> Client {
     c
 }
 
+/// The window program on a fresh X server (the server lives as long as
+/// the first half of the pair).
+async fn window_session(env: &TestEnv) -> (Xvfb, Session) {
+    let x = Xvfb::start(env).expect("xvfb");
+    let ui = Session::start(env, &x.display, &bin("valetkey-window"), &[])
+        .await
+        .expect("window session");
+    (x, ui)
+}
+
 /// Saves a PNG and checks it is one, of a window-sized image that is not a
 /// blank screen.
 fn save_screenshot(env: &TestEnv, name: &str, png: &[u8]) {
@@ -65,10 +75,7 @@ async fn allow_for_an_hour_then_revoke_from_the_tray_window() {
         .expect("config");
     env.start_daemon().expect("daemon");
     env.login();
-    let x = Xvfb::start(&env).expect("xvfb");
-    let ui = Session::start(&env, &x.display, &bin("valetkey-window"), &[])
-        .await
-        .expect("window session");
+    let (_x, ui) = window_session(&env).await;
 
     // The window connects by itself and has nothing to show yet.
     ui.wait_for_text("#view-pending", "No agent is waiting")
@@ -227,10 +234,7 @@ async fn allow_for_an_hour_then_revoke_from_the_tray_window() {
 async fn the_window_follows_the_daemon_down_and_starts_it_again() {
     let mut env = TestEnv::new().expect("env");
     env.start_daemon().expect("daemon");
-    let x = Xvfb::start(&env).expect("xvfb");
-    let ui = Session::start(&env, &x.display, &bin("valetkey-window"), &[])
-        .await
-        .expect("window session");
+    let (_x, ui) = window_session(&env).await;
     ui.wait_for("#pause").await.expect("connected");
 
     // The daemon stops: the window says so and offers Start.
@@ -498,10 +502,7 @@ says = { "repo:read" = "read code" }
     env.start_daemon().expect("daemon");
     env.login();
     std::fs::create_dir_all(env.path("work")).expect("work");
-    let x = Xvfb::start(&env).expect("xvfb");
-    let ui = Session::start(&env, &x.display, &bin("valetkey-window"), &[])
-        .await
-        .expect("window session");
+    let (_x, ui) = window_session(&env).await;
     ui.wait_for_text("#view-pending", "No agent is waiting")
         .await
         .expect("connected, empty");

@@ -134,16 +134,15 @@ pub struct Profile {
 impl Profile {
     /// The hosts its proxy tunnels, as written (`"registries"` expanded).
     pub fn tunnels(&self) -> Vec<String> {
-        let given = self.hosts.as_deref().unwrap_or(&[]);
-        let listed: Vec<&str> = match &self.hosts {
-            None => vec!["registries"],
-            Some(_) => given.iter().map(String::as_str).collect(),
-        };
+        let listed = self
+            .hosts
+            .clone()
+            .unwrap_or_else(|| vec!["registries".into()]);
         listed
             .into_iter()
-            .flat_map(|h| match h {
+            .flat_map(|h| match h.as_str() {
                 "registries" => REGISTRIES.iter().map(|r| r.to_string()).collect(),
-                other => vec![other.to_owned()],
+                _ => vec![h],
             })
             .collect()
     }
