@@ -82,6 +82,7 @@ async fn run(args: Args, memory_locked: bool) -> anyhow::Result<()> {
     Store::spawn_checkpointer(&db).context("cannot start the WAL checkpointer")?;
     let providers = config.providers.len();
     let daemon = Broker::new(config, store);
+    valetkeyd::server::watch_files(&daemon);
     let control = valetkey_ipc::paths::control_socket_for(&socket);
     // Sockets passed by systemd (socket activation) win; the rest we bind.
     // Control first: once agent.sock accepts, control.sock does too.

@@ -45,6 +45,15 @@ pub struct Listeners {
     pub boxes: std::path::PathBuf,
 }
 
+/// Starts watching the policy directory and config.toml. Called before
+/// the sockets are bound, so that once an agent can connect (and systemd
+/// is told the daemon is ready) an edit is already seen. The rest of
+/// what runs beside the sockets (duties that write the store) starts in
+/// [`run`], once this daemon holds them.
+pub fn watch_files(daemon: &Shared) {
+    crate::policy_watch::spawn(daemon);
+}
+
 pub async fn run(
     daemon: Shared,
     listeners: Listeners,
@@ -52,7 +61,6 @@ pub async fn run(
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     crate::lockwatch::spawn_watchers(&daemon);
-    crate::policy_watch::spawn(&daemon);
     crate::duties::spawn(&daemon);
     crate::notify::spawn(&daemon);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
