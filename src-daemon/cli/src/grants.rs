@@ -51,64 +51,6 @@ pub enum GrantCmd {
     },
 }
 
-/// The program `--binary` names: the path made absolute, and a version
-/// manager's shim (pyenv's `command -v python3`) resolved to what its
-/// manager runs here (`MANAGER which PROGRAM`, in this directory and
-/// environment, as the agent will be started). Any other script goes to
-/// the daemon as it is, which refuses it with the reason
-/// ([`valetkey_core::shim`]).
-fn resolve_binary(p: &std::path::Path) -> Result<std::path::PathBuf, Failure> {
-    use std::io::Read;
-    let abs = std::path::absolute(p).map_err(|e| Failure::from(format!("{}: {e}", p.display())))?;
-    let mut head = vec![0u8; 4096];
-    let n = std::fs::File::open(&abs)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| Failure::from(format!("cannot read {}: {e}", abs.display())))?;
-    let text = String::from_utf8_lossy(&head[..n]);
-    let name = abs
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let Some(shim) = valetkey_core::shim::shebang(&head[..n])
-        .and_then(|_| valetkey_core::shim::parse_shim(&text, &name))
-    else {
-        return Ok(abs);
-    };
-    let out = std::process::Command::new(&shim.manager)
-        .args(["which", &shim.program])
-        .envs(shim.env.iter().map(|(k, v)| (k, v)))
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| {
-            Failure::from(format!(
-                "{} is a shim of {}, which did not run: {e}",
-                abs.display(),
-                shim.manager
-            ))
-        })?;
-    let which = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() || which.is_empty() {
-        return Err(Failure::from(format!(
-            "{} is a shim; `{} which {}` found no program here: pass the program itself",
-            abs.display(),
-            shim.manager,
-            shim.program
-        )));
-    }
-    let real = std::fs::canonicalize(&which).map_err(|e| {
-        Failure::from(format!(
-            "{which} (from `{} which {}`): {e}",
-            shim.manager, shim.program
-        ))
-    })?;
-    eprintln!(
-        "valetkey: {} is a version manager's shim; binding to {}, the program it runs here",
-        abs.display(),
-        real.display()
-    );
-    Ok(real)
-}
-
 /// Runs a grant subcommand.
 pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
     let mut c = connect(cli).await?;
@@ -121,7 +63,11 @@ pub async fn grant(cli: &Cli, cmd: &GrantCmd) -> Result<(), Failure> {
             binary,
         } => {
             let binary = match binary {
-                Some(p) => Some(resolve_binary(p)?.to_string_lossy().into_owned()),
+                Some(p) => Some(
+                    crate::shim::resolve_binary(p)?
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
                 None => None,
             };
             let r = c

@@ -20,6 +20,7 @@ mod mcp;
 mod pipe;
 mod run;
 mod service;
+mod shim;
 mod token;
 
 use std::path::PathBuf;

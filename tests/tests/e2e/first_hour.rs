@@ -334,12 +334,23 @@ fn the_default_box_reaches_the_registries_and_not_localhost() {
         st.success(),
         "python3 -m venv (apt-get install python3-venv)"
     );
+    // cargo: the user's (rustup's proxy where rustup installed it, which
+    // finds its toolchains in RUSTUP_HOME: the test world's HOME is not the
+    // user's). A home with ~/.cargo is one whose box gets cargo's caches.
+    let cargo = which("cargo");
+    let rustup = std::env::var("RUSTUP_HOME")
+        .unwrap_or_else(|_| format!("{}/.rustup", std::env::var("HOME").unwrap_or_default()));
+    std::fs::create_dir_all(env.path("home/.cargo")).expect("~/.cargo");
     let script = format!(
         "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 3)' 2> direct.err; echo $? > direct.rc
 curl -sS --max-time 10 -o /dev/null https://localhost:{port}/ 2> proxied.err; echo $? > proxied.rc
 venv/bin/pip download --quiet --no-deps --dest dl six==1.16.0 2> pip.err; echo $? > pip.rc
 npm view left-pad@1.3.0 version > npm.out 2> npm.err; echo $? > npm.rc
-"
+mkdir -p crate/src && : > crate/src/lib.rs
+printf '[package]\\nname = \"t\"\\nversion = \"0.1.0\"\\nedition = \"2021\"\\n[dependencies]\\nitoa = \"=1.0.11\"\\n' > crate/Cargo.toml
+(cd crate && RUSTUP_HOME={rustup} {cargo} fetch --quiet) 2> cargo.err; echo $? > cargo.rc
+",
+        cargo = cargo.display()
     );
     let out = env
         .command(bin("valetkey"))
@@ -381,5 +392,107 @@ npm view left-pad@1.3.0 version > npm.out 2> npm.err; echo $? > npm.rc
     );
     assert_eq!(read("npm.rc").trim(), "0", "npm: {}", read("npm.err"));
     assert_eq!(read("npm.out").trim(), "1.3.0");
+    // cargo fetch from crates.io, into the default profile's own registry
+    // cache (the user's ~/.cargo stays read-only in the box).
+    assert_eq!(read("cargo.rc").trim(), "0", "cargo: {}", read("cargo.err"));
+    let fetched = env.path("data/valetkey/box-caches/default/cargo-registry/cache");
+    let crates: Vec<String> = std::fs::read_dir(&fetched)
+        .map(|d| {
+            d.flatten()
+                .flat_map(|index| std::fs::read_dir(index.path()).into_iter().flatten())
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        crates.contains(&"itoa-1.0.11.crate".to_owned()),
+        "{crates:?} in {}",
+        fetched.display()
+    );
+    assert!(
+        !env.path("home/.cargo/registry/cache").exists(),
+        "the user's cargo cache was written"
+    );
     drop(service);
+}
+
+/// `valetkey doctor` says what the box does here, each line something a
+/// new user met with no word why (findings 4 and 7): a default profile
+/// with the host's network, where tools' caches go, a `read_write` path a
+/// box cannot make, an edit of config.toml the daemon refused, and a
+/// version manager's shim on `PATH`. Before, its one box line was
+/// "bubblewrap can make a box".
+#[test]
+fn doctor_names_the_box_network_caches_paths_edits_and_shims() {
+    let mut env = TestEnv::new().expect("env");
+    let outside = env.path("elsewhere/not-made");
+    env.write_config(&format!(
+        "[box]\nprofile = \"wide\"\n[box.profiles.wide]\nnetwork = \"shared\"\n\
+         read_write = [\"~/later\", \"{}\"]\n[box.profiles.bare]\ncaches = false\n",
+        outside.display()
+    ))
+    .expect("config");
+    env.start_daemon().expect("daemon");
+    let (shim, target) = pyenv_shim(&env.path("pyenv"));
+    let path = format!(
+        "{}:{}",
+        shim.parent().expect("shims").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let doctor = || {
+        let o = env
+            .command(bin("valetkey"))
+            .arg("doctor")
+            .env("PATH", &path)
+            .output()
+            .expect("valetkey doctor");
+        (o.status.code(), text(&o.stdout))
+    };
+    let (code, o) = doctor();
+    // A profile whose boxes cannot start is a failure.
+    assert_eq!(code, Some(1), "{o}");
+    let caches = env.path("data/valetkey/box-caches");
+    for line in [
+        "warn box-net    the default profile (wide) shares the host's network".to_owned(),
+        "fix: set network = \"filtered\" in [box.profiles.wide]".to_owned(),
+        format!("ok   box-caches boxes write tools' caches (~/.cache, ~/.npm, cargo's registry) in {}/PROFILE", caches.display()),
+        "(profiles: default, offline, wide); your own caches stay read-only; caches = false in bare".to_owned(),
+        format!("ok   box-paths  profile wide: read_write {} does not exist yet", env.path("home/later").display()),
+        format!("FAIL box-paths  profile wide: read_write {} does not exist and is outside your home", outside.display()),
+        "ok   box-config no edit of config.toml since the daemon started".to_owned(),
+        format!("ok   shims      {} is a shim of", shim.display()),
+        format!("binds to {}, the program it runs here", target.display()),
+    ] {
+        assert!(o.contains(&line), "missing {line:?} in:\n{o}");
+    }
+    assert!(!env.path("home/later").exists(), "the doctor made a path");
+
+    // A bad edit: the doctor says the daemon refused it, and why.
+    env.write_config("[box.profiles.wide]\nnetwork = \"sideways\"\n")
+        .expect("bad config");
+    let mut seen = String::new();
+    crate::harness::wait_until(std::time::Duration::from_secs(10), || {
+        seen = doctor().1;
+        seen.contains("warn box-config the daemon refused the last edit of config.toml")
+    })
+    .unwrap_or_else(|_| panic!("no refusal in:\n{seen}"));
+    assert!(seen.contains("sideways"), "{seen}");
+    assert!(
+        seen.contains("the profiles before it are in force; fix: correct the file"),
+        "{seen}"
+    );
+
+    // Corrected: taken, and the default profile is filtered again.
+    env.write_config("").expect("config");
+    crate::harness::wait_until(std::time::Duration::from_secs(10), || {
+        seen = doctor().1;
+        seen.contains("ok   box-config the daemon took the last edit of config.toml")
+    })
+    .unwrap_or_else(|_| panic!("the corrected edit was not taken:\n{seen}"));
+    assert!(
+        seen.contains("ok   box-net    the default profile (default) is filtered: a box reaches the providers' hosts and"),
+        "{seen}"
+    );
+    assert!(!seen.contains("box-paths"), "{seen}");
 }

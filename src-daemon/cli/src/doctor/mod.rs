@@ -12,6 +12,8 @@ use valetkey_ipc::control::ProviderStatus;
 use valetkey_ipc::methods::AgentInfo;
 
 use super::{Cli, Failure};
+
+mod boxes;
 use valetkey_core::config::Config;
 use valetkey_core::keychain::{Item, SecretService};
 
@@ -68,7 +70,7 @@ pub async fn doctor(cli: &Cli) -> Result<(), Failure> {
     }
     discovery_check(&mut r);
     service_check(&mut r);
-    box_check(&mut r);
+    boxes::checks(&mut r, cli, cfg.as_ref(), daemon_version.is_some()).await;
     keychain_check(&mut r).await;
     if let Some(cfg) = &cfg {
         let states = super::grants::provider_states(cli).await.ok().flatten();
@@ -239,44 +241,6 @@ fn discovery_check(r: &mut Report) {
             here.join("agent.sock").display()
         );
         r.line(Level::Warn, "discovery", what, Some(&fix));
-    }
-}
-
-/// Whether `valetkey run` can make a box here: bubblewrap installed, and
-/// unprivileged user namespaces allowed. A warning: unboxed agents work.
-fn box_check(r: &mut Report) {
-    use super::run::{BASE, ISOLATION};
-    let tried = std::process::Command::new("bwrap")
-        .args(ISOLATION)
-        .args(BASE)
-        .args(["--", "true"])
-        .stdin(std::process::Stdio::null())
-        .output();
-    match tried {
-        Ok(o) if o.status.success() => match crate::boxexec::probe() {
-            Ok(()) => r.line(Level::Ok, "box", "bubblewrap can make a box, and its seccomp filter and supervisor work (valetkey run)", None),
-            Err(e) => r.line(
-                Level::Warn,
-                "box",
-                format!("bubblewrap works, but the box's seccomp filter does not: {e}"),
-                Some("valetkey run needs Linux 5.9 or later with seccomp user notification, and libseccomp 2.5 (apt-get install libseccomp2); until then agents run unconfined"),
-            ),
-        },
-        Ok(o) => r.line(
-            Level::Warn,
-            "box",
-            format!(
-                "bubblewrap cannot make a box: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Some("allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0; on Ubuntu, an AppArmor profile for bwrap); until then agents run unconfined"),
-        ),
-        Err(_) => r.line(
-            Level::Warn,
-            "box",
-            "bubblewrap (bwrap) is not installed, so valetkey run cannot box agents",
-            Some("apt-get install bubblewrap"),
-        ),
     }
 }
 

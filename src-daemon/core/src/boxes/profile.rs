@@ -133,7 +133,7 @@ fn writable(path: &Path, home: &Path) -> Result<PathBuf, String> {
     if exists(path) {
         return Ok(path.to_owned());
     }
-    if !path.starts_with(home) || path == home {
+    if !makeable(path, home) {
         return Err(format!(
             "read_write path {} does not exist; create it, or remove it from the profile",
             path.display()
@@ -146,6 +146,28 @@ fn writable(path: &Path, home: &Path) -> Result<PathBuf, String> {
         )
     })?;
     Ok(path.to_owned())
+}
+
+/// Whether a missing `read_write` path is made when a box starts (inside
+/// the home, and not the home itself) rather than refused.
+pub fn makeable(path: &Path, home: &Path) -> bool {
+    path.starts_with(home) && path != home
+}
+
+/// The `read_write` paths of `profile` that do not exist, expanded, each
+/// with whether a box's start makes it ([`makeable`]). Reads only: for
+/// `valetkey doctor`, which must not change anything.
+pub fn missing_read_write(profile: &Profile, home: &Path) -> Vec<(PathBuf, bool)> {
+    profile
+        .read_write
+        .iter()
+        .map(|p| expand(p, home))
+        .filter(|p| !exists(p))
+        .map(|p| {
+            let make = makeable(&p, home);
+            (p, make)
+        })
+        .collect()
 }
 
 /// Tools' caches a box writes in a directory of its profile's own:
@@ -270,6 +292,32 @@ mod tests {
         assert!(e.contains("your home and more"), "{e}");
         let e = resolve(&profile, &places(r, "home/.ssh")).expect_err("hidden");
         assert!(e.contains("every box hides"), "{e}");
+    }
+
+    #[test]
+    fn missing_read_write_paths_are_named_without_being_made() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let home = t.path().join("home");
+        std::fs::create_dir_all(home.join(".cache")).expect("mkdir");
+        let profile = Profile {
+            read_write: vec![
+                "~/.cache".into(),
+                "~/later".into(),
+                t.path().join("nowhere").display().to_string(),
+                home.display().to_string(),
+            ],
+            ..Profile::default()
+        };
+        let got = missing_read_write(&profile, &home);
+        assert_eq!(
+            got,
+            vec![
+                (home.join("later"), true),
+                (t.path().join("nowhere"), false)
+            ]
+        );
+        assert!(!home.join("later").exists(), "only read");
+        assert!(!makeable(&home, &home), "the home itself is never made");
     }
 }
 
