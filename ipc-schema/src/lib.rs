@@ -16,6 +16,8 @@
 //!   with [`admin`]'s methods through which the CLI changes state and
 //!   [`boxes`]' through which `valetkey run` opens a box, and [`mcp`]'s
 //!   through which `valetkey mcp add` records a remote MCP server;
+//! * [`requests`]: each socket's methods, listed once, as one request enum
+//!   per socket that the daemon's dispatchers match exhaustively.
 //! * [`audit`]: one record of the audit trail.
 //! * [`policy`]: the input document policies see, and their decisions.
 //! * [`paths`]: where the socket lives.
@@ -35,6 +37,7 @@ pub mod mcp;
 pub mod methods;
 pub mod paths;
 pub mod policy;
+pub mod requests;
 pub mod schema;
 pub mod secret;
 

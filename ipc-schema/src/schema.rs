@@ -7,22 +7,15 @@
 use schemars::{generate::SchemaSettings, JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
-use crate::control::{
-    ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
-    AgentsStats, AuditQuery, BoxClose, BoxOpen, BoxReport, BoxStarted, ConsentDecide, ConsentList,
-    Event, EventsSubscribe, GrantsAdd, GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout,
-    McpAdd, McpList, McpRemove, PolicyStatus, ProvidersStatus, Revoke, Status,
-};
+use crate::control::Event;
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
-use crate::methods::{
-    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, ProxyOpen, TokenGet,
-    TokenPlaceholder, Whoami,
-};
+use crate::methods::Method;
 use crate::policy::{PolicyDecision, PolicyInput};
+use crate::requests::{AgentMethod, ControlMethod};
 use crate::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 
-fn method_entry<M: Method>(gen: &mut SchemaGenerator, methods: &mut Map<String, Value>) {
+pub(crate) fn method_entry<M: Method>(gen: &mut SchemaGenerator, methods: &mut Map<String, Value>) {
     let params = gen.subschema_for::<M::Params>();
     let result = gen.subschema_for::<M::Result>();
     methods.insert(
@@ -38,17 +31,7 @@ fn defs_of<T: JsonSchema>(gen: &mut SchemaGenerator) -> Value {
 /// The whole agent protocol as one JSON document (pretty-printed, stable order).
 pub fn agent_protocol_schema() -> String {
     let mut gen = SchemaSettings::draft2020_12().into_generator();
-    let mut methods = Map::new();
-    method_entry::<Hello>(&mut gen, &mut methods);
-    method_entry::<TokenGet>(&mut gen, &mut methods);
-    method_entry::<TokenPlaceholder>(&mut gen, &mut methods);
-    method_entry::<ProxyOpen>(&mut gen, &mut methods);
-    method_entry::<ConsentWait>(&mut gen, &mut methods);
-    method_entry::<ProvidersList>(&mut gen, &mut methods);
-    method_entry::<Whoami>(&mut gen, &mut methods);
-    method_entry::<DelegationCreate>(&mut gen, &mut methods);
-    method_entry::<Jwks>(&mut gen, &mut methods);
-    method_entry::<BoxReport>(&mut gen, &mut methods);
+    let methods = AgentMethod::schema_entries(&mut gen);
     document(
         gen,
         methods,
@@ -62,34 +45,7 @@ pub fn agent_protocol_schema() -> String {
 /// The control protocol (tray app and CLI) as one JSON document.
 pub fn control_protocol_schema() -> String {
     let mut gen = SchemaSettings::draft2020_12().into_generator();
-    let mut methods = Map::new();
-    method_entry::<ConsentList>(&mut gen, &mut methods);
-    method_entry::<ConsentDecide>(&mut gen, &mut methods);
-    method_entry::<AgentsList>(&mut gen, &mut methods);
-    method_entry::<AgentsReinstate>(&mut gen, &mut methods);
-    method_entry::<AgentsShow>(&mut gen, &mut methods);
-    method_entry::<AgentsStats>(&mut gen, &mut methods);
-    method_entry::<AgentsEdit>(&mut gen, &mut methods);
-    method_entry::<AgentsLifecycle>(&mut gen, &mut methods);
-    method_entry::<KeysRotate>(&mut gen, &mut methods);
-    method_entry::<PolicyStatus>(&mut gen, &mut methods);
-    method_entry::<Revoke>(&mut gen, &mut methods);
-    method_entry::<IssuingSet>(&mut gen, &mut methods);
-    method_entry::<Status>(&mut gen, &mut methods);
-    method_entry::<ActivityList>(&mut gen, &mut methods);
-    method_entry::<EventsSubscribe>(&mut gen, &mut methods);
-    method_entry::<GrantsAdd>(&mut gen, &mut methods);
-    method_entry::<GrantsList>(&mut gen, &mut methods);
-    method_entry::<LoginRecord>(&mut gen, &mut methods);
-    method_entry::<Logout>(&mut gen, &mut methods);
-    method_entry::<ProvidersStatus>(&mut gen, &mut methods);
-    method_entry::<AuditQuery>(&mut gen, &mut methods);
-    method_entry::<BoxOpen>(&mut gen, &mut methods);
-    method_entry::<BoxStarted>(&mut gen, &mut methods);
-    method_entry::<BoxClose>(&mut gen, &mut methods);
-    method_entry::<McpAdd>(&mut gen, &mut methods);
-    method_entry::<McpList>(&mut gen, &mut methods);
-    method_entry::<McpRemove>(&mut gen, &mut methods);
+    let methods = ControlMethod::schema_entries(&mut gen);
     let event = defs_of::<Event>(&mut gen);
     document(
         gen,

@@ -20,7 +20,7 @@ use valetkey_core::broker::Shared;
 use valetkey_core::error::BrokerError;
 use valetkey_ipc::control::{BoxClose, BoxOpen, BoxStarted};
 use valetkey_ipc::methods::{Method, PeerIdentity};
-use valetkey_ipc::{ErrorCode, RpcError};
+use valetkey_ipc::ErrorCode;
 
 /// A connection accepted on a box's socket, with its slot under the
 /// box's own cap (or the cap it met).
@@ -101,55 +101,48 @@ pub fn restore(d: &Shared, root: &Path, to: &mpsc::Sender<Accepted>) {
     }
 }
 
-/// The `box.*` control methods, for the launcher `peer`.
-pub async fn dispatch(
+type Params<M> = <M as Method>::Params;
+type Answer<M> = Result<<M as Method>::Result, BrokerError>;
+
+/// `box.open` from the launcher `peer`: the plan, and the box's socket
+/// (and proxy) served before the launcher hears of it.
+pub async fn open(
     d: &Shared,
-    req: valetkey_ipc::jsonrpc::Request,
+    p: Params<BoxOpen>,
     peer: &PeerIdentity,
     door: &Door,
-) -> Result<serde_json::Value, BrokerError> {
-    use super::wire::{params, result};
-    let (d2, peer2) = (d.clone(), peer.clone());
-    match req.method.as_str() {
-        BoxOpen::NAME => {
-            let p = params::<BoxOpen>(req.params)?;
-            let root = door.root.clone();
-            let (plan, session) =
-                blocking(move || valetkey_core::boxes::open(&d2, p, &peer2, &root)).await?;
-            if let Some(session) = session {
-                let id = session.facts.id.clone();
-                let served =
-                    serve(d, session.clone(), door.to.clone()).and_then(|()| match session.proxy {
-                        Some(_) => super::proxy::boxed::serve(d, &door.proxy, session),
-                        None => Ok(()),
-                    });
-                if let Err(e) = served {
-                    valetkey_core::boxes::closed(d, &id, "socket not bound");
-                    return Err(BrokerError::rpc(
-                        ErrorCode::Internal,
-                        format!("cannot open the box's socket: {e}"),
-                    ));
-                }
-                tracing::info!(%id, profile = %plan.facts.profile, "box opened");
-            }
-            result(Ok(plan))
+) -> Answer<BoxOpen> {
+    let (d2, peer2, root) = (d.clone(), peer.clone(), door.root.clone());
+    let (plan, session) =
+        blocking(move || valetkey_core::boxes::open(&d2, p, &peer2, &root)).await?;
+    if let Some(session) = session {
+        let id = session.facts.id.clone();
+        let served =
+            serve(d, session.clone(), door.to.clone()).and_then(|()| match session.proxy {
+                Some(_) => super::proxy::boxed::serve(d, &door.proxy, session),
+                None => Ok(()),
+            });
+        if let Err(e) = served {
+            valetkey_core::boxes::closed(d, &id, "socket not bound");
+            return Err(BrokerError::rpc(
+                ErrorCode::Internal,
+                format!("cannot open the box's socket: {e}"),
+            ));
         }
-        BoxStarted::NAME => {
-            let p = params::<BoxStarted>(req.params)?;
-            result(blocking(move || valetkey_core::boxes::started(&d2, p, &peer2)).await)
-        }
-        BoxClose::NAME => {
-            let p = params::<BoxClose>(req.params)?;
-            result(valetkey_core::boxes::close(d, &p.id, p.quarantined, peer))
-        }
-        other => Err(BrokerError::Rpc(
-            RpcError::new(
-                ErrorCode::UnknownMethod,
-                format!("unknown control method {other:?}; see PROTOCOL.md, \"Control socket\""),
-            )
-            .with("method", other),
-        )),
+        tracing::info!(%id, profile = %plan.facts.profile, "box opened");
     }
+    Ok(plan)
+}
+
+/// `box.started`: the launcher names the box's first process.
+pub async fn started(d: &Shared, p: Params<BoxStarted>, peer: &PeerIdentity) -> Answer<BoxStarted> {
+    let (d2, peer2) = (d.clone(), peer.clone());
+    blocking(move || valetkey_core::boxes::started(&d2, p, &peer2)).await
+}
+
+/// `box.close`: the launcher's box has ended.
+pub fn close(d: &Shared, p: Params<BoxClose>, peer: &PeerIdentity) -> Answer<BoxClose> {
+    valetkey_core::boxes::close(d, &p.id, p.quarantined, peer)
 }
 
 async fn blocking<T: Send + 'static>(

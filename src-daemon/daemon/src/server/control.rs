@@ -24,17 +24,13 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use valetkey_ipc::codec::FrameError;
-use valetkey_ipc::control::{
-    ActivityList, AgentsEdit, AgentsLifecycle, AgentsList, AgentsReinstate, AgentsShow,
-    AgentsStats, AuditQuery, ConsentDecide, ConsentList, EventsSubscribe, EventsSubscribeResult,
-    GrantsAdd, GrantsList, IssuingSet, KeysRotate, LoginRecord, Logout, McpAdd, McpList, McpRemove,
-    PolicyStatus, ProvidersStatus, Revoke, Status, EVENT_METHOD,
-};
-use valetkey_ipc::jsonrpc::{parse_request, Response};
-use valetkey_ipc::methods::{Method, PeerIdentity};
+use valetkey_ipc::control::{EventsSubscribeResult, EVENT_METHOD};
+use valetkey_ipc::jsonrpc::{parse_request_ref, Response};
+use valetkey_ipc::methods::PeerIdentity;
+use valetkey_ipc::requests::{ControlMethod, ControlRequest};
 use valetkey_ipc::{ErrorCode, RpcError};
 
-use super::wire::{params, result, send, Conn};
+use super::wire::{result, send, Conn};
 use valetkey_core::agents as a;
 use valetkey_core::broker::Shared;
 use valetkey_core::control as h;
@@ -162,19 +158,17 @@ pub async fn serve(
     }
 }
 
-macro_rules! route {
-    ($req:expr, $method:expr, { $($m:ty => $call:expr),* $(,)? }) => {
-        match $method {
-            $(<$m>::NAME => match params::<$m>($req.params) {
-                Ok(p) => result($call(p).await),
-                Err(e) => Err(e),
-            },)*
-            other => Err(BrokerError::Rpc(RpcError::new(
-                ErrorCode::UnknownMethod,
-                format!("unknown control method {other:?}; see PROTOCOL.md, \"Control socket\""),
-            ).with("method", other))),
-        }
-    };
+fn unknown(method: &str) -> BrokerError {
+    BrokerError::Rpc(
+        RpcError::new(
+            ErrorCode::UnknownMethod,
+            format!(
+                "unknown control method {method:?}; methods: {}; see PROTOCOL.md, \"Control socket\"",
+                ControlMethod::listed()
+            ),
+        )
+        .with("method", method),
+    )
 }
 
 async fn dispatch(
@@ -183,50 +177,17 @@ async fn dispatch(
     events: &mut Option<broadcast::Receiver<valetkey_ipc::control::Event>>,
     (peer, door): (&PeerIdentity, &super::boxes::Door),
 ) -> Response {
-    let req = match parse_request(frame) {
+    let req = match parse_request_ref(frame) {
         Ok(r) => r,
         Err(resp) => return *resp,
     };
-    let id = req.id.clone();
-    let method = req.method.clone();
-    let outcome = if method.starts_with("box.") {
-        super::boxes::dispatch(d, req, peer, door).await
-    } else if method == EventsSubscribe::NAME {
-        match params::<EventsSubscribe>(req.params) {
-            Ok(_) => {
-                *events = Some(d.events.subscribe());
-                result(Ok::<_, BrokerError>(EventsSubscribeResult {
-                    status: d.status(),
-                }))
-            }
-            Err(e) => Err(e),
-        }
-    } else {
-        route!(req, method.as_str(), {
-            ConsentList => |_| async { h::consent_list(d) },
-            ConsentDecide => |p| async { h::consent_decide(d, p) },
-            AgentsList => |_| async { a::agents_list(d) },
-            AgentsReinstate => |p| async { a::agents_reinstate(d, p) },
-            AgentsShow => |p| async { a::agents_show(d, p) },
-            AgentsStats => |_| async { Ok::<_, BrokerError>(d.monitor.stats(d.clock.now())) },
-            AgentsEdit => |p| async { a::agents_edit(d, p) },
-            AgentsLifecycle => |p| a::agents_lifecycle(d, p),
-            KeysRotate => |_| h::keys_rotate(d),
-            PolicyStatus => |_| async { Ok::<_, BrokerError>(d.policies.status()) },
-            Revoke => |p| h::revoke(d, p),
-            IssuingSet => |p| async { h::issuing_set(d, p) },
-            Status => |_| async { Ok::<_, BrokerError>(d.status()) },
-            ActivityList => |p| async { h::activity_list(d, p) },
-            AuditQuery => |p| async { h::audit_query(d, p) },
-            GrantsAdd => |p| valetkey_core::grants::add(d, p),
-            GrantsList => |p| async { valetkey_core::grants::list(d, p) },
-            LoginRecord => |p| async { valetkey_core::logins::record(d, p) },
-            Logout => |p| valetkey_core::logins::logout(d, p),
-            ProvidersStatus => |_| async { valetkey_core::logins::status(d) },
-            McpAdd => |p| async { valetkey_core::mcp::admin::add(d, p) },
-            McpList => |_| async { valetkey_core::mcp::admin::list(d) },
-            McpRemove => |p| valetkey_core::mcp::admin::remove(d, p),
-        })
+    let (id, method) = (req.id.clone(), req.method.as_ref());
+    let outcome = match ControlMethod::from_wire(method) {
+        None => Err(unknown(method)),
+        Some(m) => match m.parse(req.params) {
+            Ok(request) => answer(d, request, events, (peer, door)).await,
+            Err(e) => Err(BrokerError::Rpc(e)),
+        },
     };
     match outcome {
         Ok(v) => Response::ok(id, v),
@@ -235,5 +196,49 @@ async fn dispatch(
             tracing::info!(code = err.name(), method = %method, "control request refused");
             Response::err(id, err)
         }
+    }
+}
+
+/// One exhaustive match: a method added to [`ControlMethod`]'s list and
+/// not handled here does not compile.
+async fn answer(
+    d: &Shared,
+    request: ControlRequest,
+    events: &mut Option<broadcast::Receiver<valetkey_ipc::control::Event>>,
+    (peer, door): (&PeerIdentity, &super::boxes::Door),
+) -> Result<Value, BrokerError> {
+    use valetkey_core::{grants, logins, mcp::admin};
+    use ControlRequest as R;
+    match request {
+        R::ConsentList(_) => result(h::consent_list(d)),
+        R::ConsentDecide(p) => result(h::consent_decide(d, p)),
+        R::AgentsList(_) => result(a::agents_list(d)),
+        R::AgentsReinstate(p) => result(a::agents_reinstate(d, p)),
+        R::AgentsShow(p) => result(a::agents_show(d, p)),
+        R::AgentsStats(_) => result(Ok(d.monitor.stats(d.clock.now()))),
+        R::AgentsEdit(p) => result(a::agents_edit(d, p)),
+        R::AgentsLifecycle(p) => result(a::agents_lifecycle(d, p).await),
+        R::KeysRotate(_) => result(h::keys_rotate(d).await),
+        R::PolicyStatus(_) => result(Ok(d.policies.status())),
+        R::Revoke(p) => result(h::revoke(d, p).await),
+        R::IssuingSet(p) => result(h::issuing_set(d, p)),
+        R::Status(_) => result(Ok(d.status())),
+        R::ActivityList(p) => result(h::activity_list(d, p)),
+        R::EventsSubscribe(_) => {
+            *events = Some(d.events.subscribe());
+            result(Ok(EventsSubscribeResult { status: d.status() }))
+        }
+        R::GrantsAdd(p) => result(grants::add(d, p).await),
+        R::GrantsList(p) => result(grants::list(d, p)),
+        R::LoginRecord(p) => result(logins::record(d, p)),
+        R::Logout(p) => result(logins::logout(d, p).await),
+        R::ProvidersStatus(_) => result(logins::status(d)),
+        R::AuditQuery(p) => result(h::audit_query(d, p)),
+        R::BoxOpen(p) => result(super::boxes::open(d, p, peer, door).await),
+        R::BoxStarted(p) => result(super::boxes::started(d, p, peer).await),
+        R::BoxClose(p) => result(super::boxes::close(d, p, peer)),
+        R::McpAdd(p) => result(admin::add(d, p)),
+        R::McpList(_) => result(admin::list(d)),
+        R::McpRemove(p) => result(admin::remove(d, p).await),
     }
 }

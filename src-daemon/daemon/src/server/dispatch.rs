@@ -3,15 +3,11 @@
 //! Every method but `hello` and `jwks` needs a greeted caller, checked
 //! here once, so no handler checks `hello` again.
 
-use valetkey_ipc::control::BoxReport;
 use valetkey_ipc::jsonrpc::{parse_request_ref, Id, RequestRef};
-use valetkey_ipc::methods::{
-    ConsentWait, DelegationCreate, Hello, Jwks, Method, ProvidersList, ProxyOpen, TokenGet,
-    TokenPlaceholder, Whoami,
-};
+use valetkey_ipc::requests::{AgentMethod, AgentRequest};
 use valetkey_ipc::{ErrorCode, RpcError};
 
-use super::wire::{encode, params_ref, Answer, Session};
+use super::wire::{encode, Answer, Session};
 use valetkey_core::access;
 use valetkey_core::broker::Shared;
 use valetkey_core::error::BrokerError;
@@ -35,78 +31,97 @@ fn unknown(id: &Option<Id>, method: &str) -> Answer {
         RpcError::new(
             ErrorCode::UnknownMethod,
             format!(
-                "unknown method {method:?}; methods: hello, token.get, token.placeholder, proxy.open, consent.wait, delegation.create, jwks, providers.list, whoami, box.report"
+                "unknown method {method:?}; methods: {}",
+                AgentMethod::listed()
             ),
         )
         .with("method", method),
     )
 }
 
+/// Whether `m` is answered before `hello`: `hello` itself, the public keys
+/// (a local resource server may ask without one), `proxy.open` (its own
+/// checks), and a box supervisor's `box.report` (its key, no agent).
+fn before_hello(m: AgentMethod) -> bool {
+    use AgentMethod as M;
+    match m {
+        M::Hello | M::Jwks | M::ProxyOpen | M::BoxReport => true,
+        M::TokenGet
+        | M::TokenPlaceholder
+        | M::ConsentWait
+        | M::ProvidersList
+        | M::Whoami
+        | M::DelegationCreate => false,
+    }
+}
+
 async fn route(d: &Shared, s: &mut Session, req: &RequestRef<'_>) -> Answer {
-    let (id, method) = (&req.id, req.method.as_ref());
-    macro_rules! call {
-        ($m:ty, |$p:ident| $call:expr) => {
-            match params_ref::<$m>(req.params) {
-                Ok($p) => encode(id, $call),
-                Err(e) => Answer::err(id.clone(), e),
+    let id = &req.id;
+    // An unknown method, or one that needs a greeted caller, before hello
+    // gets hello_required: a connection learns nothing before it, not
+    // even which methods exist or what their params are.
+    let greeted = s.caller.greeted().is_some();
+    let method = match AgentMethod::from_wire(&req.method) {
+        Some(m) if greeted || before_hello(m) => m,
+        None if greeted => return unknown(id, &req.method),
+        _ => return hello_required(id, &req.method),
+    };
+    match method.parse(req.params) {
+        Ok(request) => answer(d, s, id, request).await,
+        Err(e) => Answer::err(id.clone(), e),
+    }
+}
+
+/// One exhaustive match: a method added to [`AgentMethod`]'s list and not
+/// handled here does not compile.
+async fn answer(d: &Shared, s: &mut Session, id: &Option<Id>, request: AgentRequest) -> Answer {
+    use AgentRequest as R;
+    let name = request.method().wire();
+    let greeted = s.caller.greeted();
+    macro_rules! greeted {
+        () => {
+            match greeted {
+                Some(g) => g,
+                None => return hello_required(id, name),
             }
         };
     }
-    match method {
-        Hello::NAME => return call!(Hello, |p| access::hello::handle(d, &mut s.caller, p)),
-        // Public keys: a local resource server may ask without a hello.
-        Jwks::NAME => return call!(Jwks, |_p| access::delegate::jwks(d)),
+    match request {
+        R::Hello(p) => encode(id, access::hello::handle(d, &mut s.caller, p)),
+        R::Jwks(_) => encode(id, access::delegate::jwks(d)),
         // Keeps what it opened in the session (it lives as long).
-        ProxyOpen::NAME => return call!(ProxyOpen, |_p| Box::pin(proxy_open(d, s)).await),
-        // A box's supervisor, with its key: no agent behind it.
-        BoxReport::NAME => {
-            return call!(BoxReport, |p| valetkey_core::boxes::report::handle(
-                d,
-                &s.caller.identity,
-                p
-            ))
-        }
-        _ => {}
-    }
-    // Everything else needs a greeted caller (an unknown method too: a
-    // connection learns nothing before hello).
-    let Some(g) = s.caller.greeted() else {
-        return hello_required(id, method);
-    };
-    match method {
+        R::ProxyOpen(_) => encode(id, Box::pin(proxy_open(d, s)).await),
+        R::BoxReport(p) => encode(
+            id,
+            valetkey_core::boxes::report::handle(d, &s.caller.identity, p),
+        ),
         // A box in proxy mode holds no token: it is answered with a
         // placeholder (boxed: rare, and its future is large).
-        TokenGet::NAME if g.in_proxy_box() => {
-            call!(TokenGet, |p| Box::pin(access::withheld::token_get(d, g, p))
-                .await)
-        }
-        TokenGet::NAME => call!(TokenGet, |p| access::token::handle(d, g, p).await),
+        R::TokenGet(p) => match greeted!() {
+            g if g.in_proxy_box() => {
+                encode(id, Box::pin(access::withheld::token_get(d, g, p)).await)
+            }
+            g => encode(id, access::token::handle(d, g, p).await),
+        },
         // Rare and large (a consent wait, a delegation): boxed, so every
         // connection's future is not as big as these.
-        ConsentWait::NAME => {
-            call!(ConsentWait, |p| Box::pin(access::token::handle_wait(
-                d, g, p
-            ))
-            .await)
+        R::ConsentWait(p) => {
+            let g = greeted!();
+            encode(id, Box::pin(access::token::handle_wait(d, g, p)).await)
         }
-        TokenPlaceholder::NAME => {
-            call!(TokenPlaceholder, |p| Box::pin(
-                valetkey_core::access::proxied::placeholder(d, g, p)
-            )
-            .await)
+        R::TokenPlaceholder(p) => {
+            let g = greeted!();
+            encode(id, Box::pin(access::proxied::placeholder(d, g, p)).await)
         }
-        ProvidersList::NAME => call!(ProvidersList, |p| access::providers::handle(
-            d,
-            p.handshake_of.as_deref()
-        )),
-        Whoami::NAME => call!(Whoami, |_p| access::whoami::handle(d, g)),
-        DelegationCreate::NAME => {
-            call!(DelegationCreate, |p| Box::pin(access::delegate::create(
-                d, g, p
-            ))
-            .await)
+        R::ProvidersList(p) => {
+            greeted!();
+            encode(id, access::providers::handle(d, p.handshake_of.as_deref()))
         }
-        other => unknown(id, other),
+        R::Whoami(_) => encode(id, access::whoami::handle(d, greeted!())),
+        R::DelegationCreate(p) => {
+            let g = greeted!();
+            encode(id, Box::pin(access::delegate::create(d, g, p)).await)
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! What both frame loops share: the connection type, writing one
-//! response, the per-connection session, and turning JSON params into
-//! typed ones and typed results back into JSON.
+//! response, the per-connection session, and typed results back into
+//! JSON (params become typed in [`valetkey_ipc::requests`]).
 //!
 //! On the agent socket a success is encoded once, straight from the
 //! handler's typed result into the frame (no `serde_json::Value` tree),
@@ -16,7 +16,6 @@ use valetkey_core::caller::Caller;
 use valetkey_core::error::BrokerError;
 use valetkey_ipc::codec::FrameCodec;
 use valetkey_ipc::jsonrpc::{Id, Response};
-use valetkey_ipc::methods::Method;
 use valetkey_ipc::{ErrorCode, RpcError};
 use zeroize::Zeroizing;
 
@@ -125,28 +124,6 @@ pub(crate) async fn send_answer(framed: &mut Conn, a: &Answer) -> bool {
         Answer::Encoded(bytes) => framed.get_mut().write_all(bytes).await.is_ok(),
         Answer::Error(r) => send(framed, r).await,
     }
-}
-
-/// An agent request's params, parsed straight from the frame.
-pub(crate) fn params_ref<M: Method>(
-    raw: Option<&serde_json::value::RawValue>,
-) -> Result<M::Params, BrokerError> {
-    serde_json::from_str(raw.map_or("{}", |r| r.get())).map_err(|e| {
-        BrokerError::rpc(
-            ErrorCode::InvalidParams,
-            format!("invalid params for {}: {e}; see PROTOCOL.md", M::NAME),
-        )
-    })
-}
-
-pub(crate) fn params<M: Method>(raw: Option<Value>) -> Result<M::Params, BrokerError> {
-    let raw = raw.unwrap_or_else(|| Value::Object(Default::default()));
-    serde_json::from_value(raw).map_err(|e| {
-        BrokerError::rpc(
-            ErrorCode::InvalidParams,
-            format!("invalid params for {}: {e}; see PROTOCOL.md", M::NAME),
-        )
-    })
 }
 
 pub(crate) fn result<T: serde::Serialize>(r: Result<T, BrokerError>) -> Result<Value, BrokerError> {
