@@ -27,6 +27,8 @@ need=(gnome-keyring libsecret-tools dbus-daemon curl ca-certificates openssl pyt
   git gh
   # the unit tests run again under two pinned dates (libfaketime)
   faketime
+  # the one-writer test: strace sees every open of the state database
+  strace
   # the Python SDK's test suite (sdk/python), with Debian's Python; venv
   # for the official MCP Python SDK's client (tests/mcp/requirements.txt)
   python3-pytest python3-venv)

@@ -108,8 +108,46 @@ fn filter(f: &Filters) -> AuditFilter {
     }
 }
 
+/// Opens the state database for reading only, WAL included. SQLite opens
+/// a database's WAL and shared-memory index read-write (and creates them)
+/// whatever flags the database was opened with, and reads them read-only
+/// only when that is refused; so before opening, this thread gives up the
+/// right to write any file (Landlock, every write access handled and none
+/// granted), and the kernel refuses. Call it after opening anything this
+/// command writes. Best effort on a kernel without Landlock (before 5.13),
+/// where only the database itself is opened read-only.
+///
+/// With the daemon stopped (no WAL), the file is read as it is; call
+/// [`unchanged`] at the end, which fails if a daemon started meanwhile.
 fn open() -> Result<Store, Failure> {
+    use landlock::{AccessFs, Ruleset, RulesetAttr, ABI};
+    let restricted = Ruleset::default()
+        .handle_access(AccessFs::from_write(ABI::V5))
+        .and_then(|r| r.create())
+        .and_then(|r| r.restrict_self());
+    if let Err(e) = restricted {
+        return Err(Failure::from(format!(
+            "cannot give up writing before reading the audit trail: {e}"
+        )));
+    }
     Ok(Store::open_read_only(&valetkey_core::dirs::db_path())?)
+}
+
+/// Whether what [`open`] read stayed still: with no WAL when it opened (no
+/// daemon), one now means a daemon started and may have written the file
+/// while it was read.
+fn unchanged(wal_before: bool) -> Result<(), Failure> {
+    let wal = valetkey_core::store::wal_path(&valetkey_core::dirs::db_path());
+    if !wal_before && wal.exists() {
+        return Err(Failure::from(
+            "valetkeyd started while the audit trail was read, so what was read may be torn; run the command again",
+        ));
+    }
+    Ok(())
+}
+
+fn wal_exists() -> bool {
+    valetkey_core::store::wal_path(&valetkey_core::dirs::db_path()).exists()
 }
 
 fn line(r: &AuditRecord) -> String {
@@ -181,6 +219,7 @@ async fn list(cli: &Cli, a: &AuditArgs) -> Result<(), Failure> {
 }
 
 fn verify_cmd(jwks: Option<&PathBuf>, json: bool) -> Result<(), Failure> {
+    let wal_before = wal_exists();
     let store = open()?;
     let keys = match jwks {
         Some(p) => verify::keys_from_jwks(
@@ -190,6 +229,7 @@ fn verify_cmd(jwks: Option<&PathBuf>, json: bool) -> Result<(), Failure> {
         None => verify::keys_from_store(&store)?,
     };
     let r = verify::verify(&store, &keys)?;
+    unchanged(wal_before)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else if let Some(b) = &r.broken {
@@ -223,7 +263,7 @@ fn verify_cmd(jwks: Option<&PathBuf>, json: bool) -> Result<(), Failure> {
 }
 
 fn export(f: &Filters, out: Option<&PathBuf>) -> Result<(), Failure> {
-    let store = open()?;
+    // The output first: once the store is open, this thread writes no file.
     let mut w: Box<dyn Write> = match out {
         Some(p) => {
             use std::os::unix::fs::OpenOptionsExt;
@@ -239,6 +279,8 @@ fn export(f: &Filters, out: Option<&PathBuf>) -> Result<(), Failure> {
         }
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    let wal_before = wal_exists();
+    let store = open()?;
     let mut q = filter(f);
     let mut n = 0u64;
     loop {
@@ -252,6 +294,7 @@ fn export(f: &Filters, out: Option<&PathBuf>) -> Result<(), Failure> {
         }
     }
     w.flush()?;
+    unchanged(wal_before)?;
     if let Some(p) = out {
         eprintln!("Exported {n} record(s) to {}.", p.display());
     }

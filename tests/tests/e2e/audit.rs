@@ -436,3 +436,70 @@ async fn repeats_are_counted_not_written_and_a_kill_loses_only_the_counters() {
     let out = env.cli_ok(&["audit", "verify"]);
     assert!(out.starts_with("OK:"), "{out}");
 }
+
+/// The successful opens of `state.db`, its WAL and its `-shm` in an
+/// strace log (a refused attempt, `= -1 EACCES`, wrote nothing).
+fn db_opens(trace: &str) -> Vec<&str> {
+    trace
+        .lines()
+        .filter(|l| l.contains("state.db"))
+        .filter(|l| !l.contains("= -1 "))
+        .collect()
+}
+
+/// One writer of state (issue 32): `valetkey audit verify` and
+/// `audit export` open the database, its WAL and its shared-memory index
+/// read-only, while the daemon runs and after it stopped. strace, on the
+/// real CLI, sees every open. Before, SQLite opened the WAL
+/// `O_RDWR|O_CREAT` whatever the database's read-only flag.
+#[test]
+fn audit_verify_and_export_open_the_database_and_its_wal_read_only() {
+    let mut env = TestEnv::new().expect("env");
+    env.start_daemon().expect("daemon");
+    env.login();
+    for running in [true, false] {
+        if !running {
+            env.stop_daemon();
+        }
+        for args in [&["audit", "verify"][..], &["audit", "export"][..]] {
+            let log = env.path("strace.log");
+            let out = env
+                .command("strace")
+                .args(["-f", "-qq", "-e", "trace=open,openat,openat2,creat", "-o"])
+                .arg(&log)
+                .arg(crate::harness::bin("valetkey"))
+                .args(args)
+                .output()
+                .expect("strace (apt-get install strace)");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{args:?} (daemon running: {running}): {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if args[1] == "verify" {
+                assert!(stdout.starts_with("OK: "), "{stdout}");
+            } else {
+                assert!(stdout.contains("\"kind\":\"login\""), "{stdout}");
+            }
+            let trace = std::fs::read_to_string(&log).expect("strace log");
+            let opens = db_opens(&trace);
+            assert!(
+                opens.iter().any(|l| l.contains("state.db\"")),
+                "the database was not opened at all:\n{trace}"
+            );
+            if running {
+                assert!(
+                    opens.iter().any(|l| l.contains("state.db-wal\"")),
+                    "the WAL, which holds the newest records, was not read:\n{trace}"
+                );
+            }
+            for l in &opens {
+                assert!(
+                    l.contains("O_RDONLY") && !l.contains("O_CREAT"),
+                    "{args:?} (daemon running: {running}) opened for writing: {l}"
+                );
+            }
+        }
+    }
+}

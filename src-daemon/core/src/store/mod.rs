@@ -72,6 +72,13 @@ pub struct Store {
     clock: SharedClock,
 }
 
+/// The WAL beside the database at `path` (`state.db-wal`).
+pub fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-wal");
+    p.into()
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`: the
     /// writer's connection. Only with the `writer` feature, which only the
@@ -128,10 +135,26 @@ impl Store {
                 path.display()
             )));
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        // With no WAL there is no connection open anywhere (SQLite removes
+        // it when the last one closes): the file holds every record, and
+        // it is read as it is (`immutable`), because a read-only reader
+        // that may not create the WAL cannot read a WAL database otherwise.
+        // A daemon that starts meanwhile writes its WAL beside it; see
+        // [`wal_path`] for the caller's check.
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = if wal_path(path).exists() {
+            Connection::open_with_flags(path, flags)?
+        } else {
+            let uri = url::Url::from_file_path(path)
+                .map(|mut u| {
+                    u.set_query(Some("immutable=1"));
+                    u.to_string()
+                })
+                .map_err(|()| {
+                    StoreError::NotFound(format!("{} is not an absolute path", path.display()))
+                })?;
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?
+        };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = migrations::known();
