@@ -367,3 +367,74 @@ async fn a_full_run_leaks_no_token_anywhere() {
         refs.len()
     );
 }
+
+const STATUS: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}\n";
+
+/// control.sock's frames pass the agent socket's checks (issue 32): it is
+/// the user's, but any process of the user's may connect and try. Before,
+/// its loop had none: a slow frame held a connection forever, a flood was
+/// served in full, and a stream of garbage or unknown methods was read on.
+#[tokio::test]
+async fn the_control_socket_has_the_agent_sockets_guards() {
+    let mut env = TestEnv::new().expect("env");
+    env.write_config("[limits]\nframe_timeout = \"2s\"\nrequests_per_second = 5\nburst = 5\n")
+        .expect("config");
+    env.start_daemon().expect("daemon");
+    let control = env.socket.with_file_name("control.sock");
+
+    // A frame left unfinished: cut after the timeout, with an error.
+    let mut slow = Raw::connect(&control).await;
+    slow.send(&STATUS[..10]).await;
+    let started = Instant::now();
+    let v = tokio::time::timeout(Duration::from_secs(10), slow.recv())
+        .await
+        .expect("cut, not held")
+        .expect("an error before the close");
+    assert_eq!(name(&v), "frame_timeout", "{v}");
+    assert!(slow.recv().await.is_none(), "closed");
+    assert!(started.elapsed() >= Duration::from_secs(2));
+
+    // A flood: the burst, then rate_limited with a retry hint.
+    let mut fast = Raw::connect(&control).await;
+    let mut limited = None;
+    for _ in 0..12 {
+        fast.send(STATUS).await;
+        let v = fast.recv().await.expect("reply");
+        if name(&v) == "rate_limited" {
+            limited = Some(v);
+            break;
+        }
+    }
+    let v = limited.expect("rate limited within 12 requests");
+    assert!(
+        v["error"]["data"]["retry_after_ms"].as_u64().is_some(),
+        "{v}"
+    );
+
+    // Unknown methods: the third closes; garbage closes at once.
+    let mut probe = Raw::connect(&control).await;
+    for i in 1..=3 {
+        probe
+            .send(format!("{{\"jsonrpc\":\"2.0\",\"id\":{i},\"method\":\"x.{i}\"}}\n").as_bytes())
+            .await;
+        let v = probe.recv().await.expect("reply");
+        assert_eq!(name(&v), "unknown_method", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("consent.decide"),
+            "the methods are listed: {v}"
+        );
+    }
+    assert!(probe.recv().await.is_none(), "closed after the third");
+    let mut garbage = Raw::connect(&control).await;
+    garbage.send(b"this is not json\n").await;
+    assert_eq!(name(&garbage.recv().await.expect("reply")), "parse_error");
+    assert!(garbage.recv().await.is_none(), "closed after garbage");
+
+    // The user is still served.
+    env.cli_ok(&["pause"]);
+    env.cli_ok(&["resume"]);
+    assert!(env.daemon_alive());
+}

@@ -11,14 +11,11 @@
 //! - over 64 KiB: `frame_too_large`, close;
 //! - not UTF-8, not JSON, nested too deep, not JSON-RPC: `parse_error` /
 //!   `bad_request`, close;
-//! - unknown methods: `unknown_method`; the third closes;
-//! - a frame begun but not finished within `[limits] frame_timeout`
-//!   (slowloris): `frame_timeout`, close;
-//! - faster than `[limits] requests_per_second` (token bucket with
-//!   `burst`): `rate_limited` with `retry_after_ms`, connection kept;
 //! - the pid that connected has exited or names another process now
 //!   (the socket was handed to, or inherited by, someone else):
-//!   `peer_changed`, close.
+//!   `peer_changed`, close;
+//! - a slow frame, a flood, and a third unknown method: [`super::guard`],
+//!   which the control socket's loop uses too.
 
 use futures::StreamExt;
 use interprocess::local_socket::tokio::{prelude::*, Stream};
@@ -31,6 +28,7 @@ use valetkey_ipc::jsonrpc::Response;
 use valetkey_ipc::{ErrorCode, RpcError};
 
 use super::dispatch;
+use super::guard::Guard;
 use super::wire::{send, send_answer, Answer, Conn, Session};
 use valetkey_core::broker::Shared;
 
@@ -168,59 +166,6 @@ fn attest(
     Ok(identity)
 }
 
-/// A token bucket: `rate` requests a second, bursts up to `burst`.
-struct Bucket {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    at: tokio::time::Instant,
-}
-
-impl Bucket {
-    fn new(rate: u32, burst: u32) -> Self {
-        Self {
-            tokens: burst as f64,
-            rate: rate as f64,
-            burst: burst as f64,
-            at: tokio::time::Instant::now(),
-        }
-    }
-
-    /// Takes one token, or says how long until one is there.
-    fn take(&mut self) -> Result<(), u64> {
-        let now = tokio::time::Instant::now();
-        let dt = now.duration_since(self.at).as_secs_f64();
-        self.at = now;
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err((((1.0 - self.tokens) / self.rate) * 1000.0).ceil() as u64)
-        }
-    }
-}
-
-/// Unknown methods tolerated on one connection before it is closed.
-const MAX_UNKNOWN: u32 = 3;
-
-/// Why a frame ends the connection (after its error is sent).
-fn fatal(answer: &Answer, unknown: &mut u32) -> bool {
-    let Some(e) = answer.error() else {
-        return false;
-    };
-    match ErrorCode::from_code(e.code) {
-        // The stream can no longer be trusted to be JSON-RPC.
-        Some(ErrorCode::ParseError | ErrorCode::BadRequest) => true,
-        Some(ErrorCode::UnknownMethod) => {
-            *unknown += 1;
-            *unknown >= MAX_UNKNOWN
-        }
-        Some(ErrorCode::PeerChanged) => true,
-        _ => false,
-    }
-}
-
 async fn frame_loop(
     daemon: &Shared,
     mut framed: Conn,
@@ -234,51 +179,29 @@ async fn frame_loop(
     let killed = |k: &mut Option<watch::Receiver<Option<Cut>>>| cut(k.clone());
     // A frame that arrived while the previous request was in flight.
     let mut early: Option<Frame> = None;
-    let limits = &daemon.config.limits;
-    let mut bucket = Bucket::new(limits.requests_per_second, limits.burst);
-    let mut unknown = 0;
-    // When the unfinished frame in the buffer was first seen.
-    let mut partial_since: Option<tokio::time::Instant> = None;
-    let check = limits.frame_timeout / 2;
+    let mut guard = Guard::new(&daemon.config.limits);
     loop {
         let frame = match early.take() {
             Some(f) => f,
             None => tokio::select! {
             f = framed.next() => f,
-            _ = tokio::time::sleep(check) => {
-                if framed.read_buffer().is_empty() {
-                    partial_since = None;
-                    continue;
+            _ = tokio::time::sleep(guard.check_every()) => {
+                match guard.idle(!framed.read_buffer().is_empty()) {
+                    None => continue,
+                    Some(err) => {
+                        let _ = send(&mut framed, &err).await;
+                        return;
+                    }
                 }
-                let since = *partial_since.get_or_insert_with(tokio::time::Instant::now);
-                if since.elapsed() < limits.frame_timeout {
-                    continue;
-                }
-                tracing::warn!("a frame was not finished in time; closing");
-                let err = RpcError::new(
-                    ErrorCode::FrameTimeout,
-                    format!("a frame was started but not finished within {:?}; the connection is closed. Send each message whole, ending with a newline", limits.frame_timeout),
-                );
-                let _ = send(&mut framed, &Response::err(None, err)).await;
-                return;
             }
             _ = stop.changed() => return,
             why = killed(&mut kill) => return closed_by_user(&mut framed, why).await,
             },
         };
-        partial_since = None;
         let resp = match frame {
             Some(Ok(bytes)) => {
-                if let Err(wait_ms) = bucket.take() {
-                    let err = RpcError::new(
-                        ErrorCode::RateLimited,
-                        format!("more than {} requests a second on this connection; retry in {wait_ms} ms", limits.requests_per_second),
-                    )
-                    .with("retry_after_ms", wait_ms);
-                    let id = valetkey_ipc::jsonrpc::parse_request(&bytes)
-                        .ok()
-                        .and_then(|r| r.id);
-                    if !send(&mut framed, &Response::err(id, err)).await {
+                if let Some(refused) = guard.arrived(&bytes) {
+                    if !send(&mut framed, &refused).await {
                         return;
                     }
                     continue;
@@ -301,10 +224,7 @@ async fn frame_loop(
                         pid = session.caller.identity.pid,
                         "the peer process is gone or its pid was reused; closing"
                     );
-                    let id = valetkey_ipc::jsonrpc::parse_request(&bytes)
-                        .ok()
-                        .and_then(|r| r.id);
-                    Answer::err(id, RpcError::new(
+                    Answer::err(super::guard::id_of(&bytes), RpcError::new(
                         ErrorCode::PeerChanged,
                         format!("process {} that opened this connection has exited (or its pid now names another process); the connection is closed. Connect again from the process that uses it", session.caller.identity.pid),
                     ))
@@ -330,7 +250,7 @@ async fn frame_loop(
         if !send_answer(&mut framed, &resp).await {
             return;
         }
-        if fatal(&resp, &mut unknown) {
+        if guard.closes_after(resp.error()) {
             tracing::info!("closing after a protocol violation");
             return;
         }

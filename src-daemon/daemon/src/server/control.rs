@@ -30,6 +30,7 @@ use valetkey_ipc::methods::PeerIdentity;
 use valetkey_ipc::requests::{ControlMethod, ControlRequest};
 use valetkey_ipc::{ErrorCode, RpcError};
 
+use super::guard::Guard;
 use super::wire::{result, send, Conn};
 use valetkey_core::agents as a;
 use valetkey_core::broker::Shared;
@@ -107,7 +108,9 @@ fn trustworthy(peer: &PeerIdentity, loader_env: Result<Vec<String>, String>) -> 
     }
 }
 
-/// Serves one admitted control connection.
+/// Serves one admitted control connection, its frames checked as the
+/// agent socket's are ([`super::guard`]): the control socket is the
+/// user's, but any process of the user's may connect and try.
 pub async fn serve(
     d: &Shared,
     mut framed: Conn,
@@ -116,6 +119,8 @@ pub async fn serve(
     door: &super::boxes::Door,
 ) {
     tracing::info!(exe = %peer.exe, "control client connected");
+    let process = valetkey_core::attest::Attestor::handle(peer.pid, peer.start_time);
+    let mut guard = Guard::new(&d.config.limits);
     let mut events: Option<broadcast::Receiver<valetkey_ipc::control::Event>> = None;
     loop {
         let next_event = async {
@@ -127,7 +132,11 @@ pub async fn serve(
         tokio::select! {
             frame = framed.next() => {
                 let resp = match frame {
-                    Some(Ok(bytes)) => dispatch(d, &bytes, &mut events, (peer, door)).await,
+                    Some(Ok(bytes)) => match guard.arrived(&bytes) {
+                        Some(refused) => refused,
+                        None if !process.alive() => peer_changed(peer, &bytes),
+                        None => dispatch(d, &bytes, &mut events, (peer, door)).await,
+                    },
                     Some(Err(FrameError::TooLarge { limit })) => {
                         let err = RpcError::new(ErrorCode::FrameTooLarge, format!("a frame exceeded {limit} bytes; the connection is closed"));
                         let _ = send(&mut framed, &Response::err(None, err)).await;
@@ -135,27 +144,57 @@ pub async fn serve(
                     }
                     Some(Err(_)) | None => return,
                 };
-                if !send(&mut framed, &resp).await {
+                if !send(&mut framed, &resp).await || guard.closes_after(resp.error.as_ref()) {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(guard.check_every()) => {
+                if let Some(err) = guard.idle(!framed.read_buffer().is_empty()) {
+                    let _ = send(&mut framed, &err).await;
                     return;
                 }
             }
             ev = next_event => {
-                let params = match ev {
-                    Ok(e) => serde_json::to_value(e).unwrap_or(Value::Null),
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        // The client fell behind: tell it to re-list.
-                        serde_json::json!({"type": "lagged", "missed": n})
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                let note = serde_json::json!({"jsonrpc": "2.0", "method": EVENT_METHOD, "params": params});
-                if !super::wire::write_frame(&mut framed, note.to_string().into_bytes()).await {
+                if !push(&mut framed, ev).await {
                     return;
                 }
             }
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Pushes one event; false when the connection ends.
+async fn push(
+    framed: &mut Conn,
+    ev: Result<valetkey_ipc::control::Event, broadcast::error::RecvError>,
+) -> bool {
+    let params = match ev {
+        Ok(e) => serde_json::to_value(e).unwrap_or(Value::Null),
+        // The client fell behind: tell it to re-list.
+        Err(broadcast::error::RecvError::Lagged(n)) => {
+            serde_json::json!({"type": "lagged", "missed": n})
+        }
+        Err(broadcast::error::RecvError::Closed) => return false,
+    };
+    let note = serde_json::json!({"jsonrpc": "2.0", "method": EVENT_METHOD, "params": params});
+    super::wire::write_frame(framed, note.to_string().into_bytes()).await
+}
+
+/// The answer to a request from a peer whose process is gone (or whose
+/// pid names another process now): the connection was handed on.
+fn peer_changed(peer: &PeerIdentity, frame: &[u8]) -> Response {
+    tracing::warn!(
+        pid = peer.pid,
+        "the control peer is gone or its pid was reused; closing"
+    );
+    Response::err(
+        super::guard::id_of(frame),
+        RpcError::new(
+            ErrorCode::PeerChanged,
+            format!("process {} that opened this connection has exited (or its pid now names another process); the connection is closed. Connect again from the process that uses it", peer.pid),
+        ),
+    )
 }
 
 fn unknown(method: &str) -> BrokerError {

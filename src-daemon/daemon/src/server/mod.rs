@@ -23,6 +23,7 @@ pub use wire::{Answer, Session};
 mod control;
 #[doc(hidden)]
 pub mod dispatch;
+mod guard;
 pub mod listener;
 mod wire;
 
