@@ -117,5 +117,29 @@ async fn kill_9_under_load_loses_no_grant_refresh_token_or_audit_record() {
         started.elapsed(),
         failures.len()
     );
+    eprintln!("{}", rotation_windows(&env.log()));
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The rotation windows the daemon logged (from the provider's answer to
+/// the keychain holding the new refresh token), summarised.
+fn rotation_windows(log: &str) -> String {
+    let mut us: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("refresh token rotated and stored"))
+        .filter_map(|l| l.split("window_us=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .collect();
+    us.sort_unstable();
+    if us.is_empty() {
+        return "rotation window: no rotation logged".into();
+    }
+    let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "rotation window: {} rotations, p50 {} us, p99 {} us, max {} us",
+        us.len(),
+        at(0.5),
+        at(0.99),
+        us[us.len() - 1]
+    )
 }

@@ -286,6 +286,11 @@ impl TokenService {
             }
             Err(e) => return Err(e.into()),
         };
+        // The rotation window: from the provider's answer (it has rotated
+        // the token) to the new one being held by the keychain. A kill in
+        // it loses the login where the provider counts the old token as
+        // reused; its length is logged for scripts/crash.sh.
+        let answered = std::time::Instant::now();
         if let Some(new_rt) = &got.refresh_token {
             if let Err(e) = self
                 .keychain
@@ -303,7 +308,8 @@ impl TokenService {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&p.name);
-            tracing::info!(provider = %p.name, "refresh token rotated and stored");
+            let window_us = u64::try_from(answered.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tracing::info!(provider = %p.name, window_us, "refresh token rotated and stored");
         }
         let scopes = got.scopes.clone().unwrap_or_else(|| req.scopes.to_vec());
         let extra = crate::scope::missing(&scopes, req.scopes);
