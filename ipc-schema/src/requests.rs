@@ -15,7 +15,7 @@
 
 use schemars::SchemaGenerator;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::admin::{AuditQuery, GrantsAdd, GrantsList, LoginRecord, Logout, ProvidersStatus};
 use crate::boxes::{BoxClose, BoxOpen, BoxReport, BoxStarted};
@@ -36,6 +36,16 @@ fn invalid(method: &str, e: serde_json::Error) -> RpcError {
         ErrorCode::InvalidParams,
         format!("invalid params for {method}: {e}; see PROTOCOL.md"),
     )
+}
+
+/// `methods[NAME]`: the method's params and result schemas.
+fn method_entry<M: Method>(gen: &mut SchemaGenerator, methods: &mut Map<String, Value>) {
+    let params = gen.subschema_for::<M::Params>();
+    let result = gen.subschema_for::<M::Result>();
+    methods.insert(
+        M::NAME.to_owned(),
+        json!({ "params": params, "result": result }),
+    );
 }
 
 macro_rules! requests {
@@ -92,7 +102,7 @@ macro_rules! requests {
             /// Each method's params and result schemas, by wire name.
             pub(crate) fn schema_entries(gen: &mut SchemaGenerator) -> Map<String, Value> {
                 let mut methods = Map::new();
-                $(crate::schema::method_entry::<$m>(gen, &mut methods);)+
+                $(method_entry::<$m>(gen, &mut methods);)+
                 methods
             }
         }

@@ -10,19 +10,9 @@ use serde_json::{json, Map, Value};
 use crate::control::Event;
 use crate::error::{ErrorCode, RpcError};
 use crate::jsonrpc::{Request, Response};
-use crate::methods::Method;
 use crate::policy::{PolicyDecision, PolicyInput};
 use crate::requests::{AgentMethod, ControlMethod};
 use crate::{MAX_FRAME_LEN, PROTOCOL_VERSION};
-
-pub(crate) fn method_entry<M: Method>(gen: &mut SchemaGenerator, methods: &mut Map<String, Value>) {
-    let params = gen.subschema_for::<M::Params>();
-    let result = gen.subschema_for::<M::Result>();
-    methods.insert(
-        M::NAME.to_owned(),
-        json!({ "params": params, "result": result }),
-    );
-}
 
 fn defs_of<T: JsonSchema>(gen: &mut SchemaGenerator) -> Value {
     gen.subschema_for::<T>().to_value()
