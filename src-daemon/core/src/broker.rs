@@ -72,6 +72,9 @@ pub struct Ports {
     pub keychain: Arc<dyn Keychain>,
     /// Refresh and revocation.
     pub upstream: Arc<dyn Upstream>,
+    /// Where rotated refresh tokens are journalled before the keychain
+    /// holds them (none: not journalled).
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// A handle to the broker.
@@ -109,6 +112,7 @@ impl Broker {
         let ports = Ports {
             keychain: Arc::new(SecretService::new()),
             upstream: Arc::new(HttpUpstream::new()),
+            journal: Some(crate::dirs::data_dir().join("rotations")),
         };
         Self::assemble(config, store, policies, ports)
     }
@@ -131,7 +135,11 @@ impl Broker {
             profiles,
             config,
             store,
-            tokens: TokenService::new(ports.keychain.clone(), ports.upstream.clone()),
+            tokens: match ports.journal {
+                Some(dir) => TokenService::new(ports.keychain.clone(), ports.upstream.clone())
+                    .with_journal(dir),
+                None => TokenService::new(ports.keychain.clone(), ports.upstream.clone()),
+            },
             keychain: ports.keychain,
             upstream: ports.upstream,
             attestor: Attestor::default(),

@@ -43,6 +43,8 @@ pub enum Item<'a> {
     ClientSecret(&'a str),
     /// A delegation signing key (PKCS#8, base64), by key id.
     SigningKey(&'a str),
+    /// The key that seals the rotation journal (base64).
+    JournalKey,
 }
 
 impl Item<'_> {
@@ -52,6 +54,7 @@ impl Item<'_> {
             Item::RefreshToken(p) => format!("refresh-token:{p}"),
             Item::ClientSecret(p) => format!("client-secret:{p}"),
             Item::SigningKey(k) => format!("signing-key:{k}"),
+            Item::JournalKey => "rotation-journal-key".into(),
         }
     }
 
@@ -60,6 +63,7 @@ impl Item<'_> {
             Item::RefreshToken(p) => format!("Valet Key refresh token for {p}"),
             Item::ClientSecret(p) => format!("Valet Key client secret for {p}"),
             Item::SigningKey(k) => format!("Valet Key delegation signing key {k}"),
+            Item::JournalKey => "Valet Key rotation journal key".into(),
         }
     }
 }

@@ -135,8 +135,12 @@ fn rotation_windows(log: &str) -> String {
         return "rotation window: no rotation logged".into();
     }
     let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
+    let replayed = log
+        .lines()
+        .filter(|l| l.contains("recovered from the rotation journal"))
+        .count();
     format!(
-        "rotation window: {} rotations, p50 {} us, p99 {} us, max {} us",
+        "rotation window: {} rotations, p50 {} us, p99 {} us, max {} us; {replayed} replayed from the journal after a kill",
         us.len(),
         at(0.5),
         at(0.99),

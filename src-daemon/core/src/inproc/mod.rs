@@ -16,6 +16,7 @@ mod fakes;
 mod narrowing;
 mod proxy_only;
 mod revoke;
+mod rotation;
 mod single_flight;
 mod token_get;
 
@@ -94,6 +95,7 @@ impl World {
         let ports = Ports {
             keychain: keychain.clone(),
             upstream: upstream.clone(),
+            journal: Some(dir.path().join("rotations")),
         };
         World {
             d: Broker::assemble(config, store, policies, ports),

@@ -2,6 +2,7 @@
 //! single-flight, rotation-safe refresh in front of the provider.
 
 mod cache;
+pub mod journal;
 pub mod service;
 
 pub use cache::{CacheKey, CachedToken, KeyRef, TokenCache};

@@ -7,7 +7,9 @@
 //! it is acquired, so 100 concurrent cold requests make one refresh. A
 //! rotated refresh token is written to the keychain before any access token
 //! goes out; if that write fails, the new token is kept in memory
-//! (`pending`) and used for the next refresh, so it is never lost.
+//! (`pending`) and used for the next refresh, so it is never lost. Before
+//! the keychain, it is written to the rotation journal ([`super::journal`]),
+//! which a daemon killed in between replays at its next refresh.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use valetkey_ipc::ErrorCode;
 
+use super::journal::{digest, Journal};
 use super::{CacheKey, CachedToken, KeyRef, TokenCache};
 use crate::config::Provider;
 use crate::error::BrokerError;
@@ -38,6 +41,11 @@ pub struct TokenService {
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Rotated refresh tokens the keychain refused to store yet.
     pending: Mutex<HashMap<String, Secret>>,
+    /// Where the rotation journal lives (none: no journal).
+    journal_dir: Option<std::path::PathBuf>,
+    /// The journal, opened at the first refresh (its key from the
+    /// keychain); `None` inside when it cannot be used.
+    journal: tokio::sync::OnceCell<Option<Journal>>,
     /// Upstream refreshes made (for `status` and tests).
     refreshes: AtomicU64,
     /// The last token id handed out by a refresh.
@@ -70,8 +78,60 @@ impl TokenService {
             upstream,
             flights: Mutex::default(),
             pending: Mutex::default(),
+            journal_dir: None,
+            journal: tokio::sync::OnceCell::new(),
             refreshes: AtomicU64::new(0),
             ids: AtomicU64::new(0),
+        }
+    }
+
+    /// With the rotation journal in `dir`.
+    pub fn with_journal(mut self, dir: std::path::PathBuf) -> Self {
+        self.journal_dir = Some(dir);
+        self
+    }
+
+    /// The journal, opened on first use.
+    async fn journal(&self) -> Option<&Journal> {
+        let dir = self.journal_dir.as_deref()?;
+        self.journal
+            .get_or_init(|| async {
+                Journal::open(dir, &*self.keychain)
+                    .await
+                    .inspect_err(|e| tracing::warn!(error = %e, "no rotation journal: a daemon killed as a token rotates may lose the login"))
+                    .ok()
+            })
+            .await
+            .as_ref()
+    }
+
+    /// Puts a journalled token in the keychain when the keychain still
+    /// holds the one it replaced (the daemon was killed in between).
+    async fn replay(&self, j: &Journal, p: &Provider) {
+        let r = match j.read(&p.keychain_key) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(provider = %p.name, error = %e, "rotation journal"),
+        };
+        let item = Item::RefreshToken(&p.keychain_key);
+        let current = match self.keychain.get(item).await {
+            Ok(c) => c,
+            Err(e) => {
+                return tracing::warn!(provider = %p.name, error = %e, "cannot replay the rotation journal yet")
+            }
+        };
+        if current.as_ref().map(|c| digest(c.expose())) != Some(r.replaces) {
+            // Stored after all, or a login or logout since: it wins.
+            return j.clear(&p.keychain_key);
+        }
+        match self.keychain.set(item, &r.token).await {
+            Ok(()) => {
+                tracing::warn!(provider = %p.name, "a refresh token rotated as the daemon stopped was recovered from the rotation journal");
+                j.clear(&p.keychain_key);
+            }
+            Err(e) => {
+                tracing::warn!(provider = %p.name, error = %e, "cannot replay the rotation journal yet")
+            }
         }
     }
 
@@ -197,6 +257,9 @@ impl TokenService {
         if let Some(rt) = pending {
             return Ok(rt);
         }
+        if let Some(j) = self.journal().await {
+            self.replay(j, p).await;
+        }
         self.keychain
             .get(Item::RefreshToken(&p.keychain_key))
             .await?
@@ -260,6 +323,21 @@ impl TokenService {
         r.map(|(t, _)| t)
     }
 
+    /// Journals `new_rt`, which replaces `old`; best effort (the
+    /// keychain write follows either way). Whether it is durable there.
+    fn journal_write(&self, p: &Provider, old: &Secret, new_rt: &Secret) -> bool {
+        let Some(Some(j)) = self.journal.get() else {
+            return false;
+        };
+        match j.write(&p.keychain_key, &digest(old.expose()), new_rt) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(provider = %p.name, error = %e, "rotation journal not written");
+                false
+            }
+        }
+    }
+
     async fn exchange(
         &self,
         store: &Store,
@@ -292,6 +370,8 @@ impl TokenService {
         // reused; its length is logged for scripts/crash.sh.
         let answered = std::time::Instant::now();
         if let Some(new_rt) = &got.refresh_token {
+            let journalled = self.journal_write(p, rt, new_rt);
+            let durable_us = micros(answered);
             if let Err(e) = self
                 .keychain
                 .set(Item::RefreshToken(&p.keychain_key), new_rt)
@@ -308,8 +388,12 @@ impl TokenService {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&p.name);
-            let window_us = u64::try_from(answered.elapsed().as_micros()).unwrap_or(u64::MAX);
-            tracing::info!(provider = %p.name, window_us, "refresh token rotated and stored");
+            if let Some(Some(j)) = self.journal.get() {
+                j.clear(&p.keychain_key);
+            }
+            let keychain_us = micros(answered);
+            let window_us = if journalled { durable_us } else { keychain_us };
+            tracing::info!(provider = %p.name, window_us, keychain_us, "refresh token rotated and stored");
         }
         let scopes = got.scopes.clone().unwrap_or_else(|| req.scopes.to_vec());
         let extra = crate::scope::missing(&scopes, req.scopes);
@@ -342,4 +426,9 @@ impl TokenService {
             got.refresh_token.is_some(),
         ))
     }
+}
+
+/// Microseconds since `t`.
+fn micros(t: std::time::Instant) -> u64 {
+    u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
