@@ -19,7 +19,9 @@ struct Mcp {
     _server: Proc,
 }
 
-fn start_server(env: &TestEnv, port: u16, as_port: u16, flags: &[&str]) -> Proc {
+/// Starts the test MCP server, or `None` when it exits before it is ready
+/// (its ports, picked free, were taken meanwhile: it logs EADDRINUSE).
+fn start_server(env: &TestEnv, port: u16, as_port: u16, flags: &[&str]) -> Option<Proc> {
     let log = std::fs::File::create(env.path("logs/mcp-server.log")).expect("log");
     let mut child = Command::new("node")
         .arg(repo().join("mcp/server.mjs"))
@@ -42,15 +44,24 @@ fn start_server(env: &TestEnv, port: u16, as_port: u16, flags: &[&str]) -> Proc 
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
         .expect("ready line");
-    assert!(line.contains("\"ready\":true"), "MCP server: {line:?}");
-    Proc(child)
+    let server = Proc(child);
+    line.contains("\"ready\":true").then_some(server)
 }
 
 fn mcp_up(flags: &[&str]) -> Mcp {
     let mut env = TestEnv::new().expect("env");
     std::fs::create_dir_all(env.path("docs")).expect("docs");
-    let (port, as_port) = (free_port(), free_port());
-    let server = start_server(&env, port, as_port, flags);
+    // A port picked free can be taken before the server binds it (another
+    // test's server): then it is started again on new ones.
+    let (port, as_port, server) = (0..3)
+        .find_map(|_| {
+            let (port, as_port) = (free_port(), free_port());
+            start_server(&env, port, as_port, flags).map(|s| (port, as_port, s))
+        })
+        .unwrap_or_else(|| {
+            let log = std::fs::read_to_string(env.path("logs/mcp-server.log")).unwrap_or_default();
+            panic!("the MCP test server did not start three times:\n{log}")
+        });
     env.start_daemon().expect("daemon");
     Mcp {
         env,
