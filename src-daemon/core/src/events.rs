@@ -6,7 +6,7 @@
 //! re-list); it never slows the agents down.
 
 use tokio::sync::broadcast;
-use valetkey_ipc::control::{ConsentOutcome, Decision, Event, RevokeTarget};
+use valetkey_ipc::control::{ConsentOutcome, Decision, Event, RevokeResult, RevokeTarget};
 
 use crate::store::{AuditRecord, Store};
 
@@ -60,17 +60,7 @@ fn summarize(e: &Event) -> (Option<String>, String) {
             ..
         } => (
             Some(agent.clone()),
-            match outcome {
-                ConsentOutcome::Allowed => format!(
-                    "allowed {} {}",
-                    scopes.join(" "),
-                    decision.as_ref().map(describe_decision).unwrap_or_default()
-                ),
-                ConsentOutcome::Denied => "consent denied".into(),
-                ConsentOutcome::TimedOut => "consent timed out unanswered".into(),
-                ConsentOutcome::UserAway => "consent refused: session locked".into(),
-                ConsentOutcome::Withdrawn => "consent withdrawn: the agent went away".into(),
-            },
+            decided(*outcome, decision.as_ref(), scopes),
         ),
         Event::ConsentFlood { agent } => (
             Some(agent.clone()),
@@ -90,28 +80,7 @@ fn summarize(e: &Event) -> (Option<String>, String) {
             format!("token for {} on {provider}", scopes.join(" ")),
         ),
         Event::AgentSeen { agent, exe } => (Some(agent.clone()), format!("connected as {exe}")),
-        Event::Revoked { target, result } => {
-            let what = match target {
-                RevokeTarget::Grant { id } => format!("grant {id}"),
-                RevokeTarget::Agent { name } => format!("agent {name}"),
-                RevokeTarget::All => "everything".into(),
-                RevokeTarget::Delegation { jti } => format!("delegation {jti}"),
-            };
-            let agent = match target {
-                RevokeTarget::Agent { name } => Some(name.clone()),
-                _ => None,
-            };
-            (
-                agent,
-                format!(
-                    "revoked {what}: {} grant(s), {} cached token(s), {} revoked at the provider, {} connection(s) closed",
-                    result.grants_removed,
-                    result.tokens_dropped,
-                    result.tokens_revoked_upstream,
-                    result.connections_closed
-                ),
-            )
-        }
+        Event::Revoked { target, result } => revoked(target, result),
         Event::AgentChanged { agent, change } => (Some(agent.clone()), format!("agent {change}")),
         Event::PolicyDecided {
             agent,
@@ -127,42 +96,15 @@ fn summarize(e: &Event) -> (Option<String>, String) {
                 decision.rule
             ),
         ),
-        Event::PolicyReloaded { ok, files, error } => (
-            None,
-            if *ok {
-                format!(
-                    "policy reloaded: {}",
-                    if files.is_empty() {
-                        "built-in only".to_string()
-                    } else {
-                        files.join(", ")
-                    }
-                )
-            } else {
-                format!(
-                    "policy change refused, the previous policy stays: {}",
-                    error.clone().unwrap_or_default()
-                )
-            },
-        ),
+        Event::PolicyReloaded { ok, files, error } => {
+            (None, policy_reloaded(*ok, files, error.as_deref()))
+        }
         Event::DelegationCreated {
             chain,
             provider,
             scopes,
             ..
-        } => (
-            chain
-                .iter()
-                .rev()
-                .nth(1)
-                .and_then(|a| a.strip_prefix("agent:"))
-                .map(str::to_owned),
-            format!(
-                "delegated {} on {provider} to {}",
-                scopes.join(" "),
-                chain.join(" → ")
-            ),
-        ),
+        } => delegated(chain, provider, scopes),
         Event::Anomaly {
             agent,
             rule,
@@ -175,18 +117,87 @@ fn summarize(e: &Event) -> (Option<String>, String) {
                 if *suspended { "; agent suspended" } else { "" }
             ),
         ),
-        Event::StatusChanged { status } => (
-            None,
-            format!(
-                "issuing {}, session {}",
-                if status.paused { "paused" } else { "active" },
-                if status.session_locked {
-                    "locked"
-                } else {
-                    "unlocked"
-                }
-            ),
+        Event::StatusChanged { status } => (None, status_line(status)),
+    }
+}
+
+/// How a consent ended, as the activity log says it.
+fn decided(outcome: ConsentOutcome, decision: Option<&Decision>, scopes: &[String]) -> String {
+    match outcome {
+        ConsentOutcome::Allowed => format!(
+            "allowed {} {}",
+            scopes.join(" "),
+            decision.map(describe_decision).unwrap_or_default()
         ),
+        ConsentOutcome::Denied => "consent denied".into(),
+        ConsentOutcome::TimedOut => "consent timed out unanswered".into(),
+        ConsentOutcome::UserAway => "consent refused: session locked".into(),
+        ConsentOutcome::Withdrawn => "consent withdrawn: the agent went away".into(),
+    }
+}
+
+/// A revocation: the agent it concerns (when it named one) and its tally.
+fn revoked(target: &RevokeTarget, result: &RevokeResult) -> (Option<String>, String) {
+    let what = match target {
+        RevokeTarget::Grant { id } => format!("grant {id}"),
+        RevokeTarget::Agent { name } => format!("agent {name}"),
+        RevokeTarget::All => "everything".into(),
+        RevokeTarget::Delegation { jti } => format!("delegation {jti}"),
+    };
+    let agent = match target {
+        RevokeTarget::Agent { name } => Some(name.clone()),
+        _ => None,
+    };
+    let line = format!(
+        "revoked {what}: {} grant(s), {} cached token(s), {} revoked at the provider, {} connection(s) closed",
+        result.grants_removed,
+        result.tokens_dropped,
+        result.tokens_revoked_upstream,
+        result.connections_closed
+    );
+    (agent, line)
+}
+
+/// A delegation: the agent that made it (the chain's one before last),
+/// and what it passed on.
+fn delegated(chain: &[String], provider: &str, scopes: &[String]) -> (Option<String>, String) {
+    let by = chain
+        .iter()
+        .rev()
+        .nth(1)
+        .and_then(|a| a.strip_prefix("agent:"))
+        .map(str::to_owned);
+    let line = format!(
+        "delegated {} on {provider} to {}",
+        scopes.join(" "),
+        chain.join(" → ")
+    );
+    (by, line)
+}
+
+fn status_line(status: &valetkey_ipc::control::StatusResult) -> String {
+    format!(
+        "issuing {}, session {}",
+        if status.paused { "paused" } else { "active" },
+        if status.session_locked {
+            "locked"
+        } else {
+            "unlocked"
+        }
+    )
+}
+
+fn policy_reloaded(ok: bool, files: &[String], error: Option<&str>) -> String {
+    if !ok {
+        return format!(
+            "policy change refused, the previous policy stays: {}",
+            error.unwrap_or_default()
+        );
+    }
+    if files.is_empty() {
+        "policy reloaded: built-in only".into()
+    } else {
+        format!("policy reloaded: {}", files.join(", "))
     }
 }
 
