@@ -109,3 +109,37 @@ async fn a_login_made_since_wins_over_the_journal() {
     assert_eq!(presented(&w), ["refresh-0", "refresh-login"]);
     assert_eq!(sealed(&dir), 0);
 }
+
+/// The keychain refuses two rotations in a row (locked, say), so the
+/// daemon runs on the token it holds in memory; then it is killed. The
+/// journal still names what the keychain holds, and the next daemon gets
+/// the newest token, not the one of the first rotation.
+#[tokio::test]
+async fn after_two_refused_writes_the_next_daemon_gets_the_newest_token() {
+    let w = Arc::new(World::new());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("rotations");
+    w.login("gh", &["read"]);
+    Journal::open(&dir, &*w.keychain).await.expect("journal");
+    w.keychain.fail_writes.store(true, Ordering::SeqCst);
+    let p = w.d.provider("gh").expect("gh");
+    let scopes = ["read".to_owned()];
+    let first = daemon(&w, &dir);
+    assert!(first.get(&w.d.store, &p, &req(&scopes)).await.is_err());
+    assert!(first.get(&w.d.store, &p, &req(&scopes)).await.is_err());
+    // It presented the token it held in memory the second time.
+    assert_eq!(presented(&w), ["refresh-0", "refresh-1"]);
+    drop(first);
+    w.keychain.fail_writes.store(false, Ordering::SeqCst);
+
+    let next = daemon(&w, &dir);
+    next.get(&w.d.store, &p, &req(&scopes))
+        .await
+        .expect("token");
+    assert_eq!(presented(&w), ["refresh-0", "refresh-1", "refresh-2"]);
+    assert_eq!(
+        w.keychain.peek(Item::RefreshToken("gh")).as_deref(),
+        Some("refresh-3")
+    );
+    assert_eq!(sealed(&dir), 0);
+}

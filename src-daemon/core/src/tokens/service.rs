@@ -329,7 +329,14 @@ impl TokenService {
         let Some(Some(j)) = self.journal.get() else {
             return false;
         };
-        match j.write(&p.keychain_key, &digest(old.expose()), new_rt) {
+        // An entry still there means the keychain did not take the last
+        // rotation either (it refused, `pending`): the keychain still holds
+        // what that entry replaced, and the replay must match that.
+        let replaces = match j.read(&p.keychain_key) {
+            Ok(Some(prev)) => prev.replaces,
+            _ => digest(old.expose()),
+        };
+        match j.write(&p.keychain_key, &replaces, new_rt) {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(provider = %p.name, error = %e, "rotation journal not written");
