@@ -54,6 +54,16 @@ async fn killed_in_the_window(w: &World, dir: &std::path::Path) {
     assert_eq!(sealed(dir), 1, "journalled");
 }
 
+/// A daemon started after the kill refreshes once.
+async fn next_daemon_refreshes(w: &World, dir: &std::path::Path) {
+    let p = w.d.provider("gh").expect("gh");
+    let scopes = ["read".to_owned()];
+    daemon(w, dir)
+        .get(&w.d.store, &p, &req(&scopes))
+        .await
+        .expect("token");
+}
+
 fn req(scopes: &[String]) -> Request<'_> {
     Request {
         agent_id: 1,
@@ -71,12 +81,7 @@ async fn a_token_rotated_as_the_daemon_died_is_used_by_the_next_one() {
     let dir = tmp.path().join("rotations");
     killed_in_the_window(&w, &dir).await;
 
-    let next = daemon(&w, &dir);
-    let p = w.d.provider("gh").expect("gh");
-    let scopes = ["read".to_owned()];
-    next.get(&w.d.store, &p, &req(&scopes))
-        .await
-        .expect("token");
+    next_daemon_refreshes(&w, &dir).await;
     // It presented the rotated token, not the one the provider had used
     // up (which a rotating provider answers by revoking the login).
     assert_eq!(presented(&w), ["refresh-0", "refresh-1"]);
@@ -100,12 +105,7 @@ async fn a_login_made_since_wins_over_the_journal() {
     // The user logged in again before the next daemon started.
     w.keychain.put(Item::RefreshToken("gh"), "refresh-login");
 
-    let next = daemon(&w, &dir);
-    let p = w.d.provider("gh").expect("gh");
-    let scopes = ["read".to_owned()];
-    next.get(&w.d.store, &p, &req(&scopes))
-        .await
-        .expect("token");
+    next_daemon_refreshes(&w, &dir).await;
     assert_eq!(presented(&w), ["refresh-0", "refresh-login"]);
     assert_eq!(sealed(&dir), 0);
 }
@@ -132,14 +132,30 @@ async fn after_two_refused_writes_the_next_daemon_gets_the_newest_token() {
     drop(first);
     w.keychain.fail_writes.store(false, Ordering::SeqCst);
 
-    let next = daemon(&w, &dir);
-    next.get(&w.d.store, &p, &req(&scopes))
-        .await
-        .expect("token");
+    next_daemon_refreshes(&w, &dir).await;
     assert_eq!(presented(&w), ["refresh-0", "refresh-1", "refresh-2"]);
     assert_eq!(
         w.keychain.peek(Item::RefreshToken("gh")).as_deref(),
         Some("refresh-3")
     );
     assert_eq!(sealed(&dir), 0);
+}
+
+/// A keychain locked at the first refresh keeps the journal closed only
+/// until it unlocks: the next refresh opens it (makes its key).
+#[tokio::test]
+async fn a_journal_a_locked_keychain_kept_closed_opens_once_it_unlocks() {
+    let w = Arc::new(World::new());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("rotations");
+    w.login("gh", &["read"]);
+    let p = w.d.provider("gh").expect("gh");
+    let scopes = ["read".to_owned()];
+    let svc = daemon(&w, &dir);
+    w.keychain.locked.store(true, Ordering::SeqCst);
+    assert!(svc.get(&w.d.store, &p, &req(&scopes)).await.is_err());
+    assert!(w.keychain.peek(Item::JournalKey).is_none());
+    w.keychain.locked.store(false, Ordering::SeqCst);
+    svc.get(&w.d.store, &p, &req(&scopes)).await.expect("token");
+    assert!(w.keychain.peek(Item::JournalKey).is_some(), "opened");
 }

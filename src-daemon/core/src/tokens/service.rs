@@ -43,9 +43,9 @@ pub struct TokenService {
     pending: Mutex<HashMap<String, Secret>>,
     /// Where the rotation journal lives (none: no journal).
     journal_dir: Option<std::path::PathBuf>,
-    /// The journal, opened at the first refresh (its key from the
-    /// keychain); `None` inside when it cannot be used.
-    journal: tokio::sync::OnceCell<Option<Journal>>,
+    /// The journal, opened at the first refresh that can (its key comes
+    /// from the keychain, which may be locked until then).
+    journal: tokio::sync::OnceCell<Journal>,
     /// Upstream refreshes made (for `status` and tests).
     refreshes: AtomicU64,
     /// The last token id handed out by a refresh.
@@ -91,18 +91,15 @@ impl TokenService {
         self
     }
 
-    /// The journal, opened on first use.
+    /// The journal, opened on first use; a failure (a locked keychain) is
+    /// not kept, so a later refresh opens it.
     async fn journal(&self) -> Option<&Journal> {
         let dir = self.journal_dir.as_deref()?;
         self.journal
-            .get_or_init(|| async {
-                Journal::open(dir, &*self.keychain)
-                    .await
-                    .inspect_err(|e| tracing::warn!(error = %e, "no rotation journal: a daemon killed as a token rotates may lose the login"))
-                    .ok()
-            })
+            .get_or_try_init(|| Journal::open(dir, &*self.keychain))
             .await
-            .as_ref()
+            .inspect_err(|e| tracing::warn!(error = %e, "no rotation journal yet: a daemon killed as a token rotates may lose the login"))
+            .ok()
     }
 
     /// Puts a journalled token in the keychain when the keychain still
@@ -326,7 +323,7 @@ impl TokenService {
     /// Journals `new_rt`, which replaces `old`; best effort (the
     /// keychain write follows either way). Whether it is durable there.
     fn journal_write(&self, p: &Provider, old: &Secret, new_rt: &Secret) -> bool {
-        let Some(Some(j)) = self.journal.get() else {
+        let Some(j) = self.journal.get() else {
             return false;
         };
         // An entry still there means the keychain did not take the last
@@ -395,7 +392,7 @@ impl TokenService {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&p.name);
-            if let Some(Some(j)) = self.journal.get() {
+            if let Some(j) = self.journal.get() {
                 j.clear(&p.keychain_key);
             }
             let keychain_us = micros(answered);
